@@ -1,0 +1,79 @@
+"""What one simulation run returns: per-request, per-instance and cluster arrays (no formatting)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Request lifecycle codes (``SimResult.req_state``).
+REQ_NOT_ARRIVED = 0   # never reached the cluster before the horizon
+REQ_REJECTED = 1      # refused by admission
+REQ_IN_PIPELINE = 2   # admitted, routing/alpha delay not yet elapsed at the horizon
+REQ_QUEUED = 3
+REQ_RUNNING = 4
+REQ_COMPLETED = 5
+REQ_DROPPED = 6       # can never fit in the instance's KV cache (dropped_unservable)
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Raw outcome of ``simulator.run``.
+
+    Per request (shape (n,)); times are int64 microseconds, -1 when the event did not happen:
+      req_state, req_instance (-1 if never routed), arrival_us, routed_us, queued_us,
+      scheduled_us (first scheduling), first_token_us (sim time the first token was produced,
+      without alpha2), done_us (end of the completing step), ttft_us / e2e_us / itl_us (float64,
+      NaN when absent; the reference's metric definitions), sched_delay_us (int64, -1 absent),
+      preemptions (int64).
+    Per instance (shape (N,)): inst_* counters (see field names).
+    ITL samples: ``itl_values_us`` (float64) with ``itl_counts`` (int64) and ``itl_instance``
+      (int32): the multiset of per-token ITL entries of completed requests, run-length encoded.
+    Trace: ``admit_total/admitted/rejected``, ``route_target`` per routing decision in decision
+      order (int32), ``route_regret`` (float64) when counterfactual_k > 0.
+    """
+
+    n_in: np.ndarray
+    n_out: np.ndarray
+    req_state: np.ndarray
+    req_instance: np.ndarray
+    arrival_us: np.ndarray
+    routed_us: np.ndarray
+    queued_us: np.ndarray
+    scheduled_us: np.ndarray
+    first_token_us: np.ndarray
+    done_us: np.ndarray
+    ttft_us: np.ndarray
+    e2e_us: np.ndarray
+    itl_us: np.ndarray
+    sched_delay_us: np.ndarray
+    preemptions: np.ndarray
+
+    inst_completed: np.ndarray
+    inst_still_queued: np.ndarray
+    inst_still_running: np.ndarray
+    inst_dropped: np.ndarray
+    inst_input_tokens: np.ndarray
+    inst_output_tokens: np.ndarray
+    inst_sim_ended_us: np.ndarray
+    inst_preemptions: np.ndarray
+    inst_kv_alloc_failures: np.ndarray
+    inst_cache_hit_rate: np.ndarray
+    inst_kv_thrashing_rate: np.ndarray
+    inst_peak_kv_blocks: np.ndarray
+    inst_kv_block_us: np.ndarray
+    inst_steps: np.ndarray
+    inst_waitq_sum: np.ndarray
+
+    itl_values_us: np.ndarray
+    itl_counts: np.ndarray
+    itl_instance: np.ndarray
+
+    rejected: int
+    route_target: np.ndarray
+    route_regret: np.ndarray
+    trace_on: bool
+    num_instances: int
+    slo_class: np.ndarray | None = None
+    slo_names: tuple = ("",)
+    tenant: np.ndarray | None = None
+    tenant_names: tuple = ("",)
