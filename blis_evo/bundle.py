@@ -1,0 +1,269 @@
+"""Policy bundle YAML (``--policy-config``) and the ``--routing-scorers`` string.
+
+Behaviour port of BLIS ``sim/bundle.go`` (LoadPolicyBundle + Validate) and
+``sim/routing_scorers.go`` (ParseScorerConfigs) @cbb0de7b.  The file layout is::
+
+    admission: {policy, token_bucket_capacity, token_bucket_refill_rate}
+    routing:   {policy, scorers: [{name, weight}, ...]}
+    priority:  {policy}
+    scheduler: <name>
+
+Parsing is strict: unknown or duplicate keys anywhere, wrong value types, invalid names and
+bad numbers all raise :class:`InputError` naming the key path.  Every field is optional; a
+missing/null/empty value means "not set" (the CLI flag or reference default applies).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from simulator import registry
+from simulator.config import ScorerSpec
+from simulator.errors import InputError
+
+from .flags import go_float_str, parse_go_float
+
+_PREFIX = "policy-config"
+
+
+@dataclass(frozen=True)
+class PolicyBundle:
+    """The contents of a policy bundle; ``None`` / ``()`` means the field was not set."""
+
+    admission_policy: str | None = None
+    token_bucket_capacity: float | None = None
+    token_bucket_refill_rate: float | None = None
+    routing_policy: str | None = None
+    scorers: tuple[ScorerSpec, ...] = ()
+    priority_policy: str | None = None
+    scheduler: str | None = None
+
+
+def _q(text: str) -> str:
+    """Double-quoted string, like Go's %q for plain text."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# --routing-scorers
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_scorers(text: str) -> tuple[ScorerSpec, ...]:
+    """Parse ``--routing-scorers`` ("name:weight,name:weight"); ``""`` gives ``()``.
+
+    Names must be registered scorers and appear at most once; weights must be finite and > 0.
+    Raises InputError ("--routing-scorers: ...") on the first bad entry.
+    """
+    if text == "":
+        return ()
+    specs: list[ScorerSpec] = []
+    seen: set[str] = set()
+    for raw in text.split(","):
+        part = raw.strip()
+        name, sep, weight_text = part.partition(":")
+        if not sep:
+            raise InputError(f"--routing-scorers: invalid scorer config {_q(part)} (expected name:weight)")
+        name = name.strip()
+        if not registry.is_valid("scorer", name) or name == "":
+            valid = ", ".join(registry.valid_names("scorer"))
+            raise InputError(f"--routing-scorers: unknown scorer {_q(name)}; valid: {valid}")
+        if name in seen:
+            raise InputError(
+                f"--routing-scorers: duplicate scorer {_q(name)}; each scorer may appear at most once"
+            )
+        seen.add(name)
+        try:
+            weight = parse_go_float(weight_text.strip())
+        except ValueError:
+            raise InputError(
+                f"--routing-scorers: invalid weight {_q(weight_text.strip())} for scorer {_q(name)}"
+            ) from None
+        if not math.isfinite(weight) or weight <= 0:
+            raise InputError(
+                f"--routing-scorers: scorer {_q(name)} weight must be a finite positive number, "
+                f"got {go_float_str(weight)}"
+            )
+        specs.append(ScorerSpec(name, weight))
+    return tuple(specs)
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML loading
+# ---------------------------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys and reads YAML 1.2 floats such as ``1e3``."""
+
+
+_StrictLoader.yaml_implicit_resolvers = {
+    key: list(resolvers) for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise InputError(f"{_PREFIX}: keys must be plain scalars (line {key_node.start_mark.line + 1})")
+        if key in seen:
+            raise InputError(
+                f"{_PREFIX}: duplicate key {key!r} at line {key_node.start_mark.line + 1}"
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+            dict: "mapping"}.get(type(value), type(value).__name__)
+
+
+def _mapping(value: Any, path: str, allowed: tuple[str, ...]) -> dict:
+    """Return ``value`` as a dict ({} if null); reject non-mappings and unknown keys."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"{_PREFIX} {path or '(top level)'}: expected a mapping, got {_type_name(value)}")
+    for key in value:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            raise InputError(f"{_PREFIX} {where}: unknown key (allowed: {', '.join(allowed)})")
+    return value
+
+
+def _string(value: Any, path: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"{_PREFIX} {path}: expected a string, got {_type_name(value)}")
+    return value
+
+
+def _number(value: Any, path: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{_PREFIX} {path}: expected a number, got {_type_name(value)}")
+    return float(value)
+
+
+def _policy_name(family: str, label: str, value: Any, path: str) -> str | None:
+    name = _string(value, path)
+    if name is not None and not registry.is_valid(family, name):
+        valid = ", ".join(registry.valid_names(family))
+        raise InputError(f"{_PREFIX} {path}: unknown {label} {_q(name)}; valid options: {valid}")
+    return name
+
+
+def _non_negative(value: float | None, path: str) -> float | None:
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        raise InputError(f"{_PREFIX} {path}: must be a finite number, got {go_float_str(value)}")
+    if value < 0:
+        raise InputError(f"{_PREFIX} {path}: must be non-negative, got {go_float_str(value)}")
+    return value
+
+
+def _scorer_list(value: Any, path: str) -> tuple[ScorerSpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InputError(f"{_PREFIX} {path}: expected a list of {{name, weight}}, got {_type_name(value)}")
+    specs: list[ScorerSpec] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        here = f"{path}[{i}]"
+        entry = _mapping(item, here, ("name", "weight"))
+        name = _string(entry.get("name"), f"{here}.name") or ""
+        weight = _number(entry.get("weight"), f"{here}.weight")
+        weight = 0.0 if weight is None else weight
+        if name == "" or not registry.is_valid("scorer", name):
+            valid = ", ".join(registry.valid_names("scorer"))
+            raise InputError(f"{_PREFIX} {here}.name: unknown scorer {_q(name)}; valid: {valid}")
+        if name in seen:
+            raise InputError(
+                f"{_PREFIX} {here}.name: duplicate scorer {_q(name)}; each scorer may appear at most once"
+            )
+        seen.add(name)
+        if not math.isfinite(weight) or weight <= 0:
+            raise InputError(
+                f"{_PREFIX} {here}.weight: weight of scorer {_q(name)} must be a finite positive "
+                f"number, got {go_float_str(weight)}"
+            )
+        specs.append(ScorerSpec(name, weight))
+    return tuple(specs)
+
+
+def bundle_from_mapping(doc: Any) -> PolicyBundle:
+    """Validate an already-parsed YAML document and build a :class:`PolicyBundle`."""
+    top = _mapping(doc, "", ("admission", "routing", "priority", "scheduler"))
+    admission = _mapping(top.get("admission"), "admission",
+                         ("policy", "token_bucket_capacity", "token_bucket_refill_rate"))
+    routing = _mapping(top.get("routing"), "routing", ("policy", "scorers"))
+    priority = _mapping(top.get("priority"), "priority", ("policy",))
+    # Same check order as the reference: names, then token-bucket numbers, then scorers.
+    admission_policy = _policy_name("admission", "admission policy", admission.get("policy"),
+                                    "admission.policy")
+    routing_policy = _policy_name("routing", "routing policy", routing.get("policy"), "routing.policy")
+    priority_policy = _policy_name("priority", "priority policy", priority.get("policy"),
+                                   "priority.policy")
+    scheduler = _policy_name("scheduler", "scheduler", top.get("scheduler"), "scheduler")
+    capacity = _non_negative(
+        _number(admission.get("token_bucket_capacity"), "admission.token_bucket_capacity"),
+        "admission.token_bucket_capacity")
+    refill = _non_negative(
+        _number(admission.get("token_bucket_refill_rate"), "admission.token_bucket_refill_rate"),
+        "admission.token_bucket_refill_rate")
+    scorers = _scorer_list(routing.get("scorers"), "routing.scorers")
+    return PolicyBundle(
+        admission_policy=admission_policy,
+        token_bucket_capacity=capacity,
+        token_bucket_refill_rate=refill,
+        routing_policy=routing_policy,
+        scorers=scorers,
+        priority_policy=priority_policy,
+        scheduler=scheduler,
+    )
+
+
+def load_policy_bundle(path: str) -> PolicyBundle:
+    """Read, strictly parse and validate the policy bundle YAML at ``path``.
+
+    Raises InputError (one line, naming the key path) on unreadable files, YAML syntax errors,
+    empty or multi-document files, unknown/duplicate keys, wrong types, invalid policy or
+    scorer names, duplicate scorers, non-positive/non-finite scorer weights and negative or
+    non-finite token-bucket numbers.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise InputError(f"--policy-config: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--policy-config: {path} is not UTF-8 text") from None
+    try:
+        docs = list(yaml.load_all(text, Loader=_StrictLoader))
+    except yaml.YAMLError as exc:
+        raise InputError(f"{_PREFIX} {path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    if not docs or docs[0] is None:
+        raise InputError(f"{_PREFIX} {path}: file is empty")
+    if len(docs) > 1:
+        raise InputError(f"{_PREFIX} {path}: expected one YAML document, found {len(docs)}")
+    return bundle_from_mapping(docs[0])

@@ -1,0 +1,484 @@
+"""The ``blis run`` flag table and the argparse parser built from it.
+
+Behaviour port of the ``run`` flags of BLIS ``cmd/root.go`` @cbb0de7b (cobra/pflag).  Every
+reference flag keeps its kebab-case name and reference default; two blis-evo extensions are
+added (``--latency-model`` and ``--legacy-blis-quirks``).
+
+The parser leaves every option at ``None`` so later code can tell which flags the user set
+(cobra's ``Changed()``); :mod:`blis_evo.settings` applies bundle values and reference defaults
+afterwards and runs the per-flag validators declared here.
+
+pflag syntax that plain argparse would reject is normalised first: a value-taking flag always
+consumes the next token (so ``--alpha-coeffs -1,2,3`` works), a bare bool flag means ``true``,
+``--flag=value`` works everywhere, and repeated float-slice flags append, as in pflag.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from simulator import registry
+from simulator.config import INT64_MAX
+from simulator.errors import InputError
+
+INT64_MIN = -(2**63)
+
+Validator = Callable[[str, Any], None]
+
+_VALID_LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
+_VALID_TRACE_LEVELS = ("none", "decisions")
+WORKLOAD_TYPES = ("distribution", "traces", "chatbot", "summarization", "contentgen", "multidoc")
+LATENCY_MODELS = ("blackbox", "roofline")
+
+
+# ---------------------------------------------------------------------------------------------
+# Go-compatible scalar parsing (strconv.ParseFloat / ParseInt(s, 0, 64) / ParseBool)
+# ---------------------------------------------------------------------------------------------
+
+_HEX_FLOAT = re.compile(r"[+-]?0[xX][0-9a-fA-F_]*\.?[0-9a-fA-F_]*[pP][+-]?[0-9_]+")
+_LEGACY_OCTAL = re.compile(r"([+-]?)0([0-7_]+)")
+
+
+def parse_go_float(text: str) -> float:
+    """Parse ``text`` the way Go's ``strconv.ParseFloat(text, 64)`` does; raise ValueError if bad.
+
+    Accepts decimal/exponent forms, ``NaN``, ``[+-]Inf``/``Infinity`` and hex floats with a
+    ``p`` exponent.  Rejects surrounding spaces and digit underscores in decimal numbers.
+    """
+    if text != text.strip() or text == "":
+        raise ValueError(f"invalid number {text!r}")
+    if _HEX_FLOAT.fullmatch(text):
+        return float.fromhex(text.replace("_", ""))
+    if "_" in text:
+        raise ValueError(f"invalid number {text!r}")
+    return float(text)
+
+
+def parse_go_int(text: str) -> int:
+    """Parse ``text`` like Go's ``strconv.ParseInt(text, 0, 64)``: base prefixes, int64 range."""
+    if text != text.strip() or text == "":
+        raise ValueError(f"invalid integer {text!r}")
+    m = _LEGACY_OCTAL.fullmatch(text)
+    if m:
+        value = int(m.group(1) + m.group(2).replace("_", ""), 8)
+    else:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise ValueError(f"invalid integer {text!r}") from None
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"integer {text!r} out of int64 range")
+    return value
+
+
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def parse_go_bool(text: str) -> bool:
+    """Parse ``text`` like Go's ``strconv.ParseBool``."""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"invalid boolean {text!r}")
+
+
+def go_float_str(value: float) -> str:
+    """Format a float the way Go's ``%v`` shows it in error messages (``NaN``, ``+Inf``, ``2``)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validators (called by blis_evo.settings on the effective value: flag > bundle > default)
+# ---------------------------------------------------------------------------------------------
+
+
+def _int_at_least(lo: int) -> Validator:
+    def check(name: str, value: int) -> None:
+        if value < lo:
+            raise InputError(f"--{name} must be >= {lo}, got {value}")
+
+    return check
+
+
+def _int_above(lo: int) -> Validator:
+    def check(name: str, value: int) -> None:
+        if value <= lo:
+            raise InputError(f"--{name} must be > {lo}, got {value}")
+
+    return check
+
+
+def _finite_non_negative(name: str, value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"--{name} must be a finite value >= 0, got {go_float_str(value)}")
+
+
+def _unit_interval(name: str, value: float) -> None:
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise InputError(f"--{name} must be a finite value in [0, 1], got {go_float_str(value)}")
+
+
+def _one_of(allowed: Sequence[str], *, empty_ok: bool = False, lower: bool = False) -> Validator:
+    def check(name: str, value: str) -> None:
+        probe = value.lower() if lower else value
+        if probe in allowed or (empty_ok and probe == ""):
+            return
+        raise InputError(f"--{name}: unknown value {value!r}; valid: {', '.join(allowed)}")
+
+    return check
+
+
+def _policy(family: str, label: str) -> Validator:
+    def check(name: str, value: str) -> None:
+        if not registry.is_valid(family, value):
+            valid = ", ".join(registry.valid_names(family))
+            raise InputError(f"--{name}: unknown {label} {value!r}; valid: {valid}")
+
+    return check
+
+
+def _finite_list(name: str, value: Sequence[float]) -> None:
+    if len(value) < 3:
+        raise InputError(f"--{name} needs at least 3 comma-separated numbers, got {len(value)}")
+    for v in value:
+        if not math.isfinite(v):
+            raise InputError(f"--{name}: coefficients must be finite, got {go_float_str(v)}")
+
+
+def _scorers(name: str, value: str) -> None:
+    from .bundle import parse_scorers  # local import: bundle imports this module
+
+    parse_scorers(value)
+
+
+def _fitness(name: str, value: str) -> None:
+    parse_fitness_weights(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fitness weights (port of cluster.ParseFitnessWeights + the key check of ComputeFitness)
+# ---------------------------------------------------------------------------------------------
+
+FITNESS_KEYS = (
+    "throughput",
+    "tokens_per_sec",
+    "p99_ttft",
+    "p50_ttft",
+    "mean_ttft",
+    "p99_e2e",
+    "p50_e2e",
+    "mean_e2e",
+)
+
+
+def parse_fitness_weights(text: str) -> dict[str, float] | None:
+    """Parse ``--fitness-weights`` ("key:value,key:value"); ``""`` gives None (no fitness output).
+
+    Keys must be fitness metric names (checked up front here; the reference checks them only
+    after the simulation); values must be finite and >= 0.  A repeated key keeps the last value.
+    """
+    if text == "":
+        return None
+    weights: dict[str, float] = {}
+    for raw in text.split(","):
+        pair = raw.strip()
+        key, sep, val_text = pair.partition(":")
+        if not sep:
+            raise InputError(f"--fitness-weights: invalid entry {pair!r}; expected key:value")
+        key = key.strip()
+        try:
+            val = parse_go_float(val_text.strip())
+        except ValueError:
+            raise InputError(
+                f"--fitness-weights: invalid value {val_text.strip()!r} for {key!r}; expected a number"
+            ) from None
+        if not math.isfinite(val) or val < 0:
+            raise InputError(
+                f"--fitness-weights: weight for {key!r} must be a finite non-negative number, "
+                f"got {go_float_str(val)}"
+            )
+        if key not in FITNESS_KEYS:
+            raise InputError(
+                f"--fitness-weights: unknown fitness metric key {key!r}; valid keys: {', '.join(FITNESS_KEYS)}"
+            )
+        weights[key] = val
+    return weights
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One ``blis run`` flag.
+
+    ``kind`` is ``"int"`` (Go int/int64), ``"float"``, ``"str"``, ``"bool"`` or ``"floats"``
+    (comma-separated float slice).  ``default`` is the reference default (applied after the
+    bundle, never given to argparse).  ``validator(name, value)`` raises InputError on a bad
+    effective value.  ``reference`` is False for blis-evo extensions.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    validator: Validator | None = None
+    reference: bool = True
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def option(self) -> str:
+        """The command-line spelling, e.g. ``--num-instances``."""
+        return "--" + self.name
+
+    @property
+    def dest(self) -> str:
+        """The argparse namespace attribute, e.g. ``num_instances``."""
+        return self.name.replace("-", "_")
+
+
+F = Flag
+FLAGS: tuple[Flag, ...] = (
+    # general
+    F("seed", "int", 42, "seed for request generation"),
+    F("horizon", "int", INT64_MAX, "simulation horizon in ticks (µs)", _int_above(0)),
+    F("log", "str", "warn", "log level: " + ", ".join(_VALID_LOG_LEVELS),
+      _one_of(_VALID_LOG_LEVELS, lower=True)),
+    F("defaults-filepath", "str", "defaults.yaml",
+      "defaults YAML (coefficients, default specs, preset workloads); default: the shipped copy"),
+    F("model-config-folder", "str", "", "folder holding the model's HF config.json (roofline)"),
+    F("hardware-config", "str", "", "hardware config JSON (roofline)"),
+    F("workload", "str", "distribution", "workload type: " + ", ".join(WORKLOAD_TYPES),
+      _one_of(WORKLOAD_TYPES)),
+    F("workload-traces-filepath", "str", "", "CSV trace file for --workload traces"),
+    # engine
+    F("total-kv-blocks", "int", 1_000_000, "GPU KV-cache blocks per instance", _int_above(0)),
+    F("max-num-running-reqs", "int", 256, "max requests in the running batch", _int_above(0)),
+    F("max-num-scheduled-tokens", "int", 2048, "max new tokens per step across the batch",
+      _int_above(0)),
+    F("beta-coeffs", "floats", (0.0, 0.0, 0.0), "step-time coefficients beta0,beta1,beta2",
+      _finite_list),
+    F("alpha-coeffs", "floats", (0.0, 0.0, 0.0),
+      "queueing/post-processing coefficients alpha0,alpha1,alpha2", _finite_list),
+    F("block-size-in-tokens", "int", 16, "tokens per KV block", _int_above(0)),
+    F("max-model-len", "int", 2048, "max request length (accepted but unused, as in BLIS)"),
+    F("long-prefill-token-threshold", "int", 0, "prefill length above which prefill is chunked",
+      _int_at_least(0)),
+    # model / hardware
+    F("model", "str", "", "LLM name (required)"),
+    F("hardware", "str", "", "GPU type"),
+    F("tp", "int", 0, "tensor parallelism (0: default from the defaults YAML)", _int_at_least(0)),
+    F("vllm-version", "str", "", "vLLM version"),
+    # distribution workload
+    F("rate", "float", 1.0, "request arrival rate (requests/second)"),
+    F("num-requests", "int", 100, "number of requests to generate"),
+    F("prefix-tokens", "int", 0, "shared prefix length in tokens"),
+    F("prompt-tokens", "int", 512, "mean prompt length"),
+    F("prompt-tokens-stdev", "int", 256, "prompt length standard deviation"),
+    F("prompt-tokens-min", "int", 2, "min prompt length"),
+    F("prompt-tokens-max", "int", 7000, "max prompt length"),
+    F("output-tokens", "int", 512, "mean output length"),
+    F("output-tokens-stdev", "int", 256, "output length standard deviation"),
+    F("output-tokens-min", "int", 2, "min output length"),
+    F("output-tokens-max", "int", 7000, "max output length"),
+    # cluster and policies
+    F("num-instances", "int", 1, "number of instances", _int_at_least(1)),
+    F("admission-policy", "str", "always-admit",
+      "admission policy: " + ", ".join(registry.valid_names("admission")),
+      _policy("admission", "admission policy")),
+    F("admission-latency", "int", 0, "admission latency (µs)", _int_at_least(0)),
+    F("routing-latency", "int", 0, "routing latency (µs)", _int_at_least(0)),
+    F("token-bucket-capacity", "float", 10000.0, "token-bucket capacity (tokens)",
+      _finite_non_negative),
+    F("token-bucket-refill-rate", "float", 1000.0, "token-bucket refill rate (tokens/second)",
+      _finite_non_negative),
+    F("routing-policy", "str", "round-robin",
+      "routing policy: " + ", ".join(registry.valid_names("routing")),
+      _policy("routing", "routing policy")),
+    F("routing-scorers", "str", "",
+      "weighted-routing scorers name:weight,... (default prefix-affinity:3,queue-depth:2,kv-utilization:2)",
+      _scorers),
+    F("priority-policy", "str", "constant",
+      "priority policy: " + ", ".join(registry.valid_names("priority")),
+      _policy("priority", "priority policy")),
+    F("scheduler", "str", "fcfs", "instance scheduler: " + ", ".join(registry.valid_names("scheduler")),
+      _policy("scheduler", "scheduler")),
+    F("policy-config", "str", "", "policy bundle YAML (explicit flags override it)"),
+    # evaluation and tracing
+    F("fitness-weights", "str", "",
+      "fitness weights key:value,... (keys: " + ", ".join(FITNESS_KEYS) + ")", _fitness),
+    F("trace-level", "str", "none", "decision trace level: none, decisions",
+      _one_of(_VALID_TRACE_LEVELS, empty_ok=True)),
+    F("counterfactual-k", "int", 0, "counterfactual candidates per routing decision",
+      _int_at_least(0)),
+    F("summarize-trace", "bool", False, "print a trace summary after the run"),
+    F("workload-spec", "str", "", "workload-spec YAML (overrides --workload; not supported yet)"),
+    # tiered KV cache
+    F("kv-cpu-blocks", "int", 0, "CPU-tier KV blocks (0 = single tier)", _int_at_least(0)),
+    F("kv-offload-threshold", "float", 0.9, "GPU utilisation in [0,1] above which blocks offload",
+      _unit_interval),
+    F("kv-transfer-bandwidth", "float", 100.0, "CPU<->GPU transfer rate (blocks/tick)"),
+    F("kv-transfer-base-latency", "int", 0, "fixed per-transfer latency (ticks)", _int_at_least(0)),
+    F("snapshot-refresh-interval", "int", 0, "KV-utilisation snapshot refresh interval (µs)",
+      _int_at_least(0)),
+    F("results-path", "str", "", "file to write the JSON results to"),
+    # blis-evo extensions
+    F("latency-model", "str", "auto",
+      "force the step-time model (blackbox or roofline); default: chosen like BLIS",
+      reference=False, choices=LATENCY_MODELS),
+    F("legacy-blis-quirks", "bool", False, "replicate known BLIS cbb0de7b bugs bit-for-bit",
+      reference=False),
+)
+del F
+
+FLAGS_BY_NAME: dict[str, Flag] = {f.name: f for f in FLAGS}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parser
+# ---------------------------------------------------------------------------------------------
+
+
+class InputErrorParser(argparse.ArgumentParser):
+    """ArgumentParser whose errors raise :class:`InputError` (one line) instead of exiting."""
+
+    def error(self, message: str):  # type: ignore[override]
+        """Raise InputError with argparse's message collapsed to one line."""
+        raise InputError(" ".join(message.split()))
+
+
+class _AppendFloats(argparse.Action):
+    """Float-slice action: the first use replaces the default, later uses append (pflag)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, tuple(values) if current is None else tuple(current) + tuple(values))
+
+
+def _type_for(flag: Flag) -> Callable[[str], Any]:
+    def as_int(text: str) -> int:
+        try:
+            return parse_go_int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    def as_float(text: str) -> float:
+        try:
+            return parse_go_float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+
+    def as_floats(text: str) -> tuple[float, ...]:
+        out = []
+        for part in text.split(","):
+            try:
+                out.append(parse_go_float(part))
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"invalid number {part!r} in {text!r} (expected comma-separated numbers like 0.1,2,3)"
+                ) from None
+        return tuple(out)
+
+    def as_bool(text: str) -> bool:
+        try:
+            return parse_go_bool(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (use true or false)") from None
+
+    kinds = {"int": as_int, "float": as_float, "floats": as_floats, "bool": as_bool, "str": str}
+    return kinds[flag.kind]
+
+
+def _add_flag(parser: argparse.ArgumentParser, flag: Flag) -> None:
+    default_txt = "" if flag.kind == "bool" else f" (default: {_show_default(flag)})"
+    common = dict(dest=flag.dest, default=None, help=flag.help + default_txt)
+    if flag.kind == "bool":
+        parser.add_argument(flag.option, nargs="?", const=True, type=_type_for(flag),
+                            metavar="true|false", **common)
+    elif flag.kind == "floats":
+        parser.add_argument(flag.option, type=_type_for(flag), action=_AppendFloats, metavar="A,B,C",
+                            **common)
+    elif flag.choices:
+        parser.add_argument(flag.option, choices=flag.choices, **common)
+    else:
+        parser.add_argument(flag.option, type=_type_for(flag), metavar=flag.kind.upper(), **common)
+
+
+def _show_default(flag: Flag) -> str:
+    if flag.kind == "floats":
+        return ",".join(go_float_str(v) for v in flag.default)
+    if flag.name == "horizon":
+        return "int64 max"
+    return repr(flag.default) if flag.kind == "str" else str(flag.default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``blis`` parser with its ``run`` subcommand (one option per :data:`FLAGS` entry).
+
+    Every option defaults to ``None`` (unset); errors raise InputError instead of exiting.
+    """
+    parser = InputErrorParser(prog="blis", allow_abbrev=False,
+                              description="blis-evo: BLIS inference-serving simulator (Python port)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=InputErrorParser)
+    sub.required = True
+    run = sub.add_parser("run", help="run one simulation", allow_abbrev=False,
+                         description="Run one cluster simulation (flags as in BLIS cmd/root.go).")
+    for flag in FLAGS:
+        _add_flag(run, flag)
+    return parser
+
+
+def normalize_argv(argv: Sequence[str]) -> list[str]:
+    """Rewrite pflag syntax into argparse-safe tokens (see the module docstring).
+
+    ``--flag value`` becomes ``--flag=value`` for value-taking flags (so values starting with
+    ``-`` work), and a bare bool flag becomes ``--flag=true``.  Tokens after ``--`` are untouched.
+    """
+    out: list[str] = []
+    i = 0
+    argv = list(argv)
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            out.extend(argv[i:])
+            break
+        flag = FLAGS_BY_NAME.get(tok[2:]) if tok.startswith("--") else None
+        if flag is not None and flag.kind == "bool":
+            out.append(tok + "=true")
+        elif flag is not None and i + 1 < len(argv):
+            out.append(f"{tok}={argv[i + 1]}")
+            i += 1
+        else:
+            out.append(tok)
+        i += 1
+    return out
+
+
+def parse_run_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the arguments of ``blis run`` (with or without the leading ``run`` token).
+
+    Returns a Namespace with one attribute per flag (``Flag.dest``), ``None`` when not given,
+    plus ``command == "run"``.  Raises InputError on unknown flags or malformed values.
+    """
+    args = list(argv)
+    if args and args[0] == "run":
+        args = args[1:]
+    return build_parser().parse_args(["run", *normalize_argv(args)])
+
+
+def explicit_flags(ns: argparse.Namespace) -> frozenset[str]:
+    """Names of the flags the user set (cobra ``Changed()``)."""
+    return frozenset(f.name for f in FLAGS if getattr(ns, f.dest, None) is not None)

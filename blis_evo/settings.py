@@ -1,0 +1,258 @@
+"""Resolve parsed ``blis run`` flags into validated, frozen run settings.
+
+Behaviour port of the flag handling in BLIS ``cmd/root.go`` @cbb0de7b: precedence is
+explicit flag (cobra ``Changed()``) > policy bundle (``--policy-config``) > reference default,
+and every flag is validated once, here, with a one-line :class:`InputError` naming the flag.
+
+Not resolved here (left to the caller): the latency model (alpha/beta from the defaults YAML,
+roofline configs, the defaults-file KV-block override) and preset workload parameters.  The raw
+inputs for those are kept in :class:`LatencyInputs` and :class:`WorkloadSettings`.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfig
+from simulator.errors import InputError
+
+from .bundle import PolicyBundle, load_policy_bundle, parse_scorers
+from .flags import FLAGS, FLAGS_BY_NAME, explicit_flags, go_float_str, parse_fitness_weights
+
+SHIPPED_DEFAULTS_YAML = str(Path(__file__).resolve().parent / "data" / "defaults.yaml")
+
+
+@dataclass(frozen=True)
+class LatencyInputs:
+    """Raw inputs of the step-time model, resolved later by the caller (as in cmd/root.go)."""
+
+    model: str
+    hardware: str
+    tp: int
+    vllm_version: str
+    alpha: tuple[float, ...]
+    beta: tuple[float, ...]
+    model_config_folder: str
+    hardware_config: str
+    defaults_filepath: str
+    latency_model: str  # "auto" (choose like BLIS), "blackbox" or "roofline"
+    total_kv_blocks_explicit: bool  # True: --total-kv-blocks given, the defaults YAML must not override
+
+
+@dataclass(frozen=True)
+class WorkloadSettings:
+    """Workload choice and its raw parameters (rate in requests/second, as on the command line)."""
+
+    kind: str  # distribution | traces | chatbot | summarization | contentgen | multidoc
+    traces_path: str
+    spec_path: str
+    rate: float
+    num_requests: int
+    prefix_tokens: int
+    prompt_tokens: int
+    prompt_tokens_stdev: int
+    prompt_tokens_min: int
+    prompt_tokens_max: int
+    output_tokens: int
+    output_tokens_stdev: int
+    output_tokens_min: int
+    output_tokens_max: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything ``blis run`` needs, validated.  ``sim.latency`` is still the default
+    LatencyConfig and ``sim.total_kv_blocks`` the flag value: resolve both from ``latency``."""
+
+    sim: SimConfig
+    policy: PolicyConfig
+    latency: LatencyInputs
+    workload: WorkloadSettings
+    fitness_weights: dict[str, float] | None
+    trace_level: str  # "none" or "decisions"
+    summarize_trace: bool
+    results_path: str
+    log_level: str  # lower-cased logrus level name
+    policy_config_path: str
+    max_model_len: int  # accepted, unused (as in the reference)
+    explicit: frozenset[str] = frozenset()  # flag names the user set (cobra Changed())
+    warnings: tuple[str, ...] = field(default=())  # non-fatal notices the reference logs as warnings
+
+
+_BUNDLE_FIELDS = (
+    # (flag name, PolicyBundle attribute)
+    ("admission-policy", "admission_policy"),
+    ("token-bucket-capacity", "token_bucket_capacity"),
+    ("token-bucket-refill-rate", "token_bucket_refill_rate"),
+    ("routing-policy", "routing_policy"),
+    ("priority-policy", "priority_policy"),
+    ("scheduler", "scheduler"),
+)
+
+
+def effective_values(ns: argparse.Namespace, bundle: PolicyBundle | None) -> dict[str, Any]:
+    """Flag name -> value after precedence: explicit flag > bundle field > reference default."""
+    values: dict[str, Any] = {}
+    for flag in FLAGS:
+        given = getattr(ns, flag.dest, None)
+        values[flag.name] = flag.default if given is None else given
+    if bundle is not None:
+        for name, attr in _BUNDLE_FIELDS:
+            from_bundle = getattr(bundle, attr)
+            if from_bundle is not None and getattr(ns, name.replace("-", "_"), None) is None:
+                values[name] = from_bundle
+    return values
+
+
+def _check_token_ranges(v: dict[str, Any], kind: str) -> None:
+    lo, hi = v[f"{kind}-tokens-min"], v[f"{kind}-tokens-max"]
+    mean, stdev = v[f"{kind}-tokens"], v[f"{kind}-tokens-stdev"]
+    if not (lo <= mean <= hi and lo <= stdev <= hi):
+        raise InputError(
+            f"--{kind}-tokens and --{kind}-tokens-stdev must be in [--{kind}-tokens-min, "
+            f"--{kind}-tokens-max] = [{lo}, {hi}], got {mean} and {stdev}"
+        )
+
+
+def _choose_scorers(routing: str, flag_text: str, bundle: PolicyBundle | None) -> tuple[ScorerSpec, ...]:
+    parsed = parse_scorers(flag_text)  # validated even when unused (typos are still errors)
+    if routing != "weighted":
+        return DEFAULT_SCORERS
+    if parsed:
+        return parsed
+    if bundle is not None and bundle.scorers:
+        return bundle.scorers
+    return DEFAULT_SCORERS
+
+
+def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
+    """Apply precedence and every ``run`` validation to parsed flags; return :class:`RunSettings`.
+
+    ``ns`` comes from :func:`blis_evo.flags.parse_run_args`.  Raises InputError (one line,
+    naming the flag or YAML key and the allowed values) on the first invalid input.
+    """
+    explicit = explicit_flags(ns)
+    raw = effective_values(ns, None)
+
+    # Checks that come first in the reference (log level, model), then the workload choice.
+    FLAGS_BY_NAME["log"].validator("log", raw["log"])  # type: ignore[misc]
+    if raw["model"] == "":
+        raise InputError("--model is required (LLM name, e.g. meta-llama/llama-3.1-8b-instruct)")
+    if raw["workload-spec"] != "":
+        raise InputError("--workload-spec: workload-spec YAML is not supported yet (see issue 4)")
+
+    bundle = load_policy_bundle(raw["policy-config"]) if raw["policy-config"] != "" else None
+    v = effective_values(ns, bundle)
+
+    for flag in FLAGS:
+        if flag.validator is not None:
+            flag.validator(flag.name, v[flag.name])
+
+    workload = v["workload"]
+    if workload != "traces":
+        rate = v["rate"]
+        if not math.isfinite(rate) or rate <= 0:
+            raise InputError(f"--rate must be a finite value > 0, got {go_float_str(rate)}")
+    if workload == "distribution":
+        _check_token_ranges(v, "prompt")
+        _check_token_ranges(v, "output")
+    if workload == "traces" and v["workload-traces-filepath"] == "":
+        raise InputError("--workload-traces-filepath is required when using --workload traces")
+    bandwidth = v["kv-transfer-bandwidth"]
+    if v["kv-cpu-blocks"] > 0 and (not math.isfinite(bandwidth) or bandwidth <= 0):
+        raise InputError(
+            "--kv-transfer-bandwidth must be a finite value > 0 when --kv-cpu-blocks > 0, "
+            f"got {go_float_str(bandwidth)}"
+        )
+
+    defaults = PolicyConfig()
+    routing = v["routing-policy"] or defaults.routing
+    policy = PolicyConfig(
+        admission=v["admission-policy"] or defaults.admission,
+        token_bucket_capacity=float(v["token-bucket-capacity"]),
+        token_bucket_refill_rate=float(v["token-bucket-refill-rate"]),
+        routing=routing,
+        scorers=_choose_scorers(routing, v["routing-scorers"], bundle),
+        priority=v["priority-policy"] or defaults.priority,
+        scheduler=v["scheduler"] or defaults.scheduler,
+    )
+
+    trace_level = v["trace-level"] or "none"
+    summarize = bool(v["summarize-trace"])
+    warnings: list[str] = []
+    if trace_level == "none" and v["counterfactual-k"] > 0:
+        warnings.append(f"--counterfactual-k={v['counterfactual-k']} has no effect without --trace-level decisions")
+    if trace_level == "none" and summarize:
+        warnings.append("--summarize-trace has no effect without --trace-level decisions")
+    if routing != "weighted" and v["routing-scorers"] != "":
+        warnings.append(f"--routing-scorers has no effect when routing policy is {routing!r} (only 'weighted')")
+
+    sim = SimConfig(
+        num_instances=v["num-instances"],
+        horizon=v["horizon"],
+        seed=v["seed"],
+        total_kv_blocks=v["total-kv-blocks"],
+        block_size=v["block-size-in-tokens"],
+        max_running_reqs=v["max-num-running-reqs"],
+        max_scheduled_tokens=v["max-num-scheduled-tokens"],
+        long_prefill_token_threshold=v["long-prefill-token-threshold"],
+        kv_cpu_blocks=v["kv-cpu-blocks"],
+        kv_offload_threshold=float(v["kv-offload-threshold"]),
+        kv_transfer_bandwidth=float(bandwidth),
+        kv_transfer_base_latency=v["kv-transfer-base-latency"],
+        admission_latency=v["admission-latency"],
+        routing_latency=v["routing-latency"],
+        snapshot_refresh_interval=v["snapshot-refresh-interval"],
+        trace_decisions=trace_level == "decisions",
+        counterfactual_k=v["counterfactual-k"],
+        legacy_blis_quirks=bool(v["legacy-blis-quirks"]),
+    )
+    latency = LatencyInputs(
+        model=v["model"],
+        hardware=v["hardware"],
+        tp=v["tp"],
+        vllm_version=v["vllm-version"],
+        alpha=tuple(float(x) for x in v["alpha-coeffs"]),
+        beta=tuple(float(x) for x in v["beta-coeffs"]),
+        model_config_folder=v["model-config-folder"],
+        hardware_config=v["hardware-config"],
+        defaults_filepath=v["defaults-filepath"] if "defaults-filepath" in explicit else SHIPPED_DEFAULTS_YAML,
+        latency_model=v["latency-model"],
+        total_kv_blocks_explicit="total-kv-blocks" in explicit,
+    )
+    wl = WorkloadSettings(
+        kind=workload,
+        traces_path=v["workload-traces-filepath"],
+        spec_path=v["workload-spec"],
+        rate=float(v["rate"]),
+        num_requests=v["num-requests"],
+        prefix_tokens=v["prefix-tokens"],
+        prompt_tokens=v["prompt-tokens"],
+        prompt_tokens_stdev=v["prompt-tokens-stdev"],
+        prompt_tokens_min=v["prompt-tokens-min"],
+        prompt_tokens_max=v["prompt-tokens-max"],
+        output_tokens=v["output-tokens"],
+        output_tokens_stdev=v["output-tokens-stdev"],
+        output_tokens_min=v["output-tokens-min"],
+        output_tokens_max=v["output-tokens-max"],
+        seed=v["seed"],
+    )
+    return RunSettings(
+        sim=sim,
+        policy=policy,
+        latency=latency,
+        workload=wl,
+        fitness_weights=parse_fitness_weights(v["fitness-weights"]),
+        trace_level=trace_level,
+        summarize_trace=summarize,
+        results_path=v["results-path"],
+        log_level=v["log"].lower(),
+        policy_config_path=v["policy-config"],
+        max_model_len=v["max-model-len"],
+        explicit=explicit,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,35 @@
+"""Integer codes shared by the Python side and the numba kernels (policies, events, states)."""
+
+# Admission policies
+ADMIT_ALWAYS = 0
+ADMIT_TOKEN_BUCKET = 1
+ADMIT_REJECT_ALL = 2
+
+# Routing policies
+ROUTE_ROUND_ROBIN = 0
+ROUTE_LEAST_LOADED = 1
+ROUTE_WEIGHTED = 2
+ROUTE_PREFIX_AFFINITY = 3
+ROUTE_ALWAYS_BUSIEST = 4
+
+# Weighted-routing scorers (index into the scorer table of kernels/scorers.py)
+SCORER_PREFIX_AFFINITY = 0
+SCORER_QUEUE_DEPTH = 1
+SCORER_KV_UTILIZATION = 2
+SCORER_LOAD_BALANCE = 3
+NUM_SCORERS = 4
+
+# Priority policies
+PRIO_CONSTANT = 0
+PRIO_SLO_BASED = 1
+PRIO_INVERTED_SLO = 2
+
+# Instance schedulers (wait-queue ordering)
+SCHED_FCFS = 0
+SCHED_PRIORITY_FCFS = 1
+SCHED_SJF = 2
+SCHED_REVERSE_PRIORITY = 3
+
+# Latency models
+LAT_BLACKBOX = 0
+LAT_ROOFLINE = 1

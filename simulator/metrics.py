@@ -1,0 +1,578 @@
+"""Metrics, fitness, anomaly counters and trace summary computed from a ``SimResult``.
+
+Port of the arithmetic of BLIS @cbb0de7b: ``sim/metrics.go`` (per-instance / cluster metric
+blocks), ``sim/metrics_utils.go`` (ms percentiles and means), ``sim/cluster/cluster.go``
+(aggregation), ``sim/cluster/metrics.go`` (RawMetrics, fitness, anomaly detectors) and
+``sim/trace/summary.go``.  numpy only; no formatting here (see ``blis_evo.output``).
+
+Float arithmetic follows the reference operation by operation (sequential sums over sorted
+data, the same association order in the interpolation formulas) so results match bit for bit.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .result import SimResult
+
+# ---------------------------------------------------------------------------------------------
+# Low-level statistics
+# ---------------------------------------------------------------------------------------------
+
+
+def _seq_sum(values: np.ndarray) -> float:
+    """Left-to-right float64 sum (the reference's plain loop; ``np.sum`` is pairwise)."""
+    if values.size == 0:
+        return 0.0
+    return float(np.cumsum(values, dtype=np.float64)[-1])
+
+
+def percentile_ms(sorted_values: np.ndarray, p: float) -> float:
+    """The reference's ``CalculatePercentile``: linear interpolation at rank p/100*(n-1), in ms.
+
+    ``sorted_values`` must be ascending (µs).  The /1000 is applied to each term separately,
+    as in the reference, so the result is bit-identical to it.
+    """
+    n = len(sorted_values)
+    if n == 0:
+        return 0.0
+    rank = p / 100.0 * float(n - 1)
+    lo = math.floor(rank)
+    hi = math.ceil(rank)
+    lo_v = float(sorted_values[lo])
+    if lo == hi:
+        return lo_v / 1000
+    hi_v = float(sorted_values[hi])
+    return lo_v / 1000 + (hi_v - lo_v) * (rank - float(lo)) / 1000
+
+
+def mean_ms(sorted_values: np.ndarray) -> float:
+    """The reference's ``CalculateMean``: sequential sum / n / 1000 (0 for no data)."""
+    n = len(sorted_values)
+    if n == 0:
+        return 0.0
+    return (_seq_sum(sorted_values) / float(n)) / 1000
+
+
+def sorted_rle(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort a run-length-encoded multiset by value: (sorted values, cumulative counts)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    keep = counts > 0
+    values = np.asarray(values, dtype=np.float64)[keep]
+    counts = counts[keep]
+    order = np.argsort(values, kind="stable")
+    return values[order], np.cumsum(counts[order])
+
+
+def rle_percentile_ms(sorted_values: np.ndarray, cum_counts: np.ndarray, p: float) -> float:
+    """``percentile_ms`` of the multiset given by ``sorted_rle`` output, without expanding it:
+    the values at the lower/upper rank are found by searching the cumulative counts."""
+    n = int(cum_counts[-1]) if cum_counts.size else 0
+    if n == 0:
+        return 0.0
+    rank = p / 100.0 * float(n - 1)
+    lo = math.floor(rank)
+    hi = math.ceil(rank)
+    lo_v = float(sorted_values[np.searchsorted(cum_counts, lo, side="right")])
+    if lo == hi:
+        return lo_v / 1000
+    hi_v = float(sorted_values[np.searchsorted(cum_counts, hi, side="right")])
+    return lo_v / 1000 + (hi_v - lo_v) * (rank - float(lo)) / 1000
+
+
+def weighted_percentile_ms(values: np.ndarray, counts: np.ndarray, p: float) -> float:
+    """``percentile_ms`` of the multiset where ``values[k]`` occurs ``counts[k]`` times
+    (``values`` need not be sorted or unique); never expands the multiset."""
+    sv, cum = sorted_rle(values, counts)
+    return rle_percentile_ms(sv, cum, p)
+
+
+def weighted_mean_ms(values: np.ndarray, counts: np.ndarray) -> float:
+    """``mean_ms`` of a run-length-encoded multiset: sum(values*counts)/total/1000.
+
+    ITL samples are integer ticks in the reference, so the sum is done exactly in int64 when
+    the values are integral (the reference's float loop is exact for such sums < 2**53).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    total = int(counts.sum()) if counts.size else 0
+    if total == 0:
+        return 0.0
+    if np.all(values == np.floor(values)) and np.all(np.abs(values) < 2.0**62):
+        s = float(int(np.dot(values.astype(np.int64), counts)))
+    else:
+        s = float(np.dot(values, counts.astype(np.float64)))
+    return (s / float(total)) / 1000
+
+
+def percentile(sorted_values: np.ndarray, p: float) -> float:
+    """The cluster package's ``percentile`` (raw units, no /1000); input ascending."""
+    n = len(sorted_values)
+    if n == 0:
+        return 0.0
+    if n == 1:
+        return float(sorted_values[0])
+    rank = p / 100.0 * float(n - 1)
+    lo = math.floor(rank)
+    hi = math.ceil(rank)
+    lo_v = float(sorted_values[lo])
+    if lo == hi:
+        return lo_v
+    frac = rank - float(lo)
+    return lo_v + frac * (float(sorted_values[hi]) - lo_v)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Summary of a latency sample in ticks (µs): the reference's cluster ``Distribution``."""
+
+    mean: float = 0.0
+    p50: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+    min: float = 0.0
+    max: float = 0.0
+    count: int = 0
+
+    @classmethod
+    def from_values(cls, values: np.ndarray) -> "Distribution":
+        """Build from raw values (any order); all zeros for an empty sample."""
+        v = np.sort(np.asarray(values, dtype=np.float64))
+        if v.size == 0:
+            return cls()
+        return cls(
+            mean=_seq_sum(v) / float(v.size),
+            p50=percentile(v, 50),
+            p95=percentile(v, 95),
+            p99=percentile(v, 99),
+            min=float(v[0]),
+            max=float(v[-1]),
+            count=int(v.size),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric blocks (MetricsOutput)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricsBlock:
+    """One ``=== Simulation Metrics ===`` block (the reference's ``MetricsOutput``).
+
+    Field order is the reference's JSON order.  Latency fields, responses_per_sec and
+    tokens_per_sec stay 0 unless completed_requests > 0, as in the reference.
+    """
+
+    instance_id: str
+    completed_requests: int
+    still_queued: int
+    still_running: int
+    injected_requests: int
+    total_input_tokens: int
+    total_output_tokens: int
+    vllm_estimated_duration_s: float
+    responses_per_sec: float = 0.0
+    tokens_per_sec: float = 0.0
+    e2e_mean_ms: float = 0.0
+    e2e_p90_ms: float = 0.0
+    e2e_p95_ms: float = 0.0
+    e2e_p99_ms: float = 0.0
+    ttft_mean_ms: float = 0.0
+    ttft_p90_ms: float = 0.0
+    ttft_p95_ms: float = 0.0
+    ttft_p99_ms: float = 0.0
+    itl_mean_ms: float = 0.0
+    itl_p90_ms: float = 0.0
+    itl_p95_ms: float = 0.0
+    itl_p99_ms: float = 0.0
+    scheduling_delay_p99_ms: float = 0.0
+    kv_allocation_failures: int = 0
+
+
+def _block(instance_id: str, result: SimResult, req_mask: np.ndarray, itl_mask: np.ndarray,
+           completed: int, still_queued: int, still_running: int, in_tok: int, out_tok: int,
+           sim_ended_us: int, kv_fail: int) -> MetricsBlock:
+    duration = float(sim_ended_us) / float(1e6)
+    base = dict(
+        instance_id=instance_id,
+        completed_requests=completed,
+        still_queued=still_queued,
+        still_running=still_running,
+        injected_requests=completed + still_queued + still_running,
+        total_input_tokens=in_tok,
+        total_output_tokens=out_tok,
+        vllm_estimated_duration_s=duration,
+        kv_allocation_failures=kv_fail,
+    )
+    if completed <= 0:
+        return MetricsBlock(**base)
+    ttft = result.ttft_us[req_mask]
+    ttft = np.sort(ttft[~np.isnan(ttft)])
+    e2e = result.e2e_us[req_mask]
+    e2e = np.sort(e2e[~np.isnan(e2e)])
+    sd = result.sched_delay_us[req_mask]
+    sd = np.sort(sd[sd >= 0].astype(np.float64))
+    iv = result.itl_values_us[itl_mask]
+    ic = result.itl_counts[itl_mask]
+    isv, icum = sorted_rle(iv, ic)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rps = float(np.float64(completed) / np.float64(duration))
+        tps = float(np.float64(out_tok) / np.float64(duration))
+    return MetricsBlock(
+        **base,
+        responses_per_sec=rps,
+        tokens_per_sec=tps,
+        e2e_mean_ms=mean_ms(e2e),
+        e2e_p90_ms=percentile_ms(e2e, 90),
+        e2e_p95_ms=percentile_ms(e2e, 95),
+        e2e_p99_ms=percentile_ms(e2e, 99),
+        ttft_mean_ms=mean_ms(ttft),
+        ttft_p90_ms=percentile_ms(ttft, 90),
+        ttft_p95_ms=percentile_ms(ttft, 95),
+        ttft_p99_ms=percentile_ms(ttft, 99),
+        itl_mean_ms=weighted_mean_ms(iv, ic),
+        itl_p90_ms=rle_percentile_ms(isv, icum, 90),
+        itl_p95_ms=rle_percentile_ms(isv, icum, 95),
+        itl_p99_ms=rle_percentile_ms(isv, icum, 99),
+        scheduling_delay_p99_ms=percentile_ms(sd, 99),
+    )
+
+
+def instance_metrics(result: SimResult, i: int) -> MetricsBlock:
+    """Metric block of instance ``i`` (``instance_id`` = ``instance_<i>``)."""
+    return _block(
+        f"instance_{i}", result,
+        req_mask=np.asarray(result.req_instance) == i,
+        itl_mask=np.asarray(result.itl_instance) == i,
+        completed=int(result.inst_completed[i]),
+        still_queued=int(result.inst_still_queued[i]),
+        still_running=int(result.inst_still_running[i]),
+        in_tok=int(result.inst_input_tokens[i]),
+        out_tok=int(result.inst_output_tokens[i]),
+        sim_ended_us=int(result.inst_sim_ended_us[i]),
+        kv_fail=int(result.inst_kv_alloc_failures[i]),
+    )
+
+
+def cluster_metrics(result: SimResult) -> MetricsBlock:
+    """Aggregate block (``instance_id`` = ``cluster``): counters summed, SimEndedTime = max."""
+    n_inst = len(result.inst_completed)
+    return _block(
+        "cluster", result,
+        req_mask=np.asarray(result.req_instance) >= 0,
+        itl_mask=np.ones(len(result.itl_values_us), dtype=bool),
+        completed=int(np.sum(result.inst_completed)),
+        still_queued=int(np.sum(result.inst_still_queued)),
+        still_running=int(np.sum(result.inst_still_running)),
+        in_tok=int(np.sum(result.inst_input_tokens)),
+        out_tok=int(np.sum(result.inst_output_tokens)),
+        sim_ended_us=int(np.max(result.inst_sim_ended_us)) if n_inst else 0,
+        kv_fail=int(np.sum(result.inst_kv_alloc_failures)),
+    )
+
+
+def instance_mean(values: np.ndarray) -> float:
+    """Unweighted mean over instances, summed in instance order (CacheHitRate, KVThrashingRate)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return 0.0
+    return _seq_sum(v) / float(v.size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Anomaly detectors
+# ---------------------------------------------------------------------------------------------
+
+
+def count_slow_earlier_pairs(e2e: np.ndarray, factor: float = 2.0) -> int:
+    """Number of pairs i < j with ``e2e[i] > factor * e2e[j]`` (sequence in arrival order).
+
+    Replaces the reference's O(n^2) double loop.  Vectorised bottom-up merge counting: at
+    level h, every pair whose indices fall in the same 2h-block but different h-halves is
+    counted once, by rank-searching each right-half threshold among the sorted left half.
+    Values are rank-compressed first so (block, rank) packs into one int64 key.
+    """
+    a = np.asarray(e2e, dtype=np.float64)
+    m = a.size
+    if m < 2:
+        return 0
+    b = a * factor
+    uniq = np.unique(np.concatenate([a, b]))
+    ra = np.searchsorted(uniq, a).astype(np.int64)
+    rb = np.searchsorted(uniq, b).astype(np.int64)
+    span = np.int64(uniq.size + 1)
+    idx = np.arange(m, dtype=np.int64)
+    total = 0
+    h = 1
+    while h < m:
+        block = idx // (2 * h)
+        is_left = ((idx // h) & 1) == 0
+        left_keys = np.sort(block[is_left] * span + ra[is_left])
+        rblock = block[~is_left]
+        base = rblock * span
+        hi = np.searchsorted(left_keys, base + span, side="left")
+        lo = np.searchsorted(left_keys, base + rb[~is_left], side="right")
+        total += int(np.sum(hi - lo))
+        h *= 2
+    return total
+
+
+def detect_priority_inversions(result: SimResult, priority_policy: str) -> int:
+    """cbb0de7b rule: per instance with >= 2 registered requests, take those with an E2E in
+    arrival order (ties by request index) and count pairs i<j with e2e_i > 2*e2e_j; 0 for the
+    constant policy."""
+    if priority_policy in ("constant", ""):
+        return 0
+    inst = np.asarray(result.req_instance)
+    e2e_all = np.asarray(result.e2e_us, dtype=np.float64)
+    arrival = np.asarray(result.arrival_us)
+    count = 0
+    for i in range(len(result.inst_completed)):
+        on = np.flatnonzero(inst == i)
+        if on.size < 2:
+            continue
+        on = on[~np.isnan(e2e_all[on])]
+        order = np.lexsort((on, arrival[on]))
+        count += count_slow_earlier_pairs(e2e_all[on[order]])
+    return count
+
+
+def detect_hol_blocking(result: SimResult) -> int:
+    """Instances whose mean per-step wait-queue length exceeds twice the mean over instances.
+
+    Needs >= 2 instances and >= 2 with step samples; only counted when that mean is > 0.
+    """
+    n_inst = len(result.inst_steps)
+    if n_inst < 2:
+        return 0
+    avgs = [float(int(result.inst_waitq_sum[i])) / float(int(result.inst_steps[i]))
+            for i in range(n_inst) if int(result.inst_steps[i]) > 0]
+    if len(avgs) < 2:
+        return 0
+    total = 0.0
+    for a in avgs:
+        total += a
+    mean = total / float(len(avgs))
+    if mean <= 0:
+        return 0
+    return sum(1 for a in avgs if a > 2.0 * mean)
+
+
+# ---------------------------------------------------------------------------------------------
+# RawMetrics and fitness
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawMetrics:
+    """Cluster-level metrics feeding the fitness function (the reference's ``RawMetrics``).
+
+    ``ttft``/``e2e`` are in ticks (µs); throughput fields are 0 unless the run ended after
+    time 0 with at least one completion.
+    """
+
+    ttft: Distribution = field(default_factory=Distribution)
+    e2e: Distribution = field(default_factory=Distribution)
+    requests_per_sec: float = 0.0
+    tokens_per_sec: float = 0.0
+    priority_inversions: int = 0
+    hol_blocking_events: int = 0
+    rejected_requests: int = 0
+    cache_hit_rate: float = 0.0
+    preemption_rate: float = 0.0
+    kv_thrashing_rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class FitnessResult:
+    """Weighted fitness: ``score`` = sum of weight*component over keys in sorted order;
+    ``components`` are the unweighted normalised values (keys sorted)."""
+
+    score: float
+    components: dict
+
+
+def raw_metrics(result: SimResult, priority_policy: str) -> RawMetrics:
+    """Compute ``RawMetrics`` (distributions, throughput, anomalies, KV rates) for one run."""
+    routed = np.asarray(result.req_instance) >= 0
+    ttft = np.asarray(result.ttft_us, dtype=np.float64)[routed]
+    e2e = np.asarray(result.e2e_us, dtype=np.float64)[routed]
+    completed = int(np.sum(result.inst_completed))
+    sim_end = int(np.max(result.inst_sim_ended_us)) if len(result.inst_sim_ended_us) else 0
+    rps = tps = 0.0
+    if sim_end > 0 and completed > 0:
+        dur = float(sim_end) / 1e6
+        rps = float(completed) / dur
+        tps = float(int(np.sum(result.inst_output_tokens))) / dur
+    preempt_rate = 0.0
+    if completed > 0:
+        preempt_rate = float(int(np.sum(result.inst_preemptions))) / float(completed)
+    return RawMetrics(
+        ttft=Distribution.from_values(ttft[~np.isnan(ttft)]),
+        e2e=Distribution.from_values(e2e[~np.isnan(e2e)]),
+        requests_per_sec=rps,
+        tokens_per_sec=tps,
+        priority_inversions=detect_priority_inversions(result, priority_policy),
+        hol_blocking_events=detect_hol_blocking(result),
+        rejected_requests=int(result.rejected),
+        cache_hit_rate=instance_mean(result.inst_cache_hit_rate),
+        preemption_rate=preempt_rate,
+        kv_thrashing_rate=instance_mean(result.inst_kv_thrashing_rate),
+    )
+
+
+_REF_RPS = 100.0
+_REF_TPS = 10000.0
+_REF_TICKS = 1000.0
+
+VALID_FITNESS_KEYS: tuple[str, ...] = (
+    "throughput", "tokens_per_sec",
+    "p99_ttft", "p50_ttft", "mean_ttft",
+    "p99_e2e", "p50_e2e", "mean_e2e",
+)
+
+
+def _component(raw: RawMetrics, key: str) -> float:
+    if key == "throughput":
+        return raw.requests_per_sec / (raw.requests_per_sec + _REF_RPS)
+    if key == "tokens_per_sec":
+        return raw.tokens_per_sec / (raw.tokens_per_sec + _REF_TPS)
+    latency = {
+        "p99_ttft": raw.ttft.p99, "p50_ttft": raw.ttft.p50, "mean_ttft": raw.ttft.mean,
+        "p99_e2e": raw.e2e.p99, "p50_e2e": raw.e2e.p50, "mean_e2e": raw.e2e.mean,
+    }
+    return 1.0 / (1.0 + latency[key] / _REF_TICKS)
+
+
+def _unknown_key_error(key: str) -> InputError:
+    return InputError(f"--fitness-weights: unknown metric key {key!r}; valid keys: "
+                      + ", ".join(VALID_FITNESS_KEYS))
+
+
+def fitness(raw: RawMetrics, weights: dict) -> FitnessResult:
+    """Normalise each weighted metric to [0, 1] and sum ``weight * value`` in sorted key order.
+
+    Throughput keys: x/(x + ref) (ref 100 req/s, 10000 tok/s).  Latency keys:
+    1/(1 + ticks/1000), so 1 ms -> 0.5.  Raises ``InputError`` on an unknown key.
+    """
+    keys = sorted(weights)
+    for k in keys:
+        if k not in VALID_FITNESS_KEYS:
+            raise _unknown_key_error(k)
+    score = 0.0
+    comps: dict[str, float] = {}
+    for k in keys:
+        v = _component(raw, k)
+        comps[k] = v
+        score += v * float(weights[k])
+    return FitnessResult(score=score, components=comps)
+
+
+_DEC_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+")
+_SPECIAL = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+
+
+def _parse_go_float(s: str) -> float | None:
+    """Accept what Go's strconv.ParseFloat accepts (minus underscore forms); None if invalid."""
+    if _DEC_FLOAT.fullmatch(s) or _SPECIAL.fullmatch(s):
+        return float(s)
+    if _HEX_FLOAT.fullmatch(s):
+        return float.fromhex(s)
+    return None
+
+
+def parse_fitness_weights(s: str) -> dict:
+    """Parse ``key:value,key:value`` into a weight dict (empty string -> ``{}``).
+
+    Entries are whitespace-trimmed; a repeated key keeps its last value.  Raises
+    ``InputError`` (one line naming --fitness-weights) for a malformed entry, an unknown key,
+    or a value that is not a finite non-negative number.
+    """
+    if s == "":
+        return {}
+    weights: dict[str, float] = {}
+    for pair in s.split(","):
+        pair = pair.strip()
+        parts = pair.split(":", 1)
+        if len(parts) != 2:
+            raise InputError(f"--fitness-weights: invalid entry {pair!r}: expected key:value")
+        key = parts[0].strip()
+        raw_val = parts[1].strip()
+        val = _parse_go_float(raw_val)
+        if val is None:
+            raise InputError(f"--fitness-weights: invalid value {raw_val!r} for {key!r}: "
+                             "not a number")
+        if math.isnan(val) or math.isinf(val) or val < 0:
+            raise InputError(f"--fitness-weights: invalid weight for {key!r}: must be a finite "
+                             f"non-negative number, got {raw_val}")
+        weights[key] = val
+    for key in sorted(weights):
+        if key not in VALID_FITNESS_KEYS:
+            raise _unknown_key_error(key)
+    return weights
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-SLO distributions and trace summary
+# ---------------------------------------------------------------------------------------------
+
+
+def per_slo_distributions(result: SimResult) -> dict:
+    """``{class: (ttft Distribution, e2e Distribution)}`` over routed requests, keys sorted.
+
+    The empty class name is reported as ``default`` (as in the reference).
+    """
+    routed = np.flatnonzero(np.asarray(result.req_instance) >= 0)
+    names = result.slo_names if result.slo_names else ("",)
+    if result.slo_class is None:
+        cls_idx = np.zeros(routed.size, dtype=np.int64)
+    else:
+        cls_idx = np.asarray(result.slo_class)[routed].astype(np.int64)
+    ttft = np.asarray(result.ttft_us, dtype=np.float64)[routed]
+    e2e = np.asarray(result.e2e_us, dtype=np.float64)[routed]
+    labels = np.array([(names[c] or "default") for c in range(len(names))], dtype=object)
+    req_labels = labels[cls_idx] if routed.size else np.array([], dtype=object)
+    out = {}
+    has_any = ~np.isnan(ttft) | ~np.isnan(e2e)
+    for lab in sorted(set(req_labels[has_any].tolist())):
+        sel = req_labels == lab
+        t = ttft[sel]
+        e = e2e[sel]
+        out[lab] = (Distribution.from_values(t[~np.isnan(t)]),
+                    Distribution.from_values(e[~np.isnan(e)]))
+    return out
+
+
+def trace_summary(result: SimResult) -> dict:
+    """Decision-trace summary: admissions split admitted/rejected, routing target histogram
+    (keys ``instance_<i>`` in string order) and regret mean/max (0 without counterfactuals)."""
+    targets = np.asarray(result.route_target, dtype=np.int64)
+    regret = np.asarray(result.route_regret, dtype=np.float64)
+    admitted = int(targets.size)
+    rejected = int(result.rejected)
+    dist: dict[str, int] = {}
+    if targets.size:
+        ids, cnt = np.unique(targets, return_counts=True)
+        pairs = sorted((f"instance_{int(k)}", int(c)) for k, c in zip(ids, cnt))
+        dist = dict(pairs)
+    mean_r = max_r = 0.0
+    if targets.size:
+        used = regret[: targets.size]
+        mean_r = _seq_sum(used) / float(targets.size)
+        if used.size:
+            max_r = max(0.0, float(np.max(used)))
+    return {
+        "total_decisions": admitted + rejected,
+        "admitted": admitted,
+        "rejected": rejected,
+        "unique_targets": len(dist),
+        "target_distribution": dist,
+        "mean_regret": mean_r,
+        "max_regret": max_r,
+    }
