@@ -15,6 +15,8 @@ from numba.typed import Dict, List
 from . import codes, registry
 from .config import PolicyConfig, SimConfig
 from .kernels import cluster as kc
+from .kernels import layout as L
+from .kernels.instance import S_COMPLETED
 from .kernels.hashing import FNV_OFFSET, SEED, aligned_block_hashes, full_input_hashes
 from .result import SimResult
 from .workload.types import Workload
@@ -22,36 +24,11 @@ from .workload.types import Workload
 ROUTER_BLOCK = 16          # the reference's prefix scorer hashes 16-token blocks whatever the KV block size
 ROUTER_LRU_CAPACITY = 10_000  # blocks remembered per instance by the router's prefix index
 
-Reqs = namedtuple("Reqs", [
-    "arrival", "n_in", "n_out", "tok_ptr", "tokens", "kvh_ptr", "kvh", "rh_ptr", "rh",
-    "full_hash", "id_rank", "state", "inst", "pi", "num_new", "computed", "hwm", "prio", "ttft",
-    "itl_sum", "routed_us", "queued_us", "sched_us", "first_us", "done_us", "sched_delay",
-    "preempts", "seg_from", "last_emit", "last_emit_step", "ch_h", "ch_acc", "ch_len",
-    "bl_start", "bl_len", "bl_cap"])
-Insts = namedtuple("Insts", [
-    "clock", "ev_size", "step_pending", "steps", "waitq_sum", "completed", "dropped", "in_tokens",
-    "out_tokens", "preempts", "alloc_fail", "peak_kv", "kv_integral", "pending", "wq_head",
-    "wq_len", "batch_len", "batch", "used", "free_head", "free_tail", "hits", "misses",
-    "cpu_used", "cpu_hits", "cpu_miss", "thrash", "offloads", "pend_lat", "kv_clock",
-    "snap_util", "snap_free", "snap_hit", "snap_last"])
-KVState = namedtuple("KVState", [
-    "ref", "inuse", "bhash", "ntok", "prv", "nxt", "hmap", "salt", "cpu_has", "cpu_hash",
-    "cpu_time", "cpu_ntok", "arena", "arena_top"])
-Params = namedtuple("Params", [
-    "block", "total_blocks", "max_running", "max_sched", "long_thr", "lat_kind", "alpha0",
-    "alpha1", "alpha2", "beta", "rp", "tp", "cpu_blocks", "offload_threshold", "bandwidth",
-    "base_latency", "legacy", "horizon", "admission", "admission_latency", "routing_latency",
-    "tb_cap", "tb_rate", "routing", "scorer_codes", "scorer_weights", "prefix_observer",
-    "prio_code", "sched_code", "refresh_interval", "trace", "cf_k", "num_instances", "lru_cap"])
-Scratch = namedtuple("Scratch", [
-    "cached", "cached2", "cm_blk", "cm_was", "na_blk", "na_orig", "pf_pi", "pf_n", "dc_pi",
-    "dc_n", "scores", "dim"])
-Holders = namedtuple("Holders", ["ev_time", "ev_pay", "wq", "slog", "segs"])
-PrefixIndex = namedtuple("PrefixIndex", ["map", "salt", "hash", "prev", "next", "head", "tail",
-                                         "size"])
-ClusterEvents = namedtuple("ClusterEvents", ["time", "prio", "seq", "req"])
-State = namedtuple("State", ["rq", "ins", "kv", "p", "sc", "hold", "px", "ce", "cl", "clf",
-                             "affinity", "route_target", "route_regret"])
+State = namedtuple("State", [
+    "R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HMAP", "P", "PF",
+    "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
+    "PXMAP", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET"])
+State.__doc__ = "Every array of one run (packed layouts: simulator/kernels/layout.py)."
 
 
 def _salts(n: int, tag: int) -> np.ndarray:
@@ -77,32 +54,44 @@ def _id_string_ranks(n: int) -> np.ndarray:
     return ranks
 
 
-def _encode_params(cfg: SimConfig, policy: PolicyConfig, scorer_codes, scorer_weights) -> Params:
+def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray):
+    """Encode the configuration as an int64 and a float64 parameter vector (layout.P_*, PF_*)."""
     lat = cfg.latency
     alpha = tuple(lat.alpha) + (0.0,) * max(0, 3 - len(lat.alpha))
-    beta = np.asarray(tuple(lat.beta) + (0.0,) * max(0, 3 - len(lat.beta)), dtype=np.float64)
-    rp = np.asarray(lat.roofline_params if lat.roofline_params else (0.0,), dtype=np.float64)
-    return Params(
-        block=np.int64(cfg.block_size), total_blocks=np.int64(cfg.total_kv_blocks),
-        max_running=np.int64(cfg.max_running_reqs), max_sched=np.int64(cfg.max_scheduled_tokens),
-        long_thr=np.int64(cfg.long_prefill_token_threshold),
-        lat_kind=np.int64(codes.LAT_ROOFLINE if lat.kind == "roofline" else codes.LAT_BLACKBOX),
-        alpha0=np.float64(alpha[0]), alpha1=np.float64(alpha[1]), alpha2=np.int64(alpha[2]),
-        beta=beta, rp=rp, tp=np.int64(max(lat.tp, 1)),
-        cpu_blocks=np.int64(cfg.kv_cpu_blocks), offload_threshold=np.float64(cfg.kv_offload_threshold),
-        bandwidth=np.float64(cfg.kv_transfer_bandwidth),
-        base_latency=np.int64(cfg.kv_transfer_base_latency), legacy=bool(cfg.legacy_blis_quirks),
-        horizon=np.int64(cfg.horizon), admission=np.int64(registry.code_of("admission", policy.admission)),
-        admission_latency=np.int64(cfg.admission_latency), routing_latency=np.int64(cfg.routing_latency),
-        tb_cap=np.float64(policy.token_bucket_capacity), tb_rate=np.float64(policy.token_bucket_refill_rate),
-        routing=np.int64(registry.code_of("routing", policy.routing)),
-        scorer_codes=scorer_codes, scorer_weights=scorer_weights,
-        prefix_observer=bool(np.any(scorer_codes == codes.SCORER_PREFIX_AFFINITY)),
-        prio_code=np.int64(registry.code_of("priority", policy.priority)),
-        sched_code=np.int64(registry.code_of("scheduler", policy.scheduler)),
-        refresh_interval=np.int64(cfg.snapshot_refresh_interval),
-        trace=bool(cfg.trace_decisions), cf_k=np.int64(cfg.counterfactual_k),
-        num_instances=np.int64(cfg.num_instances), lru_cap=np.int64(ROUTER_LRU_CAPACITY))
+    P = np.zeros(L.NP_, dtype=np.int64)
+    P[L.P_BLOCK] = cfg.block_size
+    P[L.P_TOTAL_BLOCKS] = cfg.total_kv_blocks
+    P[L.P_MAX_RUNNING] = cfg.max_running_reqs
+    P[L.P_MAX_SCHED] = cfg.max_scheduled_tokens
+    P[L.P_LONG_THR] = cfg.long_prefill_token_threshold
+    P[L.P_LAT_KIND] = codes.LAT_ROOFLINE if lat.kind == "roofline" else codes.LAT_BLACKBOX
+    P[L.P_ALPHA2] = int(alpha[2])
+    P[L.P_TP] = max(lat.tp, 1)
+    P[L.P_CPU_BLOCKS] = cfg.kv_cpu_blocks
+    P[L.P_BASE_LAT] = cfg.kv_transfer_base_latency
+    P[L.P_LEGACY] = int(cfg.legacy_blis_quirks)
+    P[L.P_HORIZON] = cfg.horizon
+    P[L.P_ADMISSION] = registry.code_of("admission", policy.admission)
+    P[L.P_ADM_LAT] = cfg.admission_latency
+    P[L.P_RT_LAT] = cfg.routing_latency
+    P[L.P_ROUTING] = registry.code_of("routing", policy.routing)
+    P[L.P_PREFIX_OBS] = int(np.any(scorer_codes == codes.SCORER_PREFIX_AFFINITY))
+    P[L.P_PRIO] = registry.code_of("priority", policy.priority)
+    P[L.P_SCHED] = registry.code_of("scheduler", policy.scheduler)
+    P[L.P_REFRESH] = cfg.snapshot_refresh_interval
+    P[L.P_TRACE] = int(cfg.trace_decisions)
+    P[L.P_CF_K] = cfg.counterfactual_k
+    P[L.P_N_INST] = cfg.num_instances
+    P[L.P_LRU_CAP] = ROUTER_LRU_CAPACITY
+    P[L.P_ROUTER_BLOCK] = ROUTER_BLOCK
+    PF = np.zeros(L.NPF, dtype=np.float64)
+    PF[L.PF_ALPHA0] = alpha[0]
+    PF[L.PF_ALPHA1] = alpha[1]
+    PF[L.PF_OFFLOAD_THR] = cfg.kv_offload_threshold
+    PF[L.PF_BANDWIDTH] = cfg.kv_transfer_bandwidth
+    PF[L.PF_TB_CAP] = policy.token_bucket_capacity
+    PF[L.PF_TB_RATE] = policy.token_bucket_refill_rate
+    return P, PF
 
 
 def _scorer_table(policy: PolicyConfig):
@@ -129,11 +118,14 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     tokens = np.ascontiguousarray(wl.tokens, dtype=np.int32)
 
     sc_codes, sc_weights = _scorer_table(policy)
-    p = _encode_params(cfg, policy, sc_codes, sc_weights)
+    P, PF = _param_arrays(cfg, policy, sc_codes)
+    lat = cfg.latency
+    beta = np.asarray(tuple(lat.beta) + (0.0,) * max(0, 3 - len(lat.beta)), dtype=np.float64)
+    rp = np.asarray(lat.roofline_params if lat.roofline_params else (0.0,), dtype=np.float64)
 
     kvh_ptr = _ptr_from_counts(n_in // B)
     kvh = aligned_block_hashes(tokens, tok_ptr, n_in, np.int64(B), kvh_ptr)
-    if p.prefix_observer:
+    if P[L.P_PREFIX_OBS]:
         if B == ROUTER_BLOCK:
             rh_ptr, rh = kvh_ptr, kvh
         else:
@@ -141,133 +133,111 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
             rh = aligned_block_hashes(tokens, tok_ptr, n_in, np.int64(ROUTER_BLOCK), rh_ptr)
     else:
         rh_ptr, rh = np.zeros(n + 1, dtype=np.int64), np.zeros(1, dtype=np.int64)
-    if p.routing == codes.ROUTE_PREFIX_AFFINITY:
-        full_hash = full_input_hashes(tokens, tok_ptr, n_in, np.int64(B), kvh, kvh_ptr)
-    else:
-        full_hash = np.zeros(n, dtype=np.int64)
-    id_rank = (_id_string_ranks(n) if p.sched_code != codes.SCHED_FCFS
-               else np.zeros(n, dtype=np.int64))
 
+    R = np.zeros((L.NR, n), dtype=np.int64)
+    R[L.R_ARRIVAL] = wl.arrival_us
+    R[L.R_N_IN] = n_in
+    R[L.R_N_OUT] = n_out
+    R[L.R_TOK_PTR] = tok_ptr[:n]
+    R[L.R_KVH_PTR] = kvh_ptr[:n]
+    R[L.R_RH_PTR] = rh_ptr[:n]
+    if P[L.P_ROUTING] == codes.ROUTE_PREFIX_AFFINITY:
+        R[L.R_FULL_HASH] = full_input_hashes(tokens, tok_ptr, n_in, np.int64(B), kvh, kvh_ptr)
+    if P[L.P_SCHED] != codes.SCHED_FCFS:
+        R[L.R_ID_RANK] = _id_string_ranks(n)
+    for row in (L.R_INST, L.R_TTFT, L.R_ROUTED, L.R_QUEUED, L.R_SCHED, L.R_FIRST, L.R_DONE,
+                L.R_SCHED_DELAY, L.R_SEG_FROM, L.R_LAST_EMIT, L.R_LAST_EMIT_STEP):
+        R[row] = -1
+    R[L.R_CH_H] = SEED
+    R[L.R_CH_ACC] = FNV_OFFSET
     bl_cap = (n_in + n_out + B - 1) // B + 2
-    bl_start = _ptr_from_counts(bl_cap)
-    arena_size = int(bl_start[-1])
+    bl_ptr = _ptr_from_counts(bl_cap)
+    R[L.R_BL_START] = bl_ptr[:n]
+    R[L.R_BL_CAP] = bl_cap
+    arena_size = int(bl_ptr[-1])
     arena = List()
-    arena.append(np.empty(max(arena_size + arena_size // 4 + 1024, 1024), dtype=np.int64))
+    arena.append(np.empty(arena_size + arena_size // 4 + 1024, dtype=np.int64))
 
-    def full(v, dtype=np.int64):
-        return np.full(n, v, dtype=dtype)
-
-    rq = Reqs(
-        arrival=np.ascontiguousarray(wl.arrival_us, dtype=np.int64), n_in=n_in, n_out=n_out,
-        tok_ptr=tok_ptr, tokens=tokens, kvh_ptr=kvh_ptr, kvh=kvh, rh_ptr=rh_ptr, rh=rh,
-        full_hash=full_hash, id_rank=id_rank, state=full(0, np.int8), inst=full(-1),
-        pi=full(0), num_new=full(0), computed=full(0), hwm=full(0), prio=full(0.0, np.float64),
-        ttft=full(-1), itl_sum=full(0), routed_us=full(-1), queued_us=full(-1),
-        sched_us=full(-1), first_us=full(-1), done_us=full(-1), sched_delay=full(-1),
-        preempts=full(0), seg_from=full(-1), last_emit=full(-1), last_emit_step=full(-1),
-        ch_h=full(SEED), ch_acc=full(FNV_OFFSET), ch_len=full(0), bl_start=bl_start[:-1].copy(),
-        bl_len=full(0), bl_cap=bl_cap.copy())
-
+    I = np.zeros((L.NI, N), dtype=np.int64)
+    I[L.I_FREE_HEAD] = np.arange(N, dtype=np.int64) * TB
+    I[L.I_FREE_TAIL] = I[L.I_FREE_HEAD] + TB - 1
+    I[L.I_LRU_HEAD] = -1
+    I[L.I_LRU_TAIL] = -1
+    I[L.I_KV_SALT] = _salts(N, 1)
+    I[L.I_PX_SALT] = _salts(N, 7)
     bcap = int(min(cfg.max_running_reqs, max(n, 1))) + 1
 
-    def zi(dtype=np.int64):
-        return np.zeros(N, dtype=dtype)
-
-    free_head = np.arange(N, dtype=np.int64) * TB
-    ins = Insts(
-        clock=zi(), ev_size=zi(), step_pending=zi(), steps=zi(), waitq_sum=zi(), completed=zi(),
-        dropped=zi(), in_tokens=zi(), out_tokens=zi(), preempts=zi(), alloc_fail=zi(),
-        peak_kv=zi(), kv_integral=zi(np.float64), pending=zi(), wq_head=zi(), wq_len=zi(),
-        batch_len=zi(), batch=np.zeros((N, bcap), dtype=np.int64), used=zi(),
-        free_head=free_head, free_tail=free_head + TB - 1, hits=zi(), misses=zi(), cpu_used=zi(),
-        cpu_hits=zi(), cpu_miss=zi(), thrash=zi(), offloads=zi(), pend_lat=zi(), kv_clock=zi(),
-        snap_util=zi(np.float64), snap_free=zi(), snap_hit=zi(np.float64), snap_last=zi())
-
     nb = N * TB
+    KB = np.zeros((L.NKB, nb), dtype=np.int32)
     local = np.arange(nb, dtype=np.int64) % TB
-    prv = np.arange(nb, dtype=np.int64) - 1
-    nxt = np.arange(nb, dtype=np.int64) + 1
-    prv[local == 0] = -1
-    nxt[local == TB - 1] = -1
-    tiered = cfg.kv_cpu_blocks > 0
-    ncpu = nb if tiered else 1
-    hmap = Dict.empty(types.int64, types.int64)
-    kv = KVState(
-        ref=np.zeros(nb, dtype=np.int32), inuse=np.zeros(nb, dtype=np.int8),
-        bhash=np.zeros(nb, dtype=np.int64), ntok=np.zeros(nb, dtype=np.int32), prv=prv, nxt=nxt,
-        hmap=hmap, salt=_salts(N, 1), cpu_has=np.zeros(ncpu, dtype=np.int8),
-        cpu_hash=np.zeros(ncpu, dtype=np.int64), cpu_time=np.zeros(ncpu, dtype=np.int64),
-        cpu_ntok=np.zeros(ncpu, dtype=np.int32), arena=arena,
-        arena_top=np.array([arena_size], dtype=np.int64))
+    KB[L.KB_PREV] = np.where(local == 0, -1, np.arange(nb) - 1)
+    KB[L.KB_NEXT] = np.where(local == TB - 1, -1, np.arange(nb) + 1)
+    ncpu = nb if cfg.kv_cpu_blocks > 0 else 1
 
-    max_in_blocks = int(n_in.max() // B) + 2 if n else 2
-    max_new_blocks = int(max(n_in.max() if n else 0, 1) // B) + 3
-    sc = Scratch(
-        cached=np.zeros(max_in_blocks, dtype=np.int64), cached2=np.zeros(max_in_blocks, dtype=np.int64),
-        cm_blk=np.zeros(max_in_blocks, dtype=np.int64), cm_was=np.zeros(max_in_blocks, dtype=np.int8),
-        na_blk=np.zeros(max_new_blocks, dtype=np.int64), na_orig=np.zeros(max_new_blocks, dtype=np.int64),
-        pf_pi=np.zeros(bcap, dtype=np.int64), pf_n=np.zeros(bcap, dtype=np.int64),
-        dc_pi=np.zeros(bcap, dtype=np.int64), dc_n=np.zeros(bcap, dtype=np.int64),
-        scores=np.zeros(N, dtype=np.float64), dim=np.zeros(N, dtype=np.float64))
-
+    width = max(int(n_in.max()) // B + 3 if n else 3, bcap)
     ev_cap = int(min(n, 1024)) + 3 * (bcap + 2) + 8
-    ev_time, ev_pay, wq, slog = List(), List(), List(), List()
+    EVH, WQ, SLOG, SEGS = List(), List(), List(), List()
     for _ in range(N):
-        ev_time.append(np.zeros(ev_cap, dtype=np.int64))
-        ev_pay.append(np.zeros(ev_cap, dtype=np.int64))
-        wq.append(np.zeros(64, dtype=np.int64))
-        slog.append(np.zeros(1024, dtype=np.int64))
-    segs = List()
-    segs.append(np.zeros((max(n, 16), 5), dtype=np.int64))
-    hold = Holders(ev_time=ev_time, ev_pay=ev_pay, wq=wq, slog=slog, segs=segs)
-
-    lru_nodes = N * ROUTER_LRU_CAPACITY if p.prefix_observer else 1
-    px = PrefixIndex(
-        map=Dict.empty(types.int64, types.int64), salt=_salts(N, 7),
-        hash=np.zeros(lru_nodes, dtype=np.int64), prev=np.full(lru_nodes, -1, dtype=np.int64),
-        next=np.full(lru_nodes, -1, dtype=np.int64), head=np.full(N, -1, dtype=np.int64),
-        tail=np.full(N, -1, dtype=np.int64), size=np.zeros(N, dtype=np.int64))
-    ce = ClusterEvents(time=np.zeros(n + 1, dtype=np.int64), prio=np.zeros(n + 1, dtype=np.int64),
-                       seq=np.zeros(n + 1, dtype=np.int64), req=np.zeros(n + 1, dtype=np.int64))
+        EVH.append(np.zeros((2, ev_cap), dtype=np.int64))
+        WQ.append(np.zeros(64, dtype=np.int64))
+        SLOG.append(np.zeros(1024, dtype=np.int64))
+    SEGS.append(np.zeros((max(n, 16), 5), dtype=np.int64))
+    lru_nodes = N * ROUTER_LRU_CAPACITY if P[L.P_PREFIX_OBS] else 1
+    PXA = np.full((3, lru_nodes), -1, dtype=np.int64)
+    CL = np.zeros(L.NCL, dtype=np.int64)
+    CL[L.CL_ARENA_TOP] = arena_size
     n_routes = n if cfg.trace_decisions else 1
-    return State(rq=rq, ins=ins, kv=kv, p=p, sc=sc, hold=hold, px=px, ce=ce,
-                 cl=np.zeros(8, dtype=np.int64), clf=np.zeros(4, dtype=np.float64),
-                 affinity=Dict.empty(types.int64, types.int64),
-                 route_target=np.zeros(n_routes, dtype=np.int32),
-                 route_regret=np.zeros(n_routes, dtype=np.float64))
+    return State(
+        R=R, RF=np.zeros(n, dtype=np.float64), TOK=tokens, KVH=kvh, RH=rh,
+        I=I, IF=np.zeros((L.NIF, N), dtype=np.float64),
+        BATCH=np.zeros((N, bcap), dtype=np.int64), KB=KB, BH=np.zeros(nb, dtype=np.int64),
+        CPU=np.zeros((L.NCPU, ncpu), dtype=np.int64), HMAP=Dict.empty(types.int64, types.int64),
+        P=P, PF=PF, BETA=beta, RP=rp, SCODES=sc_codes, SWEIGHTS=sc_weights,
+        SC=np.zeros((L.NSC, width), dtype=np.int64), SCF=np.zeros((2, N), dtype=np.float64),
+        EVH=EVH, WQ=WQ, SLOG=SLOG, SEGS=SEGS, ARENA=arena,
+        PXMAP=Dict.empty(types.int64, types.int64), PXA=PXA,
+        CE=np.zeros((4, n + 1), dtype=np.int64), CL=CL, CLF=np.zeros(L.NCLF, dtype=np.float64),
+        AFFINITY=Dict.empty(types.int64, types.int64),
+        ROUTE_TARGET=np.zeros(n_routes, dtype=np.int32),
+        ROUTE_REGRET=np.zeros(n_routes, dtype=np.float64))
 
 
 def _finish(st: State, cfg: SimConfig, wl: Workload) -> SimResult:
-    rq, ins, p = st.rq, st.ins, st.p
+    R, I = st.R, st.I
     N = cfg.num_instances
-    itl_v, itl_c, itl_i = kc.collect_itl(st, np.int64(p.alpha2))
-    completed = rq.state == kc.S_COMPLETED
-    has_ttft = rq.ttft >= 0
-    ttft = np.where(has_ttft, rq.ttft.astype(np.float64), np.nan)
-    e2e = np.where(completed, (rq.ttft + rq.itl_sum).astype(np.float64), np.nan)
-    denom = np.maximum(rq.n_out - 1, 1).astype(np.float64)
-    itl = np.where(completed, np.where(rq.n_out > 0, (e2e - ttft) / denom, 0.0), np.nan)
-    hits = ins.hits + ins.cpu_hits
-    total = hits + ins.misses + ins.cpu_miss
+    itl_v, itl_c, itl_i = kc.collect_itl(st, np.int64(st.P[L.P_ALPHA2]))
+    state = R[L.R_STATE].astype(np.int8)
+    completed = state == S_COMPLETED
+    ttft_i = R[L.R_TTFT]
+    ttft = np.where(ttft_i >= 0, ttft_i.astype(np.float64), np.nan)
+    e2e = np.where(completed, (ttft_i + R[L.R_ITL_SUM]).astype(np.float64), np.nan)
+    n_out = R[L.R_N_OUT]
+    denom = np.maximum(n_out - 1, 1).astype(np.float64)
+    itl = np.where(completed, np.where(n_out > 0, (e2e - ttft) / denom, 0.0), np.nan)
+    hits = I[L.I_HITS] + I[L.I_CPU_HITS]
+    total = hits + I[L.I_MISSES] + I[L.I_CPU_MISS]
     hit_rate = np.where(total > 0, hits / np.maximum(total, 1), 0.0)
-    thrash = np.where(ins.offloads > 0, ins.thrash / np.maximum(ins.offloads, 1), 0.0)
-    n_routes = int(st.cl[kc.CL_NROUTES])
+    thrash = np.where(I[L.I_OFFLOADS] > 0, I[L.I_THRASH] / np.maximum(I[L.I_OFFLOADS], 1), 0.0)
+    n_routes = int(st.CL[L.CL_NROUTES])
     return SimResult(
-        n_in=rq.n_in, n_out=rq.n_out, req_state=rq.state.copy(), req_instance=rq.inst.copy(),
-        arrival_us=rq.arrival, routed_us=rq.routed_us, queued_us=rq.queued_us,
-        scheduled_us=rq.sched_us, first_token_us=rq.first_us, done_us=rq.done_us,
-        ttft_us=ttft, e2e_us=e2e, itl_us=itl, sched_delay_us=rq.sched_delay,
-        preemptions=rq.preempts,
-        inst_completed=ins.completed, inst_still_queued=ins.wq_len, inst_still_running=ins.batch_len,
-        inst_dropped=ins.dropped, inst_input_tokens=ins.in_tokens,
-        inst_output_tokens=ins.out_tokens,
-        inst_sim_ended_us=np.minimum(ins.clock, np.int64(cfg.horizon)),
-        inst_preemptions=ins.preempts, inst_kv_alloc_failures=ins.alloc_fail,
-        inst_cache_hit_rate=hit_rate, inst_kv_thrashing_rate=thrash, inst_peak_kv_blocks=ins.peak_kv,
-        inst_kv_block_us=ins.kv_integral, inst_steps=ins.steps, inst_waitq_sum=ins.waitq_sum,
+        n_in=R[L.R_N_IN].copy(), n_out=n_out.copy(), req_state=state,
+        req_instance=R[L.R_INST].copy(), arrival_us=R[L.R_ARRIVAL].copy(),
+        routed_us=R[L.R_ROUTED].copy(), queued_us=R[L.R_QUEUED].copy(),
+        scheduled_us=R[L.R_SCHED].copy(), first_token_us=R[L.R_FIRST].copy(),
+        done_us=R[L.R_DONE].copy(), ttft_us=ttft, e2e_us=e2e, itl_us=itl,
+        sched_delay_us=R[L.R_SCHED_DELAY].copy(), preemptions=R[L.R_PREEMPTS].copy(),
+        inst_completed=I[L.I_COMPLETED].copy(), inst_still_queued=I[L.I_WQ_LEN].copy(),
+        inst_still_running=I[L.I_BATCH_LEN].copy(), inst_dropped=I[L.I_DROPPED].copy(),
+        inst_input_tokens=I[L.I_IN_TOKENS].copy(), inst_output_tokens=I[L.I_OUT_TOKENS].copy(),
+        inst_sim_ended_us=np.minimum(I[L.I_CLOCK], np.int64(cfg.horizon)),
+        inst_preemptions=I[L.I_PREEMPTS].copy(), inst_kv_alloc_failures=I[L.I_ALLOC_FAIL].copy(),
+        inst_cache_hit_rate=hit_rate, inst_kv_thrashing_rate=thrash,
+        inst_peak_kv_blocks=I[L.I_PEAK_KV].copy(), inst_kv_block_us=st.IF[L.IF_KV_INTEGRAL].copy(),
+        inst_steps=I[L.I_STEPS].copy(), inst_waitq_sum=I[L.I_WAITQ_SUM].copy(),
         itl_values_us=itl_v, itl_counts=itl_c, itl_instance=itl_i,
-        rejected=int(st.cl[kc.CL_REJECTED]),
-        route_target=st.route_target[:n_routes].copy(), route_regret=st.route_regret[:n_routes].copy(),
+        rejected=int(st.CL[L.CL_REJECTED]),
+        route_target=st.ROUTE_TARGET[:n_routes].copy(),
+        route_regret=st.ROUTE_REGRET[:n_routes].copy(),
         trace_on=bool(cfg.trace_decisions), num_instances=N,
         slo_class=wl.slo_class, slo_names=wl.slo_names, tenant=wl.tenant,
         tenant_names=wl.tenant_names)

@@ -19,23 +19,20 @@ from .goheap import ckey_pop, ckey_push
 from .instance import (EV_ARRIVAL, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJECTED, SEG_RANGE,
                        process_event, push_event)
 from .kvcache import cache_hit_rate
+from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CSIZE, CL_NROUTES,
+                     CL_NSEGS, CL_REJECTED, CL_RR, CL_SEQ, CLF_LAST_REFILL, CLF_TOKENS,
+                     I_BATCH_LEN, I_EV_SIZE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
+                     I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
+                     IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
+                     P_PREFIX_OBS, P_REFRESH, P_ROUTER_BLOCK, P_ROUTING, P_RT_LAT, P_TOTAL_BLOCKS,
+                     P_TRACE, PF_TB_CAP, PF_TB_RATE, PX_HASH, PX_NEXT, PX_PREV, R_ARRIVAL,
+                     R_FULL_HASH, R_INST, R_N_IN, R_ROUTED, R_RH_PTR, R_STATE, SCF_DIM,
+                     SCF_SCORES)
 
-CE_ARRIVAL = 0
-CE_ADMISSION = 1
-CE_ROUTING = 2
+CE_ARRIVAL = np.int64(0)
+CE_ADMISSION = np.int64(1)
+CE_ROUTING = np.int64(2)
 INT64_MAX = np.iinfo(np.int64).max
-
-# st.cl slots (int64 cluster scalars)
-CL_SEQ = 0
-CL_NSEGS = 1
-CL_RR = 2
-CL_REJECTED = 3
-CL_NROUTES = 4
-CL_CHEAP = 5
-CL_CSIZE = 6
-# st.clf slots (float64 cluster scalars)
-CLF_TOKENS = 0
-CLF_LAST_REFILL = 1
 
 
 # ---------------------------------------------------------------- snapshots
@@ -44,19 +41,21 @@ CLF_LAST_REFILL = 1
 def refresh_snapshots(st, clock):
     """buildRouterState: the KV fields of each snapshot are re-read live, or only every
     ``snapshot_refresh_interval`` µs (starting from 0) when that is > 0."""
-    ins, p = st.ins, st.p
-    for i in range(p.num_instances):
-        if p.refresh_interval <= 0 or clock - ins.snap_last[i] >= p.refresh_interval:
-            ins.snap_util[i] = ins.used[i] / p.total_blocks
-            ins.snap_free[i] = p.total_blocks - ins.used[i]
-            ins.snap_hit[i] = cache_hit_rate(ins, i)
-            ins.snap_last[i] = clock
+    I, IF, P = st.I, st.IF, st.P
+    interval = P[P_REFRESH]
+    total = P[P_TOTAL_BLOCKS]
+    for i in range(P[P_N_INST]):
+        if interval <= 0 or clock - I[I_SNAP_LAST, i] >= interval:
+            IF[IF_SNAP_UTIL, i] = I[I_USED, i] / total
+            I[I_SNAP_FREE, i] = total - I[I_USED, i]
+            IF[IF_SNAP_HIT, i] = cache_hit_rate(I, i)
+            I[I_SNAP_LAST, i] = clock
 
 
-@njit(cache=True, inline="always")
-def effective_load(ins, i):
+@njit(cache=True)
+def effective_load(I, i):
     """Queue depth + batch size + routed-but-not-yet-queued requests."""
-    return ins.wq_len[i] + ins.batch_len[i] + ins.pending[i]
+    return I[I_WQ_LEN, i] + I[I_BATCH_LEN, i] + I[I_PENDING, i]
 
 
 # ---------------------------------------------------------------- admission
@@ -64,18 +63,19 @@ def effective_load(ins, i):
 @njit(cache=True)
 def admit(st, r, clock):
     """Admission policies: always-admit, token-bucket (cost = input tokens), reject-all."""
-    code = st.p.admission
+    code = st.P[P_ADMISSION]
     if code == ADMIT_REJECT_ALL:
         return False
     if code == ADMIT_TOKEN_BUCKET:
-        elapsed = clock - np.int64(st.clf[CLF_LAST_REFILL])
+        CLF = st.CLF
+        elapsed = clock - np.int64(CLF[CLF_LAST_REFILL])
         if elapsed > 0:
-            refill = np.float64(elapsed) * st.p.tb_rate / 1e6
-            st.clf[CLF_TOKENS] = min(st.p.tb_cap, st.clf[CLF_TOKENS] + refill)
-            st.clf[CLF_LAST_REFILL] = np.float64(clock)
-        cost = np.float64(st.rq.n_in[r])
-        if st.clf[CLF_TOKENS] >= cost:
-            st.clf[CLF_TOKENS] -= cost
+            refill = np.float64(elapsed) * st.PF[PF_TB_RATE] / 1e6
+            CLF[CLF_TOKENS] = min(st.PF[PF_TB_CAP], CLF[CLF_TOKENS] + refill)
+            CLF[CLF_LAST_REFILL] = np.float64(clock)
+        cost = np.float64(st.R[R_N_IN, r])
+        if CLF[CLF_TOKENS] >= cost:
+            CLF[CLF_TOKENS] -= cost
             return True
         return False
     return True
@@ -84,58 +84,59 @@ def admit(st, r, clock):
 # ---------------------------------------------------------------- router-side prefix index
 
 @njit(cache=True)
-def _lru_unlink(px, i, node):
-    p_ = px.prev[node]
-    q = px.next[node]
+def _lru_unlink(PXA, I, i, node):
+    p_ = PXA[PX_PREV, node]
+    q = PXA[PX_NEXT, node]
     if p_ >= 0:
-        px.next[p_] = q
+        PXA[PX_NEXT, p_] = q
     else:
-        px.head[i] = q
+        I[I_LRU_HEAD, i] = q
     if q >= 0:
-        px.prev[q] = p_
+        PXA[PX_PREV, q] = p_
     else:
-        px.tail[i] = p_
+        I[I_LRU_TAIL, i] = p_
 
 
 @njit(cache=True)
-def _lru_append(px, i, node):
-    t = px.tail[i]
-    px.prev[node] = t
-    px.next[node] = -1
+def _lru_append(PXA, I, i, node):
+    t = I[I_LRU_TAIL, i]
+    PXA[PX_PREV, node] = t
+    PXA[PX_NEXT, node] = -1
     if t >= 0:
-        px.next[t] = node
+        PXA[PX_NEXT, t] = node
     else:
-        px.head[i] = node
-    px.tail[i] = node
+        I[I_LRU_HEAD, i] = node
+    I[I_LRU_TAIL, i] = node
 
 
 @njit(cache=True)
-def prefix_touch(px, cap, i, h):
+def prefix_touch(PXMAP, PXA, I, cap, i, h):
     """Mark block hash h most recently used on instance i, evicting the least recent at capacity."""
-    key = h ^ px.salt[i]
-    if key in px.map:
-        node = px.map[key]
-        _lru_unlink(px, i, node)
-        _lru_append(px, i, node)
+    key = h ^ I[I_PX_SALT, i]
+    if key in PXMAP:
+        node = PXMAP[key]
+        _lru_unlink(PXA, I, i, node)
+        _lru_append(PXA, I, i, node)
         return
-    if px.size[i] >= cap:
-        node = px.head[i]
-        del px.map[px.hash[node] ^ px.salt[i]]
-        _lru_unlink(px, i, node)
+    if I[I_LRU_SIZE, i] >= cap:
+        node = I[I_LRU_HEAD, i]
+        del PXMAP[PXA[PX_HASH, node] ^ I[I_PX_SALT, i]]
+        _lru_unlink(PXA, I, i, node)
     else:
-        node = i * cap + px.size[i]
-        px.size[i] += 1
-    px.hash[node] = h
-    px.map[key] = node
-    _lru_append(px, i, node)
+        node = i * cap + I[I_LRU_SIZE, i]
+        I[I_LRU_SIZE, i] += 1
+    PXA[PX_HASH, node] = h
+    PXMAP[key] = node
+    _lru_append(PXA, I, i, node)
 
 
 @njit(cache=True)
-def prefix_match(px, i, hashes, a, n):
+def prefix_match(PXMAP, I, i, hashes, a, n):
     """Number of leading block hashes hashes[a:a+n] present on instance i."""
+    salt = I[I_PX_SALT, i]
     m = 0
     for k in range(n):
-        if (hashes[a + k] ^ px.salt[i]) in px.map:
+        if (hashes[a + k] ^ salt) in PXMAP:
             m += 1
         else:
             break
@@ -143,56 +144,58 @@ def prefix_match(px, i, hashes, a, n):
 
 
 # ---------------------------------------------------------------- scorers
+# A scorer is an @njit function (st, r, out) writing one score per instance into ``out``;
+# register it in simulator/registry.py (_SCORERS), codes.py and score_dimension below.
 
 @njit(cache=True)
 def score_prefix_affinity(st, r, out):
     """Fraction of the request's leading 16-token blocks the router believes each instance holds."""
-    rq = st.rq
-    a = rq.rh_ptr[r]
-    n = rq.rh_ptr[r + 1] - a
-    for i in range(st.p.num_instances):
+    a = st.R[R_RH_PTR, r]
+    n = st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]
+    for i in range(st.P[P_N_INST]):
         if n == 0:
             out[i] = 0.0
         else:
-            out[i] = prefix_match(st.px, i, rq.rh, a, n) / n
+            out[i] = prefix_match(st.PXMAP, st.I, i, st.RH, a, n) / n
 
 
 @njit(cache=True)
 def score_queue_depth(st, r, out):
     """Min-max normalised effective load (1 = least loaded; all 1 when loads are equal)."""
-    ins = st.ins
+    I = st.I
     lo = INT64_MAX
     hi = 0
-    for i in range(st.p.num_instances):
-        load = effective_load(ins, i)
+    N = st.P[P_N_INST]
+    for i in range(N):
+        load = effective_load(I, i)
         if load < lo:
             lo = load
         if load > hi:
             hi = load
-    for i in range(st.p.num_instances):
+    for i in range(N):
         if hi == lo:
             out[i] = 1.0
         else:
-            out[i] = np.float64(hi - effective_load(ins, i)) / np.float64(hi - lo)
+            out[i] = np.float64(hi - effective_load(I, i)) / np.float64(hi - lo)
 
 
 @njit(cache=True)
 def score_kv_utilization(st, r, out):
     """1 - (snapshot) KV utilisation."""
-    for i in range(st.p.num_instances):
-        out[i] = 1.0 - st.ins.snap_util[i]
+    for i in range(st.P[P_N_INST]):
+        out[i] = 1.0 - st.IF[IF_SNAP_UTIL, i]
 
 
 @njit(cache=True)
 def score_load_balance(st, r, out):
     """1 / (1 + effective load)."""
-    for i in range(st.p.num_instances):
-        out[i] = 1.0 / (1.0 + np.float64(effective_load(st.ins, i)))
+    for i in range(st.P[P_N_INST]):
+        out[i] = 1.0 / (1.0 + np.float64(effective_load(st.I, i)))
 
 
 @njit(cache=True)
 def score_dimension(code, st, r, out):
-    """Scorer dispatch: code -> scorer function (registry: simulator/registry.py _SCORERS)."""
+    """Scorer dispatch: code -> scorer function."""
     if code == SCORER_PREFIX_AFFINITY:
         score_prefix_affinity(st, r, out)
     elif code == SCORER_QUEUE_DEPTH:
@@ -206,11 +209,11 @@ def score_dimension(code, st, r, out):
 # ---------------------------------------------------------------- routing policies
 
 @njit(cache=True)
-def _least_loaded(st):
+def _least_loaded(I, N):
     best = 0
-    lo = effective_load(st.ins, 0)
-    for i in range(1, st.p.num_instances):
-        load = effective_load(st.ins, i)
+    lo = effective_load(I, 0)
+    for i in range(1, N):
+        load = effective_load(I, i)
         if load < lo:
             lo = load
             best = i
@@ -218,58 +221,64 @@ def _least_loaded(st):
 
 
 @njit(cache=True)
+def _weighted(st, r):
+    N = st.P[P_N_INST]
+    scores = st.SCF[SCF_SCORES]
+    dim = st.SCF[SCF_DIM]
+    for i in range(N):
+        scores[i] = 0.0
+    for s in range(st.SCODES.shape[0]):
+        score_dimension(st.SCODES[s], st, r, dim)
+        w = st.SWEIGHTS[s]
+        for i in range(N):
+            v = dim[i]
+            if v < 0.0:
+                v = 0.0
+            if v > 1.0:
+                v = 1.0
+            scores[i] += v * w
+    best_score = -1.0
+    best = 0
+    for i in range(N):
+        if scores[i] > best_score:
+            best_score = scores[i]
+            best = i
+    if st.P[P_PREFIX_OBS] != 0:
+        a = st.R[R_RH_PTR, r]
+        cap = st.P[P_LRU_CAP]
+        for k in range(a, a + st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]):
+            prefix_touch(st.PXMAP, st.PXA, st.I, cap, best, st.RH[k])
+    return best
+
+
+@njit(cache=True)
 def route(st, r):
-    """Pick the target instance; fills st.sc.scores with the weighted scores when applicable.
-    Returns (target, has_scores)."""
-    p = st.p
-    N = p.num_instances
-    code = p.routing
+    """Pick the target instance; returns (target, has_scores); weighted scores land in SCF."""
+    I = st.I
+    N = st.P[P_N_INST]
+    code = st.P[P_ROUTING]
     if code == ROUTE_LEAST_LOADED:
-        return _least_loaded(st), False
+        return _least_loaded(I, N), False
     if code == ROUTE_ALWAYS_BUSIEST:
         best = 0
-        hi = effective_load(st.ins, 0)
+        hi = effective_load(I, 0)
         for i in range(1, N):
-            load = effective_load(st.ins, i)
+            load = effective_load(I, i)
             if load > hi:
                 hi = load
                 best = i
         return best, False
     if code == ROUTE_PREFIX_AFFINITY:
-        h = st.rq.full_hash[r]
-        if h in st.affinity:
-            return st.affinity[h], False
-        t = _least_loaded(st)
-        st.affinity[h] = t
+        h = st.R[R_FULL_HASH, r]
+        if h in st.AFFINITY:
+            return st.AFFINITY[h], False
+        t = _least_loaded(I, N)
+        st.AFFINITY[h] = t
         return t, False
     if code == ROUTE_WEIGHTED:
-        scores = st.sc.scores
-        dim = st.sc.dim
-        for i in range(N):
-            scores[i] = 0.0
-        for s in range(p.scorer_codes.shape[0]):
-            score_dimension(p.scorer_codes[s], st, r, dim)
-            w = p.scorer_weights[s]
-            for i in range(N):
-                v = dim[i]
-                if v < 0.0:
-                    v = 0.0
-                if v > 1.0:
-                    v = 1.0
-                scores[i] += v * w
-        best_score = -1.0
-        best = 0
-        for i in range(N):
-            if scores[i] > best_score:
-                best_score = scores[i]
-                best = i
-        if p.prefix_observer:
-            a = st.rq.rh_ptr[r]
-            for k in range(a, st.rq.rh_ptr[r + 1]):
-                prefix_touch(st.px, p.lru_cap, best, st.rq.rh[k])
-        return best, True
-    t = st.cl[CL_RR] % N
-    st.cl[CL_RR] += 1
+        return _weighted(st, r), True
+    t = st.CL[CL_RR] % N
+    st.CL[CL_RR] += 1
     return t, False
 
 
@@ -278,8 +287,8 @@ def _regret(st, target, has_scores):
     """Counterfactual regret: best candidate score minus the chosen one's (never negative)."""
     best = -np.inf
     chosen = 0.0
-    for i in range(st.p.num_instances):
-        s = st.sc.scores[i] if has_scores else -np.float64(effective_load(st.ins, i))
+    for i in range(st.P[P_N_INST]):
+        s = st.SCF[SCF_SCORES, i] if has_scores else -np.float64(effective_load(st.I, i))
         if s > best:
             best = s
         if i == target:
@@ -291,95 +300,96 @@ def _regret(st, target, has_scores):
 
 @njit(cache=True)
 def _cpush(st, t, kind, r):
-    c = st.ce
-    st.cl[CL_CSIZE] = ckey_push(c.time, c.prio, c.seq, c.req, st.cl[CL_CSIZE], t, kind,
-                                st.cl[CL_SEQ], r)
-    st.cl[CL_SEQ] += 1
+    CE = st.CE
+    st.CL[CL_CSIZE] = ckey_push(CE[CE_TIME], CE[CE_PRIO], CE[CE_SEQ], CE[CE_REQ], st.CL[CL_CSIZE],
+                                t, kind, st.CL[CL_SEQ], r)
+    st.CL[CL_SEQ] += 1
 
 
 @njit(cache=True)
 def _cluster_event(st, t, kind, r):
-    p, rq, ins = st.p, st.rq, st.ins
+    P, R, I = st.P, st.R, st.I
     if kind == CE_ARRIVAL:
-        rq.state[r] = S_IN_PIPELINE
-        _cpush(st, t + p.admission_latency, CE_ADMISSION, r)
+        R[R_STATE, r] = S_IN_PIPELINE
+        _cpush(st, t + P[P_ADM_LAT], CE_ADMISSION, r)
     elif kind == CE_ADMISSION:
         refresh_snapshots(st, t)
         if admit(st, r, t):
-            _cpush(st, t + p.routing_latency, CE_ROUTING, r)
+            st.CL[CL_ADMITTED] += 1
+            _cpush(st, t + P[P_RT_LAT], CE_ROUTING, r)
         else:
-            rq.state[r] = S_REJECTED
-            st.cl[CL_REJECTED] += 1
+            R[R_STATE, r] = S_REJECTED
+            st.CL[CL_REJECTED] += 1
     else:
         refresh_snapshots(st, t)
         target, has_scores = route(st, r)
-        if p.trace:
-            k = st.cl[CL_NROUTES]
-            st.route_target[k] = target
-            if p.cf_k > 0:
-                st.route_regret[k] = _regret(st, target, has_scores)
-            st.cl[CL_NROUTES] = k + 1
-        rq.inst[r] = target
-        rq.routed_us[r] = t
-        ins.pending[target] += 1
+        if P[P_TRACE] != 0:
+            k = st.CL[CL_NROUTES]
+            st.ROUTE_TARGET[k] = target
+            if P[P_CF_K] > 0:
+                st.ROUTE_REGRET[k] = _regret(st, target, has_scores)
+            st.CL[CL_NROUTES] = k + 1
+        R[R_INST, r] = target
+        R[R_ROUTED, r] = t
+        I[I_PENDING, target] += 1
         push_event(st, target, t, r, EV_ARRIVAL)
 
 
 @njit(cache=True)
 def run_loop(st):
     """Drive all cluster and instance events on one clock until none remain or the horizon."""
-    p, rq, ins = st.p, st.rq, st.ins
-    N = p.num_instances
-    n = rq.arrival.shape[0]
-    for r in range(n):
-        _cpush(st, rq.arrival[r], CE_ARRIVAL, r)
-    st.clf[CLF_TOKENS] = p.tb_cap
+    P, R, I, CE = st.P, st.R, st.I, st.CE
+    N = P[P_N_INST]
+    horizon = P[P_HORIZON]
+    for r in range(R.shape[1]):
+        _cpush(st, R[R_ARRIVAL, r], CE_ARRIVAL, r)
+    st.CLF[CLF_TOKENS] = st.PF[PF_TB_CAP]
     while True:
         ct = INT64_MAX
-        if st.cl[CL_CSIZE] > 0:
-            ct = st.ce.time[0]
+        if st.CL[CL_CSIZE] > 0:
+            ct = CE[CE_TIME, 0]
         it = INT64_MAX
-        idx = -1
+        idx = np.int64(-1)
         for i in range(N):
-            if ins.ev_size[i] > 0:
-                t = st.hold.ev_time[i][0]
+            if I[I_EV_SIZE, i] > 0:
+                t = st.EVH[i][0, 0]
                 if t < it:
                     it = t
                     idx = i
         if ct == INT64_MAX and idx == -1:
             break
         if ct <= it:
-            t, kind, r = ckey_pop(st.ce.time, st.ce.prio, st.ce.seq, st.ce.req, st.cl[CL_CSIZE])
-            st.cl[CL_CSIZE] -= 1
-            if t > p.horizon:
+            t, kind, r = ckey_pop(CE[CE_TIME], CE[CE_PRIO], CE[CE_SEQ], CE[CE_REQ], st.CL[CL_CSIZE])
+            st.CL[CL_CSIZE] -= 1
+            if t > horizon:
                 break
             _cluster_event(st, t, kind, r)
         else:
-            if it > p.horizon:
+            if it > horizon:
                 break
             if process_event(st, idx) == EV_QUEUED:
-                if ins.pending[idx] > 0:
-                    ins.pending[idx] -= 1
+                if I[I_PENDING, idx] > 0:
+                    I[I_PENDING, idx] -= 1
 
 
 @njit(cache=True)
 def collect_itl(st, alpha2):
     """Run-length encoded ITL samples of completed requests: (value µs, count, instance)."""
-    N = st.p.num_instances
-    ins = st.ins
+    N = st.P[P_N_INST]
+    I = st.I
     total_steps = 0
     for i in range(N):
-        total_steps += ins.steps[i]
-    nsegs = st.cl[CL_NSEGS]
-    segs = st.hold.segs[0]
+        total_steps += I[I_STEPS, i]
+    nsegs = st.CL[CL_NSEGS]
+    segs = st.SEGS[0]
     diff = np.zeros(total_steps + N, dtype=np.int64)
     base = np.zeros(N + 1, dtype=np.int64)
     for i in range(N):
-        base[i + 1] = base[i] + ins.steps[i] + 1
+        base[i + 1] = base[i] + I[I_STEPS, i] + 1
     n_val = 0
     for k in range(nsegs):
         r = segs[k, 1]
-        if st.rq.state[r] != S_COMPLETED:
+        if st.R[R_STATE, r] != S_COMPLETED:
             continue
         if segs[k, 0] == SEG_RANGE:
             i = segs[k, 2]
@@ -392,9 +402,9 @@ def collect_itl(st, alpha2):
     insts = np.empty(total_steps + n_val, dtype=np.int32)
     m = 0
     for i in range(N):
-        lg = st.hold.slog[i]
+        lg = st.SLOG[i]
         run = 0
-        for s in range(ins.steps[i]):
+        for s in range(I[I_STEPS, i]):
             run += diff[base[i] + s]
             if run > 0:
                 vals[m] = np.float64(lg[s] + alpha2)
@@ -403,7 +413,7 @@ def collect_itl(st, alpha2):
                 m += 1
     for k in range(nsegs):
         r = segs[k, 1]
-        if segs[k, 0] != SEG_RANGE and st.rq.state[r] == S_COMPLETED:
+        if segs[k, 0] != SEG_RANGE and st.R[R_STATE, r] == S_COMPLETED:
             vals[m] = np.float64(segs[k, 3])
             cnts[m] = 1
             insts[m] = segs[k, 2]

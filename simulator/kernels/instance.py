@@ -1,14 +1,14 @@
 """One vLLM-like instance: event queue, wait queue, batch formation, step execution.
 
 Port of sim/simulator.go, sim/event.go, sim/queue.go, sim/priority.go, sim/scheduler.go
-@cbb0de7b.  All instances live in the same arrays (``st.ins`` indexed by instance) so that the
-cluster loop (kernels/cluster.py) drives them on one clock.
+@cbb0de7b.  All instances live in the same packed arrays (``I[field, i]``) so that the cluster
+loop (kernels/cluster.py) drives them on one clock.
 
 Differences from the reference, by design (REFERENCE.md 1(l)):
 - never livelocks or panics under KV pressure: preemption only visits requests still in the batch,
   and a request that cannot fit even alone is dropped and counted (``dropped_unservable``);
 - after a preemption TTFT is kept, output tokens and ITL samples are not counted twice;
-- ``p.legacy`` reproduces the two quirks every result depends on: one phantom ITL entry per
+- ``P[P_LEGACY]`` reproduces the two quirks every result depends on: one phantom ITL entry per
   completed request, and no new step while only queued work remains (not work-conserving).
 """
 import numpy as np
@@ -17,16 +17,29 @@ from numba import njit
 from ..codes import (LAT_ROOFLINE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BASED, SCHED_FCFS,
                      SCHED_PRIORITY_FCFS, SCHED_REVERSE_PRIORITY, SCHED_SJF)
 from .goheap import go_pop, go_push
-from .kvcache import allocate, get_cached_blocks, release
+from .kvcache import allocate, append_decode_token, get_cached_blocks, release
 from .latency import blackbox_step_us, roofline_step_us
+from .layout import (CL_NSEGS, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
+                     I_EV_SIZE, I_IN_TOKENS, I_KV_CLOCK, I_OUT_TOKENS, I_PEAK_KV, I_PEND_LAT,
+                     I_PREEMPTS, I_STEP_PENDING, I_STEPS, I_USED, I_WAITQ_SUM, I_WQ_HEAD,
+                     I_WQ_LEN, IF_KV_INTEGRAL, P_ALPHA2, P_BLOCK, P_LAT_KIND, P_LEGACY,
+                     P_LONG_THR, P_MAX_RUNNING, P_MAX_SCHED, P_PRIO, P_SCHED, P_TOTAL_BLOCKS, P_TP,
+                     PF_ALPHA0, PF_ALPHA1, R_ARRIVAL, R_COMPUTED, R_DONE, R_FIRST, R_HWM,
+                     R_ID_RANK, R_ITL_SUM, R_LAST_EMIT, R_LAST_EMIT_STEP, R_N_IN, R_N_OUT,
+                     R_NUM_NEW, R_PI, R_PREEMPTS, R_QUEUED, R_SCHED, R_SCHED_DELAY, R_SEG_FROM,
+                     R_STATE, R_TTFT, SC_CACHED, SC_DC_N, SC_DC_PI, SC_PF_N, SC_PF_PI)
 
 # Instance event kinds (payload = (request + 1) * 8 + kind)
-EV_ARRIVAL = 0
-EV_QUEUED = 1
-EV_STEP = 2
-EV_SCHEDULED = 3
-EV_PREEMPTION = 4
-EV_LEFT = 5
+EV_ARRIVAL = np.int64(0)
+EV_QUEUED = np.int64(1)
+EV_STEP = np.int64(2)
+EV_SCHEDULED = np.int64(3)
+EV_PREEMPTION = np.int64(4)
+EV_LEFT = np.int64(5)
+
+NO_REQUEST = np.int64(-1)
+ZERO = np.int64(0)
+ONE = np.int64(1)
 
 # Request states (mirrors simulator.result REQ_*)
 S_NOT_ARRIVED = 0
@@ -37,101 +50,98 @@ S_RUNNING = 4
 S_COMPLETED = 5
 S_DROPPED = 6
 
-# ITL record kinds (hold.segs rows: kind, request, instance, a, b)
-SEG_RANGE = 0   # one ITL entry per step index in [a, b] of the instance's step log
-SEG_VALUE = 1   # one ITL entry of value a (µs, alpha2 included)
+# ITL record kinds (SEGS rows: kind, request, instance, a, b)
+SEG_RANGE = np.int64(0)   # one ITL entry per step index in [a, b] of the instance's step log
+SEG_VALUE = np.int64(1)   # one ITL entry of value a (µs, alpha2 included)
 
 
 @njit(cache=True)
 def push_event(st, i, t, r, kind):
     """Schedule an instance event (Go heap order, growing storage when full)."""
-    tm = st.hold.ev_time[i]
-    pay = st.hold.ev_pay[i]
-    n = st.ins.ev_size[i]
-    if n == tm.shape[0]:
-        tm2 = np.empty(2 * n, dtype=np.int64)
-        pay2 = np.empty(2 * n, dtype=np.int64)
-        tm2[:n] = tm
-        pay2[:n] = pay
-        st.hold.ev_time[i] = tm2
-        st.hold.ev_pay[i] = pay2
-        tm, pay = tm2, pay2
-    st.ins.ev_size[i] = go_push(tm, pay, n, t, (r + 1) * 8 + kind)
+    ev = st.EVH[i]
+    n = st.I[I_EV_SIZE, i]
+    if n == ev.shape[1]:
+        ev2 = np.empty((2, 2 * n), dtype=np.int64)
+        ev2[:, :n] = ev
+        st.EVH[i] = ev2
+        ev = ev2
+    st.I[I_EV_SIZE, i] = go_push(ev[0], ev[1], n, t, (r + 1) * 8 + kind)
 
 
 # ---------------------------------------------------------------- wait queue (ring buffer)
 
 @njit(cache=True)
 def _wq_grow(st, i):
-    q = st.hold.wq[i]
-    n = st.ins.wq_len[i]
-    h = st.ins.wq_head[i]
+    q = st.WQ[i]
+    n = st.I[I_WQ_LEN, i]
+    h = st.I[I_WQ_HEAD, i]
     cap = q.shape[0]
     q2 = np.empty(2 * cap, dtype=q.dtype)
     for k in range(n):
         q2[k] = q[(h + k) % cap]
-    st.hold.wq[i] = q2
-    st.ins.wq_head[i] = 0
+    st.WQ[i] = q2
+    st.I[I_WQ_HEAD, i] = 0
 
 
 @njit(cache=True)
 def wq_push_back(st, i, r):
     """Append request r to instance i's wait queue."""
-    if st.ins.wq_len[i] == st.hold.wq[i].shape[0]:
+    if st.I[I_WQ_LEN, i] == st.WQ[i].shape[0]:
         _wq_grow(st, i)
-    q = st.hold.wq[i]
-    q[(st.ins.wq_head[i] + st.ins.wq_len[i]) % q.shape[0]] = r
-    st.ins.wq_len[i] += 1
+    q = st.WQ[i]
+    q[(st.I[I_WQ_HEAD, i] + st.I[I_WQ_LEN, i]) % q.shape[0]] = r
+    st.I[I_WQ_LEN, i] += 1
 
 
 @njit(cache=True)
 def wq_push_front(st, i, r):
     """Put request r at the head of instance i's wait queue (preempted requests go first)."""
-    if st.ins.wq_len[i] == st.hold.wq[i].shape[0]:
+    if st.I[I_WQ_LEN, i] == st.WQ[i].shape[0]:
         _wq_grow(st, i)
-    q = st.hold.wq[i]
-    h = (st.ins.wq_head[i] - 1) % q.shape[0]
+    q = st.WQ[i]
+    h = (st.I[I_WQ_HEAD, i] - 1) % q.shape[0]
     q[h] = r
-    st.ins.wq_head[i] = h
-    st.ins.wq_len[i] += 1
+    st.I[I_WQ_HEAD, i] = h
+    st.I[I_WQ_LEN, i] += 1
 
 
 @njit(cache=True)
 def wq_at(st, i, k):
     """k-th queued request of instance i (0 = head)."""
-    q = st.hold.wq[i]
-    return q[(st.ins.wq_head[i] + k) % q.shape[0]]
+    q = st.WQ[i]
+    return q[(st.I[I_WQ_HEAD, i] + k) % q.shape[0]]
 
 
 @njit(cache=True)
 def wq_pop_front(st, i):
     """Remove and return the head of instance i's wait queue."""
-    q = st.hold.wq[i]
-    r = q[st.ins.wq_head[i]]
-    st.ins.wq_head[i] = (st.ins.wq_head[i] + 1) % q.shape[0]
-    st.ins.wq_len[i] -= 1
+    q = st.WQ[i]
+    r = q[st.I[I_WQ_HEAD, i]]
+    st.I[I_WQ_HEAD, i] = (st.I[I_WQ_HEAD, i] + 1) % q.shape[0]
+    st.I[I_WQ_LEN, i] -= 1
     return r
 
 
 @njit(cache=True)
 def _wq_linearize(st, i):
-    q = st.hold.wq[i]
-    h = st.ins.wq_head[i]
-    n = st.ins.wq_len[i]
+    q = st.WQ[i]
+    h = st.I[I_WQ_HEAD, i]
+    n = st.I[I_WQ_LEN, i]
     if h + n <= q.shape[0]:
         return h
     tmp = np.empty(n, dtype=q.dtype)
     for k in range(n):
         tmp[k] = q[(h + k) % q.shape[0]]
     q[:n] = tmp
-    st.ins.wq_head[i] = 0
+    st.I[I_WQ_HEAD, i] = 0
     return 0
 
 
 # ---------------------------------------------------------------- priority and queue order
 
 @njit(cache=True)
-def _priority(code, now, arrival):
+def priority_of(code, now, arrival):
+    """Priority policies: constant 0, slo-based +1 per second of age, inverted-slo -1 per second."""
     if code == PRIO_SLO_BASED:
         return 0.0 + 1e-6 * np.float64(now - arrival)
     if code == PRIO_INVERTED_SLO:
@@ -139,45 +149,45 @@ def _priority(code, now, arrival):
     return 0.0
 
 
-@njit(cache=True, inline="always")
-def _before(rq, code, a, b):
+@njit(cache=True)
+def _before(R, RF, code, a, b):
     """Strict order of the non-FCFS schedulers; ties end on the request ID *string* order."""
     if code == SCHED_PRIORITY_FCFS:
-        if rq.prio[a] != rq.prio[b]:
-            return rq.prio[a] > rq.prio[b]
+        if RF[a] != RF[b]:
+            return RF[a] > RF[b]
     elif code == SCHED_REVERSE_PRIORITY:
-        if rq.prio[a] != rq.prio[b]:
-            return rq.prio[a] < rq.prio[b]
+        if RF[a] != RF[b]:
+            return RF[a] < RF[b]
     elif code == SCHED_SJF:
-        if rq.n_in[a] != rq.n_in[b]:
-            return rq.n_in[a] < rq.n_in[b]
-    if rq.arrival[a] != rq.arrival[b]:
-        return rq.arrival[a] < rq.arrival[b]
-    return rq.id_rank[a] < rq.id_rank[b]
+        if R[R_N_IN, a] != R[R_N_IN, b]:
+            return R[R_N_IN, a] < R[R_N_IN, b]
+    if R[R_ARRIVAL, a] != R[R_ARRIVAL, b]:
+        return R[R_ARRIVAL, a] < R[R_ARRIVAL, b]
+    return R[R_ID_RANK, a] < R[R_ID_RANK, b]
 
 
 @njit(cache=True)
 def order_queue(st, i, now):
     """Recompute priorities of queued requests and reorder the queue per the scheduler.
     Insertion sort: the queue is nearly sorted from one step to the next."""
-    p = st.p
-    n = st.ins.wq_len[i]
+    P, R, RF = st.P, st.R, st.RF
+    n = st.I[I_WQ_LEN, i]
     if n == 0:
         return
-    rq = st.rq
-    if p.prio_code != PRIO_CONSTANT or p.sched_code != SCHED_FCFS:
+    prio = P[P_PRIO]
+    code = P[P_SCHED]
+    if prio != PRIO_CONSTANT or code != SCHED_FCFS:
         for k in range(n):
             r = wq_at(st, i, k)
-            rq.prio[r] = _priority(p.prio_code, now, rq.arrival[r])
-    if p.sched_code == SCHED_FCFS or n < 2:
+            RF[r] = priority_of(prio, now, R[R_ARRIVAL, r])
+    if code == SCHED_FCFS or n < 2:
         return
     h = _wq_linearize(st, i)
-    q = st.hold.wq[i]
-    code = p.sched_code
+    q = st.WQ[i]
     for k in range(h + 1, h + n):
         x = q[k]
         j = k - 1
-        while j >= h and _before(rq, code, x, q[j]):
+        while j >= h and _before(R, RF, code, x, q[j]):
             q[j + 1] = q[j]
             j -= 1
         q[j + 1] = x
@@ -187,37 +197,37 @@ def order_queue(st, i, now):
 
 @njit(cache=True)
 def _record_seg(st, kind, r, i, a, b):
-    segs = st.hold.segs[0]
-    n = st.cl[1]
+    segs = st.SEGS[0]
+    n = st.CL[CL_NSEGS]
     if n == segs.shape[0]:
         s2 = np.empty((2 * n, 5), dtype=np.int64)
         s2[:n] = segs
-        st.hold.segs[0] = s2
+        st.SEGS[0] = s2
         segs = s2
     segs[n, 0] = kind
     segs[n, 1] = r
     segs[n, 2] = i
     segs[n, 3] = a
     segs[n, 4] = b
-    st.cl[1] = n + 1
+    st.CL[CL_NSEGS] = n + 1
 
 
 @njit(cache=True)
 def _close_segment(st, r, i):
     """Record request r's current run of consecutive decode steps as ITL samples."""
-    rq = st.rq
-    if rq.seg_from[r] >= 0 and rq.last_emit_step[r] >= rq.seg_from[r]:
-        _record_seg(st, SEG_RANGE, r, i, rq.seg_from[r], rq.last_emit_step[r])
-    rq.seg_from[r] = -1
+    R = st.R
+    if R[R_SEG_FROM, r] >= 0 and R[R_LAST_EMIT_STEP, r] >= R[R_SEG_FROM, r]:
+        _record_seg(st, SEG_RANGE, r, i, R[R_SEG_FROM, r], R[R_LAST_EMIT_STEP, r])
+    R[R_SEG_FROM, r] = -1
 
 
 @njit(cache=True)
 def _log_step(st, i, s, dur):
-    lg = st.hold.slog[i]
+    lg = st.SLOG[i]
     if s == lg.shape[0]:
         lg2 = np.empty(2 * s, dtype=np.int64)
         lg2[:s] = lg
-        st.hold.slog[i] = lg2
+        st.SLOG[i] = lg2
         lg = lg2
     lg[s] = dur
 
@@ -226,36 +236,34 @@ def _log_step(st, i, s, dur):
 
 @njit(cache=True)
 def _drop(st, i, r):
-    rq = st.rq
-    release(st.kv, st.ins, rq, st.p, r)
-    rq.state[r] = S_DROPPED
-    rq.done_us[r] = -1
-    st.ins.dropped[i] += 1
+    release(st, r)
+    st.R[R_STATE, r] = S_DROPPED
+    st.I[I_DROPPED, i] += 1
 
 
 @njit(cache=True)
 def _preempt_for(st, i, r, now, n_new):
     """Allocate n_new tokens for running request r, evicting the batch tail (LIFO) while that
     fails.  Returns (scheduled, preempted_any).  A request that cannot fit even alone is dropped."""
-    rq, ins, p = st.rq, st.ins, st.p
+    R, I = st.R, st.I
     pre = False
     while True:
-        if allocate(st.kv, ins, rq, p, st.sc, r, rq.pi[r], rq.pi[r] + n_new, st.sc.cached, 0):
+        if allocate(st, r, R[R_PI, r], R[R_PI, r] + n_new, st.SC[SC_CACHED], ZERO):
             return True, pre
         pre = True
-        last = ins.batch_len[i] - 1
-        victim = ins.batch[i, last]
-        ins.batch_len[i] = last
+        last = I[I_BATCH_LEN, i] - 1
+        victim = st.BATCH[i, last]
+        I[I_BATCH_LEN, i] = last
         push_event(st, i, now, victim, EV_PREEMPTION)
         if victim == r and last == 0:
             _drop(st, i, r)
             return False, pre
-        ins.preempts[i] += 1
-        rq.preempts[victim] += 1
-        rq.state[victim] = S_QUEUED
-        rq.pi[victim] = 0
+        I[I_PREEMPTS, i] += 1
+        R[R_PREEMPTS, victim] += 1
+        R[R_STATE, victim] = S_QUEUED
+        R[R_PI, victim] = 0
         _close_segment(st, victim, i)
-        release(st.kv, ins, rq, p, victim)
+        release(st, victim)
         wq_push_front(st, i, victim)
         if victim == r:
             return False, pre
@@ -266,20 +274,22 @@ def make_running_batch(st, i, now):
     """Port of makeRunningBatch: continue running requests (chunked prefill / one decode token),
     then admit wait-queue heads FCFS while budget, batch size and KV allow.
     Returns (prefill tokens scheduled, decode tokens scheduled, preemption happened)."""
-    rq, ins, p, sc = st.rq, st.ins, st.p, st.sc
-    budget = p.max_sched
+    R, I, P, BATCH = st.R, st.I, st.P, st.BATCH
+    block = P[P_BLOCK]
+    long_thr = P[P_LONG_THR]
+    budget = P[P_MAX_SCHED]
     preempted = False
     prefill = 0
     decode = 0
     k = 0
-    while k < ins.batch_len[i]:
-        r = ins.batch[i, k]
+    while k < I[I_BATCH_LEN, i]:
+        r = BATCH[i, k]
         if budget <= 0:
             break
-        nn = rq.n_in[r] - rq.pi[r]
+        nn = R[R_N_IN, r] - R[R_PI, r]
         if nn > 0:
-            if 0 < p.long_thr and p.long_thr < nn:
-                nn = p.long_thr
+            if 0 < long_thr and long_thr < nn:
+                nn = long_thr
             nn = min(nn, budget)
             ok, pre = _preempt_for(st, i, r, now, nn)
             preempted = preempted or pre
@@ -287,174 +297,189 @@ def make_running_batch(st, i, now):
                 break
             budget -= nn
             prefill += nn
-            rq.num_new[r] = nn
-            rq.computed[r] += nn
-        if rq.pi[r] >= rq.n_in[r] and rq.n_out[r] > 0:
-            ok, pre = _preempt_for(st, i, r, now, 1)
-            preempted = preempted or pre
-            if not ok:
-                break
+            R[R_NUM_NEW, r] = nn
+            R[R_COMPUTED, r] += nn
+        if R[R_PI, r] >= R[R_N_IN, r] and R[R_N_OUT, r] > 0:
+            if not append_decode_token(R, st.KB, st.BH, st.HMAP, I, st.ARENA[0], st.TOK, block, r):
+                ok, pre = _preempt_for(st, i, r, now, ONE)
+                preempted = preempted or pre
+                if not ok:
+                    break
             budget -= 1
             decode += 1
-            rq.num_new[r] = 1
-            rq.computed[r] += 1
+            R[R_NUM_NEW, r] = 1
+            R[R_COMPUTED, r] += 1
         k += 1
 
-    while (ins.batch_len[i] < p.max_running and ins.wq_len[i] > 0 and budget > 0
+    cached = st.SC[SC_CACHED]
+    legacy = P[P_LEGACY] != 0
+    while (I[I_BATCH_LEN, i] < P[P_MAX_RUNNING] and I[I_WQ_LEN, i] > 0 and budget > 0
            and not preempted):
         r = wq_at(st, i, 0)
-        n_c = get_cached_blocks(st.kv, rq, p, i, r, sc.cached)
-        nn = rq.n_in[r] - n_c * p.block
-        if 0 < p.long_thr and p.long_thr < nn:
-            nn = p.long_thr
+        n_c = get_cached_blocks(st, i, r, cached)
+        nn = R[R_N_IN, r] - n_c * block
+        if 0 < long_thr and long_thr < nn:
+            nn = long_thr
         nn = min(nn, budget)
-        start = n_c * p.block
-        if not allocate(st.kv, ins, rq, p, sc, r, start, start + nn, sc.cached, n_c):
+        start = n_c * block
+        if not allocate(st, r, start, start + nn, cached, n_c):
             break
         wq_pop_front(st, i)
-        ins.batch[i, ins.batch_len[i]] = r
-        ins.batch_len[i] += 1
+        BATCH[i, I[I_BATCH_LEN, i]] = r
+        I[I_BATCH_LEN, i] += 1
         push_event(st, i, now, r, EV_SCHEDULED)
-        if rq.sched_us[r] < 0 or p.legacy:
-            rq.sched_delay[r] = now - rq.arrival[r]
-        if rq.sched_us[r] < 0:
-            rq.sched_us[r] = now
+        if R[R_SCHED, r] < 0 or legacy:
+            R[R_SCHED_DELAY, r] = now - R[R_ARRIVAL, r]
+        if R[R_SCHED, r] < 0:
+            R[R_SCHED, r] = now
         budget -= nn
-        rq.state[r] = S_RUNNING
+        R[R_STATE, r] = S_RUNNING
         prefill += nn
-        rq.num_new[r] = nn
-        rq.computed[r] = nn + start
+        R[R_NUM_NEW, r] = nn
+        R[R_COMPUTED, r] = nn + start
     return prefill, decode, preempted
 
 
 @njit(cache=True)
 def _step_time(st, i, prefill, decode):
-    p, rq, ins, sc = st.p, st.rq, st.ins, st.sc
-    if p.lat_kind == LAT_ROOFLINE:
+    P, R, I, SC = st.P, st.R, st.I, st.SC
+    if P[P_LAT_KIND] == LAT_ROOFLINE:
         n_pf = 0
         n_dc = 0
-        for k in range(ins.batch_len[i]):
-            r = ins.batch[i, k]
-            if rq.pi[r] < rq.n_in[r]:
-                sc.pf_pi[n_pf] = rq.pi[r]
-                sc.pf_n[n_pf] = rq.num_new[r]
+        for k in range(I[I_BATCH_LEN, i]):
+            r = st.BATCH[i, k]
+            if R[R_PI, r] < R[R_N_IN, r]:
+                SC[SC_PF_PI, n_pf] = R[R_PI, r]
+                SC[SC_PF_N, n_pf] = R[R_NUM_NEW, r]
                 n_pf += 1
             else:
-                sc.dc_pi[n_dc] = rq.pi[r]
-                sc.dc_n[n_dc] = rq.num_new[r]
+                SC[SC_DC_PI, n_dc] = R[R_PI, r]
+                SC[SC_DC_N, n_dc] = R[R_NUM_NEW, r]
                 n_dc += 1
-        t = roofline_step_us(p.rp, p.tp, sc.pf_pi, sc.pf_n, n_pf, sc.dc_pi, sc.dc_n, n_dc)
+        t = roofline_step_us(st.RP, P[P_TP], SC[SC_PF_PI], SC[SC_PF_N], n_pf,
+                             SC[SC_DC_PI], SC[SC_DC_N], n_dc)
     else:
-        t = blackbox_step_us(p.beta, prefill, decode)
-    t += ins.pend_lat[i]
-    ins.pend_lat[i] = 0
+        t = blackbox_step_us(st.BETA, prefill, decode)
+    t += I[I_PEND_LAT, i]
+    I[I_PEND_LAT, i] = 0
     return t
+
+
+@njit(cache=True)
+def _execute(st, i, s_idx, now, dt):
+    """Advance every batched request by its scheduled work; record first tokens and ITLs."""
+    R, I, BATCH = st.R, st.I, st.BATCH
+    a2 = st.P[P_ALPHA2]
+    end = now + dt
+    for k in range(I[I_BATCH_LEN, i]):
+        r = BATCH[i, k]
+        if R[R_PI, r] < R[R_N_IN, r]:
+            R[R_PI, r] = R[R_COMPUTED, r]
+        else:
+            R[R_PI, r] += 1
+            if R[R_PI, r] > R[R_HWM, r]:
+                R[R_HWM, r] = R[R_PI, r]
+                I[I_OUT_TOKENS, i] += 1
+                if R[R_SEG_FROM, r] < 0:
+                    gap = end - R[R_LAST_EMIT, r] + a2
+                    _record_seg(st, SEG_VALUE, r, i, gap, ZERO)
+                    R[R_ITL_SUM, r] += gap
+                    R[R_SEG_FROM, r] = s_idx + 1
+                else:
+                    R[R_ITL_SUM, r] += dt + a2
+                    R[R_LAST_EMIT_STEP, r] = s_idx
+                R[R_LAST_EMIT, r] = end
+        if R[R_PI, r] == R[R_N_IN, r] and R[R_TTFT, r] < 0:
+            R[R_TTFT, r] = end + a2 - R[R_ARRIVAL, r]
+            R[R_FIRST, r] = end
+            R[R_LAST_EMIT, r] = end
+            R[R_SEG_FROM, r] = s_idx + 1
+            R[R_LAST_EMIT_STEP, r] = s_idx
+
+
+@njit(cache=True)
+def _complete(st, i, s_idx, now, dt):
+    """Finish requests whose last token was produced; keep the others in batch order."""
+    R, I, BATCH = st.R, st.I, st.BATCH
+    end = now + dt
+    legacy = st.P[P_LEGACY] != 0
+    keep = 0
+    for k in range(I[I_BATCH_LEN, i]):
+        r = BATCH[i, k]
+        if R[R_PI, r] == R[R_N_IN, r] + max(R[R_N_OUT, r], 1) - 1:
+            R[R_STATE, r] = S_COMPLETED
+            R[R_DONE, r] = end
+            _close_segment(st, r, i)
+            if legacy:
+                _record_seg(st, SEG_RANGE, r, i, s_idx, s_idx)
+                R[R_ITL_SUM, r] += dt + st.P[P_ALPHA2]
+            if R[R_N_OUT, r] > 0:
+                if not allocate(st, r, R[R_PI, r], R[R_PI, r] + 1, st.SC[SC_CACHED], ZERO):
+                    I[I_ALLOC_FAIL, i] += 1
+            release(st, r)
+            I[I_COMPLETED, i] += 1
+            push_event(st, i, end, r, EV_LEFT)
+        else:
+            BATCH[i, keep] = r
+            keep += 1
+    I[I_BATCH_LEN, i] = keep
 
 
 @njit(cache=True)
 def step(st, i, now):
     """Port of Simulator.Step: order the queue, form the batch, advance time by the modelled step,
     execute prefill/decode progress, complete finished requests, schedule the next step."""
-    rq, ins, p = st.rq, st.ins, st.p
-    ins.steps[i] += 1
-    s_idx = ins.steps[i] - 1
-    ins.kv_clock[i] = now
+    I = st.I
+    I[I_STEPS, i] += 1
+    s_idx = I[I_STEPS, i] - 1
+    I[I_KV_CLOCK, i] = now
     order_queue(st, i, now)
     prefill, decode, preempted = make_running_batch(st, i, now)
-    if ins.batch_len[i] == 0 and ins.wq_len[i] > 0 and not preempted:
+    if I[I_BATCH_LEN, i] == 0 and I[I_WQ_LEN, i] > 0 and not preempted:
         # the head cannot be scheduled into an empty instance: it can never be served
-        r = wq_pop_front(st, i)
-        _drop(st, i, r)
-    ins.waitq_sum[i] += ins.wq_len[i]
+        _drop(st, i, wq_pop_front(st, i))
+    I[I_WAITQ_SUM, i] += I[I_WQ_LEN, i]
     dt = _step_time(st, i, prefill, decode)
     _log_step(st, i, s_idx, dt)
-    a2 = p.alpha2
-    end = now + dt
-
-    for k in range(ins.batch_len[i]):
-        r = ins.batch[i, k]
-        if rq.pi[r] < rq.n_in[r]:
-            rq.pi[r] = rq.computed[r]
-        else:
-            rq.pi[r] += 1
-            if rq.pi[r] > rq.hwm[r]:
-                rq.hwm[r] = rq.pi[r]
-                ins.out_tokens[i] += 1
-                if rq.seg_from[r] < 0:
-                    gap = end - rq.last_emit[r] + a2
-                    _record_seg(st, SEG_VALUE, r, i, gap, 0)
-                    rq.itl_sum[r] += gap
-                    rq.seg_from[r] = s_idx + 1
-                else:
-                    rq.itl_sum[r] += dt + a2
-                    rq.last_emit_step[r] = s_idx
-                rq.last_emit[r] = end
-        if rq.pi[r] == rq.n_in[r] and rq.ttft[r] < 0:
-            rq.ttft[r] = end + a2 - rq.arrival[r]
-            rq.first_us[r] = end
-            rq.last_emit[r] = end
-            rq.seg_from[r] = s_idx + 1
-            rq.last_emit_step[r] = s_idx
-
-    used = ins.used[i]
-    if used > ins.peak_kv[i]:
-        ins.peak_kv[i] = used
-    ins.kv_integral[i] += np.float64(used) * np.float64(dt)
-
-    keep = 0
-    for k in range(ins.batch_len[i]):
-        r = ins.batch[i, k]
-        if rq.pi[r] == rq.n_in[r] + max(rq.n_out[r], 1) - 1:
-            rq.state[r] = S_COMPLETED
-            rq.done_us[r] = end
-            _close_segment(st, r, i)
-            if p.legacy:
-                _record_seg(st, SEG_RANGE, r, i, s_idx, s_idx)
-                rq.itl_sum[r] += dt + a2
-            if rq.n_out[r] > 0:
-                if not allocate(st.kv, ins, rq, p, st.sc, r, rq.pi[r], rq.pi[r] + 1,
-                                st.sc.cached, 0):
-                    ins.alloc_fail[i] += 1
-            release(st.kv, ins, rq, p, r)
-            ins.completed[i] += 1
-            push_event(st, i, end, r, EV_LEFT)
-        else:
-            ins.batch[i, keep] = r
-            keep += 1
-    ins.batch_len[i] = keep
-
-    if keep > 0 or (ins.wq_len[i] > 0 and not p.legacy):
-        push_event(st, i, end, -1, EV_STEP)
-        ins.step_pending[i] = 1
+    _execute(st, i, s_idx, now, dt)
+    used = I[I_USED, i]
+    if used > I[I_PEAK_KV, i]:
+        I[I_PEAK_KV, i] = used
+    st.IF[IF_KV_INTEGRAL, i] += np.float64(used) * np.float64(dt)
+    _complete(st, i, s_idx, now, dt)
+    if I[I_BATCH_LEN, i] > 0 or (I[I_WQ_LEN, i] > 0 and st.P[P_LEGACY] == 0):
+        push_event(st, i, now + dt, NO_REQUEST, EV_STEP)
+        I[I_STEP_PENDING, i] = 1
     else:
-        ins.step_pending[i] = 0
+        I[I_STEP_PENDING, i] = 0
 
 
 @njit(cache=True)
 def process_event(st, i):
     """Pop and execute instance i's next event; returns its kind (the cluster tracks QUEUED)."""
-    ins, rq, p = st.ins, st.rq, st.p
-    t, pay = go_pop(st.hold.ev_time[i], st.hold.ev_pay[i], ins.ev_size[i])
-    ins.ev_size[i] -= 1
-    ins.clock[i] = t
+    I, R, P = st.I, st.R, st.P
+    ev = st.EVH[i]
+    t, pay = go_pop(ev[0], ev[1], I[I_EV_SIZE, i])
+    I[I_EV_SIZE, i] -= 1
+    I[I_CLOCK, i] = t
     kind = pay % 8
     r = pay // 8 - 1
     if kind == EV_ARRIVAL:
-        delay = np.int64(p.alpha0 + p.alpha1 * np.float64(rq.n_in[r]))
+        delay = np.int64(st.PF[PF_ALPHA0] + st.PF[PF_ALPHA1] * np.float64(R[R_N_IN, r]))
         push_event(st, i, t + delay, r, EV_QUEUED)
     elif kind == EV_QUEUED:
-        rq.queued_us[r] = t
-        need = (rq.n_in[r] + rq.n_out[r] + p.block - 1) // p.block
-        if need > p.total_blocks:
-            rq.state[r] = S_DROPPED
-            ins.dropped[i] += 1
+        R[R_QUEUED, r] = t
+        need = (R[R_N_IN, r] + R[R_N_OUT, r] + P[P_BLOCK] - 1) // P[P_BLOCK]
+        if need > P[P_TOTAL_BLOCKS]:
+            R[R_STATE, r] = S_DROPPED
+            I[I_DROPPED, i] += 1
         else:
-            rq.state[r] = S_QUEUED
+            R[R_STATE, r] = S_QUEUED
             wq_push_back(st, i, r)
-            ins.in_tokens[i] += rq.n_in[r]
-            if ins.step_pending[i] == 0:
-                push_event(st, i, t, -1, EV_STEP)
-                ins.step_pending[i] = 1
+            I[I_IN_TOKENS, i] += R[R_N_IN, r]
+            if I[I_STEP_PENDING, i] == 0:
+                push_event(st, i, t, NO_REQUEST, EV_STEP)
+                I[I_STEP_PENDING, i] = 1
     elif kind == EV_STEP:
         step(st, i, t)
     return kind

@@ -2,95 +2,96 @@
 
 Port of sim/kvcache.go and sim/kvcache_tiered.go @cbb0de7b.  All instances share flat block
 arrays: instance ``i`` owns global block ids ``[i*TB, (i+1)*TB)``.  A request's block list lives in
-a shared arena (``kv.arena[0]``) at ``rq.bl_start[r]`` with capacity ``rq.bl_cap[r]``.
+a shared arena (``st.ARENA[0]``) at ``R[R_BL_START, r]`` with capacity ``R[R_BL_CAP, r]``.
 
 Invariants kept (tested as properties): used + free-list length == TB per instance; a block is on
-the free list iff its ref count is 0; ``hmap`` maps (hash ^ salt[i]) to a block of instance i.
+the free list iff its ref count is 0; ``HMAP`` maps (hash ^ salt[i]) to a block of instance i.
 
-Deliberate differences from the reference (its bugs, see REFERENCE.md 1(l)): a failed allocation
+Deliberate difference from the reference (its bug, see REFERENCE.md 1(l)): a failed allocation
 rolls back to the request's previous block list instead of forgetting (leaking) it.
 """
 import numpy as np
 from numba import njit
 
 from .hashing import FNV_OFFSET, SEED, chunk_hash, fold_token, partial_hash, prefix_hash
+from .layout import (CL_ARENA_TOP, CPU_HAS, CPU_HASH, CPU_NTOK, CPU_TIME, I_CPU_HITS, I_CPU_MISS,
+                     I_CPU_USED, I_FREE_HEAD, I_FREE_TAIL, I_HITS, I_KV_CLOCK, I_KV_SALT,
+                     I_MISSES, I_OFFLOADS, I_PEND_LAT, I_THRASH, I_USED, KB_INUSE, KB_NEXT,
+                     KB_NTOK, KB_PREV, KB_REF, P_BASE_LAT, P_BLOCK, P_CPU_BLOCKS, P_TOTAL_BLOCKS,
+                     PF_BANDWIDTH, PF_OFFLOAD_THR, R_BL_CAP, R_BL_LEN, R_BL_START, R_CH_ACC,
+                     R_CH_H, R_CH_LEN, R_INST, R_KVH_PTR, R_N_IN, R_PI, R_TOK_PTR, SC_CACHED2,
+                     SC_CM_BLK, SC_CM_WAS, SC_NA_BLK, SC_NA_ORIG)
 
 NIL = -1
 
 
 @njit(cache=True)
-def free_append(kv, ins, i, b):
+def free_append(KB, I, i, b):
     """Append block b to the tail of instance i's free list."""
-    kv.nxt[b] = NIL
-    t = ins.free_tail[i]
+    KB[KB_NEXT, b] = NIL
+    t = I[I_FREE_TAIL, i]
     if t != NIL:
-        kv.nxt[t] = b
-        kv.prv[b] = t
+        KB[KB_NEXT, t] = b
+        KB[KB_PREV, b] = t
     else:
-        ins.free_head[i] = b
-        kv.prv[b] = NIL
-    ins.free_tail[i] = b
+        I[I_FREE_HEAD, i] = b
+        KB[KB_PREV, b] = NIL
+    I[I_FREE_TAIL, i] = b
 
 
 @njit(cache=True)
-def free_remove(kv, ins, i, b):
+def free_remove(KB, I, i, b):
     """Unlink block b from instance i's free list."""
-    p = kv.prv[b]
-    q = kv.nxt[b]
+    p = KB[KB_PREV, b]
+    q = KB[KB_NEXT, b]
     if p != NIL:
-        kv.nxt[p] = q
+        KB[KB_NEXT, p] = q
     else:
-        ins.free_head[i] = q
+        I[I_FREE_HEAD, i] = q
     if q != NIL:
-        kv.prv[q] = p
+        KB[KB_PREV, q] = p
     else:
-        ins.free_tail[i] = p
-    kv.prv[b] = NIL
-    kv.nxt[b] = NIL
+        I[I_FREE_TAIL, i] = p
+    KB[KB_PREV, b] = NIL
+    KB[KB_NEXT, b] = NIL
 
 
 @njit(cache=True)
-def pop_free(kv, ins, i):
+def pop_free(KB, BH, HMAP, I, i):
     """Take the free-list head (LRU victim), dropping its cached hash; NIL if none."""
-    b = ins.free_head[i]
+    b = I[I_FREE_HEAD, i]
     if b == NIL:
         return NIL
-    free_remove(kv, ins, i, b)
-    h = kv.bhash[b]
+    free_remove(KB, I, i, b)
+    h = BH[b]
     if h != 0:
-        key = h ^ kv.salt[i]
-        if key in kv.hmap:
-            del kv.hmap[key]
-        kv.bhash[b] = 0
-    kv.ntok[b] = 0
+        key = h ^ I[I_KV_SALT, i]
+        if key in HMAP:
+            del HMAP[key]
+        BH[b] = 0
+    KB[KB_NTOK, b] = 0
     return b
 
 
 @njit(cache=True)
-def lookup(kv, i, h):
+def lookup(HMAP, I, i, h):
     """Block of instance i holding hash h, or NIL."""
-    key = h ^ kv.salt[i]
-    if key in kv.hmap:
-        return kv.hmap[key]
+    key = h ^ I[I_KV_SALT, i]
+    if key in HMAP:
+        return HMAP[key]
     return NIL
 
 
 @njit(cache=True)
-def set_hash(kv, i, b, h):
-    """Give block b hash h and (re)point the hash map at it, as the reference does."""
-    kv.bhash[b] = h
-    kv.hmap[h ^ kv.salt[i]] = b
-
-
-@njit(cache=True)
-def get_cached_blocks(kv, rq, p, i, r, out):
+def get_cached_blocks(st, i, r, out):
     """Longest run of full input-prefix blocks of request r already cached on instance i
     (free blocks included).  Pure query: writes block ids into ``out``, returns the count."""
-    n = rq.n_in[r] // p.block
-    base = rq.kvh_ptr[r]
+    R = st.R
+    n = R[R_N_IN, r] // st.P[P_BLOCK]
+    base = R[R_KVH_PTR, r]
     c = 0
     for k in range(n):
-        b = lookup(kv, i, rq.kvh[base + k])
+        b = lookup(st.HMAP, st.I, i, st.KVH[base + k])
         if b == NIL:
             break
         out[c] = b
@@ -99,76 +100,79 @@ def get_cached_blocks(kv, rq, p, i, r, out):
 
 
 @njit(cache=True)
-def _list_append(kv, rq, r, b):
+def _list_append(st, r, b):
     """Append block b to request r's block list, relocating it in the arena when full."""
-    if rq.bl_len[r] == rq.bl_cap[r]:
-        arena = kv.arena[0]
-        newcap = max(2 * rq.bl_cap[r], 4)
-        top = kv.arena_top[0]
+    R = st.R
+    if R[R_BL_LEN, r] == R[R_BL_CAP, r]:
+        arena = st.ARENA[0]
+        newcap = max(2 * R[R_BL_CAP, r], 4)
+        top = st.CL[CL_ARENA_TOP]
         if top + newcap > arena.shape[0]:
             bigger = np.empty(max(2 * arena.shape[0], top + newcap), dtype=arena.dtype)
             bigger[:top] = arena[:top]
-            kv.arena[0] = bigger
+            st.ARENA[0] = bigger
             arena = bigger
-        s = rq.bl_start[r]
-        for k in range(rq.bl_len[r]):
+        s = R[R_BL_START, r]
+        for k in range(R[R_BL_LEN, r]):
             arena[top + k] = arena[s + k]
-        rq.bl_start[r] = top
-        rq.bl_cap[r] = newcap
-        kv.arena_top[0] = top + newcap
-    kv.arena[0][rq.bl_start[r] + rq.bl_len[r]] = b
-    rq.bl_len[r] += 1
+        R[R_BL_START, r] = top
+        R[R_BL_CAP, r] = newcap
+        st.CL[CL_ARENA_TOP] = top + newcap
+    st.ARENA[0][R[R_BL_START, r] + R[R_BL_LEN, r]] = b
+    R[R_BL_LEN, r] += 1
 
 
-@njit(cache=True, inline="always")
-def _content_append(rq, p, r, tok):
+@njit(cache=True)
+def _content_append(R, block, r, tok):
     """Fold one stored token into request r's rolling content hash."""
-    rq.ch_acc[r] = fold_token(rq.ch_acc[r], tok)
-    rq.ch_len[r] += 1
-    if rq.ch_len[r] % p.block == 0:
-        rq.ch_h[r] = chunk_hash(rq.ch_h[r], rq.ch_acc[r])
-        rq.ch_acc[r] = FNV_OFFSET
-
-
-@njit(cache=True, inline="always")
-def _content_hash(rq, p, r):
-    if rq.ch_len[r] % p.block == 0:
-        return rq.ch_h[r]
-    return partial_hash(rq.ch_h[r], rq.ch_acc[r], rq.ch_len[r])
+    R[R_CH_ACC, r] = fold_token(R[R_CH_ACC, r], tok)
+    R[R_CH_LEN, r] += 1
+    if R[R_CH_LEN, r] % block == 0:
+        R[R_CH_H, r] = chunk_hash(R[R_CH_H, r], R[R_CH_ACC, r])
+        R[R_CH_ACC, r] = FNV_OFFSET
 
 
 @njit(cache=True)
-def _content_set_input_prefix(rq, p, r, q):
+def _content_hash(R, block, r):
+    if R[R_CH_LEN, r] % block == 0:
+        return R[R_CH_H, r]
+    return partial_hash(R[R_CH_H, r], R[R_CH_ACC, r], R[R_CH_LEN, r])
+
+
+@njit(cache=True)
+def _content_set_input_prefix(R, TOK, KVH, block, r, q):
     """Set r's rolling content state to its first q input tokens (prefill content has no gaps)."""
-    k = q // p.block
-    rq.ch_h[r] = SEED if k == 0 else rq.kvh[rq.kvh_ptr[r] + k - 1]
+    k = q // block
+    R[R_CH_H, r] = SEED if k == 0 else KVH[R[R_KVH_PTR, r] + k - 1]
     acc = FNV_OFFSET
-    base = rq.tok_ptr[r] + k * p.block
-    for j in range(q - k * p.block):
-        acc = fold_token(acc, rq.tokens[base + j])
-    rq.ch_acc[r] = acc
-    rq.ch_len[r] = q
+    base = R[R_TOK_PTR, r] + k * block
+    for j in range(q - k * block):
+        acc = fold_token(acc, TOK[base + j])
+    R[R_CH_ACC, r] = acc
+    R[R_CH_LEN, r] = q
 
 
 @njit(cache=True)
-def allocate_gpu(kv, ins, rq, p, sc, r, start, end, cached, n_cached):
+def allocate_gpu(st, r, start, end, cached, n_cached):
     """Port of KVCacheState.AllocateKVBlocks: reserve blocks for tokens [start, end) of request r
     (one output token when r is decoding), committing ``cached[:n_cached]`` prefix hits first when
     r holds no blocks yet.  Transactional: on failure every change is undone and False returned."""
-    i = rq.inst[r]
-    B = p.block
-    prefill = rq.pi[r] < rq.n_in[r]
+    R, I, KB, BH, HMAP, SC = st.R, st.I, st.KB, st.BH, st.HMAP, st.SC
+    i = R[R_INST, r]
+    B = st.P[P_BLOCK]
+    salt = I[I_KV_SALT, i]
+    prefill = R[R_PI, r] < R[R_N_IN, r]
     if prefill:
         L = end - start
         num_new = (L + B - 1) // B
-        if num_new > p.total_blocks - ins.used[i]:
+        if num_new > st.P[P_TOTAL_BLOCKS] - I[I_USED, i]:
             return False
     else:
         L = 1
         num_new = 1
-    tok0 = rq.tok_ptr[r] + start  # seq position of the first new token (input ids then output ids)
-    old_len = rq.bl_len[r]
-    old_h, old_acc, old_clen = rq.ch_h[r], rq.ch_acc[r], rq.ch_len[r]
+    tok0 = R[R_TOK_PTR, r] + start  # seq position of the first new token
+    old_len = R[R_BL_LEN, r]
+    old_h, old_acc, old_clen = R[R_CH_H, r], R[R_CH_ACC, r], R[R_CH_LEN, r]
     n_cm = 0
     n_na = 0
     part_blk = NIL
@@ -177,216 +181,247 @@ def allocate_gpu(kv, ins, rq, p, sc, r, start, end, cached, n_cached):
     prog = 0
     while prog < L:
         latest = NIL
-        if rq.bl_len[r] > 0:
-            latest = kv.arena[0][rq.bl_start[r] + rq.bl_len[r] - 1]
+        if R[R_BL_LEN, r] > 0:
+            latest = st.ARENA[0][R[R_BL_START, r] + R[R_BL_LEN, r] - 1]
         else:
-            rq.ch_h[r] = SEED
-            rq.ch_acc[r] = FNV_OFFSET
-            rq.ch_len[r] = 0
+            R[R_CH_H, r] = SEED
+            R[R_CH_ACC, r] = FNV_OFFSET
+            R[R_CH_LEN, r] = 0
             for k in range(n_cached):
                 c = cached[k]
-                sc.cm_blk[n_cm] = c
-                sc.cm_was[n_cm] = kv.inuse[c]
+                SC[SC_CM_BLK, n_cm] = c
+                SC[SC_CM_WAS, n_cm] = KB[KB_INUSE, c]
                 n_cm += 1
-                kv.ref[c] += 1
-                if kv.inuse[c] == 0:
-                    kv.inuse[c] = 1
-                    ins.used[i] += 1
-                    free_remove(kv, ins, i, c)
-                ins.hits[i] += 1
-                _list_append(kv, rq, r, c)
+                KB[KB_REF, c] += 1
+                if KB[KB_INUSE, c] == 0:
+                    KB[KB_INUSE, c] = 1
+                    I[I_USED, i] += 1
+                    free_remove(KB, I, i, c)
+                I[I_HITS, i] += 1
+                _list_append(st, r, c)
             if n_cached > 0:
-                _content_set_input_prefix(rq, p, r, n_cached * B)
-        if latest != NIL and kv.ntok[latest] > 0 and kv.ntok[latest] < B:
-            take = min(B - kv.ntok[latest], L - prog)
+                _content_set_input_prefix(R, st.TOK, st.KVH, B, r, n_cached * B)
+        if latest != NIL and KB[KB_NTOK, latest] > 0 and KB[KB_NTOK, latest] < B:
+            take = min(B - KB[KB_NTOK, latest], L - prog)
             if part_blk == NIL:
                 part_blk = latest
-                part_old_ntok = kv.ntok[latest]
+                part_old_ntok = KB[KB_NTOK, latest]
             for j in range(take):
-                _content_append(rq, p, r, rq.tokens[tok0 + prog + j])
-            kv.ntok[latest] += take
+                _content_append(R, B, r, st.TOK[tok0 + prog + j])
+            KB[KB_NTOK, latest] += take
             prog += take
-            if kv.ntok[latest] == B:
-                set_hash(kv, i, latest, _content_hash(rq, p, r))
+            if KB[KB_NTOK, latest] == B:
+                h = _content_hash(R, B, r)
+                BH[latest] = h
+                HMAP[h ^ salt] = latest
                 part_hashed = True
         else:
             for k in range(num_new):
-                head = ins.free_head[i]
-                orig = kv.bhash[head] if head != NIL else 0
-                b = pop_free(kv, ins, i)
+                head = I[I_FREE_HEAD, i]
+                orig = BH[head] if head != NIL else 0
+                b = pop_free(KB, BH, HMAP, I, i)
                 if b == NIL:
-                    _rollback(kv, ins, rq, sc, i, r, n_cm, n_na, old_len, part_blk, part_old_ntok,
-                              part_hashed)
-                    rq.ch_h[r], rq.ch_acc[r], rq.ch_len[r] = old_h, old_acc, old_clen
+                    _rollback(st, i, r, n_cm, n_na, old_len, part_blk, part_old_ntok, part_hashed)
+                    R[R_CH_H, r], R[R_CH_ACC, r], R[R_CH_LEN, r] = old_h, old_acc, old_clen
                     return False
                 s = prog
                 e = min(prog + B, L)
-                kv.ntok[b] = e - s
+                KB[KB_NTOK, b] = e - s
                 if prefill:
-                    _content_set_input_prefix(rq, p, r, start + e)
+                    _content_set_input_prefix(R, st.TOK, st.KVH, B, r, start + e)
                 else:
                     for j in range(s, e):
-                        _content_append(rq, p, r, rq.tokens[tok0 + j])
-                kv.ref[b] = 1
-                kv.inuse[b] = 1
-                ins.used[i] += 1
-                ins.misses[i] += 1
+                        _content_append(R, B, r, st.TOK[tok0 + j])
+                KB[KB_REF, b] = 1
+                KB[KB_INUSE, b] = 1
+                I[I_USED, i] += 1
+                I[I_MISSES, i] += 1
                 if e - s == B and prefill:
-                    h = prefix_hash(rq.tokens, rq.tok_ptr[r], start + e, B, rq.kvh, rq.kvh_ptr[r])
-                    set_hash(kv, i, b, h)
-                sc.na_blk[n_na] = b
-                sc.na_orig[n_na] = orig
+                    h = prefix_hash(st.TOK, R[R_TOK_PTR, r], start + e, B, st.KVH, R[R_KVH_PTR, r])
+                    BH[b] = h
+                    HMAP[h ^ salt] = b
+                SC[SC_NA_BLK, n_na] = b
+                SC[SC_NA_ORIG, n_na] = orig
                 n_na += 1
-                _list_append(kv, rq, r, b)
+                _list_append(st, r, b)
                 prog = e
     return True
 
 
 @njit(cache=True)
-def _rollback(kv, ins, rq, sc, i, r, n_cm, n_na, old_len, part_blk, part_old_ntok, part_hashed):
+def _rollback(st, i, r, n_cm, n_na, old_len, part_blk, part_old_ntok, part_hashed):
+    KB, BH, HMAP, I, SC = st.KB, st.BH, st.HMAP, st.I, st.SC
+    salt = I[I_KV_SALT, i]
     for k in range(n_na - 1, -1, -1):
-        b = sc.na_blk[k]
-        h = kv.bhash[b]
+        b = SC[SC_NA_BLK, k]
+        h = BH[b]
         if h != 0:
-            key = h ^ kv.salt[i]
-            if key in kv.hmap:
-                del kv.hmap[key]
-        kv.bhash[b] = sc.na_orig[k]
-        if sc.na_orig[k] != 0:
-            kv.hmap[sc.na_orig[k] ^ kv.salt[i]] = b
-        kv.inuse[b] = 0
-        kv.ref[b] = 0
-        kv.ntok[b] = 0
-        ins.used[i] -= 1
-        ins.misses[i] -= 1
-        free_append(kv, ins, i, b)
+            key = h ^ salt
+            if key in HMAP:
+                del HMAP[key]
+        orig = SC[SC_NA_ORIG, k]
+        BH[b] = orig
+        if orig != 0:
+            HMAP[orig ^ salt] = b
+        KB[KB_INUSE, b] = 0
+        KB[KB_REF, b] = 0
+        KB[KB_NTOK, b] = 0
+        I[I_USED, i] -= 1
+        I[I_MISSES, i] -= 1
+        free_append(KB, I, i, b)
     for k in range(n_cm):
-        c = sc.cm_blk[k]
-        kv.ref[c] -= 1
-        ins.hits[i] -= 1
-        if sc.cm_was[k] == 0 and kv.ref[c] == 0:
-            kv.inuse[c] = 0
-            ins.used[i] -= 1
-            free_append(kv, ins, i, c)
+        c = SC[SC_CM_BLK, k]
+        KB[KB_REF, c] -= 1
+        I[I_HITS, i] -= 1
+        if SC[SC_CM_WAS, k] == 0 and KB[KB_REF, c] == 0:
+            KB[KB_INUSE, c] = 0
+            I[I_USED, i] -= 1
+            free_append(KB, I, i, c)
     if part_blk != NIL:
         if part_hashed:
-            key = kv.bhash[part_blk] ^ kv.salt[i]
-            if key in kv.hmap and kv.hmap[key] == part_blk:
-                del kv.hmap[key]
-            kv.bhash[part_blk] = 0
-        kv.ntok[part_blk] = part_old_ntok
-    rq.bl_len[r] = old_len
+            key = BH[part_blk] ^ salt
+            if key in HMAP and HMAP[key] == part_blk:
+                del HMAP[key]
+            BH[part_blk] = 0
+        KB[KB_NTOK, part_blk] = part_old_ntok
+    st.R[R_BL_LEN, r] = old_len
 
 
 @njit(cache=True)
-def release(kv, ins, rq, p, r):
+def release(st, r):
     """Port of ReleaseKVBlocks (+ the tiered offload pass): drop r's references, newest block
     first, so the longest prefixes are evicted first; freed blocks keep their hashes."""
-    i = rq.inst[r]
-    arena = kv.arena[0]
-    s = rq.bl_start[r]
-    for k in range(rq.bl_len[r] - 1, -1, -1):
+    R, I, KB = st.R, st.I, st.KB
+    i = R[R_INST, r]
+    arena = st.ARENA[0]
+    s = R[R_BL_START, r]
+    for k in range(R[R_BL_LEN, r] - 1, -1, -1):
         b = arena[s + k]
-        kv.ref[b] -= 1
-        if kv.ref[b] == 0:
-            kv.inuse[b] = 0
-            ins.used[i] -= 1
-            free_append(kv, ins, i, b)
-    rq.bl_len[r] = 0
-    rq.ch_h[r] = SEED
-    rq.ch_acc[r] = FNV_OFFSET
-    rq.ch_len[r] = 0
-    if p.cpu_blocks > 0:
-        _maybe_offload(kv, ins, p, i)
+        KB[KB_REF, b] -= 1
+        if KB[KB_REF, b] == 0:
+            KB[KB_INUSE, b] = 0
+            I[I_USED, i] -= 1
+            free_append(KB, I, i, b)
+    R[R_BL_LEN, r] = 0
+    R[R_CH_H, r] = SEED
+    R[R_CH_ACC, r] = FNV_OFFSET
+    R[R_CH_LEN, r] = 0
+    if st.P[P_CPU_BLOCKS] > 0:
+        _maybe_offload(st, i)
 
 
 @njit(cache=True)
-def _maybe_offload(kv, ins, p, i):
+def _maybe_offload(st, i):
     """Move hashed free GPU blocks to the CPU tier while GPU utilisation exceeds the threshold."""
+    I, KB, BH, CPU, HMAP = st.I, st.KB, st.BH, st.CPU, st.HMAP
+    total = st.P[P_TOTAL_BLOCKS]
     while True:
-        util = ins.used[i] / p.total_blocks
-        if util <= p.offload_threshold:
+        if I[I_USED, i] / total <= st.PF[PF_OFFLOAD_THR]:
             break
-        if ins.cpu_used[i] >= p.cpu_blocks:
+        if I[I_CPU_USED, i] >= st.P[P_CPU_BLOCKS]:
             break
-        b = ins.free_head[i]
-        while b != NIL and kv.bhash[b] == 0:
-            b = kv.nxt[b]
+        b = I[I_FREE_HEAD, i]
+        while b != NIL and BH[b] == 0:
+            b = KB[KB_NEXT, b]
         if b == NIL:
             break
-        kv.cpu_has[b] = 1
-        kv.cpu_hash[b] = kv.bhash[b]
-        kv.cpu_time[b] = ins.kv_clock[i]
-        kv.cpu_ntok[b] = kv.ntok[b]
-        ins.cpu_used[i] += 1
-        ins.offloads[i] += 1
-        free_remove(kv, ins, i, b)
-        key = kv.bhash[b] ^ kv.salt[i]
-        if key in kv.hmap:
-            del kv.hmap[key]
-        kv.bhash[b] = 0
-        kv.ntok[b] = 0
-        free_append(kv, ins, i, b)
+        CPU[CPU_HAS, b] = 1
+        CPU[CPU_HASH, b] = BH[b]
+        CPU[CPU_TIME, b] = I[I_KV_CLOCK, i]
+        CPU[CPU_NTOK, b] = KB[KB_NTOK, b]
+        I[I_CPU_USED, i] += 1
+        I[I_OFFLOADS, i] += 1
+        free_remove(KB, I, i, b)
+        key = BH[b] ^ I[I_KV_SALT, i]
+        if key in HMAP:
+            del HMAP[key]
+        BH[b] = 0
+        KB[KB_NTOK, b] = 0
+        free_append(KB, I, i, b)
 
 
 @njit(cache=True)
-def _try_reload(kv, ins, p, i):
+def _try_reload(st, i):
     """Bring every CPU-tier block whose hash is not on the GPU back into free GPU blocks
     (ascending original block id), charging transfer latency to the next step."""
-    reloaded = False
-    lo = i * p.total_blocks
-    if ins.cpu_used[i] == 0:
+    I, KB, BH, CPU, HMAP = st.I, st.KB, st.BH, st.CPU, st.HMAP
+    if I[I_CPU_USED, i] == 0:
         return False
-    for b0 in range(lo, lo + p.total_blocks):
-        if kv.cpu_has[b0] == 0:
+    total = st.P[P_TOTAL_BLOCKS]
+    reloaded = False
+    lo = i * total
+    for b0 in range(lo, lo + total):
+        if CPU[CPU_HAS, b0] == 0:
             continue
-        h = kv.cpu_hash[b0]
-        if h == 0:
+        h = CPU[CPU_HASH, b0]
+        if h == 0 or lookup(HMAP, I, i, h) != NIL:
             continue
-        if lookup(kv, i, h) != NIL:
-            continue
-        blk = pop_free(kv, ins, i)
+        blk = pop_free(KB, BH, HMAP, I, i)
         if blk == NIL:
             break
-        kv.ntok[blk] = kv.cpu_ntok[b0]
-        kv.ref[blk] = 0
-        kv.inuse[blk] = 0
-        set_hash(kv, i, blk, h)
-        free_append(kv, ins, i, blk)
-        ins.pend_lat[i] += p.base_latency + np.int64(np.ceil(p.block / p.bandwidth))
-        if ins.kv_clock[i] - kv.cpu_time[b0] < 1000:
-            ins.thrash[i] += 1
-        kv.cpu_has[b0] = 0
-        ins.cpu_used[i] -= 1
-        ins.cpu_hits[i] += 1
+        KB[KB_NTOK, blk] = CPU[CPU_NTOK, b0]
+        KB[KB_REF, blk] = 0
+        KB[KB_INUSE, blk] = 0
+        BH[blk] = h
+        HMAP[h ^ I[I_KV_SALT, i]] = blk
+        free_append(KB, I, i, blk)
+        I[I_PEND_LAT, i] += st.P[P_BASE_LAT] + np.int64(np.ceil(st.P[P_BLOCK] / st.PF[PF_BANDWIDTH]))
+        if I[I_KV_CLOCK, i] - CPU[CPU_TIME, b0] < 1000:
+            I[I_THRASH, i] += 1
+        CPU[CPU_HAS, b0] = 0
+        I[I_CPU_USED, i] -= 1
+        I[I_CPU_HITS, i] += 1
         reloaded = True
     return reloaded
 
 
 @njit(cache=True)
-def allocate(kv, ins, rq, p, sc, r, start, end, cached, n_cached):
+def allocate(st, r, start, end, cached, n_cached):
     """KVStore.AllocateKVBlocks: the GPU allocation, falling back to a CPU-tier reload and one
     retry (from a later start if the reload made more of the prefix cached) when tiered."""
-    if allocate_gpu(kv, ins, rq, p, sc, r, start, end, cached, n_cached):
+    if allocate_gpu(st, r, start, end, cached, n_cached):
         return True
-    if p.cpu_blocks <= 0:
+    if st.P[P_CPU_BLOCKS] <= 0:
         return False
-    i = rq.inst[r]
-    if _try_reload(kv, ins, p, i):
-        n2 = get_cached_blocks(kv, rq, p, i, r, sc.cached2)
-        new_start = n2 * p.block
+    i = st.R[R_INST, r]
+    if _try_reload(st, i):
+        cached2 = st.SC[SC_CACHED2]
+        n2 = get_cached_blocks(st, i, r, cached2)
+        new_start = n2 * st.P[P_BLOCK]
         if new_start > start:
-            return allocate_gpu(kv, ins, rq, p, sc, r, new_start, end, sc.cached2, n2)
-        return allocate_gpu(kv, ins, rq, p, sc, r, start, end, cached, n_cached)
-    ins.cpu_miss[i] += 1
+            return allocate_gpu(st, r, new_start, end, cached2, n2)
+        return allocate_gpu(st, r, start, end, cached, n_cached)
+    st.I[I_CPU_MISS, i] += 1
     return False
 
 
 @njit(cache=True)
-def cache_hit_rate(ins, i):
+def cache_hit_rate(I, i):
     """Per-block hit rate (GPU hits + CPU reloads over all lookups), 0 when nothing happened."""
-    hits = ins.hits[i] + ins.cpu_hits[i]
-    total = hits + ins.misses[i] + ins.cpu_miss[i]
+    hits = I[I_HITS, i] + I[I_CPU_HITS, i]
+    total = hits + I[I_MISSES, i] + I[I_CPU_MISS, i]
     if total == 0:
         return 0.0
     return hits / total
+
+
+@njit(cache=True)
+def append_decode_token(R, KB, BH, HMAP, I, arena, TOK, block, r):
+    """Fast path of ``allocate`` for one decode token when r's last block still has room:
+    store the token in place (hashing the block if it fills).  Returns False when a new block is
+    needed, in which case the caller takes the general (possibly preempting) path."""
+    n = R[R_BL_LEN, r]
+    if n == 0:
+        return False
+    latest = arena[R[R_BL_START, r] + n - 1]
+    nt = KB[KB_NTOK, latest]
+    if nt <= 0 or nt >= block:
+        return False
+    _content_append(R, block, r, TOK[R[R_TOK_PTR, r] + R[R_PI, r]])
+    KB[KB_NTOK, latest] = nt + 1
+    if nt + 1 == block:
+        i = R[R_INST, r]
+        h = _content_hash(R, block, r)
+        BH[latest] = h
+        HMAP[h ^ I[I_KV_SALT, i]] = latest
+    return True

@@ -1,0 +1,300 @@
+"""The ``blis`` command line: ``blis run [flags]`` (also ``python -m blis_evo run [flags]``).
+
+Behaviour port of the ``run`` command of BLIS ``cmd/root.go`` @cbb0de7b:
+
+1. parse and validate the flags (:mod:`blis_evo.flags`, :mod:`blis_evo.settings`);
+2. resolve the latency model (:func:`simulator.latency.resolve_latency`: defaults.yaml
+   coefficients, roofline configs; the defaults.yaml KV-block count replaces
+   ``--total-kv-blocks`` unless that flag was given);
+3. build the workload (CSV trace, ``distribution``, or a named preset from defaults.yaml);
+4. run the cluster simulation (:func:`simulator.engine.run`);
+5. print the report to stdout and write ``--results-path``.
+
+Logs go to stderr (``--log``, logrus-style lines, see :mod:`blis_evo.logging_setup`); stdout is
+deterministic.  Where the reference would ``logrus.Fatalf`` or panic on bad input, ``main`` prints
+one line ``blis: error: <message>`` to stderr and returns 2 (no traceback, no results file).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+import yaml
+
+from simulator.errors import InputError
+
+from .flags import go_float_str, parse_run_args
+from .logging_setup import configure_logging, reset_logging
+from .settings import RunSettings, resolve_run_settings
+
+EXIT_OK = 0
+EXIT_INPUT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+_MASK64 = (1 << 64) - 1
+_FNV64_OFFSET = 0xCBF29CE484222325
+_FNV64_PRIME = 0x100000001B3
+
+PRESET_WORKLOADS = ("chatbot", "summarization", "contentgen", "multidoc")
+
+
+# ---------------------------------------------------------------------------------------------
+# RNG: one SeedSequence child per named subsystem (mirrors the reference's PartitionedRNG)
+# ---------------------------------------------------------------------------------------------
+
+
+def _fnv1a64(data: bytes) -> int:
+    h = _FNV64_OFFSET
+    for b in data:
+        h = ((h ^ b) * _FNV64_PRIME) & _MASK64
+    return h
+
+
+def subsystem_seed_sequence(seed: int, name: str) -> np.random.SeedSequence:
+    """The SeedSequence of subsystem ``name`` (e.g. ``"workload"``) for master ``seed``.
+
+    A child of the master ``SeedSequence(seed mod 2**64)`` whose spawn key is the FNV-1a-64 hash
+    of ``name``, so each named subsystem gets an independent stream that does not depend on which
+    other subsystems exist or on the order they are created (the role of the reference's
+    ``PartitionedRNG``; the streams themselves are numpy's, not Go's).
+    """
+    return np.random.SeedSequence(int(seed) & _MASK64, spawn_key=(_fnv1a64(name.encode("utf-8")),))
+
+
+def subsystem_rng(seed: int, name: str) -> np.random.Generator:
+    """A fresh ``numpy.random.Generator`` (PCG64) for subsystem ``name`` under master ``seed``."""
+    return np.random.Generator(np.random.PCG64(subsystem_seed_sequence(seed, name)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipeline steps
+# ---------------------------------------------------------------------------------------------
+
+
+def _resolve_sim_config(settings: RunSettings, log):
+    """SimConfig with the resolved latency model and the effective KV block count."""
+    from simulator.latency import resolve_latency
+
+    li = settings.latency
+    res = resolve_latency(
+        model=li.model,
+        hardware=li.hardware,
+        tp=li.tp,
+        vllm_version=li.vllm_version,
+        alpha=li.alpha,
+        beta=li.beta,
+        model_config_folder=li.model_config_folder,
+        hardware_config=li.hardware_config,
+        defaults_path=li.defaults_filepath,
+        latency_model=li.latency_model,
+        total_kv_blocks_explicit=li.total_kv_blocks_explicit,
+    )
+    # The reference announces every value it filled in from defaults.yaml as a warning.
+    if li.tp == 0 and res.tp != li.tp:
+        log.warning("Using default tp=%s for model=%s", res.tp, res.model)
+    if not li.hardware and res.hardware:
+        log.warning("Using default GPU=%s for model=%s", res.hardware, res.model)
+    if not li.vllm_version and res.vllm_version:
+        log.warning("Using default vLLM version=%s for model=%s", res.vllm_version, res.model)
+    if res.config.kind == "roofline":
+        log.info("Using roofline step-time model for model=%s, TP=%s, GPU=%s",
+                 res.model, res.tp, res.hardware)
+    kv_blocks = settings.sim.total_kv_blocks if res.total_kv_blocks is None else res.total_kv_blocks
+    return dataclasses.replace(settings.sim, latency=res.config, total_kv_blocks=int(kv_blocks))
+
+
+def _check_results_path(path: str) -> None:
+    """Fail before simulating if ``--results-path`` can obviously not be written."""
+    if path == "":
+        return
+    if os.path.isdir(path):
+        raise InputError(f"--results-path: {path!r} is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise InputError(f"--results-path: directory {parent!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"--results-path: directory {parent!r} is not writable")
+
+
+def build_workload(settings: RunSettings, horizon_us: int, log):
+    """The run's :class:`~simulator.workload.types.Workload`, as the reference builds it.
+
+    ``traces``: the CSV file, read up to the horizon.  ``distribution``: the length flags.
+    Presets (chatbot, summarization, contentgen, multidoc): lengths from the ``workloads:``
+    section of the defaults YAML; only ``--rate`` and ``--num-requests`` come from the command
+    line, like the reference.  Generated workloads draw from the ``"workload"`` subsystem RNG of
+    ``--seed``.  Raises InputError on bad input.
+    """
+    from simulator.workload.csv_trace import load_trace_csv
+    from simulator.workload.distribution import (generate_distribution, preset_workload,
+                                                 validate_distribution_args)
+
+    ws = settings.workload
+    if ws.kind == "traces":
+        return load_trace_csv(ws.traces_path, horizon_us)
+    if ws.kind == "distribution":
+        lengths = dict(
+            prefix_tokens=ws.prefix_tokens,
+            prompt_mean=ws.prompt_tokens, prompt_std=ws.prompt_tokens_stdev,
+            prompt_min=ws.prompt_tokens_min, prompt_max=ws.prompt_tokens_max,
+            output_mean=ws.output_tokens, output_std=ws.output_tokens_stdev,
+            output_min=ws.output_tokens_min, output_max=ws.output_tokens_max,
+        )
+        check_ranges = True
+    elif ws.kind in PRESET_WORKLOADS:
+        lengths = preset_workload(ws.kind, settings.latency.defaults_filepath)
+        log.info("Using preset workload %s", ws.kind)
+        check_ranges = False  # the reference checks only the rate for presets
+    else:  # flags.py restricts --workload; keep the error one line anyway
+        raise InputError(f"--workload: unknown workload type {ws.kind!r}")
+    validate_distribution_args(rate_per_s=ws.rate, num_requests=ws.num_requests,
+                               check_ranges=check_ranges, **lengths)
+    return generate_distribution(rate_per_s=ws.rate, num_requests=ws.num_requests,
+                                 horizon_us=horizon_us, rng=subsystem_rng(ws.seed, "workload"),
+                                 **lengths)
+
+
+def _warmup_engine(log) -> None:
+    """Load/compile the engine's kernels outside the timed region, if the engine offers it."""
+    import simulator
+    from simulator import engine
+
+    warm = getattr(engine, "warmup", None) or getattr(simulator, "warmup", None)
+    if callable(warm):
+        warm()
+    else:
+        # TODO: once simulator.engine.warmup() exists this branch goes away; until then the
+        # wall-clock time below includes loading the numba cache (or compiling) on first use.
+        log.debug("engine has no warmup(); wall-clock time includes JIT loading")
+
+
+def _log_run_config(settings: RunSettings, sim, log) -> None:
+    pol = settings.policy
+    log.info("Policy config: admission=%s, routing=%s, priority=%s, scheduler=%s",
+             pol.admission, pol.routing, pol.priority, pol.scheduler)
+    if pol.routing == "weighted":
+        log.info("Weighted routing scorers: %s",
+                 ", ".join("%s:%.1f" % (s.name, s.weight) for s in pol.scorers))
+    if pol.admission == "token-bucket":
+        log.info("Token bucket: capacity=%.0f, refill-rate=%.0f",
+                 pol.token_bucket_capacity, pol.token_bucket_refill_rate)
+    if settings.trace_level != "none" and not settings.summarize_trace:
+        log.info("Decision tracing enabled (trace-level=%s). Use --summarize-trace to print summary.",
+                 settings.trace_level)
+    alpha = "[" + " ".join(go_float_str(x) for x in sim.latency.alpha) + "]"
+    beta = "[" + " ".join(go_float_str(x) for x in sim.latency.beta) + "]"
+    log.info("Starting simulation with %d KV blocks, horizon=%dticks, alphaCoeffs=%s, betaCoeffs=%s",
+             sim.total_kv_blocks, sim.horizon, alpha, beta)
+
+
+def execute(settings: RunSettings, log) -> int:
+    """Run a resolved ``blis run``: latency, workload, simulation, report, results file.
+
+    Returns the exit status (0).  Raises InputError/OSError on bad input; nothing is written to
+    stdout or to ``--results-path`` before every input has been read and validated.
+    """
+    from simulator.engine import run as run_engine
+
+    from .output import print_run_report, write_results_json
+
+    for msg in settings.warnings:
+        log.warning("%s", msg)
+    sim = _resolve_sim_config(settings, log)
+    _check_results_path(settings.results_path)
+    _log_run_config(settings, sim, log)
+
+    _warmup_engine(log)
+    start = time.perf_counter()
+    workload = build_workload(settings, sim.horizon, log)
+    log.debug("Workload: %d requests", workload.num_requests)
+    result = run_engine(sim, settings.policy, workload)
+    log.info("Simulation wall-clock time: %.3fs", time.perf_counter() - start)
+
+    out = sys.stdout
+    print_run_report(result, sim_cfg=sim, policy=settings.policy,
+                     fitness_weights=settings.fitness_weights,
+                     summarize_trace=settings.summarize_trace, out=out)
+    out.flush()
+    if settings.results_path:
+        write_results_json(result, settings.results_path, sim_cfg=sim, policy=settings.policy,
+                           fitness_weights=settings.fitness_weights,
+                           summarize_trace=settings.summarize_trace)
+        log.info("Results written to %s", settings.results_path)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _describe(exc: BaseException) -> str:
+    """One-line message for an input error of any of the caught kinds."""
+    if isinstance(exc, InputError):
+        return _one_line(str(exc)) or "invalid input"
+    if isinstance(exc, OSError) and exc.strerror:
+        name = exc.filename if exc.filename is not None else ""
+        return _one_line(f"{exc.strerror}: {name}" if name != "" else exc.strerror)
+    if isinstance(exc, yaml.YAMLError):
+        return "invalid YAML: " + _one_line(str(exc))
+    return _one_line(f"{type(exc).__name__}: {exc}")
+
+
+def _error(exc: BaseException) -> int:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    print(f"blis: error: {_describe(exc)}", file=sys.stderr)
+    return EXIT_INPUT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``blis`` CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit status.
+
+    ``argv`` is ``["run", <flags>...]`` (the leading ``run`` may be omitted).  Returns 0 on
+    success, 2 on bad input (``blis: error: <one line>`` on stderr, no traceback, no results
+    file), 130 on Ctrl-C, and the argparse status for ``--help``.  Never calls ``sys.exit``;
+    the console script and ``python -m blis_evo`` do that with the returned value.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        try:
+            ns = parse_run_args(args)
+        except SystemExit as exc:  # argparse --help / -h
+            code = exc.code
+            return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_INPUT_ERROR)
+        settings = resolve_run_settings(ns)
+        log = configure_logging(settings.log_level)
+        return execute(settings, log)
+    except (InputError, OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            return _broken_pipe()
+        return _error(exc)
+    except KeyboardInterrupt:
+        print("blis: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        reset_logging()
+
+
+def _broken_pipe() -> int:
+    """stdout was closed by the reader (e.g. ``| head``): stop quietly, as a pipe writer should."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""Row indices of the packed state arrays.
+
+State is struct-of-arrays packed by dtype into a few 2-D arrays (one row per field), so the
+kernels pass a small tuple: numba's compile time grows steeply with the number of arrays in a
+tuple argument.  ``R[FIELD, r]`` is request r's field, ``I[FIELD, i]`` instance i's.
+"""
+
+# R: int64 (NR, n_requests)
+R_ARRIVAL = 0
+R_N_IN = 1
+R_N_OUT = 2
+R_TOK_PTR = 3        # start of the request's tokens (input ids then output ids) in TOK
+R_KVH_PTR = 4        # start of its input-prefix block hashes (KV block size) in KVH
+R_RH_PTR = 5         # start of its 16-token router block hashes in RH
+R_FULL_HASH = 6      # hash of the whole input (prefix-affinity policy key)
+R_ID_RANK = 7        # rank of "request_<r>" in string order (scheduler tie-break)
+R_STATE = 8
+R_INST = 9
+R_PI = 10            # progress index: input tokens processed + outputs generated
+R_NUM_NEW = 11       # tokens scheduled in the last step it was scheduled
+R_COMPUTED = 12      # tokens computed once this step executes
+R_HWM = 13           # highest progress index reached (outputs are counted once)
+R_TTFT = 14          # µs, -1 until the first token
+R_ITL_SUM = 15
+R_ROUTED = 16
+R_QUEUED = 17
+R_SCHED = 18
+R_FIRST = 19
+R_DONE = 20
+R_SCHED_DELAY = 21
+R_PREEMPTS = 22
+R_SEG_FROM = 23      # first step index of the current run of consecutive decode steps
+R_LAST_EMIT = 24     # sim time its last token was produced
+R_LAST_EMIT_STEP = 25
+R_CH_H = 26          # rolling hash of the tokens stored in its KV blocks
+R_CH_ACC = 27
+R_CH_LEN = 28
+R_BL_START = 29      # its block list in the arena
+R_BL_LEN = 30
+R_BL_CAP = 31
+NR = 32
+
+# I: int64 (NI, n_instances)
+I_CLOCK = 0
+I_EV_SIZE = 1
+I_STEP_PENDING = 2
+I_STEPS = 3
+I_WAITQ_SUM = 4
+I_COMPLETED = 5
+I_DROPPED = 6
+I_IN_TOKENS = 7
+I_OUT_TOKENS = 8
+I_PREEMPTS = 9
+I_ALLOC_FAIL = 10
+I_PEAK_KV = 11
+I_PENDING = 12
+I_WQ_HEAD = 13
+I_WQ_LEN = 14
+I_BATCH_LEN = 15
+I_USED = 16
+I_FREE_HEAD = 17
+I_FREE_TAIL = 18
+I_HITS = 19
+I_MISSES = 20
+I_CPU_USED = 21
+I_CPU_HITS = 22
+I_CPU_MISS = 23
+I_THRASH = 24
+I_OFFLOADS = 25
+I_PEND_LAT = 26
+I_KV_CLOCK = 27
+I_SNAP_FREE = 28
+I_SNAP_LAST = 29
+I_LRU_HEAD = 30
+I_LRU_TAIL = 31
+I_LRU_SIZE = 32
+I_KV_SALT = 33
+I_PX_SALT = 34
+NI = 35
+
+# IF: float64 (NIF, n_instances)
+IF_KV_INTEGRAL = 0
+IF_SNAP_UTIL = 1
+IF_SNAP_HIT = 2
+NIF = 3
+
+# KB: int32 (NKB, n_instances * total_kv_blocks) per-block fields
+KB_REF = 0
+KB_NTOK = 1
+KB_PREV = 2
+KB_NEXT = 3
+KB_INUSE = 4
+NKB = 5
+
+# CPU: int64 (NCPU, blocks) CPU-tier copy keyed by original GPU block id
+CPU_HAS = 0
+CPU_HASH = 1
+CPU_TIME = 2
+CPU_NTOK = 3
+NCPU = 4
+
+# P: int64 parameters
+P_BLOCK = 0
+P_TOTAL_BLOCKS = 1
+P_MAX_RUNNING = 2
+P_MAX_SCHED = 3
+P_LONG_THR = 4
+P_LAT_KIND = 5
+P_ALPHA2 = 6
+P_TP = 7
+P_CPU_BLOCKS = 8
+P_BASE_LAT = 9
+P_LEGACY = 10
+P_HORIZON = 11
+P_ADMISSION = 12
+P_ADM_LAT = 13
+P_RT_LAT = 14
+P_ROUTING = 15
+P_PREFIX_OBS = 16
+P_PRIO = 17
+P_SCHED = 18
+P_REFRESH = 19
+P_TRACE = 20
+P_CF_K = 21
+P_N_INST = 22
+P_LRU_CAP = 23
+P_ROUTER_BLOCK = 24
+NP_ = 25
+
+# PF: float64 parameters
+PF_ALPHA0 = 0
+PF_ALPHA1 = 1
+PF_OFFLOAD_THR = 2
+PF_BANDWIDTH = 3
+PF_TB_CAP = 4
+PF_TB_RATE = 5
+NPF = 6
+
+# SC: int64 scratch rows (NSC, width)
+SC_CACHED = 0
+SC_CACHED2 = 1
+SC_CM_BLK = 2
+SC_CM_WAS = 3
+SC_NA_BLK = 4
+SC_NA_ORIG = 5
+SC_PF_PI = 6
+SC_PF_N = 7
+SC_DC_PI = 8
+SC_DC_N = 9
+NSC = 10
+
+# SCF: float64 scratch rows (2, n_instances)
+SCF_SCORES = 0
+SCF_DIM = 1
+
+# PX: int64 router prefix-index nodes (3, n_instances * lru_capacity)
+PX_HASH = 0
+PX_PREV = 1
+PX_NEXT = 2
+
+# CE: int64 cluster event heap (4, capacity)
+CE_TIME = 0
+CE_PRIO = 1
+CE_SEQ = 2
+CE_REQ = 3
+
+# CL: int64 cluster scalars; CLF float64
+CL_SEQ = 0
+CL_NSEGS = 1
+CL_RR = 2
+CL_REJECTED = 3
+CL_NROUTES = 4
+CL_CSIZE = 5
+CL_ARENA_TOP = 6
+CL_ADMITTED = 7
+NCL = 8
+CLF_TOKENS = 0
+CLF_LAST_REFILL = 1
+NCLF = 2
