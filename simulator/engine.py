@@ -161,6 +161,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     I = np.zeros((L.NI, N), dtype=np.int64)
     I[L.I_FREE_HEAD] = np.arange(N, dtype=np.int64) * TB
     I[L.I_FREE_TAIL] = I[L.I_FREE_HEAD] + TB - 1
+    I[L.I_NEXT_T] = np.iinfo(np.int64).max
     I[L.I_LRU_HEAD] = -1
     I[L.I_LRU_TAIL] = -1
     I[L.I_KV_SALT] = _salts(N, 1)

@@ -21,7 +21,7 @@ from .instance import (EV_ARRIVAL, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJE
 from .kvcache import cache_hit_rate
 from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CSIZE, CL_NROUTES,
                      CL_NSEGS, CL_REJECTED, CL_RR, CL_SEQ, CLF_LAST_REFILL, CLF_TOKENS,
-                     I_BATCH_LEN, I_EV_SIZE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
+                     I_BATCH_LEN, I_NEXT_T, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
                      IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
                      P_PREFIX_OBS, P_REFRESH, P_ROUTER_BLOCK, P_ROUTING, P_RT_LAT, P_TOTAL_BLOCKS,
@@ -37,7 +37,7 @@ INT64_MAX = np.iinfo(np.int64).max
 
 # ---------------------------------------------------------------- snapshots
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def refresh_snapshots(st, clock):
     """buildRouterState: the KV fields of each snapshot are re-read live, or only every
     ``snapshot_refresh_interval`` µs (starting from 0) when that is > 0."""
@@ -60,7 +60,7 @@ def effective_load(I, i):
 
 # ---------------------------------------------------------------- admission
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def admit(st, r, clock):
     """Admission policies: always-admit, token-bucket (cost = input tokens), reject-all."""
     code = st.P[P_ADMISSION]
@@ -220,7 +220,7 @@ def _least_loaded(I, N):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _weighted(st, r):
     N = st.P[P_N_INST]
     scores = st.SCF[SCF_SCORES]
@@ -251,7 +251,7 @@ def _weighted(st, r):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def route(st, r):
     """Pick the target instance; returns (target, has_scores); weighted scores land in SCF."""
     I = st.I
@@ -282,7 +282,7 @@ def route(st, r):
     return t, False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _regret(st, target, has_scores):
     """Counterfactual regret: best candidate score minus the chosen one's (never negative)."""
     best = -np.inf
@@ -298,7 +298,7 @@ def _regret(st, target, has_scores):
 
 # ---------------------------------------------------------------- event loop
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cpush(st, t, kind, r):
     CE = st.CE
     st.CL[CL_CSIZE] = ckey_push(CE[CE_TIME], CE[CE_PRIO], CE[CE_SEQ], CE[CE_REQ], st.CL[CL_CSIZE],
@@ -306,7 +306,7 @@ def _cpush(st, t, kind, r):
     st.CL[CL_SEQ] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cluster_event(st, t, kind, r):
     P, R, I = st.P, st.R, st.I
     if kind == CE_ARRIVAL:
@@ -351,11 +351,10 @@ def run_loop(st):
         it = INT64_MAX
         idx = np.int64(-1)
         for i in range(N):
-            if I[I_EV_SIZE, i] > 0:
-                t = st.EVH[i][0, 0]
-                if t < it:
-                    it = t
-                    idx = i
+            t = I[I_NEXT_T, i]
+            if t < it:
+                it = t
+                idx = i
         if ct == INT64_MAX and idx == -1:
             break
         if ct <= it:

@@ -19,7 +19,7 @@ from ..codes import (LAT_ROOFLINE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BA
 from .goheap import go_pop, go_push
 from .kvcache import allocate, append_decode_token, get_cached_blocks, release
 from .latency import blackbox_step_us, roofline_step_us
-from .layout import (CL_NSEGS, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
+from .layout import (CL_NSEGS, I_NEXT_T, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
                      I_EV_SIZE, I_IN_TOKENS, I_KV_CLOCK, I_OUT_TOKENS, I_PEAK_KV, I_PEND_LAT,
                      I_PREEMPTS, I_STEP_PENDING, I_STEPS, I_USED, I_WAITQ_SUM, I_WQ_HEAD,
                      I_WQ_LEN, IF_KV_INTEGRAL, P_ALPHA2, P_BLOCK, P_LAT_KIND, P_LEGACY,
@@ -38,6 +38,7 @@ EV_PREEMPTION = np.int64(4)
 EV_LEFT = np.int64(5)
 
 NO_REQUEST = np.int64(-1)
+INT64_MAX = np.iinfo(np.int64).max
 ZERO = np.int64(0)
 ONE = np.int64(1)
 
@@ -55,7 +56,7 @@ SEG_RANGE = np.int64(0)   # one ITL entry per step index in [a, b] of the instan
 SEG_VALUE = np.int64(1)   # one ITL entry of value a (µs, alpha2 included)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def push_event(st, i, t, r, kind):
     """Schedule an instance event (Go heap order, growing storage when full)."""
     ev = st.EVH[i]
@@ -66,6 +67,7 @@ def push_event(st, i, t, r, kind):
         st.EVH[i] = ev2
         ev = ev2
     st.I[I_EV_SIZE, i] = go_push(ev[0], ev[1], n, t, (r + 1) * 8 + kind)
+    st.I[I_NEXT_T, i] = ev[0, 0]
 
 
 # ---------------------------------------------------------------- wait queue (ring buffer)
@@ -83,7 +85,7 @@ def _wq_grow(st, i):
     st.I[I_WQ_HEAD, i] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def wq_push_back(st, i, r):
     """Append request r to instance i's wait queue."""
     if st.I[I_WQ_LEN, i] == st.WQ[i].shape[0]:
@@ -105,14 +107,14 @@ def wq_push_front(st, i, r):
     st.I[I_WQ_LEN, i] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def wq_at(st, i, k):
     """k-th queued request of instance i (0 = head)."""
     q = st.WQ[i]
     return q[(st.I[I_WQ_HEAD, i] + k) % q.shape[0]]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def wq_pop_front(st, i):
     """Remove and return the head of instance i's wait queue."""
     q = st.WQ[i]
@@ -166,7 +168,7 @@ def _before(R, RF, code, a, b):
     return R[R_ID_RANK, a] < R[R_ID_RANK, b]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def order_queue(st, i, now):
     """Recompute priorities of queued requests and reorder the queue per the scheduler.
     Insertion sort: the queue is nearly sorted from one step to the next."""
@@ -195,7 +197,7 @@ def order_queue(st, i, now):
 
 # ---------------------------------------------------------------- ITL bookkeeping
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _record_seg(st, kind, r, i, a, b):
     segs = st.SEGS[0]
     n = st.CL[CL_NSEGS]
@@ -212,7 +214,7 @@ def _record_seg(st, kind, r, i, a, b):
     st.CL[CL_NSEGS] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _close_segment(st, r, i):
     """Record request r's current run of consecutive decode steps as ITL samples."""
     R = st.R
@@ -221,7 +223,7 @@ def _close_segment(st, r, i):
     R[R_SEG_FROM, r] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _log_step(st, i, s, dur):
     lg = st.SLOG[i]
     if s == lg.shape[0]:
@@ -269,12 +271,14 @@ def _preempt_for(st, i, r, now, n_new):
             return False, pre
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def make_running_batch(st, i, now):
     """Port of makeRunningBatch: continue running requests (chunked prefill / one decode token),
     then admit wait-queue heads FCFS while budget, batch size and KV allow.
     Returns (prefill tokens scheduled, decode tokens scheduled, preemption happened)."""
     R, I, P, BATCH = st.R, st.I, st.P, st.BATCH
+    KB, BH, HMAP, TOK = st.KB, st.BH, st.HMAP, st.TOK
+    arena = st.ARENA[0]
     block = P[P_BLOCK]
     long_thr = P[P_LONG_THR]
     budget = P[P_MAX_SCHED]
@@ -292,6 +296,7 @@ def make_running_batch(st, i, now):
                 nn = long_thr
             nn = min(nn, budget)
             ok, pre = _preempt_for(st, i, r, now, nn)
+            arena = st.ARENA[0]
             preempted = preempted or pre
             if not ok:
                 break
@@ -300,8 +305,9 @@ def make_running_batch(st, i, now):
             R[R_NUM_NEW, r] = nn
             R[R_COMPUTED, r] += nn
         if R[R_PI, r] >= R[R_N_IN, r] and R[R_N_OUT, r] > 0:
-            if not append_decode_token(R, st.KB, st.BH, st.HMAP, I, st.ARENA[0], st.TOK, block, r):
+            if not append_decode_token(R, KB, BH, HMAP, I, arena, TOK, block, r):
                 ok, pre = _preempt_for(st, i, r, now, ONE)
+                arena = st.ARENA[0]  # the arena may have been reallocated
                 preempted = preempted or pre
                 if not ok:
                     break
@@ -340,7 +346,7 @@ def make_running_batch(st, i, now):
     return prefill, decode, preempted
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _step_time(st, i, prefill, decode):
     P, R, I, SC = st.P, st.R, st.I, st.SC
     if P[P_LAT_KIND] == LAT_ROOFLINE:
@@ -365,7 +371,7 @@ def _step_time(st, i, prefill, decode):
     return t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _execute(st, i, s_idx, now, dt):
     """Advance every batched request by its scheduled work; record first tokens and ITLs."""
     R, I, BATCH = st.R, st.I, st.BATCH
@@ -397,7 +403,7 @@ def _execute(st, i, s_idx, now, dt):
             R[R_LAST_EMIT_STEP, r] = s_idx
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _complete(st, i, s_idx, now, dt):
     """Finish requests whose last token was produced; keep the others in batch order."""
     R, I, BATCH = st.R, st.I, st.BATCH
@@ -425,7 +431,7 @@ def _complete(st, i, s_idx, now, dt):
     I[I_BATCH_LEN, i] = keep
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def step(st, i, now):
     """Port of Simulator.Step: order the queue, form the batch, advance time by the modelled step,
     execute prefill/decode progress, complete finished requests, schedule the next step."""
@@ -454,13 +460,14 @@ def step(st, i, now):
         I[I_STEP_PENDING, i] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def process_event(st, i):
     """Pop and execute instance i's next event; returns its kind (the cluster tracks QUEUED)."""
     I, R, P = st.I, st.R, st.P
     ev = st.EVH[i]
     t, pay = go_pop(ev[0], ev[1], I[I_EV_SIZE, i])
     I[I_EV_SIZE, i] -= 1
+    I[I_NEXT_T, i] = ev[0, 0] if I[I_EV_SIZE, i] > 0 else INT64_MAX
     I[I_CLOCK, i] = t
     kind = pay % 8
     r = pay // 8 - 1

@@ -122,7 +122,7 @@ def _list_append(st, r, b):
     R[R_BL_LEN, r] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _content_append(R, block, r, tok):
     """Fold one stored token into request r's rolling content hash."""
     R[R_CH_ACC, r] = fold_token(R[R_CH_ACC, r], tok)
@@ -132,7 +132,7 @@ def _content_append(R, block, r, tok):
         R[R_CH_ACC, r] = FNV_OFFSET
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _content_hash(R, block, r):
     if R[R_CH_LEN, r] % block == 0:
         return R[R_CH_H, r]
@@ -405,7 +405,7 @@ def cache_hit_rate(I, i):
     return hits / total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def append_decode_token(R, KB, BH, HMAP, I, arena, TOK, block, r):
     """Fast path of ``allocate`` for one decode token when r's last block still has room:
     store the token in place (hashing the block if it fills).  Returns False when a new block is

@@ -76,7 +76,8 @@ I_LRU_TAIL = 31
 I_LRU_SIZE = 32
 I_KV_SALT = 33
 I_PX_SALT = 34
-NI = 35
+I_NEXT_T = 35      # time of the instance's earliest pending event (INT64_MAX if none)
+NI = 36
 
 # IF: float64 (NIF, n_instances)
 IF_KV_INTEGRAL = 0
