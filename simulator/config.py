@@ -81,3 +81,4 @@ class SimConfig:
     trace_decisions: bool = False
     counterfactual_k: int = 0
     legacy_blis_quirks: bool = False
+    router_lru_capacity: int = 10_000  # blocks the router's prefix index remembers per instance (reference: 10000)

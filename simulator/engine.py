@@ -13,21 +13,23 @@ from numba import types
 from numba.typed import Dict, List
 
 from . import codes, registry
-from .config import PolicyConfig, SimConfig
+from .config import LatencyConfig, PolicyConfig, SimConfig
 from .kernels import cluster as kc
 from .kernels import layout as L
 from .kernels.instance import S_COMPLETED
+from .kernels.hashtable import NHT, table_capacity
 from .kernels.hashing import FNV_OFFSET, SEED, aligned_block_hashes, full_input_hashes
 from .result import SimResult
 from .workload.types import Workload
 
+_WARMUP_LATENCY = LatencyConfig(alpha=(1.0, 0.0, 1.0), beta=(100.0, 1.0, 1.0))
+
 ROUTER_BLOCK = 16          # the reference's prefix scorer hashes 16-token blocks whatever the KV block size
-ROUTER_LRU_CAPACITY = 10_000  # blocks remembered per instance by the router's prefix index
 
 State = namedtuple("State", [
-    "R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HMAP", "P", "PF",
+    "R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HT", "P", "PF",
     "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
-    "PXMAP", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET"])
+    "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET"])
 State.__doc__ = "Every array of one run (packed layouts: simulator/kernels/layout.py)."
 
 
@@ -82,7 +84,7 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray
     P[L.P_TRACE] = int(cfg.trace_decisions)
     P[L.P_CF_K] = cfg.counterfactual_k
     P[L.P_N_INST] = cfg.num_instances
-    P[L.P_LRU_CAP] = ROUTER_LRU_CAPACITY
+    P[L.P_LRU_CAP] = cfg.router_lru_capacity
     P[L.P_ROUTER_BLOCK] = ROUTER_BLOCK
     PF = np.zeros(L.NPF, dtype=np.float64)
     PF[L.PF_ALPHA0] = alpha[0]
@@ -183,7 +185,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         WQ.append(np.zeros(64, dtype=np.int64))
         SLOG.append(np.zeros(1024, dtype=np.int64))
     SEGS.append(np.zeros((max(n, 16), 5), dtype=np.int64))
-    lru_nodes = N * ROUTER_LRU_CAPACITY if P[L.P_PREFIX_OBS] else 1
+    lru_nodes = N * cfg.router_lru_capacity if P[L.P_PREFIX_OBS] else 1
     PXA = np.full((3, lru_nodes), -1, dtype=np.int64)
     CL = np.zeros(L.NCL, dtype=np.int64)
     CL[L.CL_ARENA_TOP] = arena_size
@@ -192,11 +194,12 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         R=R, RF=np.zeros(n, dtype=np.float64), TOK=tokens, KVH=kvh, RH=rh,
         I=I, IF=np.zeros((L.NIF, N), dtype=np.float64),
         BATCH=np.zeros((N, bcap), dtype=np.int64), KB=KB, BH=np.zeros(nb, dtype=np.int64),
-        CPU=np.zeros((L.NCPU, ncpu), dtype=np.int64), HMAP=Dict.empty(types.int64, types.int64),
+        CPU=np.zeros((L.NCPU, ncpu), dtype=np.int64),
+        HT=np.zeros((NHT, table_capacity(min(nb, int(bl_cap.sum()) + 64))), dtype=np.int64),
         P=P, PF=PF, BETA=beta, RP=rp, SCODES=sc_codes, SWEIGHTS=sc_weights,
         SC=np.zeros((L.NSC, width), dtype=np.int64), SCF=np.zeros((2, N), dtype=np.float64),
         EVH=EVH, WQ=WQ, SLOG=SLOG, SEGS=SEGS, ARENA=arena,
-        PXMAP=Dict.empty(types.int64, types.int64), PXA=PXA,
+        PXT=np.zeros((NHT, table_capacity(lru_nodes)), dtype=np.int64), PXA=PXA,
         CE=np.zeros((4, n + 1), dtype=np.int64), CL=CL, CLF=np.zeros(L.NCLF, dtype=np.float64),
         AFFINITY=Dict.empty(types.int64, types.int64),
         ROUTE_TARGET=np.zeros(n_routes, dtype=np.int32),
@@ -244,11 +247,24 @@ def _finish(st: State, cfg: SimConfig, wl: Workload) -> SimResult:
         tenant_names=wl.tenant_names)
 
 
+def run_with_state(cfg: SimConfig, policy: PolicyConfig, workload: Workload):
+    """Like ``run`` but also returns the final kernel state, for invariant checks in tests."""
+    st = build_state(cfg, policy, workload)
+    kc.run_loop(st)
+    return _finish(st, cfg, workload), st
+
+
 def run(cfg: SimConfig, policy: PolicyConfig, workload: Workload) -> SimResult:
     """Simulate ``workload`` on a cluster configured by ``cfg`` under ``policy``.
 
     Pure: no I/O, no global state; the same inputs give identical outputs.
     """
-    st = build_state(cfg, policy, workload)
-    kc.run_loop(st)
-    return _finish(st, cfg, workload)
+    return run_with_state(cfg, policy, workload)[0]
+
+
+def warmup() -> None:
+    """Load (or compile) every kernel once with a two-request run, so later timings and
+    evaluations exclude JIT loading.  Kernel types do not depend on the policy or config."""
+    from .workload.types import workload_from_lists
+    wl = workload_from_lists([0, 5], [[1] * 20, [2] * 40], [[3] * 3, [4] * 2])
+    run(SimConfig(total_kv_blocks=64, latency=_WARMUP_LATENCY), PolicyConfig(), wl)

@@ -18,8 +18,9 @@ from ..codes import (ADMIT_REJECT_ALL, ADMIT_TOKEN_BUCKET, ROUTE_ALWAYS_BUSIEST,
 from .goheap import ckey_pop, ckey_push
 from .instance import (EV_ARRIVAL, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJECTED, SEG_RANGE,
                        process_event, push_event)
+from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
-from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CSIZE, CL_NROUTES,
+from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CLOCK_REGRESS, CL_LAST_T, CL_CSIZE, CL_NROUTES,
                      CL_NSEGS, CL_REJECTED, CL_RR, CL_SEQ, CLF_LAST_REFILL, CLF_TOKENS,
                      I_BATCH_LEN, I_NEXT_T, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
@@ -38,10 +39,9 @@ INT64_MAX = np.iinfo(np.int64).max
 # ---------------------------------------------------------------- snapshots
 
 @njit(cache=True, inline="always")
-def refresh_snapshots(st, clock):
+def refresh_snapshots(I, IF, P, clock):
     """buildRouterState: the KV fields of each snapshot are re-read live, or only every
     ``snapshot_refresh_interval`` µs (starting from 0) when that is > 0."""
-    I, IF, P = st.I, st.IF, st.P
     interval = P[P_REFRESH]
     total = P[P_TOTAL_BLOCKS]
     for i in range(P[P_N_INST]):
@@ -110,33 +110,33 @@ def _lru_append(PXA, I, i, node):
 
 
 @njit(cache=True)
-def prefix_touch(PXMAP, PXA, I, cap, i, h):
+def prefix_touch(PXT, PXA, I, cap, i, h):
     """Mark block hash h most recently used on instance i, evicting the least recent at capacity."""
     key = h ^ I[I_PX_SALT, i]
-    if key in PXMAP:
-        node = PXMAP[key]
+    node = ht_get(PXT, key)
+    if node >= 0:
         _lru_unlink(PXA, I, i, node)
         _lru_append(PXA, I, i, node)
         return
     if I[I_LRU_SIZE, i] >= cap:
         node = I[I_LRU_HEAD, i]
-        del PXMAP[PXA[PX_HASH, node] ^ I[I_PX_SALT, i]]
+        ht_del(PXT, PXA[PX_HASH, node] ^ I[I_PX_SALT, i])
         _lru_unlink(PXA, I, i, node)
     else:
         node = i * cap + I[I_LRU_SIZE, i]
         I[I_LRU_SIZE, i] += 1
     PXA[PX_HASH, node] = h
-    PXMAP[key] = node
+    ht_put(PXT, key, node)
     _lru_append(PXA, I, i, node)
 
 
 @njit(cache=True)
-def prefix_match(PXMAP, I, i, hashes, a, n):
+def prefix_match(PXT, I, i, hashes, a, n):
     """Number of leading block hashes hashes[a:a+n] present on instance i."""
     salt = I[I_PX_SALT, i]
     m = 0
     for k in range(n):
-        if (hashes[a + k] ^ salt) in PXMAP:
+        if ht_get(PXT, hashes[a + k] ^ salt) >= 0:
             m += 1
         else:
             break
@@ -156,7 +156,7 @@ def score_prefix_affinity(st, r, out):
         if n == 0:
             out[i] = 0.0
         else:
-            out[i] = prefix_match(st.PXMAP, st.I, i, st.RH, a, n) / n
+            out[i] = prefix_match(st.PXT, st.I, i, st.RH, a, n) / n
 
 
 @njit(cache=True)
@@ -220,7 +220,7 @@ def _least_loaded(I, N):
     return best
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _weighted(st, r):
     N = st.P[P_N_INST]
     scores = st.SCF[SCF_SCORES]
@@ -247,11 +247,11 @@ def _weighted(st, r):
         a = st.R[R_RH_PTR, r]
         cap = st.P[P_LRU_CAP]
         for k in range(a, a + st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]):
-            prefix_touch(st.PXMAP, st.PXA, st.I, cap, best, st.RH[k])
+            prefix_touch(st.PXT, st.PXA, st.I, cap, best, st.RH[k])
     return best
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def route(st, r):
     """Pick the target instance; returns (target, has_scores); weighted scores land in SCF."""
     I = st.I
@@ -299,29 +299,28 @@ def _regret(st, target, has_scores):
 # ---------------------------------------------------------------- event loop
 
 @njit(cache=True, inline="always")
-def _cpush(st, t, kind, r):
-    CE = st.CE
-    st.CL[CL_CSIZE] = ckey_push(CE[CE_TIME], CE[CE_PRIO], CE[CE_SEQ], CE[CE_REQ], st.CL[CL_CSIZE],
-                                t, kind, st.CL[CL_SEQ], r)
-    st.CL[CL_SEQ] += 1
+def _cpush(CE, CL, t, kind, r):
+    CL[CL_CSIZE] = ckey_push(CE[CE_TIME], CE[CE_PRIO], CE[CE_SEQ], CE[CE_REQ], CL[CL_CSIZE],
+                             t, kind, CL[CL_SEQ], r)
+    CL[CL_SEQ] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _cluster_event(st, t, kind, r):
     P, R, I = st.P, st.R, st.I
     if kind == CE_ARRIVAL:
         R[R_STATE, r] = S_IN_PIPELINE
-        _cpush(st, t + P[P_ADM_LAT], CE_ADMISSION, r)
+        _cpush(st.CE, st.CL, t + P[P_ADM_LAT], CE_ADMISSION, r)
     elif kind == CE_ADMISSION:
-        refresh_snapshots(st, t)
+        refresh_snapshots(I, st.IF, P, t)
         if admit(st, r, t):
             st.CL[CL_ADMITTED] += 1
-            _cpush(st, t + P[P_RT_LAT], CE_ROUTING, r)
+            _cpush(st.CE, st.CL, t + P[P_RT_LAT], CE_ROUTING, r)
         else:
             R[R_STATE, r] = S_REJECTED
             st.CL[CL_REJECTED] += 1
     else:
-        refresh_snapshots(st, t)
+        refresh_snapshots(I, st.IF, P, t)
         target, has_scores = route(st, r)
         if P[P_TRACE] != 0:
             k = st.CL[CL_NROUTES]
@@ -332,7 +331,14 @@ def _cluster_event(st, t, kind, r):
         R[R_INST, r] = target
         R[R_ROUTED, r] = t
         I[I_PENDING, target] += 1
-        push_event(st, target, t, r, EV_ARRIVAL)
+        push_event(st.EVH, st.I, target, t, r, EV_ARRIVAL)
+
+
+@njit(cache=True, inline="always")
+def _note_time(CL, t):
+    if t < CL[CL_LAST_T]:
+        CL[CL_CLOCK_REGRESS] += 1
+    CL[CL_LAST_T] = t
 
 
 @njit(cache=True)
@@ -342,7 +348,7 @@ def run_loop(st):
     N = P[P_N_INST]
     horizon = P[P_HORIZON]
     for r in range(R.shape[1]):
-        _cpush(st, R[R_ARRIVAL, r], CE_ARRIVAL, r)
+        _cpush(st.CE, st.CL, R[R_ARRIVAL, r], CE_ARRIVAL, r)
     st.CLF[CLF_TOKENS] = st.PF[PF_TB_CAP]
     while True:
         ct = INT64_MAX
@@ -362,10 +368,12 @@ def run_loop(st):
             st.CL[CL_CSIZE] -= 1
             if t > horizon:
                 break
+            _note_time(st.CL, t)
             _cluster_event(st, t, kind, r)
         else:
             if it > horizon:
                 break
+            _note_time(st.CL, it)
             if process_event(st, idx) == EV_QUEUED:
                 if I[I_PENDING, idx] > 0:
                     I[I_PENDING, idx] -= 1

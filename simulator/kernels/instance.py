@@ -17,9 +17,12 @@ from numba import njit
 from ..codes import (LAT_ROOFLINE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BASED, SCHED_FCFS,
                      SCHED_PRIORITY_FCFS, SCHED_REVERSE_PRIORITY, SCHED_SJF)
 from .goheap import go_pop, go_push
-from .kvcache import allocate, append_decode_token, get_cached_blocks, release
+from .hashing import FNV_OFFSET, FNV_PRIME, chunk_hash, partial_hash
+from .hashtable import ht_put
+from .kvcache import allocate, get_cached_blocks, release
 from .latency import blackbox_step_us, roofline_step_us
-from .layout import (CL_NSEGS, I_NEXT_T, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
+from .layout import (CL_NSEGS, I_KV_SALT, I_NEXT_T, KB_NTOK, R_BL_LEN, R_BL_START, R_CH_ACC, R_CH_H,
+                     R_CH_LEN, R_TOK_PTR, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
                      I_EV_SIZE, I_IN_TOKENS, I_KV_CLOCK, I_OUT_TOKENS, I_PEAK_KV, I_PEND_LAT,
                      I_PREEMPTS, I_STEP_PENDING, I_STEPS, I_USED, I_WAITQ_SUM, I_WQ_HEAD,
                      I_WQ_LEN, IF_KV_INTEGRAL, P_ALPHA2, P_BLOCK, P_LAT_KIND, P_LEGACY,
@@ -56,86 +59,86 @@ SEG_RANGE = np.int64(0)   # one ITL entry per step index in [a, b] of the instan
 SEG_VALUE = np.int64(1)   # one ITL entry of value a (µs, alpha2 included)
 
 
-@njit(cache=True, inline="always")
-def push_event(st, i, t, r, kind):
+@njit(cache=True)
+def push_event(EVH, I, i, t, r, kind):
     """Schedule an instance event (Go heap order, growing storage when full)."""
-    ev = st.EVH[i]
-    n = st.I[I_EV_SIZE, i]
+    ev = EVH[i]
+    n = I[I_EV_SIZE, i]
     if n == ev.shape[1]:
         ev2 = np.empty((2, 2 * n), dtype=np.int64)
         ev2[:, :n] = ev
-        st.EVH[i] = ev2
+        EVH[i] = ev2
         ev = ev2
-    st.I[I_EV_SIZE, i] = go_push(ev[0], ev[1], n, t, (r + 1) * 8 + kind)
-    st.I[I_NEXT_T, i] = ev[0, 0]
+    I[I_EV_SIZE, i] = go_push(ev[0], ev[1], n, t, (r + 1) * 8 + kind)
+    I[I_NEXT_T, i] = ev[0, 0]
 
 
 # ---------------------------------------------------------------- wait queue (ring buffer)
 
 @njit(cache=True)
-def _wq_grow(st, i):
-    q = st.WQ[i]
-    n = st.I[I_WQ_LEN, i]
-    h = st.I[I_WQ_HEAD, i]
+def _wq_grow(WQ, I, i):
+    q = WQ[i]
+    n = I[I_WQ_LEN, i]
+    h = I[I_WQ_HEAD, i]
     cap = q.shape[0]
     q2 = np.empty(2 * cap, dtype=q.dtype)
     for k in range(n):
         q2[k] = q[(h + k) % cap]
-    st.WQ[i] = q2
-    st.I[I_WQ_HEAD, i] = 0
+    WQ[i] = q2
+    I[I_WQ_HEAD, i] = 0
 
 
 @njit(cache=True, inline="always")
-def wq_push_back(st, i, r):
+def wq_push_back(WQ, I, i, r):
     """Append request r to instance i's wait queue."""
-    if st.I[I_WQ_LEN, i] == st.WQ[i].shape[0]:
-        _wq_grow(st, i)
-    q = st.WQ[i]
-    q[(st.I[I_WQ_HEAD, i] + st.I[I_WQ_LEN, i]) % q.shape[0]] = r
-    st.I[I_WQ_LEN, i] += 1
+    if I[I_WQ_LEN, i] == WQ[i].shape[0]:
+        _wq_grow(WQ, I, i)
+    q = WQ[i]
+    q[(I[I_WQ_HEAD, i] + I[I_WQ_LEN, i]) % q.shape[0]] = r
+    I[I_WQ_LEN, i] += 1
 
 
 @njit(cache=True)
-def wq_push_front(st, i, r):
+def wq_push_front(WQ, I, i, r):
     """Put request r at the head of instance i's wait queue (preempted requests go first)."""
-    if st.I[I_WQ_LEN, i] == st.WQ[i].shape[0]:
-        _wq_grow(st, i)
-    q = st.WQ[i]
-    h = (st.I[I_WQ_HEAD, i] - 1) % q.shape[0]
+    if I[I_WQ_LEN, i] == WQ[i].shape[0]:
+        _wq_grow(WQ, I, i)
+    q = WQ[i]
+    h = (I[I_WQ_HEAD, i] - 1) % q.shape[0]
     q[h] = r
-    st.I[I_WQ_HEAD, i] = h
-    st.I[I_WQ_LEN, i] += 1
+    I[I_WQ_HEAD, i] = h
+    I[I_WQ_LEN, i] += 1
 
 
 @njit(cache=True, inline="always")
-def wq_at(st, i, k):
+def wq_at(WQ, I, i, k):
     """k-th queued request of instance i (0 = head)."""
-    q = st.WQ[i]
-    return q[(st.I[I_WQ_HEAD, i] + k) % q.shape[0]]
+    q = WQ[i]
+    return q[(I[I_WQ_HEAD, i] + k) % q.shape[0]]
 
 
 @njit(cache=True, inline="always")
-def wq_pop_front(st, i):
+def wq_pop_front(WQ, I, i):
     """Remove and return the head of instance i's wait queue."""
-    q = st.WQ[i]
-    r = q[st.I[I_WQ_HEAD, i]]
-    st.I[I_WQ_HEAD, i] = (st.I[I_WQ_HEAD, i] + 1) % q.shape[0]
-    st.I[I_WQ_LEN, i] -= 1
+    q = WQ[i]
+    r = q[I[I_WQ_HEAD, i]]
+    I[I_WQ_HEAD, i] = (I[I_WQ_HEAD, i] + 1) % q.shape[0]
+    I[I_WQ_LEN, i] -= 1
     return r
 
 
 @njit(cache=True)
-def _wq_linearize(st, i):
-    q = st.WQ[i]
-    h = st.I[I_WQ_HEAD, i]
-    n = st.I[I_WQ_LEN, i]
+def _wq_linearize(WQ, I, i):
+    q = WQ[i]
+    h = I[I_WQ_HEAD, i]
+    n = I[I_WQ_LEN, i]
     if h + n <= q.shape[0]:
         return h
     tmp = np.empty(n, dtype=q.dtype)
     for k in range(n):
         tmp[k] = q[(h + k) % q.shape[0]]
     q[:n] = tmp
-    st.I[I_WQ_HEAD, i] = 0
+    I[I_WQ_HEAD, i] = 0
     return 0
 
 
@@ -169,23 +172,22 @@ def _before(R, RF, code, a, b):
 
 
 @njit(cache=True, inline="always")
-def order_queue(st, i, now):
+def order_queue(R, RF, I, WQ, P, i, now):
     """Recompute priorities of queued requests and reorder the queue per the scheduler.
     Insertion sort: the queue is nearly sorted from one step to the next."""
-    P, R, RF = st.P, st.R, st.RF
-    n = st.I[I_WQ_LEN, i]
+    n = I[I_WQ_LEN, i]
     if n == 0:
         return
     prio = P[P_PRIO]
     code = P[P_SCHED]
     if prio != PRIO_CONSTANT or code != SCHED_FCFS:
         for k in range(n):
-            r = wq_at(st, i, k)
+            r = wq_at(WQ, I, i, k)
             RF[r] = priority_of(prio, now, R[R_ARRIVAL, r])
     if code == SCHED_FCFS or n < 2:
         return
-    h = _wq_linearize(st, i)
-    q = st.WQ[i]
+    h = _wq_linearize(WQ, I, i)
+    q = WQ[i]
     for k in range(h + 1, h + n):
         x = q[k]
         j = k - 1
@@ -198,38 +200,37 @@ def order_queue(st, i, now):
 # ---------------------------------------------------------------- ITL bookkeeping
 
 @njit(cache=True, inline="always")
-def _record_seg(st, kind, r, i, a, b):
-    segs = st.SEGS[0]
-    n = st.CL[CL_NSEGS]
+def _record_seg(SEGS, CL, kind, r, i, a, b):
+    segs = SEGS[0]
+    n = CL[CL_NSEGS]
     if n == segs.shape[0]:
         s2 = np.empty((2 * n, 5), dtype=np.int64)
         s2[:n] = segs
-        st.SEGS[0] = s2
+        SEGS[0] = s2
         segs = s2
     segs[n, 0] = kind
     segs[n, 1] = r
     segs[n, 2] = i
     segs[n, 3] = a
     segs[n, 4] = b
-    st.CL[CL_NSEGS] = n + 1
+    CL[CL_NSEGS] = n + 1
 
 
 @njit(cache=True, inline="always")
-def _close_segment(st, r, i):
+def _close_segment(R, SEGS, CL, r, i):
     """Record request r's current run of consecutive decode steps as ITL samples."""
-    R = st.R
     if R[R_SEG_FROM, r] >= 0 and R[R_LAST_EMIT_STEP, r] >= R[R_SEG_FROM, r]:
-        _record_seg(st, SEG_RANGE, r, i, R[R_SEG_FROM, r], R[R_LAST_EMIT_STEP, r])
+        _record_seg(SEGS, CL, SEG_RANGE, r, i, R[R_SEG_FROM, r], R[R_LAST_EMIT_STEP, r])
     R[R_SEG_FROM, r] = -1
 
 
 @njit(cache=True, inline="always")
-def _log_step(st, i, s, dur):
-    lg = st.SLOG[i]
+def _log_step(SLOG, i, s, dur):
+    lg = SLOG[i]
     if s == lg.shape[0]:
         lg2 = np.empty(2 * s, dtype=np.int64)
         lg2[:s] = lg
-        st.SLOG[i] = lg2
+        SLOG[i] = lg2
         lg = lg2
     lg[s] = dur
 
@@ -256,7 +257,7 @@ def _preempt_for(st, i, r, now, n_new):
         last = I[I_BATCH_LEN, i] - 1
         victim = st.BATCH[i, last]
         I[I_BATCH_LEN, i] = last
-        push_event(st, i, now, victim, EV_PREEMPTION)
+        push_event(st.EVH, st.I, i, now, victim, EV_PREEMPTION)
         if victim == r and last == 0:
             _drop(st, i, r)
             return False, pre
@@ -264,20 +265,20 @@ def _preempt_for(st, i, r, now, n_new):
         R[R_PREEMPTS, victim] += 1
         R[R_STATE, victim] = S_QUEUED
         R[R_PI, victim] = 0
-        _close_segment(st, victim, i)
+        _close_segment(st.R, st.SEGS, st.CL, victim, i)
         release(st, victim)
-        wq_push_front(st, i, victim)
+        wq_push_front(st.WQ, st.I, i, victim)
         if victim == r:
             return False, pre
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def make_running_batch(st, i, now):
     """Port of makeRunningBatch: continue running requests (chunked prefill / one decode token),
     then admit wait-queue heads FCFS while budget, batch size and KV allow.
     Returns (prefill tokens scheduled, decode tokens scheduled, preemption happened)."""
     R, I, P, BATCH = st.R, st.I, st.P, st.BATCH
-    KB, BH, HMAP, TOK = st.KB, st.BH, st.HMAP, st.TOK
+    KB, BH, HT, TOK = st.KB, st.BH, st.HT, st.TOK
     arena = st.ARENA[0]
     block = P[P_BLOCK]
     long_thr = P[P_LONG_THR]
@@ -305,7 +306,27 @@ def make_running_batch(st, i, now):
             R[R_NUM_NEW, r] = nn
             R[R_COMPUTED, r] += nn
         if R[R_PI, r] >= R[R_N_IN, r] and R[R_N_OUT, r] > 0:
-            if not append_decode_token(R, KB, BH, HMAP, I, arena, TOK, block, r):
+            # fast path (15 of 16 decode steps): the last block has room for the new token
+            fast = False
+            nbl = R[R_BL_LEN, r]
+            if nbl > 0:
+                latest = arena[R[R_BL_START, r] + nbl - 1]
+                nt = KB[KB_NTOK, latest]
+                if 0 < nt < block:
+                    fast = True
+                    acc = (R[R_CH_ACC, r] ^ (np.int64(TOK[R[R_TOK_PTR, r] + R[R_PI, r]]) + 1)) * FNV_PRIME
+                    R[R_CH_LEN, r] += 1
+                    if R[R_CH_LEN, r] % block == 0:
+                        R[R_CH_H, r] = chunk_hash(R[R_CH_H, r], acc)
+                        acc = FNV_OFFSET
+                    R[R_CH_ACC, r] = acc
+                    KB[KB_NTOK, latest] = nt + 1
+                    if nt + 1 == block:
+                        h = R[R_CH_H, r] if R[R_CH_LEN, r] % block == 0 else partial_hash(
+                            R[R_CH_H, r], acc, R[R_CH_LEN, r])
+                        BH[latest] = h
+                        ht_put(HT, h ^ I[I_KV_SALT, i], latest)
+            if not fast:
                 ok, pre = _preempt_for(st, i, r, now, ONE)
                 arena = st.ARENA[0]  # the arena may have been reallocated
                 preempted = preempted or pre
@@ -321,7 +342,7 @@ def make_running_batch(st, i, now):
     legacy = P[P_LEGACY] != 0
     while (I[I_BATCH_LEN, i] < P[P_MAX_RUNNING] and I[I_WQ_LEN, i] > 0 and budget > 0
            and not preempted):
-        r = wq_at(st, i, 0)
+        r = wq_at(st.WQ, st.I, i, 0)
         n_c = get_cached_blocks(st, i, r, cached)
         nn = R[R_N_IN, r] - n_c * block
         if 0 < long_thr and long_thr < nn:
@@ -330,10 +351,10 @@ def make_running_batch(st, i, now):
         start = n_c * block
         if not allocate(st, r, start, start + nn, cached, n_c):
             break
-        wq_pop_front(st, i)
+        wq_pop_front(st.WQ, st.I, i)
         BATCH[i, I[I_BATCH_LEN, i]] = r
         I[I_BATCH_LEN, i] += 1
-        push_event(st, i, now, r, EV_SCHEDULED)
+        push_event(st.EVH, st.I, i, now, r, EV_SCHEDULED)
         if R[R_SCHED, r] < 0 or legacy:
             R[R_SCHED_DELAY, r] = now - R[R_ARRIVAL, r]
         if R[R_SCHED, r] < 0:
@@ -347,13 +368,12 @@ def make_running_batch(st, i, now):
 
 
 @njit(cache=True, inline="always")
-def _step_time(st, i, prefill, decode):
-    P, R, I, SC = st.P, st.R, st.I, st.SC
+def _step_time(R, I, BATCH, SC, P, RP, BETA, i, prefill, decode):
     if P[P_LAT_KIND] == LAT_ROOFLINE:
         n_pf = 0
         n_dc = 0
         for k in range(I[I_BATCH_LEN, i]):
-            r = st.BATCH[i, k]
+            r = BATCH[i, k]
             if R[R_PI, r] < R[R_N_IN, r]:
                 SC[SC_PF_PI, n_pf] = R[R_PI, r]
                 SC[SC_PF_N, n_pf] = R[R_NUM_NEW, r]
@@ -362,20 +382,18 @@ def _step_time(st, i, prefill, decode):
                 SC[SC_DC_PI, n_dc] = R[R_PI, r]
                 SC[SC_DC_N, n_dc] = R[R_NUM_NEW, r]
                 n_dc += 1
-        t = roofline_step_us(st.RP, P[P_TP], SC[SC_PF_PI], SC[SC_PF_N], n_pf,
+        t = roofline_step_us(RP, P[P_TP], SC[SC_PF_PI], SC[SC_PF_N], n_pf,
                              SC[SC_DC_PI], SC[SC_DC_N], n_dc)
     else:
-        t = blackbox_step_us(st.BETA, prefill, decode)
+        t = blackbox_step_us(BETA, prefill, decode)
     t += I[I_PEND_LAT, i]
     I[I_PEND_LAT, i] = 0
     return t
 
 
 @njit(cache=True, inline="always")
-def _execute(st, i, s_idx, now, dt):
+def _execute(R, I, BATCH, SEGS, CL, a2, i, s_idx, now, dt):
     """Advance every batched request by its scheduled work; record first tokens and ITLs."""
-    R, I, BATCH = st.R, st.I, st.BATCH
-    a2 = st.P[P_ALPHA2]
     end = now + dt
     for k in range(I[I_BATCH_LEN, i]):
         r = BATCH[i, k]
@@ -388,7 +406,7 @@ def _execute(st, i, s_idx, now, dt):
                 I[I_OUT_TOKENS, i] += 1
                 if R[R_SEG_FROM, r] < 0:
                     gap = end - R[R_LAST_EMIT, r] + a2
-                    _record_seg(st, SEG_VALUE, r, i, gap, ZERO)
+                    _record_seg(SEGS, CL, SEG_VALUE, r, i, gap, ZERO)
                     R[R_ITL_SUM, r] += gap
                     R[R_SEG_FROM, r] = s_idx + 1
                 else:
@@ -403,7 +421,7 @@ def _execute(st, i, s_idx, now, dt):
             R[R_LAST_EMIT_STEP, r] = s_idx
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _complete(st, i, s_idx, now, dt):
     """Finish requests whose last token was produced; keep the others in batch order."""
     R, I, BATCH = st.R, st.I, st.BATCH
@@ -415,23 +433,23 @@ def _complete(st, i, s_idx, now, dt):
         if R[R_PI, r] == R[R_N_IN, r] + max(R[R_N_OUT, r], 1) - 1:
             R[R_STATE, r] = S_COMPLETED
             R[R_DONE, r] = end
-            _close_segment(st, r, i)
+            _close_segment(st.R, st.SEGS, st.CL, r, i)
             if legacy:
-                _record_seg(st, SEG_RANGE, r, i, s_idx, s_idx)
+                _record_seg(st.SEGS, st.CL, SEG_RANGE, r, i, s_idx, s_idx)
                 R[R_ITL_SUM, r] += dt + st.P[P_ALPHA2]
             if R[R_N_OUT, r] > 0:
                 if not allocate(st, r, R[R_PI, r], R[R_PI, r] + 1, st.SC[SC_CACHED], ZERO):
                     I[I_ALLOC_FAIL, i] += 1
             release(st, r)
             I[I_COMPLETED, i] += 1
-            push_event(st, i, end, r, EV_LEFT)
+            push_event(st.EVH, st.I, i, end, r, EV_LEFT)
         else:
             BATCH[i, keep] = r
             keep += 1
     I[I_BATCH_LEN, i] = keep
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def step(st, i, now):
     """Port of Simulator.Step: order the queue, form the batch, advance time by the modelled step,
     execute prefill/decode progress, complete finished requests, schedule the next step."""
@@ -439,28 +457,28 @@ def step(st, i, now):
     I[I_STEPS, i] += 1
     s_idx = I[I_STEPS, i] - 1
     I[I_KV_CLOCK, i] = now
-    order_queue(st, i, now)
+    order_queue(st.R, st.RF, I, st.WQ, st.P, i, now)
     prefill, decode, preempted = make_running_batch(st, i, now)
     if I[I_BATCH_LEN, i] == 0 and I[I_WQ_LEN, i] > 0 and not preempted:
         # the head cannot be scheduled into an empty instance: it can never be served
-        _drop(st, i, wq_pop_front(st, i))
+        _drop(st, i, wq_pop_front(st.WQ, st.I, i))
     I[I_WAITQ_SUM, i] += I[I_WQ_LEN, i]
-    dt = _step_time(st, i, prefill, decode)
-    _log_step(st, i, s_idx, dt)
-    _execute(st, i, s_idx, now, dt)
+    dt = _step_time(st.R, I, st.BATCH, st.SC, st.P, st.RP, st.BETA, i, prefill, decode)
+    _log_step(st.SLOG, i, s_idx, dt)
+    _execute(st.R, I, st.BATCH, st.SEGS, st.CL, st.P[P_ALPHA2], i, s_idx, now, dt)
     used = I[I_USED, i]
     if used > I[I_PEAK_KV, i]:
         I[I_PEAK_KV, i] = used
     st.IF[IF_KV_INTEGRAL, i] += np.float64(used) * np.float64(dt)
     _complete(st, i, s_idx, now, dt)
     if I[I_BATCH_LEN, i] > 0 or (I[I_WQ_LEN, i] > 0 and st.P[P_LEGACY] == 0):
-        push_event(st, i, now + dt, NO_REQUEST, EV_STEP)
+        push_event(st.EVH, st.I, i, now + dt, NO_REQUEST, EV_STEP)
         I[I_STEP_PENDING, i] = 1
     else:
         I[I_STEP_PENDING, i] = 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def process_event(st, i):
     """Pop and execute instance i's next event; returns its kind (the cluster tracks QUEUED)."""
     I, R, P = st.I, st.R, st.P
@@ -473,7 +491,7 @@ def process_event(st, i):
     r = pay // 8 - 1
     if kind == EV_ARRIVAL:
         delay = np.int64(st.PF[PF_ALPHA0] + st.PF[PF_ALPHA1] * np.float64(R[R_N_IN, r]))
-        push_event(st, i, t + delay, r, EV_QUEUED)
+        push_event(st.EVH, st.I, i, t + delay, r, EV_QUEUED)
     elif kind == EV_QUEUED:
         R[R_QUEUED, r] = t
         need = (R[R_N_IN, r] + R[R_N_OUT, r] + P[P_BLOCK] - 1) // P[P_BLOCK]
@@ -482,10 +500,10 @@ def process_event(st, i):
             I[I_DROPPED, i] += 1
         else:
             R[R_STATE, r] = S_QUEUED
-            wq_push_back(st, i, r)
+            wq_push_back(st.WQ, st.I, i, r)
             I[I_IN_TOKENS, i] += R[R_N_IN, r]
             if I[I_STEP_PENDING, i] == 0:
-                push_event(st, i, t, NO_REQUEST, EV_STEP)
+                push_event(st.EVH, st.I, i, t, NO_REQUEST, EV_STEP)
                 I[I_STEP_PENDING, i] = 1
     elif kind == EV_STEP:
         step(st, i, t)

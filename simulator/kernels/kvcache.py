@@ -5,7 +5,7 @@ arrays: instance ``i`` owns global block ids ``[i*TB, (i+1)*TB)``.  A request's 
 a shared arena (``st.ARENA[0]``) at ``R[R_BL_START, r]`` with capacity ``R[R_BL_CAP, r]``.
 
 Invariants kept (tested as properties): used + free-list length == TB per instance; a block is on
-the free list iff its ref count is 0; ``HMAP`` maps (hash ^ salt[i]) to a block of instance i.
+the free list iff its ref count is 0; ``HT`` maps (hash ^ salt[i]) to a block of instance i.
 
 Deliberate difference from the reference (its bug, see REFERENCE.md 1(l)): a failed allocation
 rolls back to the request's previous block list instead of forgetting (leaking) it.
@@ -13,6 +13,7 @@ rolls back to the request's previous block list instead of forgetting (leaking) 
 import numpy as np
 from numba import njit
 
+from .hashtable import ht_del, ht_get, ht_put
 from .hashing import FNV_OFFSET, SEED, chunk_hash, fold_token, partial_hash, prefix_hash
 from .layout import (CL_ARENA_TOP, CPU_HAS, CPU_HASH, CPU_NTOK, CPU_TIME, I_CPU_HITS, I_CPU_MISS,
                      I_CPU_USED, I_FREE_HEAD, I_FREE_TAIL, I_HITS, I_KV_CLOCK, I_KV_SALT,
@@ -57,7 +58,7 @@ def free_remove(KB, I, i, b):
 
 
 @njit(cache=True)
-def pop_free(KB, BH, HMAP, I, i):
+def pop_free(KB, BH, HT, I, i):
     """Take the free-list head (LRU victim), dropping its cached hash; NIL if none."""
     b = I[I_FREE_HEAD, i]
     if b == NIL:
@@ -65,21 +66,16 @@ def pop_free(KB, BH, HMAP, I, i):
     free_remove(KB, I, i, b)
     h = BH[b]
     if h != 0:
-        key = h ^ I[I_KV_SALT, i]
-        if key in HMAP:
-            del HMAP[key]
+        ht_del(HT, h ^ I[I_KV_SALT, i])
         BH[b] = 0
     KB[KB_NTOK, b] = 0
     return b
 
 
 @njit(cache=True)
-def lookup(HMAP, I, i, h):
+def lookup(HT, I, i, h):
     """Block of instance i holding hash h, or NIL."""
-    key = h ^ I[I_KV_SALT, i]
-    if key in HMAP:
-        return HMAP[key]
-    return NIL
+    return ht_get(HT, h ^ I[I_KV_SALT, i])
 
 
 @njit(cache=True)
@@ -91,7 +87,7 @@ def get_cached_blocks(st, i, r, out):
     base = R[R_KVH_PTR, r]
     c = 0
     for k in range(n):
-        b = lookup(st.HMAP, st.I, i, st.KVH[base + k])
+        b = lookup(st.HT, st.I, i, st.KVH[base + k])
         if b == NIL:
             break
         out[c] = b
@@ -99,26 +95,25 @@ def get_cached_blocks(st, i, r, out):
     return c
 
 
-@njit(cache=True)
-def _list_append(st, r, b):
+@njit(cache=True, inline="always")
+def _list_append(R, ARENA, CL, r, b):
     """Append block b to request r's block list, relocating it in the arena when full."""
-    R = st.R
+    arena = ARENA[0]
     if R[R_BL_LEN, r] == R[R_BL_CAP, r]:
-        arena = st.ARENA[0]
         newcap = max(2 * R[R_BL_CAP, r], 4)
-        top = st.CL[CL_ARENA_TOP]
+        top = CL[CL_ARENA_TOP]
         if top + newcap > arena.shape[0]:
             bigger = np.empty(max(2 * arena.shape[0], top + newcap), dtype=arena.dtype)
             bigger[:top] = arena[:top]
-            st.ARENA[0] = bigger
+            ARENA[0] = bigger
             arena = bigger
         s = R[R_BL_START, r]
         for k in range(R[R_BL_LEN, r]):
             arena[top + k] = arena[s + k]
         R[R_BL_START, r] = top
         R[R_BL_CAP, r] = newcap
-        st.CL[CL_ARENA_TOP] = top + newcap
-    st.ARENA[0][R[R_BL_START, r] + R[R_BL_LEN, r]] = b
+        CL[CL_ARENA_TOP] = top + newcap
+    arena[R[R_BL_START, r] + R[R_BL_LEN, r]] = b
     R[R_BL_LEN, r] += 1
 
 
@@ -157,7 +152,7 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
     """Port of KVCacheState.AllocateKVBlocks: reserve blocks for tokens [start, end) of request r
     (one output token when r is decoding), committing ``cached[:n_cached]`` prefix hits first when
     r holds no blocks yet.  Transactional: on failure every change is undone and False returned."""
-    R, I, KB, BH, HMAP, SC = st.R, st.I, st.KB, st.BH, st.HMAP, st.SC
+    R, I, KB, BH, HT, SC = st.R, st.I, st.KB, st.BH, st.HT, st.SC
     i = R[R_INST, r]
     B = st.P[P_BLOCK]
     salt = I[I_KV_SALT, i]
@@ -198,7 +193,7 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
                     I[I_USED, i] += 1
                     free_remove(KB, I, i, c)
                 I[I_HITS, i] += 1
-                _list_append(st, r, c)
+                _list_append(R, st.ARENA, st.CL, r, c)
             if n_cached > 0:
                 _content_set_input_prefix(R, st.TOK, st.KVH, B, r, n_cached * B)
         if latest != NIL and KB[KB_NTOK, latest] > 0 and KB[KB_NTOK, latest] < B:
@@ -213,13 +208,13 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
             if KB[KB_NTOK, latest] == B:
                 h = _content_hash(R, B, r)
                 BH[latest] = h
-                HMAP[h ^ salt] = latest
+                ht_put(HT, h ^ salt, latest)
                 part_hashed = True
         else:
             for k in range(num_new):
                 head = I[I_FREE_HEAD, i]
                 orig = BH[head] if head != NIL else 0
-                b = pop_free(KB, BH, HMAP, I, i)
+                b = pop_free(KB, BH, HT, I, i)
                 if b == NIL:
                     _rollback(st, i, r, n_cm, n_na, old_len, part_blk, part_old_ntok, part_hashed)
                     R[R_CH_H, r], R[R_CH_ACC, r], R[R_CH_LEN, r] = old_h, old_acc, old_clen
@@ -227,9 +222,7 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
                 s = prog
                 e = min(prog + B, L)
                 KB[KB_NTOK, b] = e - s
-                if prefill:
-                    _content_set_input_prefix(R, st.TOK, st.KVH, B, r, start + e)
-                else:
+                if not prefill:
                     for j in range(s, e):
                         _content_append(R, B, r, st.TOK[tok0 + j])
                 KB[KB_REF, b] = 1
@@ -239,30 +232,30 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
                 if e - s == B and prefill:
                     h = prefix_hash(st.TOK, R[R_TOK_PTR, r], start + e, B, st.KVH, R[R_KVH_PTR, r])
                     BH[b] = h
-                    HMAP[h ^ salt] = b
+                    ht_put(HT, h ^ salt, b)
                 SC[SC_NA_BLK, n_na] = b
                 SC[SC_NA_ORIG, n_na] = orig
                 n_na += 1
-                _list_append(st, r, b)
+                _list_append(R, st.ARENA, st.CL, r, b)
                 prog = e
+            if prefill:
+                _content_set_input_prefix(R, st.TOK, st.KVH, B, r, start + L)
     return True
 
 
 @njit(cache=True)
 def _rollback(st, i, r, n_cm, n_na, old_len, part_blk, part_old_ntok, part_hashed):
-    KB, BH, HMAP, I, SC = st.KB, st.BH, st.HMAP, st.I, st.SC
+    KB, BH, HT, I, SC = st.KB, st.BH, st.HT, st.I, st.SC
     salt = I[I_KV_SALT, i]
     for k in range(n_na - 1, -1, -1):
         b = SC[SC_NA_BLK, k]
         h = BH[b]
         if h != 0:
-            key = h ^ salt
-            if key in HMAP:
-                del HMAP[key]
+            ht_del(HT, h ^ salt)
         orig = SC[SC_NA_ORIG, k]
         BH[b] = orig
         if orig != 0:
-            HMAP[orig ^ salt] = b
+            ht_put(HT, orig ^ salt, b)
         KB[KB_INUSE, b] = 0
         KB[KB_REF, b] = 0
         KB[KB_NTOK, b] = 0
@@ -280,8 +273,8 @@ def _rollback(st, i, r, n_cm, n_na, old_len, part_blk, part_old_ntok, part_hashe
     if part_blk != NIL:
         if part_hashed:
             key = BH[part_blk] ^ salt
-            if key in HMAP and HMAP[key] == part_blk:
-                del HMAP[key]
+            if ht_get(HT, key) == part_blk:
+                ht_del(HT, key)
             BH[part_blk] = 0
         KB[KB_NTOK, part_blk] = part_old_ntok
     st.R[R_BL_LEN, r] = old_len
@@ -313,7 +306,7 @@ def release(st, r):
 @njit(cache=True)
 def _maybe_offload(st, i):
     """Move hashed free GPU blocks to the CPU tier while GPU utilisation exceeds the threshold."""
-    I, KB, BH, CPU, HMAP = st.I, st.KB, st.BH, st.CPU, st.HMAP
+    I, KB, BH, CPU, HT = st.I, st.KB, st.BH, st.CPU, st.HT
     total = st.P[P_TOTAL_BLOCKS]
     while True:
         if I[I_USED, i] / total <= st.PF[PF_OFFLOAD_THR]:
@@ -332,9 +325,7 @@ def _maybe_offload(st, i):
         I[I_CPU_USED, i] += 1
         I[I_OFFLOADS, i] += 1
         free_remove(KB, I, i, b)
-        key = BH[b] ^ I[I_KV_SALT, i]
-        if key in HMAP:
-            del HMAP[key]
+        ht_del(HT, BH[b] ^ I[I_KV_SALT, i])
         BH[b] = 0
         KB[KB_NTOK, b] = 0
         free_append(KB, I, i, b)
@@ -344,7 +335,7 @@ def _maybe_offload(st, i):
 def _try_reload(st, i):
     """Bring every CPU-tier block whose hash is not on the GPU back into free GPU blocks
     (ascending original block id), charging transfer latency to the next step."""
-    I, KB, BH, CPU, HMAP = st.I, st.KB, st.BH, st.CPU, st.HMAP
+    I, KB, BH, CPU, HT = st.I, st.KB, st.BH, st.CPU, st.HT
     if I[I_CPU_USED, i] == 0:
         return False
     total = st.P[P_TOTAL_BLOCKS]
@@ -354,16 +345,16 @@ def _try_reload(st, i):
         if CPU[CPU_HAS, b0] == 0:
             continue
         h = CPU[CPU_HASH, b0]
-        if h == 0 or lookup(HMAP, I, i, h) != NIL:
+        if h == 0 or lookup(HT, I, i, h) != NIL:
             continue
-        blk = pop_free(KB, BH, HMAP, I, i)
+        blk = pop_free(KB, BH, HT, I, i)
         if blk == NIL:
             break
         KB[KB_NTOK, blk] = CPU[CPU_NTOK, b0]
         KB[KB_REF, blk] = 0
         KB[KB_INUSE, blk] = 0
         BH[blk] = h
-        HMAP[h ^ I[I_KV_SALT, i]] = blk
+        ht_put(HT, h ^ I[I_KV_SALT, i], blk)
         free_append(KB, I, i, blk)
         I[I_PEND_LAT, i] += st.P[P_BASE_LAT] + np.int64(np.ceil(st.P[P_BLOCK] / st.PF[PF_BANDWIDTH]))
         if I[I_KV_CLOCK, i] - CPU[CPU_TIME, b0] < 1000:
@@ -404,24 +395,3 @@ def cache_hit_rate(I, i):
         return 0.0
     return hits / total
 
-
-@njit(cache=True, inline="always")
-def append_decode_token(R, KB, BH, HMAP, I, arena, TOK, block, r):
-    """Fast path of ``allocate`` for one decode token when r's last block still has room:
-    store the token in place (hashing the block if it fills).  Returns False when a new block is
-    needed, in which case the caller takes the general (possibly preempting) path."""
-    n = R[R_BL_LEN, r]
-    if n == 0:
-        return False
-    latest = arena[R[R_BL_START, r] + n - 1]
-    nt = KB[KB_NTOK, latest]
-    if nt <= 0 or nt >= block:
-        return False
-    _content_append(R, block, r, TOK[R[R_TOK_PTR, r] + R[R_PI, r]])
-    KB[KB_NTOK, latest] = nt + 1
-    if nt + 1 == block:
-        i = R[R_INST, r]
-        h = _content_hash(R, block, r)
-        BH[latest] = h
-        HMAP[h ^ I[I_KV_SALT, i]] = latest
-    return True
