@@ -159,17 +159,10 @@ def build_workload(settings: RunSettings, horizon_us: int, log):
 
 
 def _warmup_engine(log) -> None:
-    """Load/compile the engine's kernels outside the timed region, if the engine offers it."""
+    """Load (or compile) the engine's kernels outside the timed region."""
     import simulator
-    from simulator import engine
 
-    warm = getattr(engine, "warmup", None) or getattr(simulator, "warmup", None)
-    if callable(warm):
-        warm()
-    else:
-        # TODO: once simulator.engine.warmup() exists this branch goes away; until then the
-        # wall-clock time below includes loading the numba cache (or compiling) on first use.
-        log.debug("engine has no warmup(); wall-clock time includes JIT loading")
+    simulator.warmup()
 
 
 def _log_run_config(settings: RunSettings, sim, log) -> None:

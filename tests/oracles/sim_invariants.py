@@ -185,3 +185,22 @@ def blocks_needed(n_in, n_out, block):
 
 SERVED_STATES = (REQ_QUEUED, REQ_RUNNING, REQ_COMPLETED)
 FINAL_STATES = (REQ_COMPLETED, REQ_DROPPED)
+
+
+def check_block_fill(st, cfg) -> None:
+    """Paged-KV layout of every request holding blocks: each block stores 1..B tokens and all but
+    the request's last block are full (no empty or half-empty block in the middle)."""
+    B = cfg.block_size
+    R, KB = st.R, st.KB
+    arena = st.ARENA[0]
+    for r in range(R.shape[1]):
+        ln = int(R[L.R_BL_LEN, r])
+        if ln == 0:
+            continue
+        s = int(R[L.R_BL_START, r])
+        blocks = arena[s:s + ln]
+        ntok = KB[L.KB_NTOK, blocks].astype(np.int64)
+        assert ((ntok >= 1) & (ntok <= B)).all(), \
+            f"request {r} holds blocks {blocks.tolist()} with token counts {ntok.tolist()} (B={B})"
+        assert (ntok[:-1] == B).all(), \
+            f"request {r}: non-last block not full: token counts {ntok.tolist()} (B={B})"
