@@ -267,4 +267,4 @@ def warmup() -> None:
     evaluations exclude JIT loading.  Kernel types do not depend on the policy or config."""
     from .workload.types import workload_from_lists
     wl = workload_from_lists([0, 5], [[1] * 20, [2] * 40], [[3] * 3, [4] * 2])
-    run(SimConfig(total_kv_blocks=64, latency=_WARMUP_LATENCY), PolicyConfig(), wl)
+    run_with_state(SimConfig(total_kv_blocks=64, latency=_WARMUP_LATENCY), PolicyConfig(), wl)
