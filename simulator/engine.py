@@ -239,7 +239,7 @@ def _finish(st: State, cfg: SimConfig, wl: Workload) -> SimResult:
         inst_peak_kv_blocks=I[L.I_PEAK_KV].copy(), inst_kv_block_us=st.IF[L.IF_KV_INTEGRAL].copy(),
         inst_steps=I[L.I_STEPS].copy(), inst_waitq_sum=I[L.I_WAITQ_SUM].copy(),
         itl_values_us=itl_v, itl_counts=itl_c, itl_instance=itl_i,
-        rejected=int(st.CL[L.CL_REJECTED]),
+        rejected=int(st.CL[L.CL_REJECTED]), admitted=int(st.CL[L.CL_ADMITTED]),
         route_target=st.ROUTE_TARGET[:n_routes].copy(),
         route_regret=st.ROUTE_REGRET[:n_routes].copy(),
         trace_on=bool(cfg.trace_decisions), num_instances=N,

@@ -554,7 +554,7 @@ def trace_summary(result: SimResult) -> dict:
     (keys ``instance_<i>`` in string order) and regret mean/max (0 without counterfactuals)."""
     targets = np.asarray(result.route_target, dtype=np.int64)
     regret = np.asarray(result.route_regret, dtype=np.float64)
-    admitted = int(targets.size)
+    admitted = int(result.admitted) if result.admitted >= 0 else int(targets.size)
     rejected = int(result.rejected)
     dist: dict[str, int] = {}
     if targets.size:

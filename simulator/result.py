@@ -28,8 +28,9 @@ class SimResult:
     Per instance (shape (N,)): inst_* counters (see field names).
     ITL samples: ``itl_values_us`` (float64) with ``itl_counts`` (int64) and ``itl_instance``
       (int32): the multiset of per-token ITL entries of completed requests, run-length encoded.
-    Trace: ``admit_total/admitted/rejected``, ``route_target`` per routing decision in decision
-      order (int32), ``route_regret`` (float64) when counterfactual_k > 0.
+    Control plane: ``admitted``/``rejected`` admission decisions (an admitted request may still be
+      waiting for its routing decision at the horizon), ``route_target`` per routing decision in
+      decision order (int32, traced runs only), ``route_regret`` (float64) when counterfactual_k > 0.
     """
 
     n_in: np.ndarray
@@ -69,6 +70,7 @@ class SimResult:
     itl_instance: np.ndarray
 
     rejected: int
+    admitted: int
     route_target: np.ndarray
     route_regret: np.ndarray
     trace_on: bool

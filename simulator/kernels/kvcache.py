@@ -18,7 +18,7 @@ from .hashing import FNV_OFFSET, SEED, chunk_hash, fold_token, partial_hash, pre
 from .layout import (CL_ARENA_TOP, CPU_HAS, CPU_HASH, CPU_NTOK, CPU_TIME, I_CPU_HITS, I_CPU_MISS,
                      I_CPU_USED, I_FREE_HEAD, I_FREE_TAIL, I_HITS, I_KV_CLOCK, I_KV_SALT,
                      I_MISSES, I_OFFLOADS, I_PEND_LAT, I_THRASH, I_USED, KB_INUSE, KB_NEXT,
-                     KB_NTOK, KB_PREV, KB_REF, P_BASE_LAT, P_BLOCK, P_CPU_BLOCKS, P_TOTAL_BLOCKS,
+                     KB_NTOK, KB_PREV, KB_REF, P_BASE_LAT, P_BLOCK, P_CPU_BLOCKS, P_LEGACY, P_TOTAL_BLOCKS,
                      PF_BANDWIDTH, PF_OFFLOAD_THR, R_BL_CAP, R_BL_LEN, R_BL_START, R_CH_ACC,
                      R_CH_H, R_CH_LEN, R_INST, R_KVH_PTR, R_N_IN, R_PI, R_TOK_PTR, SC_CACHED2,
                      SC_CM_BLK, SC_CM_WAS, SC_NA_BLK, SC_NA_ORIG)
@@ -157,10 +157,18 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
     B = st.P[P_BLOCK]
     salt = I[I_KV_SALT, i]
     prefill = R[R_PI, r] < R[R_N_IN, r]
+    legacy = st.P[P_LEGACY] != 0
     if prefill:
         L = end - start
         num_new = (L + B - 1) // B
-        if num_new > st.P[P_TOTAL_BLOCKS] - I[I_USED, i]:
+        need = num_new
+        if not legacy and R[R_BL_LEN, r] > 0:
+            # the reference ignores the room left in a partial last block (and later allocates
+            # an empty block for it); by default we count it
+            nt = KB[KB_NTOK, st.ARENA[0][R[R_BL_START, r] + R[R_BL_LEN, r] - 1]]
+            if 0 < nt < B:
+                need = (max(L - (B - nt), 0) + B - 1) // B
+        if need > st.P[P_TOTAL_BLOCKS] - I[I_USED, i]:
             return False
     else:
         L = 1
@@ -211,7 +219,8 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
                 ht_put(HT, h ^ salt, latest)
                 part_hashed = True
         else:
-            for k in range(num_new):
+            n_blocks = num_new if legacy else (L - prog + B - 1) // B
+            for k in range(n_blocks):
                 head = I[I_FREE_HEAD, i]
                 orig = BH[head] if head != NIL else 0
                 b = pop_free(KB, BH, HT, I, i)
@@ -318,11 +327,14 @@ def _maybe_offload(st, i):
             b = KB[KB_NEXT, b]
         if b == NIL:
             break
+        if CPU[CPU_HAS, b] == 0 or st.P[P_LEGACY] != 0:
+            # the reference counts a re-offload of the same GPU block id twice (its CPU map is
+            # keyed by that id); by default the overwritten copy is counted once
+            I[I_CPU_USED, i] += 1
         CPU[CPU_HAS, b] = 1
         CPU[CPU_HASH, b] = BH[b]
         CPU[CPU_TIME, b] = I[I_KV_CLOCK, i]
         CPU[CPU_NTOK, b] = KB[KB_NTOK, b]
-        I[I_CPU_USED, i] += 1
         I[I_OFFLOADS, i] += 1
         free_remove(KB, I, i, b)
         ht_del(HT, BH[b] ^ I[I_KV_SALT, i])

@@ -71,11 +71,13 @@ def traces(draw, min_n=1, max_n=40, max_in=200, max_out=40, min_out=0):
     return Trace(arrivals, inputs, outputs)
 
 
-def latencies():
-    a = st.tuples(st.integers(0, 300).map(float), st.sampled_from([0.0, 0.25, 1.0, 2.5]),
-                  st.integers(0, 50).map(float))
-    b = st.tuples(st.integers(1, 2000).map(float), st.floats(0.0, 5.0), st.floats(0.0, 20.0))
-    return st.builds(lambda al, be: LatencyConfig(alpha=al, beta=be), a, b)
+@st.composite
+def latencies(draw):
+    """Blackbox latency with small non-negative coefficients; beta0 >= 1 so every step advances."""
+    alpha = (float(draw(st.integers(0, 300))), draw(st.sampled_from([0.0, 0.25, 1.0, 2.5])),
+             float(draw(st.integers(0, 50))))
+    beta = (float(draw(st.integers(1, 2000))), draw(st.floats(0.0, 5.0)), draw(st.floats(0.0, 20.0)))
+    return LatencyConfig(alpha=alpha, beta=beta)
 
 
 @st.composite
@@ -229,15 +231,19 @@ def test_kv_block_conservation(trace, cfg, policy):
     assert (res.inst_peak_kv_blocks <= cfg.total_kv_blocks).all()
 
 
+# legacy_blis_quirks keeps the reference's KV bugs bit-for-bit (a chunked prefill that starts in a
+# partial block allocates a trailing empty block; re-offloading one GPU block id counts twice in
+# the CPU tier), so these two layout/accounting properties are default-mode properties.
+
 @SETTINGS
-@given(trace=traces(), cfg=sim_configs(), policy=policies())
+@given(trace=traces(), cfg=sim_configs(legacy=False), policy=policies())
 def test_held_blocks_full_except_last(trace, cfg, policy):
     _, stt = run_with_state(cfg, policy, trace.workload())
     SI.check_block_fill(stt, cfg)
 
 
 @SETTINGS
-@given(trace=traces(), cfg=sim_configs(), policy=policies())
+@given(trace=traces(), cfg=sim_configs(legacy=False), policy=policies())
 def test_cpu_tier_accounting(trace, cfg, policy):
     cfg = dataclasses.replace(cfg, kv_cpu_blocks=max(cfg.kv_cpu_blocks, 1))
     _, stt = run_with_state(cfg, policy, trace.workload())
