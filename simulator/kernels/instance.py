@@ -19,9 +19,9 @@ from ..codes import (LAT_ROOFLINE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BA
 from .goheap import go_pop, go_push
 from .hashing import FNV_OFFSET, FNV_PRIME, chunk_hash, partial_hash
 from .hashtable import ht_put
-from .kvcache import allocate, get_cached_blocks, release
+from .kvcache import allocate, get_cached_blocks, list_append, pop_free, release
 from .latency import blackbox_step_us, roofline_step_us
-from .layout import (CL_NSEGS, I_KV_SALT, I_NEXT_T, KB_NTOK, R_BL_LEN, R_BL_START, R_CH_ACC, R_CH_H,
+from .layout import (CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK, KB_REF, R_BL_LEN, R_BL_START, R_CH_ACC, R_CH_H,
                      R_CH_LEN, R_TOK_PTR, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
                      I_EV_SIZE, I_IN_TOKENS, I_KV_CLOCK, I_OUT_TOKENS, I_PEAK_KV, I_PEND_LAT,
                      I_PREEMPTS, I_STEP_PENDING, I_STEPS, I_USED, I_WAITQ_SUM, I_WQ_HEAD,
@@ -326,6 +326,23 @@ def make_running_batch(st, i, now):
                             R[R_CH_H, r], acc, R[R_CH_LEN, r])
                         BH[latest] = h
                         ht_put(HT, h ^ I[I_KV_SALT, i], latest)
+                elif I[I_FREE_HEAD, i] != -1:
+                    # a fresh block for the token (decode blocks are never hashed on creation)
+                    fast = True
+                    b = pop_free(KB, BH, HT, I, i)
+                    KB[KB_NTOK, b] = 1
+                    KB[KB_REF, b] = 1
+                    KB[KB_INUSE, b] = 1
+                    I[I_USED, i] += 1
+                    I[I_MISSES, i] += 1
+                    acc = (R[R_CH_ACC, r] ^ (np.int64(TOK[R[R_TOK_PTR, r] + R[R_PI, r]]) + 1)) * FNV_PRIME
+                    R[R_CH_LEN, r] += 1
+                    if R[R_CH_LEN, r] % block == 0:
+                        R[R_CH_H, r] = chunk_hash(R[R_CH_H, r], acc)
+                        acc = FNV_OFFSET
+                    R[R_CH_ACC, r] = acc
+                    list_append(R, st.ARENA, st.CL, r, b)
+                    arena = st.ARENA[0]
             if not fast:
                 ok, pre = _preempt_for(st, i, r, now, ONE)
                 arena = st.ARENA[0]  # the arena may have been reallocated

@@ -96,7 +96,7 @@ def get_cached_blocks(st, i, r, out):
 
 
 @njit(cache=True, inline="always")
-def _list_append(R, ARENA, CL, r, b):
+def list_append(R, ARENA, CL, r, b):
     """Append block b to request r's block list, relocating it in the arena when full."""
     arena = ARENA[0]
     if R[R_BL_LEN, r] == R[R_BL_CAP, r]:
@@ -201,7 +201,7 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
                     I[I_USED, i] += 1
                     free_remove(KB, I, i, c)
                 I[I_HITS, i] += 1
-                _list_append(R, st.ARENA, st.CL, r, c)
+                list_append(R, st.ARENA, st.CL, r, c)
             if n_cached > 0:
                 _content_set_input_prefix(R, st.TOK, st.KVH, B, r, n_cached * B)
         if latest != NIL and KB[KB_NTOK, latest] > 0 and KB[KB_NTOK, latest] < B:
@@ -245,7 +245,7 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
                 SC[SC_NA_BLK, n_na] = b
                 SC[SC_NA_ORIG, n_na] = orig
                 n_na += 1
-                _list_append(R, st.ARENA, st.CL, r, b)
+                list_append(R, st.ARENA, st.CL, r, b)
                 prog = e
             if prefill:
                 _content_set_input_prefix(R, st.TOK, st.KVH, B, r, start + L)
