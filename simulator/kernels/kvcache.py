@@ -26,7 +26,7 @@ from .layout import (CL_ARENA_TOP, CPU_HAS, CPU_HASH, CPU_NTOK, CPU_TIME, I_CPU_
 NIL = -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def free_append(KB, I, i, b):
     """Append block b to the tail of instance i's free list."""
     KB[KB_NEXT, b] = NIL
@@ -40,7 +40,7 @@ def free_append(KB, I, i, b):
     I[I_FREE_TAIL, i] = b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def free_remove(KB, I, i, b):
     """Unlink block b from instance i's free list."""
     p = KB[KB_PREV, b]
@@ -57,7 +57,7 @@ def free_remove(KB, I, i, b):
     KB[KB_NEXT, b] = NIL
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pop_free(KB, BH, HT, I, i):
     """Take the free-list head (LRU victim), dropping its cached hash; NIL if none."""
     b = I[I_FREE_HEAD, i]
@@ -239,7 +239,11 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
                 I[I_USED, i] += 1
                 I[I_MISSES, i] += 1
                 if e - s == B and prefill:
-                    h = prefix_hash(st.TOK, R[R_TOK_PTR, r], start + e, B, st.KVH, R[R_KVH_PTR, r])
+                    q = start + e
+                    if q % B == 0:
+                        h = st.KVH[R[R_KVH_PTR, r] + q // B - 1]
+                    else:
+                        h = prefix_hash(st.TOK, R[R_TOK_PTR, r], q, B, st.KVH, R[R_KVH_PTR, r])
                     BH[b] = h
                     ht_put(HT, h ^ salt, b)
                 SC[SC_NA_BLK, n_na] = b
