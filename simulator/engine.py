@@ -17,7 +17,7 @@ from .config import LatencyConfig, PolicyConfig, SimConfig
 from .kernels import cluster as kc
 from .kernels import layout as L
 from .kernels.instance import S_COMPLETED
-from .kernels.hashtable import NHT, table_capacity
+from .kernels.hashtable import new_table
 from .kernels.hashing import FNV_OFFSET, SEED, aligned_block_hashes, full_input_hashes
 from .result import SimResult
 from .workload.types import Workload
@@ -195,11 +195,11 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         I=I, IF=np.zeros((L.NIF, N), dtype=np.float64),
         BATCH=np.zeros((N, bcap), dtype=np.int64), KB=KB, BH=np.zeros(nb, dtype=np.int64),
         CPU=np.zeros((L.NCPU, ncpu), dtype=np.int64),
-        HT=np.zeros((NHT, table_capacity(min(nb, int(bl_cap.sum()) + 64))), dtype=np.int64),
+        HT=new_table(min(nb, int(bl_cap.sum()) + 64)),
         P=P, PF=PF, BETA=beta, RP=rp, SCODES=sc_codes, SWEIGHTS=sc_weights,
         SC=np.zeros((L.NSC, width), dtype=np.int64), SCF=np.zeros((2, N), dtype=np.float64),
         EVH=EVH, WQ=WQ, SLOG=SLOG, SEGS=SEGS, ARENA=arena,
-        PXT=np.zeros((NHT, table_capacity(lru_nodes)), dtype=np.int64), PXA=PXA,
+        PXT=new_table(lru_nodes), PXA=PXA,
         CE=np.zeros((4, n + 1), dtype=np.int64), CL=CL, CLF=np.zeros(L.NCLF, dtype=np.float64),
         AFFINITY=Dict.empty(types.int64, types.int64),
         ROUTE_TARGET=np.zeros(n_routes, dtype=np.int32),

@@ -37,12 +37,12 @@ def table_items(T) -> dict:
     """Entries of an open-addressing table (kernels/hashtable.py) as a dict, after checking the
     table itself: keys unique, every stored key found again by ``ht_get`` with its value (no probe
     chain broken), load factor <= 1/2 (the sizing the engine promises)."""
-    from simulator.kernels.hashtable import HT_KEY, HT_USED, HT_VAL, ht_get
-    used = np.flatnonzero(T[HT_USED] != 0)
-    keys = T[HT_KEY, used].tolist()
-    vals = T[HT_VAL, used].tolist()
+    from simulator.kernels.hashtable import ht_get, table_entries
+    k_arr, v_arr = table_entries(T)
+    keys = k_arr.tolist()
+    vals = v_arr.tolist()
     assert len(set(keys)) == len(keys), "hash table holds a key twice"
-    assert 2 * len(keys) <= T.shape[1], f"hash table load {len(keys)}/{T.shape[1]} above 1/2"
+    assert 2 * len(keys) <= T.shape[0], f"hash table load {len(keys)}/{T.shape[0]} above 1/2"
     for k, v in zip(keys, vals):
         assert int(ht_get(T, np.int64(k))) == v, f"key {k} not reachable by probing"
     return dict(zip(keys, vals))
