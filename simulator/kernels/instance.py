@@ -17,12 +17,12 @@ from numba import njit
 from ..codes import (LAT_ROOFLINE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BASED, SCHED_FCFS,
                      SCHED_PRIORITY_FCFS, SCHED_REVERSE_PRIORITY, SCHED_SJF)
 from .goheap import go_pop, go_push
-from .hashing import FNV_OFFSET, FNV_PRIME, chunk_hash, partial_hash
 from .hashtable import ht_put
-from .kvcache import allocate, get_cached_blocks, list_append, pop_free, release
+from .kvcache import (allocate, content_append, content_hash, get_cached_blocks, list_append,
+                      pop_free, release)
 from .latency import blackbox_step_us, roofline_step_us
-from .layout import (CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK, KB_REF, R_BL_LEN, R_BL_START, R_CH_ACC, R_CH_H,
-                     R_CH_LEN, R_TOK_PTR, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
+from .layout import (CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK,
+                     KB_REF, R_BL_LEN, R_BL_START, R_TOK_PTR, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
                      I_EV_SIZE, I_IN_TOKENS, I_KV_CLOCK, I_OUT_TOKENS, I_PEAK_KV, I_PEND_LAT,
                      I_PREEMPTS, I_STEP_PENDING, I_STEPS, I_USED, I_WAITQ_SUM, I_WQ_HEAD,
                      I_WQ_LEN, IF_KV_INTEGRAL, P_ALPHA2, P_BLOCK, P_LAT_KIND, P_LEGACY,
@@ -314,16 +314,10 @@ def make_running_batch(st, i, now):
                 nt = KB[KB_NTOK, latest]
                 if 0 < nt < block:
                     fast = True
-                    acc = (R[R_CH_ACC, r] ^ (np.int64(TOK[R[R_TOK_PTR, r] + R[R_PI, r]]) + 1)) * FNV_PRIME
-                    R[R_CH_LEN, r] += 1
-                    if R[R_CH_LEN, r] % block == 0:
-                        R[R_CH_H, r] = chunk_hash(R[R_CH_H, r], acc)
-                        acc = FNV_OFFSET
-                    R[R_CH_ACC, r] = acc
+                    content_append(R, block, r, TOK[R[R_TOK_PTR, r] + R[R_PI, r]])
                     KB[KB_NTOK, latest] = nt + 1
                     if nt + 1 == block:
-                        h = R[R_CH_H, r] if R[R_CH_LEN, r] % block == 0 else partial_hash(
-                            R[R_CH_H, r], acc, R[R_CH_LEN, r])
+                        h = content_hash(R, block, r)
                         BH[latest] = h
                         ht_put(HT, h ^ I[I_KV_SALT, i], latest)
                 elif I[I_FREE_HEAD, i] != -1:
@@ -335,12 +329,7 @@ def make_running_batch(st, i, now):
                     KB[KB_INUSE, b] = 1
                     I[I_USED, i] += 1
                     I[I_MISSES, i] += 1
-                    acc = (R[R_CH_ACC, r] ^ (np.int64(TOK[R[R_TOK_PTR, r] + R[R_PI, r]]) + 1)) * FNV_PRIME
-                    R[R_CH_LEN, r] += 1
-                    if R[R_CH_LEN, r] % block == 0:
-                        R[R_CH_H, r] = chunk_hash(R[R_CH_H, r], acc)
-                        acc = FNV_OFFSET
-                    R[R_CH_ACC, r] = acc
+                    content_append(R, block, r, TOK[R[R_TOK_PTR, r] + R[R_PI, r]])
                     list_append(R, st.ARENA, st.CL, r, b)
                     arena = st.ARENA[0]
             if not fast:

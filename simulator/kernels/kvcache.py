@@ -118,7 +118,7 @@ def list_append(R, ARENA, CL, r, b):
 
 
 @njit(cache=True, inline="always")
-def _content_append(R, block, r, tok):
+def content_append(R, block, r, tok):
     """Fold one stored token into request r's rolling content hash."""
     R[R_CH_ACC, r] = fold_token(R[R_CH_ACC, r], tok)
     R[R_CH_LEN, r] += 1
@@ -128,7 +128,7 @@ def _content_append(R, block, r, tok):
 
 
 @njit(cache=True, inline="always")
-def _content_hash(R, block, r):
+def content_hash(R, block, r):
     if R[R_CH_LEN, r] % block == 0:
         return R[R_CH_H, r]
     return partial_hash(R[R_CH_H, r], R[R_CH_ACC, r], R[R_CH_LEN, r])
@@ -210,11 +210,11 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
                 part_blk = latest
                 part_old_ntok = KB[KB_NTOK, latest]
             for j in range(take):
-                _content_append(R, B, r, st.TOK[tok0 + prog + j])
+                content_append(R, B, r, st.TOK[tok0 + prog + j])
             KB[KB_NTOK, latest] += take
             prog += take
             if KB[KB_NTOK, latest] == B:
-                h = _content_hash(R, B, r)
+                h = content_hash(R, B, r)
                 BH[latest] = h
                 ht_put(HT, h ^ salt, latest)
                 part_hashed = True
@@ -233,7 +233,7 @@ def allocate_gpu(st, r, start, end, cached, n_cached):
                 KB[KB_NTOK, b] = e - s
                 if not prefill:
                     for j in range(s, e):
-                        _content_append(R, B, r, st.TOK[tok0 + j])
+                        content_append(R, B, r, st.TOK[tok0 + j])
                 KB[KB_REF, b] = 1
                 KB[KB_INUSE, b] = 1
                 I[I_USED, i] += 1
