@@ -21,7 +21,7 @@ run: $(STAMP)
 		--prompt-tokens 512 --prompt-tokens-stdev 256 --output-tokens 256 --output-tokens-stdev 128 --log info
 
 bench: $(STAMP)
-	NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache $(PY) benchmarks/bench_run.py
+	NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache $(PY) benchmarks/bench_run.py --repeats 5 --cold --json bench-results.json
 
 clean:
 	rm -rf $(VENV) .numba_cache
