@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import numba
 import numpy as np
 from numba import types
 from numba.typed import Dict, List
@@ -17,6 +18,7 @@ from .config import LatencyConfig, PolicyConfig, SimConfig
 from .kernels import cluster as kc
 from .kernels import layout as L
 from .kernels.instance import S_COMPLETED
+from .kernels.state import pack_state
 from .kernels.hashtable import new_table
 from .kernels.hashing import FNV_OFFSET, SEED, aligned_block_hashes, full_input_hashes
 from .result import SimResult
@@ -31,6 +33,14 @@ State = namedtuple("State", [
     "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
     "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET"])
 State.__doc__ = "Every array of one run (packed layouts: simulator/kernels/layout.py)."
+
+
+def _kernel_state(st: State):
+    """The state as the kernels take it: one StructRef over the same arrays (plain tuple when
+    numba's JIT is disabled for debugging)."""
+    if numba.config.DISABLE_JIT:
+        return st
+    return pack_state(*st)
 
 
 def _salts(n: int, tag: int) -> np.ndarray:
@@ -209,7 +219,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
 def _finish(st: State, cfg: SimConfig, wl: Workload) -> SimResult:
     R, I = st.R, st.I
     N = cfg.num_instances
-    itl_v, itl_c, itl_i = kc.collect_itl(st, np.int64(st.P[L.P_ALPHA2]))
+    itl_v, itl_c, itl_i = kc.collect_itl(_kernel_state(st), np.int64(st.P[L.P_ALPHA2]))
     state = R[L.R_STATE].astype(np.int8)
     completed = state == S_COMPLETED
     ttft_i = R[L.R_TTFT]
@@ -250,7 +260,7 @@ def _finish(st: State, cfg: SimConfig, wl: Workload) -> SimResult:
 def run_with_state(cfg: SimConfig, policy: PolicyConfig, workload: Workload):
     """Like ``run`` but also returns the final kernel state, for invariant checks in tests."""
     st = build_state(cfg, policy, workload)
-    kc.run_loop(st)
+    kc.run_loop(_kernel_state(st))
     return _finish(st, cfg, workload), st
 
 
