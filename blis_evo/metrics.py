@@ -1,4 +1,5 @@
-"""Public metrics API for the policy search: raw metrics, fitness and weight parsing.
+"""Public metrics API for the policy search: raw metrics, fitness and weight parsing,
+per-SLO-class / per-tenant distributions, Jain fairness and SLO attainment.
 
 Thin re-export of ``simulator.metrics`` plus ``evaluate`` (one call from a ``SimResult`` to
 its ``RawMetrics`` and ``FitnessResult``).
@@ -6,6 +7,7 @@ its ``RawMetrics`` and ``FitnessResult``).
 from __future__ import annotations
 
 from simulator.metrics import (
+    SLO_TARGET_KEYS,
     VALID_FITNESS_KEYS,
     Distribution,
     FitnessResult,
@@ -14,16 +16,23 @@ from simulator.metrics import (
     cluster_metrics,
     fitness,
     instance_metrics,
+    jain_fairness_index,
     parse_fitness_weights,
+    per_slo_distributions,
+    per_tenant_distributions,
     raw_metrics,
+    slo_attainment,
+    tenant_throughput,
     trace_summary,
 )
 from simulator.result import SimResult
 
 __all__ = [
-    "VALID_FITNESS_KEYS", "Distribution", "FitnessResult", "MetricsBlock", "RawMetrics",
-    "cluster_metrics", "evaluate", "fitness", "instance_metrics", "parse_fitness_weights",
-    "raw_metrics", "trace_summary",
+    "SLO_TARGET_KEYS", "VALID_FITNESS_KEYS", "Distribution", "FitnessResult", "MetricsBlock",
+    "RawMetrics", "cluster_metrics", "evaluate", "fitness", "instance_metrics",
+    "jain_fairness_index", "parse_fitness_weights", "per_slo_distributions",
+    "per_tenant_distributions", "raw_metrics", "slo_attainment", "tenant_throughput",
+    "trace_summary",
 ]
 
 

@@ -17,14 +17,19 @@ from typing import IO, Any
 import numpy as np
 
 from simulator.metrics import (
+    Distribution,
     FitnessResult,
     MetricsBlock,
     RawMetrics,
     cluster_metrics,
     fitness,
     instance_metrics,
+    jain_fairness_index,
     per_slo_distributions,
+    per_tenant_distributions,
     raw_metrics,
+    slo_attainment,
+    tenant_throughput,
     trace_summary,
 )
 from simulator.result import SimResult
@@ -377,8 +382,38 @@ def request_rows(result: SimResult) -> list[dict]:
     return rows
 
 
+def distribution_ms_dict(dist: Distribution) -> dict:
+    """A tick-valued ``Distribution`` as ``{mean_ms, p50_ms, p95_ms, p99_ms, min_ms, max_ms,
+    count}`` (milliseconds = ticks / 1000)."""
+    return {
+        "mean_ms": dist.mean / 1000,
+        "p50_ms": dist.p50 / 1000,
+        "p95_ms": dist.p95 / 1000,
+        "p99_ms": dist.p99 / 1000,
+        "min_ms": dist.min / 1000,
+        "max_ms": dist.max / 1000,
+        "count": int(dist.count),
+    }
+
+
+def grouped_distributions_doc(dists: dict) -> dict:
+    """``{label: (ttft, e2e)}`` (from ``per_slo_distributions`` / ``per_tenant_distributions``)
+    as ``{label: {"ttft": {...ms}, "e2e": {...ms}}}`` in key order."""
+    return {lab: {"ttft": distribution_ms_dict(t), "e2e": distribution_ms_dict(e)}
+            for lab, (t, e) in dists.items()}
+
+
+def fairness_doc(result: SimResult) -> dict | None:
+    """``{"jain_index", "tenant_throughput"}`` (output tokens/s of completed requests per
+    tenant, see ``simulator.metrics.tenant_throughput``), or None with fewer than 2 tenants."""
+    tput = tenant_throughput(result)
+    if len(tput) < 2:
+        return None
+    return {"jain_index": jain_fairness_index(tput), "tenant_throughput": tput}
+
+
 def results_document(result: SimResult, *, priority_policy: str, fitness_weights: dict | None,
-                     summarize_trace: bool = False) -> dict:
+                     summarize_trace: bool = False, slo_targets: dict | None = None) -> dict:
     """The ``--results-path`` document as an ordered dict (see ``write_results_json``)."""
     raw = raw_metrics(result, priority_policy)
     doc = metrics_block_dict(cluster_metrics(result))
@@ -397,6 +432,13 @@ def results_document(result: SimResult, *, priority_policy: str, fitness_weights
         "hol_blocking_events": raw.hol_blocking_events,
         "rejected_requests": raw.rejected_requests,
     }
+    doc["per_slo"] = grouped_distributions_doc(per_slo_distributions(result))
+    doc["per_tenant"] = grouped_distributions_doc(per_tenant_distributions(result))
+    fair = fairness_doc(result)
+    if fair is not None:
+        doc["fairness"] = fair
+    if slo_targets:
+        doc["slo_attainment"] = slo_attainment(result, slo_targets)
     if result.trace_on:
         doc["trace_summary"] = trace_summary(result)
     doc["instances"] = [metrics_block_dict(instance_metrics(result, i))
@@ -406,16 +448,23 @@ def results_document(result: SimResult, *, priority_policy: str, fitness_weights
 
 
 def write_results_json(result: SimResult, path: str, *, sim_cfg, policy,
-                       fitness_weights: dict | None, summarize_trace: bool) -> None:
+                       fitness_weights: dict | None, summarize_trace: bool,
+                       slo_targets: dict | None = None) -> None:
     """Write the results file atomically (temp file in the same directory + ``os.replace``).
 
     Contents: the cluster block fields (reference names/units), ``rejected_requests``,
     ``dropped_unservable``, ``kv_cache``, ``fitness`` (when weights given), ``anomalies``,
-    ``trace_summary`` (when tracing is on), ``instances`` (every instance's block) and
-    ``requests`` (see ``request_rows``).  Go number formatting; a non-finite value is ``null``.
+    ``per_slo`` and ``per_tenant`` (``{name: {"ttft": {mean_ms, p50_ms, p95_ms, p99_ms, min_ms,
+    max_ms, count}, "e2e": {...}}}``, the empty name as ``default``; always present),
+    ``fairness`` (``{jain_index, tenant_throughput}``, only with >= 2 tenants),
+    ``slo_attainment`` (``{class: fraction, "overall": fraction}``, only when ``slo_targets``
+    ``{class: {ttft_ms, tpot_ms, e2e_ms}}`` is given and non-empty), ``trace_summary`` (when
+    tracing is on), ``instances`` (every instance's block) and ``requests`` (see
+    ``request_rows``).  Go number formatting; a non-finite value is ``null``.
     """
     doc = results_document(result, priority_policy=policy.priority,
-                           fitness_weights=fitness_weights, summarize_trace=summarize_trace)
+                           fitness_weights=fitness_weights, summarize_trace=summarize_trace,
+                           slo_targets=slo_targets)
     text = go_json_dumps(doc, nonfinite_null=True) + "\n"
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".blis-results-", suffix=".tmp", dir=directory)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .result import SimResult
+from .result import REQ_NOT_ARRIVED, SimResult
 
 # ---------------------------------------------------------------------------------------------
 # Low-level statistics
@@ -519,25 +519,38 @@ def parse_fitness_weights(s: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Per-SLO distributions and trace summary
+# Per-SLO / per-tenant metrics, fairness, SLO attainment and trace summary
 # ---------------------------------------------------------------------------------------------
 
 
-def per_slo_distributions(result: SimResult) -> dict:
-    """``{class: (ttft Distribution, e2e Distribution)}`` over routed requests, keys sorted.
+def _labels(names: tuple) -> np.ndarray:
+    """Display name per code: the empty name is reported as ``default`` (as the reference
+    does for SLO classes)."""
+    names = names if names else ("",)
+    return np.array([(nm or "default") for nm in names], dtype=object)
 
-    The empty class name is reported as ``default`` (as in the reference).
+
+def _group_labels(codes: np.ndarray | None, names: tuple, idx: np.ndarray) -> np.ndarray:
+    """Display label of each request in ``idx`` (object array); all ``default``-or-names[0]
+    when ``codes`` is None."""
+    labels = _labels(names)
+    if idx.size == 0:
+        return np.array([], dtype=object)
+    if codes is None:
+        return np.full(idx.size, labels[0], dtype=object)
+    return labels[np.asarray(codes)[idx].astype(np.int64)]
+
+
+def _grouped_distributions(result: SimResult, codes: np.ndarray | None, names: tuple) -> dict:
+    """``{label: (ttft Distribution, e2e Distribution)}`` over routed requests, keys sorted.
+
+    A label appears when at least one of its requests has a TTFT or an E2E (the reference
+    builds its class set from the TTFT and E2E maps).  Values in ticks (µs).
     """
     routed = np.flatnonzero(np.asarray(result.req_instance) >= 0)
-    names = result.slo_names if result.slo_names else ("",)
-    if result.slo_class is None:
-        cls_idx = np.zeros(routed.size, dtype=np.int64)
-    else:
-        cls_idx = np.asarray(result.slo_class)[routed].astype(np.int64)
     ttft = np.asarray(result.ttft_us, dtype=np.float64)[routed]
     e2e = np.asarray(result.e2e_us, dtype=np.float64)[routed]
-    labels = np.array([(names[c] or "default") for c in range(len(names))], dtype=object)
-    req_labels = labels[cls_idx] if routed.size else np.array([], dtype=object)
+    req_labels = _group_labels(codes, names, routed)
     out = {}
     has_any = ~np.isnan(ttft) | ~np.isnan(e2e)
     for lab in sorted(set(req_labels[has_any].tolist())):
@@ -546,6 +559,170 @@ def per_slo_distributions(result: SimResult) -> dict:
         e = e2e[sel]
         out[lab] = (Distribution.from_values(t[~np.isnan(t)]),
                     Distribution.from_values(e[~np.isnan(e)]))
+    return out
+
+
+def per_slo_distributions(result: SimResult) -> dict:
+    """``{class: (ttft Distribution, e2e Distribution)}`` over routed requests, keys sorted.
+
+    The reference's ``ComputePerSLODistributions``: TTFT over every request that got a first
+    token, E2E over completed requests, in ticks (µs).  The empty class name is reported as
+    ``default``; a class appears only if one of its requests has a TTFT or an E2E.
+    """
+    return _grouped_distributions(result, result.slo_class, result.slo_names)
+
+
+def per_tenant_distributions(result: SimResult) -> dict:
+    """``{tenant: (ttft Distribution, e2e Distribution)}``: ``per_slo_distributions`` grouped
+    by tenant instead of SLO class (the empty tenant is reported as ``default``)."""
+    return _grouped_distributions(result, result.tenant, result.tenant_names)
+
+
+def _arrived(result: SimResult) -> np.ndarray:
+    """Indices of the requests that reached the cluster before the horizon (any state other
+    than not-arrived: rejected, in pipeline, queued, running, completed, dropped)."""
+    return np.flatnonzero(np.asarray(result.req_state) != REQ_NOT_ARRIVED)
+
+
+def tenant_throughput(result: SimResult) -> dict:
+    """Per-tenant throughput: output tokens of completed requests per second of simulated time.
+
+    ``{tenant: sum(n_out of the tenant's completed requests) / (SimEnded / 1e6)}`` with keys
+    sorted, the empty tenant as ``default``.  SimEnded is the cluster's (max over instances),
+    the same duration as ``tokens_per_sec``.  Every tenant with at least one request that
+    reached the cluster is listed, so a tenant that was rejected or starved shows 0.  All 0
+    when the run ended at time 0.
+
+    Why output tokens/s rather than requests/s: the reference's throughput definition for
+    calibration is ``total_output_tokens / sim_duration`` and its fitness has
+    ``tokens_per_sec``; token throughput also does not reward serving many tiny requests.
+    Only completed requests count (the tokens of requests still running at the horizon are not
+    attributed), so the sum over tenants can be slightly below the cluster ``tokens_per_sec``.
+    """
+    idx = _arrived(result)
+    labels = _group_labels(result.tenant, result.tenant_names, idx)
+    sim_end = int(np.max(result.inst_sim_ended_us)) if len(result.inst_sim_ended_us) else 0
+    done = ~np.isnan(np.asarray(result.e2e_us, dtype=np.float64)[idx])
+    n_out = np.asarray(result.n_out, dtype=np.int64)[idx]
+    out: dict[str, float] = {}
+    for lab in sorted(set(labels.tolist())):
+        sel = (labels == lab) & done
+        tokens = int(np.sum(n_out[sel]))
+        out[lab] = float(tokens) / (float(sim_end) / 1e6) if sim_end > 0 else 0.0
+    return out
+
+
+def jain_fairness_index(throughputs: dict) -> float:
+    """Jain's fairness index ``(Σx)² / (N·Σx²)`` over the values of ``throughputs``.
+
+    The reference's ``JainFairnessIndex``: sums accumulated in sorted key order; 0 for an
+    empty dict or when every value is 0.  Equal values give 1, a single non-zero value among
+    N gives 1/N.
+    """
+    n = float(len(throughputs))
+    if n == 0:
+        return 0.0
+    sum_x = 0.0
+    sum_x2 = 0.0
+    for k in sorted(throughputs):
+        x = float(throughputs[k])
+        sum_x += x
+        sum_x2 += x * x
+    if sum_x2 == 0:
+        return 0.0
+    return (sum_x * sum_x) / (n * sum_x2)
+
+
+SLO_TARGET_KEYS: tuple[str, ...] = ("ttft_ms", "tpot_ms", "e2e_ms")
+
+
+def _check_targets(targets: dict) -> dict:
+    """Validate ``{class: {ttft_ms/tpot_ms/e2e_ms: value}}``; returns the cleaned targets with
+    ``None`` values dropped.  InputError on an unknown key or a non-finite/negative value."""
+    clean: dict[str, dict[str, float]] = {}
+    for cls, tg in (targets or {}).items():
+        if tg is None:
+            tg = {}
+        if not isinstance(tg, dict):
+            raise InputError(f"slo_targets[{cls!r}]: expected a mapping of "
+                             + "/".join(SLO_TARGET_KEYS))
+        entry: dict[str, float] = {}
+        for key, val in tg.items():
+            if key not in SLO_TARGET_KEYS:
+                raise InputError(f"slo_targets[{cls!r}]: unknown key {key!r}; valid keys: "
+                                 + ", ".join(SLO_TARGET_KEYS))
+            if val is None:
+                continue
+            if isinstance(val, bool) or not isinstance(val, (int, float, np.integer, np.floating)):
+                raise InputError(f"slo_targets[{cls!r}].{key}: expected a number, got {val!r}")
+            v = float(val)
+            if not math.isfinite(v) or v < 0:
+                raise InputError(f"slo_targets[{cls!r}].{key}: must be a finite non-negative "
+                                 f"number, got {val!r}")
+            entry[key] = v
+        clean[str(cls)] = entry
+    return clean
+
+
+def slo_attainment(result: SimResult, targets: dict) -> dict:
+    """Fraction of requests meeting their SLO class's latency targets.
+
+    ``targets`` maps a class name to ``{"ttft_ms": x, "tpot_ms": y, "e2e_ms": z}`` (any
+    subset; milliseconds).  The empty class may be keyed ``""`` or ``default``.
+
+    Extends the reference's ``SLOAttainment`` (E2E only) to TTFT and TPOT:
+
+    * a request meets its class's targets when it completed and every given target holds:
+      ``ttft_us/1000 <= ttft_ms``, ``e2e_us/1000 <= e2e_ms`` and, for requests with more than
+      one output token, ``TPOT = (e2e_us - ttft_us)/(n_out - 1)/1000 <= tpot_ms`` (the design
+      doc's TPOT; undefined, hence not checked, for n_out <= 1);
+    * a class without targets (absent, or an empty mapping) counts as met, completed or not;
+    * a request of a class with targets that did not complete (rejected, dropped, still
+      queued/running/in the routing pipeline at the horizon) counts as a violation -- the
+      reference counts missing data as a violation; counting rejected requests keeps an
+      admission policy from raising attainment by shedding load.
+
+    The population is every request that reached the cluster before the horizon.  Returns
+    ``{class: fraction}`` for each class with at least one such request (keys sorted, the
+    empty class as ``default``), then ``"overall"`` (met / total over all classes; 0 when there
+    are no requests, as in the reference).  InputError on malformed targets.
+    """
+    clean = _check_targets(targets)
+    idx = _arrived(result)
+    labels = _group_labels(result.slo_class, result.slo_names, idx)
+    ttft = np.asarray(result.ttft_us, dtype=np.float64)[idx]
+    e2e = np.asarray(result.e2e_us, dtype=np.float64)[idx]
+    n_out = np.asarray(result.n_out, dtype=np.int64)[idx]
+    done = ~np.isnan(e2e)
+    out: dict[str, float] = {}
+    met_total = 0
+    for lab in sorted(set(labels.tolist())):
+        sel = labels == lab
+        tg = clean.get(lab)
+        if tg is None and lab == "default":
+            tg = clean.get("")
+        n = int(np.sum(sel))
+        if not tg:
+            met = n
+        else:
+            ok = done[sel].copy()
+            t = ttft[sel]
+            e = e2e[sel]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                if "ttft_ms" in tg:
+                    ok &= (t / 1000) <= tg["ttft_ms"]
+                if "e2e_ms" in tg:
+                    ok &= (e / 1000) <= tg["e2e_ms"]
+                if "tpot_ms" in tg:
+                    no = n_out[sel]
+                    multi = no > 1
+                    tpot = (e - t) / np.maximum(no - 1, 1).astype(np.float64) / 1000
+                    ok &= ~multi | (tpot <= tg["tpot_ms"])
+            met = int(np.sum(ok))
+        out[lab] = met / n
+        met_total += met
+    total = int(idx.size)
+    out["overall"] = met_total / total if total else 0.0
     return out
 
 
