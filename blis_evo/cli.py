@@ -184,6 +184,46 @@ def _log_run_config(settings: RunSettings, sim, log) -> None:
              sim.total_kv_blocks, sim.horizon, alpha, beta)
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _resolve_spec(settings: RunSettings, sim):
+    """Load ``--workload-spec`` and apply its bounds the way the reference does: the spec's
+    horizon and num_requests apply unless ``--horizon`` / ``--num-requests`` were given, and at
+    least one bound is required.  ``--seed`` overrides the spec seed only when given explicitly.
+    Returns (spec, sim config with the horizon applied, max requests, seed or None)."""
+    import dataclasses
+
+    from simulator.workload.spec import load_workload_spec
+
+    spec = load_workload_spec(settings.workload.spec_path)
+    horizon = sim.horizon
+    if spec.horizon > 0 and "horizon" not in settings.explicit:
+        horizon = int(spec.horizon)
+    max_requests = int(spec.num_requests)
+    if "num-requests" in settings.explicit:
+        max_requests = int(settings.workload.num_requests)
+    if max_requests <= 0 and horizon == INT64_MAX:
+        raise InputError("--workload-spec requires num_requests (in the YAML or --num-requests) "
+                         "or a horizon (in the YAML or --horizon) to bound generation")
+    seed = int(settings.workload.seed) if "seed" in settings.explicit else None
+    return spec, dataclasses.replace(sim, horizon=horizon), max_requests, seed
+
+
+def _spec_slo_targets(spec) -> dict | None:
+    """SLO targets per class declared by the spec's clients (first client of a class wins)."""
+    targets: dict[str, dict] = {}
+    for c in spec.clients:
+        t = getattr(c, "slo_targets", None)
+        if t is None or c.slo_class in targets:
+            continue
+        given = {k: getattr(t, k) for k in ("ttft_ms", "tpot_ms", "e2e_ms")
+                 if getattr(t, k) is not None}
+        if given:
+            targets[c.slo_class] = given
+    return targets or None
+
+
 def execute(settings: RunSettings, log) -> int:
     """Run a resolved ``blis run``: latency, workload, simulation, report, results file.
 
@@ -197,12 +237,24 @@ def execute(settings: RunSettings, log) -> int:
     for msg in settings.warnings:
         log.warning("%s", msg)
     sim = _resolve_sim_config(settings, log)
+    spec = None
+    slo_targets = None
+    if settings.workload.spec_path:
+        spec, sim, max_requests, spec_seed = _resolve_spec(settings, sim)
+        slo_targets = _spec_slo_targets(spec)
     _check_results_path(settings.results_path)
     _log_run_config(settings, sim, log)
 
     _warmup_engine(log)
     start = time.perf_counter()
-    workload = build_workload(settings, sim.horizon, log)
+    if spec is not None:
+        from simulator.workload.generator import generate_from_spec
+
+        workload = generate_from_spec(spec, horizon_us=sim.horizon, max_requests=max_requests,
+                                      seed=spec_seed)
+        log.info("Generated %d requests from workload spec", workload.num_requests)
+    else:
+        workload = build_workload(settings, sim.horizon, log)
     log.debug("Workload: %d requests", workload.num_requests)
     result = run_engine(sim, settings.policy, workload)
     log.info("Simulation wall-clock time: %.3fs", time.perf_counter() - start)
@@ -215,7 +267,7 @@ def execute(settings: RunSettings, log) -> int:
     if settings.results_path:
         write_results_json(result, settings.results_path, sim_cfg=sim, policy=settings.policy,
                            fitness_weights=settings.fitness_weights,
-                           summarize_trace=settings.summarize_trace)
+                           summarize_trace=settings.summarize_trace, slo_targets=slo_targets)
         log.info("Results written to %s", settings.results_path)
     return EXIT_OK
 

@@ -142,8 +142,6 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
     FLAGS_BY_NAME["log"].validator("log", raw["log"])  # type: ignore[misc]
     if raw["model"] == "":
         raise InputError("--model is required (LLM name, e.g. meta-llama/llama-3.1-8b-instruct)")
-    if raw["workload-spec"] != "":
-        raise InputError("--workload-spec: workload-spec YAML is not supported yet (see issue 4)")
 
     bundle = load_policy_bundle(raw["policy-config"]) if raw["policy-config"] != "" else None
     v = effective_values(ns, bundle)

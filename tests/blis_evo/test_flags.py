@@ -308,7 +308,6 @@ BAD_FLAGS = [
     (["--log", "loud"], "--log"),
     (["--workload", "poisson"], "--workload"),
     (["--workload", "traces"], "--workload-traces-filepath"),
-    (["--workload-spec", "w.yaml"], "--workload-spec"),
     (["--token-bucket-capacity", "-1"], "--token-bucket-capacity"),
     (["--token-bucket-refill-rate", "inf"], "--token-bucket-refill-rate"),
     (["--fitness-weights", "throughput"], "--fitness-weights"),
