@@ -129,6 +129,8 @@ def content_append(R, block, r, tok):
 
 @njit(cache=True, inline="always")
 def content_hash(R, block, r):
+    """Hash of the tokens request r has stored so far (what the reference hashes when a block
+    fills): the chained hash when they end on a block boundary, else the partial-block hash."""
     if R[R_CH_LEN, r] % block == 0:
         return R[R_CH_H, r]
     return partial_hash(R[R_CH_H, r], R[R_CH_ACC, r], R[R_CH_LEN, r])
