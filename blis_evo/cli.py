@@ -191,12 +191,20 @@ def _resolve_spec(settings: RunSettings, sim):
     """Load ``--workload-spec`` and apply its bounds the way the reference does: the spec's
     horizon and num_requests apply unless ``--horizon`` / ``--num-requests`` were given, and at
     least one bound is required.  ``--seed`` overrides the spec seed only when given explicitly.
+    ``preset:NAME`` selects a built-in scenario; an explicit ``--rate`` sets its aggregate rate
+    (the reference's scenario constructors take the rate as an argument).
     Returns (spec, sim config with the horizon applied, max requests, seed or None)."""
     import dataclasses
 
-    from simulator.workload.spec import load_workload_spec
+    from simulator.workload.spec import PRESET_PREFIX, load_workload_spec
 
-    spec = load_workload_spec(settings.workload.spec_path)
+    path = settings.workload.spec_path
+    if path.startswith(PRESET_PREFIX) and "rate" in settings.explicit:
+        from simulator.workload.scenarios import scenario_spec
+
+        spec = scenario_spec(path[len(PRESET_PREFIX):], rate=float(settings.workload.rate))
+    else:
+        spec = load_workload_spec(path)
     horizon = sim.horizon
     if spec.horizon > 0 and "horizon" not in settings.explicit:
         horizon = int(spec.horizon)
@@ -224,6 +232,73 @@ def _spec_slo_targets(spec) -> dict | None:
     return targets or None
 
 
+# ---------------------------------------------------------------------------------------------
+# Trace v2: replay through --workload-spec, export with --trace-output
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_trace_replay(path: str) -> bool:
+    """Whether ``--workload-spec path`` names a trace v2 (its directory, or a YAML header with a
+    ``trace_version`` key) rather than a workload spec."""
+    from simulator.workload.tracev2 import is_trace_v2
+
+    return bool(path) and is_trace_v2(path)
+
+
+def _resolve_trace_replay(settings: RunSettings, sim):
+    """Load the trace v2 named by ``--workload-spec`` for replay.  The recorded horizon applies
+    unless ``--horizon`` was given; an explicit ``--num-requests`` keeps the first N requests;
+    ``--seed`` seeds synthetic token ids when the trace has no token sidecar.
+    Returns (trace, sim config with the horizon applied)."""
+    from simulator.workload.tracev2 import head_trace, read_trace_v2
+
+    trace = read_trace_v2(settings.workload.spec_path, seed=int(settings.workload.seed))
+    horizon = sim.horizon
+    if trace.horizon is not None and "horizon" not in settings.explicit:
+        horizon = int(trace.horizon)
+    if "num-requests" in settings.explicit:
+        trace = head_trace(trace, int(settings.workload.num_requests))
+    return trace, dataclasses.replace(sim, horizon=horizon)
+
+
+def _check_trace_output(path: str) -> None:
+    """Fail before simulating if ``--trace-output`` can obviously not be written."""
+    if path == "":
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"--trace-output: {path!r} exists and is not a directory")
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
+        raise InputError(f"--trace-output: directory {probe!r} is not writable")
+
+
+def _write_trace_output(settings: RunSettings, sim, workload, result, details, spec, trace,
+                        slo_targets, log) -> None:
+    """Export what was simulated as a trace v2 into ``--trace-output`` (see
+    :mod:`simulator.workload.tracev2`); replaying it reproduces the run."""
+    from simulator.workload.tracev2 import clients_from_spec, write_trace_v2
+
+    clients, workload_spec = None, ""
+    if spec is not None:
+        clients, workload_spec = clients_from_spec(spec), settings.workload.spec_path
+    elif trace is not None:
+        clients, workload_spec = list(trace.clients), trace.header.get("workload_spec", "")
+    header = {
+        "mode": "generated",
+        "warm_up_requests": 0,
+        "workload_spec": workload_spec,
+        "server": {"type": "blis-evo", "model": settings.latency.model,
+                   "tensor_parallel": settings.latency.tp, "max_num_seqs": sim.max_running_reqs,
+                   "block_size": sim.block_size, "max_model_len": settings.max_model_len},
+    }
+    paths = write_trace_v2(settings.trace_output, workload, result, header=header,
+                           details=details, clients=clients, slo_targets=slo_targets,
+                           horizon=sim.horizon)
+    log.info("Trace v2 written to %s", paths.directory)
+
+
 def execute(settings: RunSettings, log) -> int:
     """Run a resolved ``blis run``: latency, workload, simulation, report, results file.
 
@@ -239,20 +314,37 @@ def execute(settings: RunSettings, log) -> int:
     sim = _resolve_sim_config(settings, log)
     spec = None
     slo_targets = None
-    if settings.workload.spec_path:
+    trace = None
+    if _is_trace_replay(settings.workload.spec_path):
+        trace, sim = _resolve_trace_replay(settings, sim)
+        slo_targets = trace.slo_targets
+    if settings.workload.spec_path and trace is None:
         spec, sim, max_requests, spec_seed = _resolve_spec(settings, sim)
         slo_targets = _spec_slo_targets(spec)
     _check_results_path(settings.results_path)
+    _check_trace_output(settings.trace_output)
     _log_run_config(settings, sim, log)
 
     _warmup_engine(log)
     start = time.perf_counter()
+    client_network = None
+    generated = None
     if spec is not None:
-        from simulator.workload.generator import generate_from_spec
+        from simulator.workload.generator import generate_spec_requests
 
-        workload = generate_from_spec(spec, horizon_us=sim.horizon, max_requests=max_requests,
-                                      seed=spec_seed)
+        generated = generate_spec_requests(spec, horizon_us=sim.horizon,
+                                           max_requests=max_requests, seed=spec_seed)
+        workload = generated.workload
+        if generated.network is not None and generated.network.any:
+            client_network = generated.network
         log.info("Generated %d requests from workload spec", workload.num_requests)
+    elif trace is not None:
+        generated = trace.requests
+        workload = generated.workload
+        if generated.network is not None and generated.network.any:
+            client_network = generated.network
+        log.info("Replaying %d requests from trace v2 %s", workload.num_requests,
+                 trace.paths.header)
     else:
         workload = build_workload(settings, sim.horizon, log)
     log.debug("Workload: %d requests", workload.num_requests)
@@ -267,8 +359,12 @@ def execute(settings: RunSettings, log) -> int:
     if settings.results_path:
         write_results_json(result, settings.results_path, sim_cfg=sim, policy=settings.policy,
                            fitness_weights=settings.fitness_weights,
-                           summarize_trace=settings.summarize_trace, slo_targets=slo_targets)
+                           summarize_trace=settings.summarize_trace, slo_targets=slo_targets,
+                           client_network=client_network)
         log.info("Results written to %s", settings.results_path)
+    if settings.trace_output:
+        _write_trace_output(settings, sim, workload, result, generated, spec, trace, slo_targets,
+                            log)
     return EXIT_OK
 
 

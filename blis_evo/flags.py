@@ -1,8 +1,8 @@
 """The ``blis run`` flag table and the argparse parser built from it.
 
 Behaviour port of the ``run`` flags of BLIS ``cmd/root.go`` @cbb0de7b (cobra/pflag).  Every
-reference flag keeps its kebab-case name and reference default; two blis-evo extensions are
-added (``--latency-model`` and ``--legacy-blis-quirks``).
+reference flag keeps its kebab-case name and reference default; three blis-evo extensions are
+added (``--latency-model``, ``--legacy-blis-quirks`` and ``--trace-output``).
 
 The parser leaves every option at ``None`` so later code can tell which flags the user set
 (cobra's ``Changed()``); :mod:`blis_evo.settings` applies bundle values and reference defaults
@@ -325,7 +325,8 @@ FLAGS: tuple[Flag, ...] = (
     F("counterfactual-k", "int", 0, "counterfactual candidates per routing decision",
       _int_at_least(0)),
     F("summarize-trace", "bool", False, "print a trace summary after the run"),
-    F("workload-spec", "str", "", "workload-spec YAML (overrides --workload; not supported yet)"),
+    F("workload-spec", "str", "", "workload-spec YAML, preset:NAME, or a trace v2 directory/header to replay "
+      "(overrides --workload)"),
     # tiered KV cache
     F("kv-cpu-blocks", "int", 0, "CPU-tier KV blocks (0 = single tier)", _int_at_least(0)),
     F("kv-offload-threshold", "float", 0.9, "GPU utilisation in [0,1] above which blocks offload",
@@ -341,6 +342,9 @@ FLAGS: tuple[Flag, ...] = (
       reference=False, choices=LATENCY_MODELS),
     F("legacy-blis-quirks", "bool", False, "replicate known BLIS cbb0de7b bugs bit-for-bit",
       reference=False),
+    F("trace-output", "str", "",
+      "directory to write a trace v2 of the simulated workload to (header.yaml, trace.csv, "
+      "tokens.npz); replay it with --workload-spec DIR", reference=False),
 )
 del F
 

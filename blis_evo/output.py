@@ -334,15 +334,56 @@ def print_run_report(result: SimResult, *, sim_cfg, policy, fitness_weights: dic
 # ---------------------------------------------------------------------------------------------
 
 
-def request_rows(result: SimResult) -> list[dict]:
+def _client_latencies_ms(result: SimResult, client_network, idx: np.ndarray):
+    """(has_network, client TTFT ms, client E2E ms) for requests ``idx``, or None.
+
+    ``client_network`` has per-request arrays ``rtt_ms`` (NaN = no network block) and
+    ``bandwidth_mbps`` (<= 0 = unlimited), aligned with the result's requests.  A client value
+    is 0 when the server value is absent (like ``ttft_ms`` / ``e2e_ms``).
+    """
+    if client_network is None:
+        return None
+    from simulator.workload.spec import upload_delay_us
+
+    n = np.asarray(result.n_in).shape[0]
+    rtt = np.asarray(client_network.rtt_ms, dtype=np.float64)
+    bw = np.asarray(client_network.bandwidth_mbps, dtype=np.float64)
+    if rtt.shape != (n,) or bw.shape != (n,):
+        raise ValueError(f"client_network arrays must have one entry per request ({n}), "
+                         f"got {rtt.shape} and {bw.shape}")
+    rtt, bw = rtt[idx], bw[idx]
+    has = ~np.isnan(rtt)
+    if not has.any():
+        return None
+    n_in = np.asarray(result.n_in, dtype=np.float64)[idx]
+    n_out = np.asarray(result.n_out, dtype=np.float64)[idx]
+    up = upload_delay_us(bw, n_in)
+    down = upload_delay_us(bw, n_out)
+    ttft = np.asarray(result.ttft_us, dtype=np.float64)[idx]
+    e2e = np.asarray(result.e2e_us, dtype=np.float64)[idx]
+    c_ttft = ttft + rtt * 1000.0 + up
+    c_e2e = e2e + rtt * 1000.0 + up + down
+    c_ttft = np.where(np.isnan(c_ttft), 0.0, c_ttft / 1e3)
+    c_e2e = np.where(np.isnan(c_e2e), 0.0, c_e2e / 1e3)
+    return has, c_ttft, c_e2e
+
+
+def request_rows(result: SimResult, client_network=None) -> list[dict]:
     """Per-request rows for every routed request, sorted by (arrived_at, requestID string).
 
     All latencies in true milliseconds (the reference writes itl/scheduling delay in µs);
     0 when absent.  ``slo_class``/``tenant_id`` only when non-empty.
+
+    ``client_network`` (optional; e.g. ``SpecRequests.network``): per-request ``rtt_ms`` (NaN
+    when the request's client has no network block) and ``bandwidth_mbps`` arrays.  Rows of
+    requests with a network block then end with ``client_ttft_ms`` = server TTFT + RTT + upload
+    and ``client_e2e_ms`` = server E2E + RTT + upload + download (4-byte tokens; see
+    :func:`simulator.workload.spec.upload_delay_us`), 0 when the server value is absent.
     """
     idx = np.flatnonzero(np.asarray(result.req_instance) >= 0)
     if idx.size == 0:
         return []
+    client = _client_latencies_ms(result, client_network, idx)
     arrival = np.asarray(result.arrival_us)[idx]
     ids = [f"request_{int(i)}" for i in idx]
     order = sorted(range(idx.size), key=lambda k: (int(arrival[k]), ids[k]))
@@ -378,6 +419,9 @@ def request_rows(result: SimResult) -> list[dict]:
         if ten is not None and result.tenant_names[int(ten[k])]:
             row["tenant_id"] = result.tenant_names[int(ten[k])]
         row["handled_by"] = f"instance_{int(inst[k])}"
+        if client is not None and client[0][k]:
+            row["client_ttft_ms"] = float(client[1][k])
+            row["client_e2e_ms"] = float(client[2][k])
         rows.append(row)
     return rows
 
@@ -413,7 +457,8 @@ def fairness_doc(result: SimResult) -> dict | None:
 
 
 def results_document(result: SimResult, *, priority_policy: str, fitness_weights: dict | None,
-                     summarize_trace: bool = False, slo_targets: dict | None = None) -> dict:
+                     summarize_trace: bool = False, slo_targets: dict | None = None,
+                     client_network=None) -> dict:
     """The ``--results-path`` document as an ordered dict (see ``write_results_json``)."""
     raw = raw_metrics(result, priority_policy)
     doc = metrics_block_dict(cluster_metrics(result))
@@ -443,13 +488,13 @@ def results_document(result: SimResult, *, priority_policy: str, fitness_weights
         doc["trace_summary"] = trace_summary(result)
     doc["instances"] = [metrics_block_dict(instance_metrics(result, i))
                         for i in range(int(result.num_instances))]
-    doc["requests"] = request_rows(result)
+    doc["requests"] = request_rows(result, client_network)
     return doc
 
 
 def write_results_json(result: SimResult, path: str, *, sim_cfg, policy,
                        fitness_weights: dict | None, summarize_trace: bool,
-                       slo_targets: dict | None = None) -> None:
+                       slo_targets: dict | None = None, client_network=None) -> None:
     """Write the results file atomically (temp file in the same directory + ``os.replace``).
 
     Contents: the cluster block fields (reference names/units), ``rejected_requests``,
@@ -460,11 +505,13 @@ def write_results_json(result: SimResult, path: str, *, sim_cfg, policy,
     ``slo_attainment`` (``{class: fraction, "overall": fraction}``, only when ``slo_targets``
     ``{class: {ttft_ms, tpot_ms, e2e_ms}}`` is given and non-empty), ``trace_summary`` (when
     tracing is on), ``instances`` (every instance's block) and ``requests`` (see
-    ``request_rows``).  Go number formatting; a non-finite value is ``null``.
+    ``request_rows``; with ``client_network``, rows of requests whose client has a network block
+    also carry ``client_ttft_ms`` / ``client_e2e_ms``).  Go number formatting; a non-finite
+    value is ``null``.
     """
     doc = results_document(result, priority_policy=policy.priority,
                            fitness_weights=fitness_weights, summarize_trace=summarize_trace,
-                           slo_targets=slo_targets)
+                           slo_targets=slo_targets, client_network=client_network)
     text = go_json_dumps(doc, nonfinite_null=True) + "\n"
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".blis-results-", suffix=".tmp", dir=directory)

@@ -81,6 +81,7 @@ class RunSettings:
     max_model_len: int  # accepted, unused (as in the reference)
     explicit: frozenset[str] = frozenset()  # flag names the user set (cobra Changed())
     warnings: tuple[str, ...] = field(default=())  # non-fatal notices the reference logs as warnings
+    trace_output: str = ""  # --trace-output: directory for the trace v2 export ("" = none)
 
 
 _BUNDLE_FIELDS = (
@@ -160,6 +161,9 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         _check_token_ranges(v, "output")
     if workload == "traces" and v["workload-traces-filepath"] == "":
         raise InputError("--workload-traces-filepath is required when using --workload traces")
+    trace_output = v["trace-output"]
+    if trace_output != "" and Path(trace_output).exists() and not Path(trace_output).is_dir():
+        raise InputError(f"--trace-output: {trace_output!r} exists and is not a directory")
     bandwidth = v["kv-transfer-bandwidth"]
     if v["kv-cpu-blocks"] > 0 and (not math.isfinite(bandwidth) or bandwidth <= 0):
         raise InputError(
@@ -253,4 +257,5 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         max_model_len=v["max-model-len"],
         explicit=explicit,
         warnings=tuple(warnings),
+        trace_output=trace_output,
     )

@@ -46,13 +46,57 @@ from simulator.errors import InputError
 from simulator.workload.arrivals import make_arrival_sampler
 from simulator.workload.distribution import MAX_TOKEN_ID
 from simulator.workload.lengths import LengthSampler
-from simulator.workload.spec import DEFAULT_PREFIX_LENGTH, ClientSpec, WorkloadSpec
+from simulator.workload.spec import (DEFAULT_PREFIX_LENGTH, ClientSpec, WorkloadSpec,
+                                     upload_delay_us)
 from simulator.workload.types import Workload
 
 UNBOUNDED_HORIZON_US = 2 ** 62
 """Horizons at or above this (e.g. the CLI's "no horizon" int64 max) mean "no time bound"."""
 
 _STREAMS = ("arrival", "input", "output", "tokens", "extra")
+
+
+@dataclass(frozen=True)
+class RequestNetwork:
+    """Per-request client network settings, aligned with a generated workload.
+
+    ``rtt_ms`` is NaN for requests whose client has no ``network`` block; ``bandwidth_mbps`` is
+    0 there (and for unlimited bandwidth).  See :func:`simulator.workload.spec.client_ttft_us`
+    for the model.
+    """
+
+    rtt_ms: np.ndarray
+    bandwidth_mbps: np.ndarray
+
+    @property
+    def mask(self) -> np.ndarray:
+        """True for requests whose client has a network block."""
+        return ~np.isnan(self.rtt_ms)
+
+    @property
+    def any(self) -> bool:
+        """Whether at least one request has a network block."""
+        return bool(np.any(self.mask))
+
+    def client_ttft_us(self, server_ttft_us, input_tokens) -> np.ndarray:
+        """Client-side TTFT (µs) per request: server + RTT + upload (NaN without a network)."""
+        return (np.asarray(server_ttft_us, dtype=np.float64) + self.rtt_ms * 1000.0
+                + upload_delay_us(self.bandwidth_mbps, input_tokens))
+
+    def client_e2e_us(self, server_e2e_us, input_tokens, output_tokens) -> np.ndarray:
+        """Client-side E2E (µs) per request: server + RTT + upload + download (NaN without a
+        network)."""
+        return (np.asarray(server_e2e_us, dtype=np.float64) + self.rtt_ms * 1000.0
+                + upload_delay_us(self.bandwidth_mbps, input_tokens)
+                + upload_delay_us(self.bandwidth_mbps, output_tokens))
+
+
+def _request_network(clients, client_of: np.ndarray) -> RequestNetwork:
+    rtt = np.array([c.network.rtt_ms if c.network is not None else np.nan for c in clients]
+                   + [np.nan], dtype=np.float64)
+    bw = np.array([c.network.bandwidth_mbps if c.network is not None else 0.0 for c in clients]
+                  + [0.0], dtype=np.float64)
+    return RequestNetwork(rtt[client_of], bw[client_of])
 
 
 @dataclass(frozen=True)
@@ -64,7 +108,8 @@ class SpecRequests:
     ``session`` is a per-workload session number (-1 for requests outside multi-turn sessions)
     and ``round_index`` the round within it; ``reason_ratio`` in [0, 1]; ``prefix_length`` the
     number of shared-prefix tokens at the start of the input; ``text_tokens`` ...
-    ``video_tokens`` the multimodal breakdown of the input (0 for non-multimodal clients).
+    ``video_tokens`` the multimodal breakdown of the input (0 for non-multimodal clients);
+    ``network`` the client's network settings per request (:class:`RequestNetwork`).
     """
 
     workload: Workload
@@ -78,6 +123,7 @@ class SpecRequests:
     image_tokens: np.ndarray
     audio_tokens: np.ndarray
     video_tokens: np.ndarray
+    network: RequestNetwork | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,7 +427,8 @@ def _assemble(spec, batches, horizon, max_req, gens, client_ids) -> SpecRequests
                       np.zeros(0, dtype=np.int32), slo_names, tenant_names)
         zi = np.zeros(0, dtype=np.int32)
         return SpecRequests(wl, zi, client_ids, z.copy(), zi.copy(), np.zeros(0), z.copy(),
-                            z.copy(), z.copy(), z.copy(), z.copy())
+                            z.copy(), z.copy(), z.copy(), z.copy(),
+                            network=_request_network(clients, zi))
     sizes = np.array([b.arrival.shape[0] for b in batches], dtype=np.int64)
     starts = np.zeros(len(batches) + 1, dtype=np.int64)
     np.cumsum(sizes, out=starts[1:])
@@ -417,7 +464,8 @@ def _assemble(spec, batches, horizon, max_req, gens, client_ids) -> SpecRequests
     mm = np.concatenate([b.mm for b in batches], axis=1)[:, order]
     plen = np.array([b.prefix.shape[0] for b in batches], dtype=np.int64)[client_of]
     return SpecRequests(wl, client_of, client_ids, session, cat("round")[order],
-                        cat("reason")[order], plen, mm[0], mm[1], mm[2], mm[3])
+                        cat("reason")[order], plen, mm[0], mm[1], mm[2], mm[3],
+                        network=_request_network(clients, client_of))
 
 
 def generate_from_spec(spec: WorkloadSpec, *, horizon_us: int | None,

@@ -25,6 +25,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from simulator.errors import InputError
 
 ARRIVAL_PROCESSES = ("poisson", "gamma", "weibull")
@@ -35,6 +37,8 @@ CONTEXT_GROWTH = ("", "none", "accumulate")
 
 WEIBULL_CV_MIN = 0.01
 WEIBULL_CV_MAX = 10.4
+PRESET_PREFIX = "preset:"
+"""``load_workload_spec("preset:NAME")`` loads a built-in scenario instead of a file."""
 DEFAULT_PREFIX_LENGTH = 50
 """Prefix length of a group whose first member gives no (or a zero) ``prefix_length``."""
 
@@ -87,6 +91,46 @@ class NetworkSpec:
 
     rtt_ms: float = 0.0
     bandwidth_mbps: float = 0.0
+
+
+def upload_delay_us(bandwidth_mbps, tokens):
+    """Transfer time (µs) of ``tokens`` token ids at ``bandwidth_mbps`` Mbit/s.
+
+    Each token is a 4-byte id, so the delay is ``tokens · 32 / bandwidth_mbps`` µs; a bandwidth
+    <= 0 means unlimited (no delay).  Works element-wise on numpy arrays; the same formula serves
+    downloads (output tokens).
+    """
+    bw = np.asarray(bandwidth_mbps, dtype=np.float64)
+    n = np.asarray(tokens, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(bw > 0, (n * 4.0 * 8.0) / (bw * 1e6) * 1e6, 0.0)
+    return float(d) if d.ndim == 0 else d
+
+
+download_delay_us = upload_delay_us
+
+
+def client_ttft_us(server_ttft_us, network: "NetworkSpec | None", input_tokens):
+    """Client-side TTFT (µs): server TTFT + RTT + upload of the input tokens.
+
+    ``network`` None returns the server value unchanged (the reference's ``ComputeClientTTFT``).
+    """
+    if network is None:
+        return server_ttft_us
+    return (server_ttft_us + network.rtt_ms * 1000.0
+            + upload_delay_us(network.bandwidth_mbps, input_tokens))
+
+
+def client_e2e_us(server_e2e_us, network: "NetworkSpec | None", input_tokens, output_tokens):
+    """Client-side E2E (µs): server E2E + RTT + upload of the input + download of the output.
+
+    ``network`` None returns the server value unchanged (the reference's ``ComputeClientE2E``).
+    """
+    if network is None:
+        return server_e2e_us
+    return (server_e2e_us + network.rtt_ms * 1000.0
+            + upload_delay_us(network.bandwidth_mbps, input_tokens)
+            + download_delay_us(network.bandwidth_mbps, output_tokens))
 
 
 @dataclass(frozen=True)
@@ -538,7 +582,11 @@ def parse_workload_spec(doc, *, src: str = "<spec>", base_dir: str = ".") -> Wor
 
 
 def load_workload_spec(path) -> WorkloadSpec:
-    """Read, strictly parse and validate a workload-spec YAML file.
+    """Read, strictly parse and validate a workload-spec YAML file (or a scenario preset).
+
+    ``"preset:NAME"`` returns the built-in scenario ``NAME`` (``bursty``, ``unfair-tenants``,
+    ``prefix-heavy``, ``mixed-slo``; see :mod:`simulator.workload.scenarios`) with its default
+    seed, rate and request count; an unknown name raises InputError listing the valid ones.
 
     Raises :class:`~simulator.errors.InputError` (one line, naming the file and the key path) for
     an unreadable file, invalid YAML, unknown or duplicate keys, wrong types and out-of-range
@@ -547,6 +595,10 @@ def load_workload_spec(path) -> WorkloadSpec:
     import yaml
 
     p = os.fspath(path)
+    if p.startswith(PRESET_PREFIX):
+        from simulator.workload.scenarios import scenario_spec
+
+        return scenario_spec(p[len(PRESET_PREFIX):])
     try:
         with open(p, encoding="utf-8") as f:
             text = f.read()

@@ -73,7 +73,7 @@ REFERENCE_RUN_FLAGS = {
     "results-path": "",
 }
 
-EXTENSIONS = {"latency-model": "auto", "legacy-blis-quirks": False}
+EXTENSIONS = {"latency-model": "auto", "legacy-blis-quirks": False, "trace-output": ""}
 
 
 def resolve(*argv: str):
