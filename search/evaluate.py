@@ -1,0 +1,237 @@
+"""Fitness evaluation of one policy on an experiment: simulate each seed, score, penalise.
+
+Common random numbers: :func:`experiment_workload` memoises the request table per
+``(experiment, seed)``, so every individual of a search sees exactly the same requests for a
+given seed.  Everything is deterministic: the same policy, experiment and seeds give the same
+:class:`Evaluation` in any process.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Mapping
+
+import numpy as np
+
+import simulator
+from blis_evo.metrics import RawMetrics, evaluate as _metrics_evaluate, slo_attainment
+from simulator.config import INT64_MAX, DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfig
+from simulator.workload.types import Workload
+
+from search.experiment import SLO_ATTAINMENT, Experiment
+
+BASELINES: dict[str, PolicyConfig] = {
+    "round-robin": PolicyConfig(routing="round-robin"),
+    "least-loaded": PolicyConfig(routing="least-loaded"),
+    "llm-d-default": PolicyConfig(routing="weighted", scorers=DEFAULT_SCORERS),
+}
+"""Hand-tuned reference policies the search must beat (llm-d default = weighted 3:2:2)."""
+
+PATHOLOGICAL = PolicyConfig(routing="always-busiest", scheduler="reverse-priority",
+                            priority="inverted-slo")
+"""A deliberately bad policy (tests: it must rank below round-robin)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Outcome of :func:`evaluate`.
+
+    ``fitness``: scalar, higher is better = mean weighted fitness over seeds - ``penalty``.
+    ``objectives``: the multi-objective vector (experiment mode ``multi``; each oriented so that
+    higher is better, penalised) or ``(fitness,)`` in single mode.  ``raw``: one
+    :class:`RawMetrics` per seed.  ``penalty``: the subtracted anomaly penalty (mean over seeds).
+    ``components``: mean over seeds of every fitness component, the mean raw metrics
+    (``p99_ttft_ms``, ``mean_e2e_ms``, ``throughput_rps``, ...), SLO attainment and the
+    per-request anomaly rates.
+    """
+
+    fitness: float
+    objectives: tuple[float, ...]
+    raw: list = field(default_factory=list)
+    penalty: float = 0.0
+    components: dict = field(default_factory=dict)
+
+
+def build_sim_config(exp: Experiment, seed: int = 0,
+                     sim_params: Mapping[str, int] | None = None) -> SimConfig:
+    """The engine configuration of the experiment's cluster (``seed`` goes to ``SimConfig.seed``).
+
+    ``sim_params`` overrides SimConfig knobs a genome may evolve (``snapshot_refresh_interval``,
+    ``long_prefill_token_threshold``; see ``search.genome.decode_sim_params``).
+    """
+    c = exp.cluster
+    horizon = exp.workload.horizon_us if exp.workload.horizon_us is not None else int(INT64_MAX)
+    cfg = SimConfig(num_instances=c.num_instances, horizon=int(horizon), seed=int(seed),
+                     total_kv_blocks=c.total_kv_blocks, block_size=c.block_size,
+                     max_running_reqs=c.max_running_reqs,
+                     max_scheduled_tokens=c.max_scheduled_tokens,
+                     long_prefill_token_threshold=c.long_prefill_token_threshold,
+                     latency=c.latency)
+    if sim_params:
+        cfg = replace(cfg, **{k: int(v) for k, v in sim_params.items()})
+    return cfg
+
+
+@functools.lru_cache(maxsize=256)
+def experiment_workload(exp: Experiment, seed: int) -> Workload:
+    """The request table of ``exp`` for ``seed`` (memoised: the same object for every call).
+
+    Specs and presets are generated with ``workload.num_requests`` / ``horizon_us`` and the seed
+    overriding the spec's; a trace is read once (the seed does not change it; a trace-v2
+    directory uses the seed only for synthetic token ids).
+    """
+    w = exp.workload
+    if w.kind in ("spec", "preset"):
+        from simulator.workload.generator import generate_from_spec
+        return generate_from_spec(w.spec, horizon_us=w.horizon_us, max_requests=w.num_requests,
+                                  seed=int(seed))
+    from simulator.workload.tracev2 import is_trace_v2
+    if is_trace_v2(w.path):
+        from simulator.workload.tracev2 import load_trace_v2
+        wl = load_trace_v2(w.path, seed=int(seed))
+    else:
+        from simulator.workload.csv_trace import load_trace_csv
+        wl = load_trace_csv(w.path, w.horizon_us if w.horizon_us is not None else int(INT64_MAX))
+    if wl.num_requests > w.num_requests:
+        wl = _head(wl, w.num_requests)
+    return wl
+
+
+def _head(wl: Workload, n: int) -> Workload:
+    end = int(wl.token_ptr[n])
+    cut = lambda a: None if a is None else a[:n]  # noqa: E731
+    return Workload(wl.arrival_us[:n], wl.n_in[:n], wl.n_out[:n], wl.token_ptr[:n + 1],
+                    wl.tokens[:end], cut(wl.slo_class), cut(wl.tenant), wl.slo_names,
+                    wl.tenant_names)
+
+
+@functools.lru_cache(maxsize=64)
+def slo_targets(exp: Experiment) -> dict:
+    """``{slo_class: {ttft_ms/tpot_ms/e2e_ms: value}}`` from the workload spec's clients
+    (first client of a class wins); empty for traces and specs without targets."""
+    spec = exp.workload.spec
+    out: dict[str, dict] = {}
+    if spec is None:
+        return out
+    for c in spec.clients:
+        t = c.slo_targets
+        if t is None or c.slo_class in out:
+            continue
+        entry = {k: getattr(t, k) for k in ("ttft_ms", "tpot_ms", "e2e_ms")
+                 if getattr(t, k) is not None}
+        if entry:
+            out[c.slo_class] = entry
+    return out
+
+
+def _seed_metrics(policy: PolicyConfig, exp: Experiment, seed: int,
+                  sim_params: Mapping[str, int] | None) -> tuple[RawMetrics, dict]:
+    wl = experiment_workload(exp, int(seed))
+    res = simulator.run(build_sim_config(exp, seed, sim_params), policy, wl)
+    weights = {k: v for k, v in exp.objectives.weights if k != SLO_ATTAINMENT}
+    raw, fit = _metrics_evaluate(res, policy.priority, weights)
+    n = max(1, wl.num_requests)
+    comps: dict[str, float] = dict(fit.components)
+    score = fit.score
+    targets = slo_targets(exp)
+    att: dict[str, float] = {}
+    violations = 0.0
+    if targets:
+        att = slo_attainment(res, targets)
+        horizon = exp.workload.horizon_us if exp.workload.horizon_us is not None else INT64_MAX
+        arrived = int(np.sum(np.asarray(res.arrival_us) < horizon))
+        violations = (1.0 - att["overall"]) * arrived
+    w_slo = exp.objectives.weight_map.get(SLO_ATTAINMENT, 0.0)
+    if w_slo:
+        comps[SLO_ATTAINMENT] = att.get("overall", 1.0)
+        score += w_slo * comps[SLO_ATTAINMENT]
+    dropped = int(np.sum(res.inst_dropped))
+    rates = {
+        "priority_inversions": raw.priority_inversions / n,
+        "hol_blocking_events": raw.hol_blocking_events / n,
+        "rejected_requests": raw.rejected_requests / n,
+        "dropped_requests": dropped / n,
+        "slo_violations": violations / n,
+    }
+    p = exp.penalties
+    penalty = sum(getattr(p, k) * v for k, v in rates.items())
+    m = {
+        "score": score,
+        "penalty": penalty,
+        "p99_ttft_ms": raw.ttft.p99 / 1000.0, "p50_ttft_ms": raw.ttft.p50 / 1000.0,
+        "mean_ttft_ms": raw.ttft.mean / 1000.0,
+        "p99_e2e_ms": raw.e2e.p99 / 1000.0, "p50_e2e_ms": raw.e2e.p50 / 1000.0,
+        "mean_e2e_ms": raw.e2e.mean / 1000.0,
+        "throughput_rps": raw.requests_per_sec, "tokens_per_sec": raw.tokens_per_sec,
+        "cache_hit_rate": raw.cache_hit_rate, "preemption_rate": raw.preemption_rate,
+        "completed_frac": float(np.sum(res.inst_completed)) / n,
+    }
+    for k, v in comps.items():
+        m[f"fit.{k}"] = v
+    for k, v in rates.items():
+        m[f"rate.{k}"] = v
+    for k, v in att.items():
+        m[f"{SLO_ATTAINMENT}.{k}"] = v
+    return raw, m
+
+
+def _objective_value(key: str, m: dict) -> float:
+    """Raw (un-oriented) value of a multi-objective key from one seed's metrics dict."""
+    if key == "throughput":
+        return m["throughput_rps"]
+    if key == "tokens_per_sec":
+        return m["tokens_per_sec"]
+    if key == SLO_ATTAINMENT:
+        return m.get(f"{SLO_ATTAINMENT}.overall", 1.0)
+    if key.startswith(SLO_ATTAINMENT + "."):
+        return m.get(key, 1.0)
+    return m[f"{key}_ms"]  # latency keys, in ms
+
+
+def evaluate(policy: PolicyConfig, exp: Experiment, seeds: Iterable[int],
+             sim_params: Mapping[str, int] | None = None) -> Evaluation:
+    """Simulate ``policy`` on ``exp``'s workload for every seed and score it.
+
+    Per seed: ``blis_evo.metrics.evaluate`` with the experiment's weights (plus
+    ``slo_attainment`` weight × overall attainment when the spec declares targets), and the
+    anomaly penalty ``Σ penalties[k] × count_k / num_requests`` (priority inversions, HOL
+    blocking events, rejected, dropped-unservable, SLO violations).  ``fitness`` is the mean
+    over seeds of score − penalty.  In ``multi`` mode each objective is the mean over seeds of
+    the raw metric (latencies in ms, throughput in req/s or tok/s, attainment in [0, 1]), negated
+    for ``min`` objectives, then penalised as ``v − penalty·|v|``.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("evaluate needs at least one seed")
+    raws, per = [], []
+    for s in seeds:
+        r, m = _seed_metrics(policy, exp, s, sim_params)
+        raws.append(r)
+        per.append(m)
+    keys = sorted(set().union(*per))
+    comps = {k: float(np.mean([m.get(k, math.nan) for m in per])) for k in keys}
+    penalty = comps.pop("penalty")
+    score = comps.pop("score")
+    fitness = score - penalty
+    if exp.objectives.mode == "multi":
+        objs = []
+        for o in exp.objectives.multi:
+            v = float(np.mean([_objective_value(o.key, m) for m in per]))
+            v = -v if o.direction == "min" else v
+            objs.append(v - penalty * abs(v))
+        objectives = tuple(objs)
+    else:
+        objectives = (fitness,)
+    comps["score"] = score
+    return Evaluation(fitness=float(fitness), objectives=objectives, raw=raws,
+                      penalty=float(penalty), components=comps)
+
+
+def scorers(spec: str) -> tuple[ScorerSpec, ...]:
+    """``"prefix-affinity:3,queue-depth:2"`` -> scorer tuple (convenience for scripts/tests)."""
+    out = []
+    for part in spec.split(","):
+        name, w = part.split(":")
+        out.append(ScorerSpec(name.strip(), float(w)))
+    return tuple(out)

@@ -1,0 +1,153 @@
+"""Experiment YAML loading (strict errors, embedded default) and policy evaluation."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from search.evaluate import BASELINES, PATHOLOGICAL, evaluate, experiment_workload
+from search.experiment import (DEFAULT_EXPERIMENT_PATH, DEFAULT_EXPERIMENT_YAML,
+                               default_experiment, load_experiment)
+from simulator.errors import InputError
+
+
+def _doc():
+    return yaml.safe_load(DEFAULT_EXPERIMENT_YAML)
+
+
+def _write(tmp_path, doc):
+    p = tmp_path / "exp.yaml"
+    p.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return p
+
+
+def test_default_loads():
+    exp = default_experiment()
+    assert exp.name == "default"
+    assert exp.cluster.num_instances == 4 and exp.cluster.tp == 1
+    assert exp.cluster.hardware == "H100"
+    assert exp.workload.kind == "spec" and exp.workload.spec is not None
+    assert len(exp.seeds.train) == 3 and len(exp.seeds.heldout) == 5
+    assert exp.objectives.primary == "p99_ttft"
+    assert isinstance(exp.search_space, dict) and "routing" in exp.search_space
+    {exp: 1}  # hashable: keys workload caches
+
+
+def test_default_file_matches_embedded():
+    assert DEFAULT_EXPERIMENT_PATH.read_text(encoding="utf-8") == DEFAULT_EXPERIMENT_YAML
+    assert load_experiment(DEFAULT_EXPERIMENT_PATH) == default_experiment()
+
+
+def test_kv_blocks_default_from_defaults_yaml(tmp_path):
+    doc = _doc()
+    del doc["cluster"]["total_kv_blocks"]
+    assert load_experiment(_write(tmp_path, doc)).cluster.total_kv_blocks == 29205
+
+
+def _set(doc, path, value):
+    *head, last = path
+    node = doc
+    for k in head:
+        node = node[k]
+    if value is _DEL:
+        del node[last]
+    else:
+        node[last] = value
+
+
+_DEL = object()
+
+BAD = [
+    (("bogus",), 1, "bogus is not a known key"),
+    (("cluster", "num_instances"), 0, "cluster.num_instances must be >= 1"),
+    (("cluster", "tp"), "one", "cluster.tp must be an integer"),
+    (("cluster", "colour"), "red", "cluster.colour is not a known key"),
+    (("cluster", "hardware"), "TPU9", "cluster has no usable latency model"),
+    (("workload", "preset"), "bursty", "workload must give exactly one of spec, preset, trace"),
+    (("workload", "num_requests"), _DEL, "workload.num_requests is required"),
+    (("workload", "rate"), -3, "workload.rate must be > 0"),
+    (("workload", "trace"), None, None),  # placeholder replaced below
+    (("seeds", "train"), [], "seeds.train must be a non-empty list"),
+    (("seeds", "heldout"), [1, 200], "seeds.heldout must not share seeds"),
+    (("search_space",), [1, 2], "search_space must be a mapping"),
+    (("objectives", "mode"), "both", "objectives.mode must be one of single, multi"),
+    (("objectives", "weights"), {"p42_ttft": 1}, "objectives.weights.p42_ttft is not a known metric"),
+    (("penalties", "rejected_requests"), -1, "penalties.rejected_requests must be >= 0"),
+    (("penalties", "typo"), 1, "penalties.typo is not a known key"),
+    (("search", "algorithm"), "pso", "search.algorithm must be one of ga, nsga2"),
+    (("search", "cxpb"), 1.5, "search.cxpb must be <= 1"),
+    (("search", "population"), 1, "search.population must be >= 2"),
+    (("search", "workers"), "many", "search.workers must be an integer"),
+]
+BAD = [b for b in BAD if b[2] is not None]
+
+
+@pytest.mark.parametrize("path,value,expected", BAD, ids=[".".join(b[0]) for b in BAD])
+def test_bad_yaml_one_line_error(tmp_path, path, value, expected):
+    doc = _doc()
+    _set(doc, path, value)
+    p = _write(tmp_path, doc)
+    with pytest.raises(InputError) as ei:
+        load_experiment(p)
+    msg = str(ei.value)
+    assert "\n" not in msg
+    assert expected in msg, msg
+    assert msg.startswith(str(p))
+
+
+def test_bad_inline_spec_names_key(tmp_path):
+    doc = _doc()
+    doc["workload"]["spec"]["clients"][0]["arrival"]["cv"] = -1
+    with pytest.raises(InputError, match=r"clients\[0\]\.arrival\.cv"):
+        load_experiment(_write(tmp_path, doc))
+
+
+def test_missing_spec_file_and_relative_path(tmp_path):
+    doc = _doc()
+    spec = doc["workload"]["spec"]
+    (tmp_path / "wl.yaml").write_text(yaml.safe_dump(spec))
+    doc["workload"]["spec"] = "wl.yaml"
+    exp = load_experiment(_write(tmp_path, doc))
+    assert exp.workload.spec == default_experiment().workload.spec
+    doc["workload"]["spec"] = "nope.yaml"
+    with pytest.raises(InputError, match="workload.spec"):
+        load_experiment(_write(tmp_path, doc))
+
+
+def test_nsga2_needs_multi(tmp_path):
+    doc = _doc()
+    doc["search"]["algorithm"] = "nsga2"
+    with pytest.raises(InputError, match="search.algorithm"):
+        load_experiment(_write(tmp_path, doc))
+    doc["objectives"] = {"mode": "multi", "weights": {"p99_ttft": 1},
+                         "multi": [{"key": "p99_ttft", "direction": "min"},
+                                   {"key": "throughput", "direction": "max"}]}
+    exp = load_experiment(_write(tmp_path, doc))
+    ev = evaluate(BASELINES["round-robin"], exp, exp.seeds.train[:1])
+    assert len(ev.objectives) == 2 and ev.objectives[0] < 0 < ev.objectives[1]
+
+
+def test_workload_memoised_common_random_numbers():
+    exp = default_experiment()
+    a = experiment_workload(exp, 1)
+    assert experiment_workload(exp, 1) is a
+    assert 300 <= a.num_requests <= 600
+    assert experiment_workload(exp, 2).arrival_us.tolist() != a.arrival_us.tolist()
+
+
+def test_evaluate_deterministic():
+    exp = default_experiment()
+    a = evaluate(BASELINES["llm-d-default"], exp, exp.seeds.train)
+    b = evaluate(BASELINES["llm-d-default"], exp, exp.seeds.train)
+    assert a == b
+    assert len(a.raw) == len(exp.seeds.train)
+    assert a.objectives == (a.fitness,)
+
+
+def test_pathological_ranks_below_round_robin():
+    exp = default_experiment()
+    rr = evaluate(BASELINES["round-robin"], exp, exp.seeds.train)
+    bad = evaluate(PATHOLOGICAL, exp, exp.seeds.train)
+    assert bad.fitness < rr.fitness
+    assert bad.penalty > rr.penalty
+    assert bad.components["rate.priority_inversions"] > 0
+    assert bad.components["p99_ttft_ms"] > rr.components["p99_ttft_ms"]
