@@ -15,8 +15,10 @@ FitnessTuple = tuple
 def _evaluate_many(genomes: Sequence[Sequence[float]], space, experiment, seeds) -> list:
     """Decode and evaluate a batch of genomes (runs on a worker); returns Evaluation objects."""
     from .evaluate import evaluate
+    from .genome import decode_sim_params
 
-    return [evaluate(space.decode(g), experiment, seeds) for g in genomes]
+    return [evaluate(space.decode(g), experiment, seeds, decode_sim_params(space, g))
+            for g in genomes]
 
 
 class Evaluator:

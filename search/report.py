@@ -72,13 +72,14 @@ def plot_convergence(logbook, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    gens = [r.get("gen") for r in logbook]
+    rows = [dict(r) for r in logbook]
+    gens = [r.get("gen") for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key, label in (("max", "best"), ("avg", "mean")):
-        vals = [r.get(key) for r in logbook]
-        if all(v is not None for v in vals):
-            vals = [v[0] if isinstance(v, (list, tuple)) else v for v in vals]
-            ax.plot(gens, vals, label=label)
+    keys = list(rows[0]) if rows else []
+    for suffix, label in (("_max", "best"), ("_avg", "mean")):
+        key = next((k for k in keys if k.endswith(suffix)), None)
+        if key is not None:
+            ax.plot(gens, [r.get(key) for r in rows], label=label)
     ax.set_xlabel("generation")
     ax.set_ylabel("fitness")
     ax.legend()

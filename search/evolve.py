@@ -1,0 +1,163 @@
+"""``python -m search.evolve``: evolve a cluster control policy for an experiment.
+
+Runs the GA (or NSGA-II) over the experiment's search space on its train seeds, checkpointing
+every generation, then compares the champion with the baselines on the held-out seeds and writes
+the outputs (champion.yaml, hall_of_fame.json, logbook.csv, pareto.json, plots, report.md).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulator.errors import InputError
+
+EXIT_OK = 0
+EXIT_INPUT = 2
+
+
+@dataclass
+class SearchResult:
+    """What ``evolve`` returns: the champion policy, its bundle, the final search state and the
+    held-out comparison (policy name -> summary)."""
+
+    champion: object
+    champion_bundle: dict
+    state: object
+    summaries: dict
+    out: Path | None
+
+
+def evolve(experiment, *, generations: int | None = None, workers: int | None = None,
+           out: str | Path | None = None, resume: str | Path | None = None,
+           ray_address: str | None = None, seed: int | None = None, progress: bool = False) -> SearchResult:
+    """Run the search for ``experiment`` (an Experiment) and write its outputs to ``out``."""
+    from .evaluate import BASELINES, evaluate
+    from .ga import run_search
+    from .genome import GeneSpace, bundle_dict, decode_sim_params
+    from .parallel import Evaluator
+    from .report import policy_summary, write_outputs
+
+    s = experiment.search
+    generations = s.generations if generations is None else generations
+    workers = s.workers if workers is None else workers
+    seed = s.seed if seed is None else seed
+    out_dir = Path(out or resume or "results/search")
+    space = GeneSpace(experiment.search_space)
+    multi = experiment.objectives.mode == "multi"
+    n_obj = len(experiment.objectives.multi) if multi else 1
+    evaluator = Evaluator(space, experiment, experiment.seeds.train, workers=workers,
+                          ray_address=ray_address)
+
+    def evaluate_batch(genomes):
+        evs = evaluator(genomes)
+        return [tuple(ev.objectives) if multi else (float(ev.fitness),) for ev in evs]
+
+    bar = _progress(generations) if progress else None
+
+    def on_generation(st):
+        if bar:
+            bar.update(st.generation, st.champion.fitness.values[0])
+
+    start = time.perf_counter()
+    try:
+        state = run_search(
+            space, evaluate_batch, algorithm=s.algorithm, population=s.population,
+            generations=generations, cxpb=s.cxpb, mutpb=s.mutpb, tournament=s.tournament,
+            seed=seed, n_objectives=n_obj, patience=s.patience or None, target=s.target,
+            seed_genomes=[space.encode(p) for p in BASELINES.values() if _encodable(space, p)],
+            checkpoint_path=str(out_dir / "checkpoint.pkl"),
+            resume_from=str(Path(resume) / "checkpoint.pkl") if resume else None,
+            on_generation=on_generation)
+    finally:
+        evaluator.close()
+        if bar:
+            bar.close()
+    best = state.champion
+    champion = space.decode(best)
+    heldout = experiment.seeds.heldout
+    policies = {"champion": (champion, decode_sim_params(space, best)),
+                **{k: (v, None) for k, v in BASELINES.items()}}
+    summaries = {name: policy_summary([evaluate(p, experiment, heldout, sp)])
+                 for name, (p, sp) in policies.items()}
+    hof = [{"rank": k, "fitness": list(ind.fitness.values), "policy": bundle_dict(space.decode(ind))}
+           for k, ind in enumerate(state.halloffame)]
+    pareto = None
+    if multi and state.pareto is not None:
+        pareto = [{"objectives": list(ind.fitness.values), "policy": bundle_dict(space.decode(ind))}
+                  for ind in state.pareto]
+    bundle = bundle_dict(champion)
+    write_outputs(out_dir, champion_bundle=bundle, hall_of_fame=hof, logbook=state.logbook,
+                  summaries=summaries, experiment_name=experiment.name, heldout_seeds=heldout,
+                  pareto=pareto, wall_time_s=time.perf_counter() - start)
+    return SearchResult(champion, bundle, state, summaries, out_dir)
+
+
+def _encodable(space, policy) -> bool:
+    try:
+        space.encode(policy)
+        return True
+    except InputError:
+        return False
+
+
+class _progress:
+    """Terminal progress bar: generation, best fitness, ETA (tqdm on stderr)."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="gen", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, gen: int, best) -> None:
+        self.bar.n = gen
+        self.bar.set_postfix_str(f"best={best:.4g}" if isinstance(best, float) else f"best={best}")
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line interface of ``python -m search.evolve``."""
+    p = argparse.ArgumentParser(prog="python -m search.evolve", description=__doc__)
+    p.add_argument("--experiment", help="experiment YAML (default: the embedded default experiment)")
+    p.add_argument("--generations", type=int)
+    p.add_argument("--workers", type=int, help="parallel evaluations (1 = serial, no Ray)")
+    p.add_argument("--ray-address", help="join a Ray cluster (auto or HOST:PORT)")
+    p.add_argument("--out", help="output directory (default results/search)")
+    p.add_argument("--resume", help="continue the search whose outputs are in this directory")
+    p.add_argument("--seed", type=int, help="search seed (default: the experiment's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point; bad input gives one line ``evolve: error: ...`` and exit status 2."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        from .experiment import default_experiment, load_experiment
+
+        exp = load_experiment(args.experiment) if args.experiment else default_experiment()
+        if args.generations is not None and args.generations < 1:
+            raise InputError(f"--generations must be >= 1, got {args.generations}")
+        if args.workers is not None and args.workers < 1:
+            raise InputError(f"--workers must be >= 1, got {args.workers}")
+        res = evolve(exp, generations=args.generations, workers=args.workers, out=args.out,
+                     resume=args.resume, ray_address=args.ray_address, seed=args.seed,
+                     progress=not args.no_progress)
+    except InputError as e:
+        print(f"evolve: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"champion written to {res.out / 'champion.yaml'}; report: {res.out / 'report.md'}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
