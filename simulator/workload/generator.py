@@ -47,7 +47,7 @@ from simulator.workload.arrivals import make_arrival_sampler
 from simulator.workload.distribution import MAX_TOKEN_ID
 from simulator.workload.lengths import LengthSampler
 from simulator.workload.spec import (DEFAULT_PREFIX_LENGTH, ClientSpec, WorkloadSpec,
-                                     upload_delay_us)
+                                     client_e2e_us, client_ttft_us)
 from simulator.workload.types import Workload
 
 UNBOUNDED_HORIZON_US = 2 ** 62
@@ -80,15 +80,13 @@ class RequestNetwork:
 
     def client_ttft_us(self, server_ttft_us, input_tokens) -> np.ndarray:
         """Client-side TTFT (µs) per request: server + RTT + upload (NaN without a network)."""
-        return (np.asarray(server_ttft_us, dtype=np.float64) + self.rtt_ms * 1000.0
-                + upload_delay_us(self.bandwidth_mbps, input_tokens))
+        return client_ttft_us(np.asarray(server_ttft_us, dtype=np.float64), self, input_tokens)
 
     def client_e2e_us(self, server_e2e_us, input_tokens, output_tokens) -> np.ndarray:
         """Client-side E2E (µs) per request: server + RTT + upload + download (NaN without a
         network)."""
-        return (np.asarray(server_e2e_us, dtype=np.float64) + self.rtt_ms * 1000.0
-                + upload_delay_us(self.bandwidth_mbps, input_tokens)
-                + upload_delay_us(self.bandwidth_mbps, output_tokens))
+        return client_e2e_us(np.asarray(server_e2e_us, dtype=np.float64), self, input_tokens,
+                             output_tokens)
 
 
 def _request_network(clients, client_of: np.ndarray) -> RequestNetwork:
