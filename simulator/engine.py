@@ -18,6 +18,7 @@ from .config import LatencyConfig, PolicyConfig, SimConfig
 from .kernels import cluster as kc
 from .kernels import layout as L
 from .kernels.instance import S_COMPLETED
+from .kernels.kvcache import cache_hit_rate
 from .kernels.state import pack_state
 from .kernels.hashtable import new_table
 from .kernels.hashing import FNV_OFFSET, SEED, aligned_block_hashes, full_input_hashes
@@ -216,10 +217,10 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         ROUTE_REGRET=np.zeros(n_routes, dtype=np.float64))
 
 
-def _finish(st: State, cfg: SimConfig, wl: Workload) -> SimResult:
+def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
     R, I = st.R, st.I
     N = cfg.num_instances
-    itl_v, itl_c, itl_i = kc.collect_itl(_kernel_state(st), np.int64(st.P[L.P_ALPHA2]))
+    itl_v, itl_c, itl_i = kc.collect_itl(kst, np.int64(st.P[L.P_ALPHA2]))
     state = R[L.R_STATE].astype(np.int8)
     completed = state == S_COMPLETED
     ttft_i = R[L.R_TTFT]
@@ -228,9 +229,7 @@ def _finish(st: State, cfg: SimConfig, wl: Workload) -> SimResult:
     n_out = R[L.R_N_OUT]
     denom = np.maximum(n_out - 1, 1).astype(np.float64)
     itl = np.where(completed, np.where(n_out > 0, (e2e - ttft) / denom, 0.0), np.nan)
-    hits = I[L.I_HITS] + I[L.I_CPU_HITS]
-    total = hits + I[L.I_MISSES] + I[L.I_CPU_MISS]
-    hit_rate = np.where(total > 0, hits / np.maximum(total, 1), 0.0)
+    hit_rate = np.array([cache_hit_rate(I, i) for i in range(N)], dtype=np.float64)
     thrash = np.where(I[L.I_OFFLOADS] > 0, I[L.I_THRASH] / np.maximum(I[L.I_OFFLOADS], 1), 0.0)
     n_routes = int(st.CL[L.CL_NROUTES])
     return SimResult(
@@ -260,8 +259,9 @@ def _finish(st: State, cfg: SimConfig, wl: Workload) -> SimResult:
 def run_with_state(cfg: SimConfig, policy: PolicyConfig, workload: Workload):
     """Like ``run`` but also returns the final kernel state, for invariant checks in tests."""
     st = build_state(cfg, policy, workload)
-    kc.run_loop(_kernel_state(st))
-    return _finish(st, cfg, workload), st
+    kst = _kernel_state(st)
+    kc.run_loop(kst)
+    return _finish(st, kst, cfg, workload), st
 
 
 def run(cfg: SimConfig, policy: PolicyConfig, workload: Workload) -> SimResult:
