@@ -180,7 +180,8 @@ def order_queue(R, RF, I, WQ, P, i, now):
         return
     prio = P[P_PRIO]
     code = P[P_SCHED]
-    if prio != PRIO_CONSTANT or code != SCHED_FCFS:
+    if prio != PRIO_CONSTANT and (code == SCHED_PRIORITY_FCFS or code == SCHED_REVERSE_PRIORITY):
+        # only these schedulers read priorities (constant priority stays at its initial 0.0)
         for k in range(n):
             r = wq_at(WQ, I, i, k)
             RF[r] = priority_of(prio, now, R[R_ARRIVAL, r])
