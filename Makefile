@@ -15,10 +15,13 @@ install: $(STAMP)
 test: $(STAMP)
 	NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache $(PY) -m pytest tests
 
+# The product's main job: the default 50-generation policy search (embedded default experiment),
+# writing champion.yaml, report.md and the rest to $(OUT).
+WORKERS ?= 2
+OUT ?= results/default
 run: $(STAMP)
-	NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache $(VENV)/bin/blis run --model meta-llama/llama-3.1-8b-instruct --hardware H100 --tp 1 \
-		--num-instances 4 --routing-policy weighted --rate 60 --num-requests 1000 \
-		--prompt-tokens 512 --prompt-tokens-stdev 256 --output-tokens 256 --output-tokens-stdev 128 --log info
+	NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache $(PY) -m search.evolve --generations 50 --workers $(WORKERS) --out $(OUT)
+	@cat $(OUT)/report.md
 
 bench: $(STAMP)
 	NUMBA_CACHE_DIR=$(CURDIR)/.numba_cache $(PY) benchmarks/bench_run.py --repeats 5 --cold --json bench-results.json

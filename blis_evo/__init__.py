@@ -1,0 +1,15 @@
+"""blis-evo: the domain and user surface (CLI, policy bundles, metrics, Python API).
+
+``from blis_evo import evolve, evaluate`` is the notebook API (:mod:`blis_evo.api`).
+"""
+from __future__ import annotations
+
+__all__ = ["evolve", "evaluate", "load_experiment", "default_experiment"]
+
+
+def __getattr__(name):  # lazy, so that ``import blis_evo.cli`` stays light
+    if name in __all__:
+        from blis_evo import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'blis_evo' has no attribute {name!r}")

@@ -7,6 +7,16 @@ Behaviour port of BLIS ``sim/bundle.go`` (LoadPolicyBundle + Validate) and
     routing:   {policy, scorers: [{name, weight}, ...]}
     priority:  {policy}
     scheduler: <name>
+    engine:    {snapshot_refresh_interval, long_prefill_token_threshold}   # blis-evo extension
+
+The first four sections are the reference schema.  ``engine`` is a blis-evo extension (so the
+accepted schema is a strict superset of the reference's): the two engine knobs the policy search
+evolves besides the policies, integers >= 0 (``snapshot_refresh_interval`` in µs,
+``long_prefill_token_threshold`` in tokens).  They take the place of the flags of the same
+names (``--snapshot-refresh-interval``, ``--long-prefill-token-threshold``) with the usual
+precedence, so a search's ``champion.yaml`` reproduces the evaluated champion exactly.  The
+reference rejects a bundle with an ``engine`` section (unknown key); bundles without it are
+read identically by both.
 
 Parsing is strict: unknown or duplicate keys anywhere, wrong value types, invalid names and
 bad numbers all raise :class:`InputError` naming the key path.  Every field is optional; a
@@ -23,7 +33,7 @@ from typing import Any
 import yaml
 
 from simulator import registry
-from simulator.config import ScorerSpec
+from simulator.config import INT64_MAX as _INT64_MAX, PolicyConfig, ScorerSpec
 from simulator.errors import InputError
 
 from .flags import go_float_str, parse_go_float
@@ -42,6 +52,34 @@ class PolicyBundle:
     scorers: tuple[ScorerSpec, ...] = ()
     priority_policy: str | None = None
     scheduler: str | None = None
+    snapshot_refresh_interval: int | None = None
+    long_prefill_token_threshold: int | None = None
+
+    def engine_params(self) -> dict[str, int]:
+        """The ``engine`` knobs that are set, as ``{name: int}`` in :data:`ENGINE_KEYS` order
+        (the ``sim_params`` mapping of ``search.evaluate``)."""
+        return {k: int(getattr(self, k)) for k in ENGINE_KEYS if getattr(self, k) is not None}
+
+
+ENGINE_KEYS = ("snapshot_refresh_interval", "long_prefill_token_threshold")
+"""Keys of the ``engine`` section (also the PolicyBundle / SimConfig attribute names)."""
+
+
+def bundle_from_policy(policy: PolicyConfig) -> PolicyBundle:
+    """A bundle that sets every policy field of ``policy`` (and no engine knob).
+
+    Used where a policy stands in for ``--policy-config`` (``blis run --experiment`` without a
+    bundle uses the llm-d default profile), so explicit flags still override it field by field.
+    """
+    return PolicyBundle(
+        admission_policy=policy.admission,
+        token_bucket_capacity=float(policy.token_bucket_capacity),
+        token_bucket_refill_rate=float(policy.token_bucket_refill_rate),
+        routing_policy=policy.routing,
+        scorers=tuple(policy.scorers),
+        priority_policy=policy.priority,
+        scheduler=policy.scheduler,
+    )
 
 
 def _q(text: str) -> str:
@@ -181,6 +219,19 @@ def _non_negative(value: float | None, path: str) -> float | None:
     return value
 
 
+def _non_negative_int(value: Any, path: str) -> int | None:
+    """An integer in [0, int64 max]; None when unset.  Booleans and floats are rejected."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{_PREFIX} {path}: expected an integer >= 0, got {_type_name(value)}")
+    if value < 0:
+        raise InputError(f"{_PREFIX} {path}: must be an integer >= 0, got {value}")
+    if value > int(_INT64_MAX):
+        raise InputError(f"{_PREFIX} {path}: must be at most {int(_INT64_MAX)}, got {value}")
+    return int(value)
+
+
 def _scorer_list(value: Any, path: str) -> tuple[ScorerSpec, ...]:
     if value is None:
         return ()
@@ -213,7 +264,7 @@ def _scorer_list(value: Any, path: str) -> tuple[ScorerSpec, ...]:
 
 def bundle_from_mapping(doc: Any) -> PolicyBundle:
     """Validate an already-parsed YAML document and build a :class:`PolicyBundle`."""
-    top = _mapping(doc, "", ("admission", "routing", "priority", "scheduler"))
+    top = _mapping(doc, "", ("admission", "routing", "priority", "scheduler", "engine"))
     admission = _mapping(top.get("admission"), "admission",
                          ("policy", "token_bucket_capacity", "token_bucket_refill_rate"))
     routing = _mapping(top.get("routing"), "routing", ("policy", "scorers"))
@@ -232,6 +283,8 @@ def bundle_from_mapping(doc: Any) -> PolicyBundle:
         _number(admission.get("token_bucket_refill_rate"), "admission.token_bucket_refill_rate"),
         "admission.token_bucket_refill_rate")
     scorers = _scorer_list(routing.get("scorers"), "routing.scorers")
+    engine = _mapping(top.get("engine"), "engine", ENGINE_KEYS)
+    knobs = {k: _non_negative_int(engine.get(k), f"engine.{k}") for k in ENGINE_KEYS}
     return PolicyBundle(
         admission_policy=admission_policy,
         token_bucket_capacity=capacity,
@@ -240,6 +293,7 @@ def bundle_from_mapping(doc: Any) -> PolicyBundle:
         scorers=scorers,
         priority_policy=priority_policy,
         scheduler=scheduler,
+        **knobs,
     )
 
 
@@ -248,8 +302,8 @@ def load_policy_bundle(path: str) -> PolicyBundle:
 
     Raises InputError (one line, naming the key path) on unreadable files, YAML syntax errors,
     empty or multi-document files, unknown/duplicate keys, wrong types, invalid policy or
-    scorer names, duplicate scorers, non-positive/non-finite scorer weights and negative or
-    non-finite token-bucket numbers.
+    scorer names, duplicate scorers, non-positive/non-finite scorer weights, negative or
+    non-finite token-bucket numbers and ``engine`` knobs that are not integers >= 0.
     """
     try:
         with open(path, encoding="utf-8") as fh:

@@ -1,4 +1,5 @@
-"""The ``blis`` command line: ``blis run [flags]`` (also ``python -m blis_evo run [flags]``).
+"""The ``blis`` command line: ``blis run [flags]`` (also ``python -m blis_evo run [flags]``) and
+``blis replay [options]`` (:mod:`search.replay`: re-evaluate a policy bundle on fresh seeds).
 
 Behaviour port of the ``run`` command of BLIS ``cmd/root.go`` @cbb0de7b:
 
@@ -9,6 +10,10 @@ Behaviour port of the ``run`` command of BLIS ``cmd/root.go`` @cbb0de7b:
 3. build the workload (CSV trace, ``distribution``, or a named preset from defaults.yaml);
 4. run the cluster simulation (:func:`simulator.engine.run`);
 5. print the report to stdout and write ``--results-path``.
+
+With ``--experiment E`` steps 2-3 take the experiment's cluster and workload for ``--seed``
+exactly as the policy search simulates them (``search.evaluate.build_sim_config`` and
+``search.evaluate.experiment_workload``), so a champion can be checked with the ordinary CLI.
 
 Logs go to stderr (``--log``, logrus-style lines, see :mod:`blis_evo.logging_setup`); stdout is
 deterministic.  Where the reference would ``logrus.Fatalf`` or panic on bad input, ``main`` prints
@@ -299,18 +304,83 @@ def _write_trace_output(settings: RunSettings, sim, workload, result, details, s
     log.info("Trace v2 written to %s", paths.directory)
 
 
+def _simulate_and_report(settings: RunSettings, sim, workload, start: float, slo_targets,
+                         client_network, log):
+    """Run the engine, print the stdout report and write ``--results-path``; return the
+    SimResult.  ``start`` is when workload generation began (for the wall-clock log line)."""
+    from simulator.engine import run as run_engine
+
+    from .output import print_run_report, write_results_json
+
+    log.debug("Workload: %d requests", workload.num_requests)
+    result = run_engine(sim, settings.policy, workload)
+    log.info("Simulation wall-clock time: %.3fs", time.perf_counter() - start)
+
+    out = sys.stdout
+    print_run_report(result, sim_cfg=sim, policy=settings.policy,
+                     fitness_weights=settings.fitness_weights,
+                     summarize_trace=settings.summarize_trace, out=out)
+    out.flush()
+    if settings.results_path:
+        write_results_json(result, settings.results_path, sim_cfg=sim, policy=settings.policy,
+                           fitness_weights=settings.fitness_weights,
+                           summarize_trace=settings.summarize_trace, slo_targets=slo_targets,
+                           client_network=client_network)
+        log.info("Results written to %s", settings.results_path)
+    return result
+
+
+def _experiment_client_network(exp, seed: int):
+    """Per-request client network arrays of a spec/preset experiment whose clients declare a
+    network block (for ``client_ttft_ms`` / ``client_e2e_ms`` in the results file), else None.
+
+    Regenerates the same requests as ``search.evaluate.experiment_workload`` (same spec,
+    bounds and seed) to obtain the per-request details that the memoised table drops.
+    """
+    w = exp.workload
+    if w.spec is None or not any(getattr(c, "network", None) is not None for c in w.spec.clients):
+        return None
+    from simulator.workload.generator import generate_spec_requests
+
+    details = generate_spec_requests(w.spec, horizon_us=w.horizon_us, max_requests=w.num_requests,
+                                     seed=int(seed))
+    net = details.network
+    return net if net is not None and net.any else None
+
+
+def _execute_experiment(settings: RunSettings, log) -> int:
+    """``blis run --experiment E --seed S``: one simulation of the experiment's cluster and
+    workload for seed S (``settings.sim`` is already the search's SimConfig for S), reported
+    like any ``blis run``.  The numbers equal ``search.evaluate.evaluate(policy, E, [S], ...)``."""
+    from search.evaluate import experiment_workload, slo_targets
+
+    exp = settings.experiment
+    sim = settings.sim
+    seed = int(settings.workload.seed)
+    _check_results_path(settings.results_path)
+    log.info("Experiment %s (%s): seed %d, cluster %d x %s/%s/TP%d",
+             exp.name, exp.source, seed, sim.num_instances, exp.cluster.model,
+             exp.cluster.hardware, exp.cluster.tp)
+    _log_run_config(settings, sim, log)
+    _warmup_engine(log)
+    start = time.perf_counter()
+    workload = experiment_workload(exp, seed)
+    client_network = _experiment_client_network(exp, seed)
+    _simulate_and_report(settings, sim, workload, start, slo_targets(exp) or None,
+                         client_network, log)
+    return EXIT_OK
+
+
 def execute(settings: RunSettings, log) -> int:
     """Run a resolved ``blis run``: latency, workload, simulation, report, results file.
 
     Returns the exit status (0).  Raises InputError/OSError on bad input; nothing is written to
     stdout or to ``--results-path`` before every input has been read and validated.
     """
-    from simulator.engine import run as run_engine
-
-    from .output import print_run_report, write_results_json
-
     for msg in settings.warnings:
         log.warning("%s", msg)
+    if settings.experiment is not None:
+        return _execute_experiment(settings, log)
     sim = _resolve_sim_config(settings, log)
     spec = None
     slo_targets = None
@@ -347,21 +417,7 @@ def execute(settings: RunSettings, log) -> int:
                  trace.paths.header)
     else:
         workload = build_workload(settings, sim.horizon, log)
-    log.debug("Workload: %d requests", workload.num_requests)
-    result = run_engine(sim, settings.policy, workload)
-    log.info("Simulation wall-clock time: %.3fs", time.perf_counter() - start)
-
-    out = sys.stdout
-    print_run_report(result, sim_cfg=sim, policy=settings.policy,
-                     fitness_weights=settings.fitness_weights,
-                     summarize_trace=settings.summarize_trace, out=out)
-    out.flush()
-    if settings.results_path:
-        write_results_json(result, settings.results_path, sim_cfg=sim, policy=settings.policy,
-                           fitness_weights=settings.fitness_weights,
-                           summarize_trace=settings.summarize_trace, slo_targets=slo_targets,
-                           client_network=client_network)
-        log.info("Results written to %s", settings.results_path)
+    result = _simulate_and_report(settings, sim, workload, start, slo_targets, client_network, log)
     if settings.trace_output:
         _write_trace_output(settings, sim, workload, result, generated, spec, trace, slo_targets,
                             log)
@@ -401,12 +457,17 @@ def _error(exc: BaseException) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``blis`` CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit status.
 
-    ``argv`` is ``["run", <flags>...]`` (the leading ``run`` may be omitted).  Returns 0 on
+    ``argv`` is ``["run", <flags>...]`` (the leading ``run`` may be omitted) or
+    ``["replay", <options>...]`` (handled by :func:`search.replay.main`).  Returns 0 on
     success, 2 on bad input (``blis: error: <one line>`` on stderr, no traceback, no results
     file), 130 on Ctrl-C, and the argparse status for ``--help``.  Never calls ``sys.exit``;
     the console script and ``python -m blis_evo`` do that with the returned value.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "replay":
+        from search.replay import main as replay_main
+
+        return replay_main(args[1:], prog="blis")
     try:
         try:
             ns = parse_run_args(args)

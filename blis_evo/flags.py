@@ -1,8 +1,9 @@
 """The ``blis run`` flag table and the argparse parser built from it.
 
 Behaviour port of the ``run`` flags of BLIS ``cmd/root.go`` @cbb0de7b (cobra/pflag).  Every
-reference flag keeps its kebab-case name and reference default; three blis-evo extensions are
-added (``--latency-model``, ``--legacy-blis-quirks`` and ``--trace-output``).
+reference flag keeps its kebab-case name and reference default; four blis-evo extensions are
+added (``--latency-model``, ``--legacy-blis-quirks``, ``--trace-output`` and ``--experiment``).
+With ``--experiment`` only the flags in :data:`EXPERIMENT_COMPATIBLE` may be given.
 
 The parser leaves every option at ``None`` so later code can tell which flags the user set
 (cobra's ``Changed()``); :mod:`blis_evo.settings` applies bundle values and reference defaults
@@ -345,8 +346,27 @@ FLAGS: tuple[Flag, ...] = (
     F("trace-output", "str", "",
       "directory to write a trace v2 of the simulated workload to (header.yaml, trace.csv, "
       "tokens.npz); replay it with --workload-spec DIR", reference=False),
+    F("experiment", "str", "",
+      "run seed --seed of a search experiment (YAML path, or 'default' for the embedded default "
+      "experiment): its cluster and workload exactly as the search simulates them, under "
+      "--policy-config (default: the llm-d weighted profile prefix-affinity:3,queue-depth:2,"
+      "kv-utilization:2); cluster and workload flags are then not allowed", reference=False),
 )
 del F
+
+EXPERIMENT_COMPATIBLE: tuple[str, ...] = (
+    "experiment", "seed", "log", "results-path", "fitness-weights",
+    # policies (explicit flag > --policy-config > llm-d default profile)
+    "policy-config", "admission-policy", "token-bucket-capacity", "token-bucket-refill-rate",
+    "routing-policy", "routing-scorers", "priority-policy", "scheduler",
+    # the engine knobs a search evolves (explicit flag > bundle engine section > experiment)
+    "snapshot-refresh-interval", "long-prefill-token-threshold",
+    # observability (does not change the simulated outcome)
+    "trace-level", "counterfactual-k", "summarize-trace",
+)
+"""Flags allowed together with ``--experiment``.  Every other flag defines the cluster (model,
+hardware, sizes, latency, KV tiers, infrastructure latencies), the workload or the engine mode,
+which the experiment fixes, and is a one-line error: the run must be the search's simulation."""
 
 FLAGS_BY_NAME: dict[str, Flag] = {f.name: f for f in FLAGS}
 
@@ -439,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=InputErrorParser)
     sub.required = True
     run = sub.add_parser("run", help="run one simulation", allow_abbrev=False,
-                         description="Run one cluster simulation (flags as in BLIS cmd/root.go).")
+                         description="Run one cluster simulation (flags as in BLIS cmd/root.go). "
+                         "See also: blis replay --help (re-evaluate a policy bundle on fresh seeds).")
     for flag in FLAGS:
         _add_flag(run, flag)
     return parser

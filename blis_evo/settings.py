@@ -3,6 +3,15 @@
 Behaviour port of the flag handling in BLIS ``cmd/root.go`` @cbb0de7b: precedence is
 explicit flag (cobra ``Changed()``) > policy bundle (``--policy-config``) > reference default,
 and every flag is validated once, here, with a one-line :class:`InputError` naming the flag.
+The bundle's ``engine`` section (blis-evo extension) sits at the same level for
+``--snapshot-refresh-interval`` and ``--long-prefill-token-threshold``.
+
+``--experiment E`` (blis-evo extension) takes the cluster and workload from a search experiment
+(:mod:`search.experiment`): ``sim`` is then the exact SimConfig the search simulates for
+``--seed`` (``search.evaluate.build_sim_config``), only the flags in
+:data:`blis_evo.flags.EXPERIMENT_COMPATIBLE` may be given, the policy defaults to the llm-d
+weighted profile when there is no ``--policy-config``, and the engine knobs default to the
+experiment's values.
 
 Not resolved here (left to the caller): the latency model (alpha/beta from the defaults YAML,
 roofline configs, the defaults-file KV-block override) and preset workload parameters.  The raw
@@ -11,6 +20,7 @@ inputs for those are kept in :class:`LatencyInputs` and :class:`WorkloadSettings
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +29,9 @@ from typing import Any
 from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfig
 from simulator.errors import InputError
 
-from .bundle import PolicyBundle, load_policy_bundle, parse_scorers
-from .flags import FLAGS, FLAGS_BY_NAME, explicit_flags, go_float_str, parse_fitness_weights
+from .bundle import PolicyBundle, bundle_from_policy, load_policy_bundle, parse_scorers
+from .flags import (EXPERIMENT_COMPATIBLE, FLAGS, FLAGS_BY_NAME, explicit_flags, go_float_str,
+                    parse_fitness_weights, parse_run_args)
 
 SHIPPED_DEFAULTS_YAML = str(Path(__file__).resolve().parent / "data" / "defaults.yaml")
 
@@ -46,7 +57,7 @@ class LatencyInputs:
 class WorkloadSettings:
     """Workload choice and its raw parameters (rate in requests/second, as on the command line)."""
 
-    kind: str  # distribution | traces | chatbot | summarization | contentgen | multidoc
+    kind: str  # distribution | traces | chatbot | summarization | contentgen | multidoc | experiment
     traces_path: str
     spec_path: str
     rate: float
@@ -82,6 +93,9 @@ class RunSettings:
     explicit: frozenset[str] = frozenset()  # flag names the user set (cobra Changed())
     warnings: tuple[str, ...] = field(default=())  # non-fatal notices the reference logs as warnings
     trace_output: str = ""  # --trace-output: directory for the trace v2 export ("" = none)
+    # --experiment: the loaded search.experiment.Experiment (None = a plain run).  ``sim`` is
+    # then final (latency and KV blocks resolved) and the workload is the experiment's.
+    experiment: Any = None
 
 
 _BUNDLE_FIELDS = (
@@ -92,6 +106,12 @@ _BUNDLE_FIELDS = (
     ("routing-policy", "routing_policy"),
     ("priority-policy", "priority_policy"),
     ("scheduler", "scheduler"),
+    ("snapshot-refresh-interval", "snapshot_refresh_interval"),
+    ("long-prefill-token-threshold", "long_prefill_token_threshold"),
+)
+_ENGINE_FLAGS = (  # (flag name, SimConfig / bundle engine attribute)
+    ("snapshot-refresh-interval", "snapshot_refresh_interval"),
+    ("long-prefill-token-threshold", "long_prefill_token_threshold"),
 )
 
 
@@ -130,6 +150,56 @@ def _choose_scorers(routing: str, flag_text: str, bundle: PolicyBundle | None) -
     return DEFAULT_SCORERS
 
 
+def _policy_config(v: dict[str, Any], bundle: PolicyBundle | None) -> PolicyConfig:
+    """The PolicyConfig of effective flag values ``v`` (scorers: flag > bundle > default)."""
+    defaults = PolicyConfig()
+    routing = v["routing-policy"] or defaults.routing
+    return PolicyConfig(
+        admission=v["admission-policy"] or defaults.admission,
+        token_bucket_capacity=float(v["token-bucket-capacity"]),
+        token_bucket_refill_rate=float(v["token-bucket-refill-rate"]),
+        routing=routing,
+        scorers=_choose_scorers(routing, v["routing-scorers"], bundle),
+        priority=v["priority-policy"] or defaults.priority,
+        scheduler=v["scheduler"] or defaults.scheduler,
+    )
+
+
+def policy_from_bundle(bundle: PolicyBundle) -> PolicyConfig:
+    """The engine policy ``blis run --policy-config`` uses for ``bundle`` when no policy flag
+    is given: unset fields take the reference defaults (= :class:`PolicyConfig` defaults) and
+    weighted routing without scorers gets :data:`DEFAULT_SCORERS`.
+
+    Shares the precedence code of :func:`resolve_run_settings`, so library callers (e.g.
+    ``search.replay.load_policy``) and the CLI cannot disagree about a bundle.
+    """
+    return _policy_config(effective_values(parse_run_args([]), bundle), bundle)
+
+
+def _check_experiment_flags(explicit: frozenset[str]) -> None:
+    """With ``--experiment`` only :data:`EXPERIMENT_COMPATIBLE` flags may be given."""
+    for flag in FLAGS:
+        if flag.name in explicit and flag.name not in EXPERIMENT_COMPATIBLE:
+            allowed = ", ".join("--" + n for n in EXPERIMENT_COMPATIBLE if n != "experiment")
+            raise InputError(
+                f"--{flag.name} cannot be combined with --experiment (the experiment defines the "
+                f"cluster and workload); allowed with --experiment: {allowed}")
+
+
+def _experiment_sim(exp, v: dict[str, Any], explicit: frozenset[str],
+                    bundle: PolicyBundle | None) -> SimConfig:
+    """The search's SimConfig of ``exp`` for ``--seed``, with the engine knobs set by an
+    explicit flag or the bundle's ``engine`` section (otherwise the experiment's values) and the
+    observability flags applied."""
+    from search.evaluate import build_sim_config
+
+    sim_params = {attr: int(v[name]) for name, attr in _ENGINE_FLAGS
+                  if name in explicit or (bundle is not None and getattr(bundle, attr) is not None)}
+    sim = build_sim_config(exp, int(v["seed"]), sim_params)
+    return dataclasses.replace(sim, trace_decisions=(v["trace-level"] or "none") == "decisions",
+                               counterfactual_k=v["counterfactual-k"])
+
+
 def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
     """Apply precedence and every ``run`` validation to parsed flags; return :class:`RunSettings`.
 
@@ -141,10 +211,20 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
 
     # Checks that come first in the reference (log level, model), then the workload choice.
     FLAGS_BY_NAME["log"].validator("log", raw["log"])  # type: ignore[misc]
-    if raw["model"] == "":
+    experiment = None
+    if raw["experiment"] != "":
+        _check_experiment_flags(explicit)
+    elif raw["model"] == "":
         raise InputError("--model is required (LLM name, e.g. meta-llama/llama-3.1-8b-instruct)")
 
     bundle = load_policy_bundle(raw["policy-config"]) if raw["policy-config"] != "" else None
+    if raw["experiment"] != "":
+        from search.evaluate import BASELINES
+        from search.replay import experiment_from_arg
+
+        experiment = experiment_from_arg(raw["experiment"], flag="--experiment")
+        if bundle is None:
+            bundle = bundle_from_policy(BASELINES["llm-d-default"])
     v = effective_values(ns, bundle)
 
     for flag in FLAGS:
@@ -171,17 +251,8 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
             f"got {go_float_str(bandwidth)}"
         )
 
-    defaults = PolicyConfig()
-    routing = v["routing-policy"] or defaults.routing
-    policy = PolicyConfig(
-        admission=v["admission-policy"] or defaults.admission,
-        token_bucket_capacity=float(v["token-bucket-capacity"]),
-        token_bucket_refill_rate=float(v["token-bucket-refill-rate"]),
-        routing=routing,
-        scorers=_choose_scorers(routing, v["routing-scorers"], bundle),
-        priority=v["priority-policy"] or defaults.priority,
-        scheduler=v["scheduler"] or defaults.scheduler,
-    )
+    policy = _policy_config(v, bundle)
+    routing = policy.routing
 
     trace_level = v["trace-level"] or "none"
     summarize = bool(v["summarize-trace"])
@@ -243,6 +314,13 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         output_tokens_max=v["output-tokens-max"],
         seed=v["seed"],
     )
+    if experiment is not None:
+        c = experiment.cluster
+        sim = _experiment_sim(experiment, v, explicit, bundle)
+        latency = dataclasses.replace(latency, model=c.model, hardware=c.hardware, tp=c.tp,
+                                      vllm_version=c.vllm_version, total_kv_blocks_explicit=True)
+        wl = dataclasses.replace(wl, kind="experiment", spec_path="",
+                                 num_requests=experiment.workload.num_requests)
     return RunSettings(
         sim=sim,
         policy=policy,
@@ -258,4 +336,5 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         explicit=explicit,
         warnings=tuple(warnings),
         trace_output=trace_output,
+        experiment=experiment,
     )

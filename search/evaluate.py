@@ -16,6 +16,7 @@ import numpy as np
 
 import simulator
 from blis_evo.metrics import RawMetrics, evaluate as _metrics_evaluate, slo_attainment
+from simulator.metrics import class_priority_inversions
 from simulator.config import INT64_MAX, DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfig
 from simulator.workload.types import Workload
 
@@ -29,21 +30,25 @@ BASELINES: dict[str, PolicyConfig] = {
 """Hand-tuned reference policies the search must beat (llm-d default = weighted 3:2:2)."""
 
 PATHOLOGICAL = PolicyConfig(routing="always-busiest", scheduler="reverse-priority",
-                            priority="inverted-slo")
-"""A deliberately bad policy (tests: it must rank below round-robin)."""
+                            priority="slo-based")
+"""A deliberately bad policy: everything to the busiest instance, youngest request first
+(reverse-priority under the age-based slo-based priority; note that reverse-priority with
+inverted-slo would cancel out into oldest-first).  Tests: it must rank below round-robin."""
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """Outcome of :func:`evaluate`.
 
-    ``fitness``: scalar, higher is better = mean weighted fitness over seeds - ``penalty``.
+    ``fitness``: scalar, higher is better = mean over seeds of the weighted fitness scaled by
+    the anomaly factor exp(-penalty) (:func:`penalise`).
     ``objectives``: the multi-objective vector (experiment mode ``multi``; each oriented so that
     higher is better, penalised) or ``(fitness,)`` in single mode.  ``raw``: one
-    :class:`RawMetrics` per seed.  ``penalty``: the subtracted anomaly penalty (mean over seeds).
+    :class:`RawMetrics` per seed.  ``penalty``: the anomaly penalty P (mean over seeds).
     ``components``: mean over seeds of every fitness component, the mean raw metrics
     (``p99_ttft_ms``, ``mean_e2e_ms``, ``throughput_rps``, ...), SLO attainment and the
-    per-request anomaly rates.
+    per-request anomaly rates.  ``per_seed``: the same metrics for each seed, in seed order
+    (``fitness`` there is that seed's penalised score), for mean ± stdev over seeds.
     """
 
     fitness: float
@@ -51,6 +56,7 @@ class Evaluation:
     raw: list = field(default_factory=list)
     penalty: float = 0.0
     components: dict = field(default_factory=dict)
+    per_seed: list = field(default_factory=list)
 
 
 def build_sim_config(exp: Experiment, seed: int = 0,
@@ -148,8 +154,8 @@ def _seed_metrics(policy: PolicyConfig, exp: Experiment, seed: int,
         score += w_slo * comps[SLO_ATTAINMENT]
     dropped = int(np.sum(res.inst_dropped))
     rates = {
-        "priority_inversions": raw.priority_inversions / n,
-        "hol_blocking_events": raw.hol_blocking_events / n,
+        "priority_inversions": _class_inversions(res, wl, exp) / n,
+        "hol_blocking_events": raw.hol_blocking_events / max(1, len(res.inst_completed)),
         "rejected_requests": raw.rejected_requests / n,
         "dropped_requests": dropped / n,
         "slo_violations": violations / n,
@@ -176,6 +182,45 @@ def _seed_metrics(policy: PolicyConfig, exp: Experiment, seed: int,
     return raw, m
 
 
+def slo_class_ranks(exp: Experiment, slo_names) -> np.ndarray:
+    """Importance rank per SLO class index: classes with a TTFT target rank above those
+    without, and a tighter target ranks higher (1 = loosest target; 0 = no TTFT target)."""
+    targets = slo_targets(exp)
+    ttft = sorted({t["ttft_ms"] for t in targets.values() if "ttft_ms" in t}, reverse=True)
+    out = np.zeros(len(slo_names), dtype=np.int64)
+    for i, name in enumerate(slo_names):
+        t = targets.get(name, {}).get("ttft_ms")
+        if t is not None:
+            out[i] = ttft.index(t) + 1
+    return out
+
+
+def _class_inversions(res, wl: Workload, exp: Experiment) -> int:
+    if wl.slo_class is None:
+        return 0
+    ranks = slo_class_ranks(exp, wl.slo_names)[np.asarray(wl.slo_class)]
+    arrival = np.asarray(res.arrival_us, dtype=np.float64)
+    return class_priority_inversions(res.req_instance, arrival,
+                                     arrival + np.asarray(res.ttft_us, dtype=np.float64), ranks)
+
+
+def penalty_factor(penalty: float) -> float:
+    """Multiplier applied to a positive fitness for an anomaly penalty ``P >= 0``: exp(-P).
+
+    Multiplicative so that the penalty weights mean the same whatever the scale of the fitness
+    (BLIS latency fitness is 1/(1 + ms), tiny for second-scale tails): a weight w on a rate r
+    costs a fraction 1 - exp(-w r) of the fitness.
+    """
+    return math.exp(-penalty)
+
+
+def penalise(value: float, penalty: float) -> float:
+    """``value`` made worse by ``penalty``: scaled towards 0 if positive, away from 0 if
+    negative (a negated latency), so a penalty never flips the sign or ranks a value up."""
+    f = penalty_factor(penalty)
+    return value * f if value >= 0 else value / f
+
+
 def _objective_value(key: str, m: dict) -> float:
     """Raw (un-oriented) value of a multi-objective key from one seed's metrics dict."""
     if key == "throughput":
@@ -195,11 +240,13 @@ def evaluate(policy: PolicyConfig, exp: Experiment, seeds: Iterable[int],
 
     Per seed: ``blis_evo.metrics.evaluate`` with the experiment's weights (plus
     ``slo_attainment`` weight × overall attainment when the spec declares targets), and the
-    anomaly penalty ``Σ penalties[k] × count_k / num_requests`` (priority inversions, HOL
-    blocking events, rejected, dropped-unservable, SLO violations).  ``fitness`` is the mean
-    over seeds of score − penalty.  In ``multi`` mode each objective is the mean over seeds of
-    the raw metric (latencies in ms, throughput in req/s or tok/s, attainment in [0, 1]), negated
-    for ``min`` objectives, then penalised as ``v − penalty·|v|``.
+    anomaly penalty ``P = Σ penalties[k] × rate_k``.  The rates are per request for
+    SLO-class priority inversions (:func:`simulator.metrics.class_priority_inversions` with
+    :func:`slo_class_ranks`), rejected, dropped-unservable and SLO-violating requests, and per
+    instance for HOL-blocking events.  ``fitness`` is the mean over seeds of
+    ``score × exp(-P)``.  In ``multi`` mode each objective is the mean over seeds of the raw
+    metric (latencies in ms, throughput in req/s or tok/s, attainment in [0, 1]), negated for
+    ``min`` objectives, then penalised by :func:`penalise` with the mean ``P``.
     """
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -213,19 +260,34 @@ def evaluate(policy: PolicyConfig, exp: Experiment, seeds: Iterable[int],
     comps = {k: float(np.mean([m.get(k, math.nan) for m in per])) for k in keys}
     penalty = comps.pop("penalty")
     score = comps.pop("score")
-    fitness = score - penalty
+    for m in per:
+        m["fitness"] = penalise(m["score"], m["penalty"])
+    fitness = float(np.mean([m["fitness"] for m in per]))
     if exp.objectives.mode == "multi":
         objs = []
         for o in exp.objectives.multi:
             v = float(np.mean([_objective_value(o.key, m) for m in per]))
-            v = -v if o.direction == "min" else v
-            objs.append(v - penalty * abs(v))
+            objs.append(penalise(-v if o.direction == "min" else v, penalty))
         objectives = tuple(objs)
     else:
         objectives = (fitness,)
     comps["score"] = score
     return Evaluation(fitness=float(fitness), objectives=objectives, raw=raws,
-                      penalty=float(penalty), components=comps)
+                      penalty=float(penalty), components=comps, per_seed=per)
+
+
+def compare_policies(policies: Mapping[str, tuple[PolicyConfig, Mapping[str, int] | None]],
+                     exp: Experiment, seeds: Iterable[int]) -> dict[str, Evaluation]:
+    """Evaluate each named ``(policy, sim_params)`` on the same ``seeds`` (common random
+    numbers), in the given order; the input of ``search.report.comparison_table``."""
+    seeds = tuple(int(s) for s in seeds)
+    return {name: evaluate(p, exp, seeds, sp) for name, (p, sp) in policies.items()}
+
+
+def with_baselines(champion: PolicyConfig, sim_params: Mapping[str, int] | None = None,
+                   name: str = "champion") -> dict[str, tuple[PolicyConfig, Mapping[str, int] | None]]:
+    """``{name: (champion, sim_params)}`` followed by the hand-tuned :data:`BASELINES`."""
+    return {name: (champion, dict(sim_params or {})), **{k: (v, None) for k, v in BASELINES.items()}}
 
 
 def scorers(spec: str) -> tuple[ScorerSpec, ...]:

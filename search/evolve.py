@@ -34,7 +34,7 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
            out: str | Path | None = None, resume: str | Path | None = None,
            ray_address: str | None = None, seed: int | None = None, progress: bool = False) -> SearchResult:
     """Run the search for ``experiment`` (an Experiment) and write its outputs to ``out``."""
-    from .evaluate import BASELINES, evaluate
+    from .evaluate import BASELINES, compare_policies, with_baselines
     from .ga import run_search
     from .genome import GeneSpace, bundle_dict, decode_sim_params
     from .parallel import Evaluator
@@ -70,7 +70,7 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
             seed_genomes=[space.encode(p) for p in BASELINES.values() if _encodable(space, p)],
             checkpoint_path=str(out_dir / "checkpoint.pkl"),
             resume_from=str(Path(resume) / "checkpoint.pkl") if resume else None,
-            on_generation=on_generation)
+            on_generation=on_generation, extra_state=evaluator.cache)
     finally:
         evaluator.close()
         if bar:
@@ -78,20 +78,26 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
     best = state.champion
     champion = space.decode(best)
     heldout = experiment.seeds.heldout
-    policies = {"champion": (champion, decode_sim_params(space, best)),
-                **{k: (v, None) for k, v in BASELINES.items()}}
-    summaries = {name: policy_summary([evaluate(p, experiment, heldout, sp)])
-                 for name, (p, sp) in policies.items()}
-    hof = [{"rank": k, "fitness": list(ind.fitness.values), "policy": bundle_dict(space.decode(ind))}
+    champion_sim = decode_sim_params(space, best)
+    evaluations = compare_policies(with_baselines(champion, champion_sim), experiment, heldout)
+    summaries = {name: policy_summary(ev) for name, ev in evaluations.items()}
+
+    def bundle_of(ind):
+        return bundle_dict(space.decode(ind), decode_sim_params(space, ind))
+
+    hof = [{"rank": k, "fitness": list(ind.fitness.values), "policy": bundle_of(ind)}
            for k, ind in enumerate(state.halloffame)]
     pareto = None
     if multi and state.pareto is not None:
-        pareto = [{"objectives": list(ind.fitness.values), "policy": bundle_dict(space.decode(ind))}
+        pareto = [{"objectives": list(ind.fitness.values), "policy": bundle_of(ind)}
                   for ind in state.pareto]
-    bundle = bundle_dict(champion)
+    bundle = bundle_dict(champion, champion_sim)
+    names = [o.key for o in experiment.objectives.multi] if multi else ["fitness"]
     write_outputs(out_dir, champion_bundle=bundle, hall_of_fame=hof, logbook=state.logbook,
                   summaries=summaries, experiment_name=experiment.name, heldout_seeds=heldout,
-                  pareto=pareto, wall_time_s=time.perf_counter() - start)
+                  pareto=pareto, pareto_labels=names[:2], primary=experiment.objectives.primary,
+                  wall_time_s=time.perf_counter() - start, generations=state.generation,
+                  stop_reason=state.stop_reason, evaluations=len(evaluator.cache))
     return SearchResult(champion, bundle, state, summaries, out_dir)
 
 

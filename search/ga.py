@@ -30,7 +30,7 @@ from simulator.errors import InputError
 
 from .genome import FitnessMulti, GeneSpace, Individual, IndividualMulti
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 EvaluateBatch = Callable[[list[list]], Sequence[Sequence[float]]]
 
 
@@ -93,11 +93,22 @@ def sel_crowded_tournament(pool: Sequence, k: int, rng: np.random.Generator) -> 
     return out
 
 
-def sel_elitist(pool: Sequence, k: int, n_elite: int, tournsize: int, rng: np.random.Generator) -> list:
-    """The ``n_elite`` best of ``pool`` (stable order) plus ``k - n_elite`` tournament winners, copied."""
-    elite = sorted(pool, key=lambda ind: ind.fitness.wvalues, reverse=True)[:n_elite]
-    chosen = elite + sel_tournament(pool, k - len(elite), tournsize, rng)
-    return [copy.deepcopy(ind) for ind in chosen]
+def sel_distinct_best(pool: Sequence, k: int, key: Callable[[list], Any]) -> list:
+    """(mu+lambda) survivors: the ``k`` best of ``pool`` (stable order), copied, taking each
+    distinct ``key`` (phenotype) once before any duplicate.
+
+    Truncation keeps the best ever (elitism); skipping duplicates keeps the population from
+    collapsing onto copies of one genome, which tournament survivor selection does within a
+    few generations.
+    """
+    ranked = sorted(pool, key=lambda ind: ind.fitness.wvalues, reverse=True)
+    seen: set = set()
+    first, rest = [], []
+    for ind in ranked:
+        kk = key(list(ind))
+        (rest if kk in seen else first).append(ind)
+        seen.add(kk)
+    return [copy.deepcopy(ind) for ind in (first + rest)[:k]]
 
 
 def vary(parents_of: Callable[[int], list], n: int, space: GeneSpace, rng: np.random.Generator,
@@ -217,6 +228,7 @@ def save_checkpoint(state: SearchState, path: str) -> None:
         "stall": state.stall,
         "stop_reason": state.stop_reason,
         "nevals_total": state.nevals_total,
+        "extra": state.extra,
     }
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
@@ -271,7 +283,7 @@ def _restore(payload: dict, settings: dict) -> SearchState:
                        generation=payload["generation"], halloffame=hof, pareto=pareto,
                        logbook=payload["logbook"], rng=rng, settings=settings,
                        stall=payload["stall"], stop_reason=payload["stop_reason"],
-                       nevals_total=payload["nevals_total"])
+                       nevals_total=payload["nevals_total"], extra=payload.get("extra", {}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,11 +295,12 @@ def run_search(space: GeneSpace, evaluate_batch: EvaluateBatch, *, algorithm: st
                population: int = 32, generations: int = 50, cxpb: float = 0.5,
                mutpb: float = 0.4, tournament: int = 3, seed: int = 0, n_objectives: int = 1,
                weights: Sequence[float] | None = None, indpb: float | None = None,
-               eta_cx: float = 15.0, eta_mut: float = 20.0, n_elite: int = 1, hof_size: int = 10,
+               eta_cx: float = 15.0, eta_mut: float = 20.0, hof_size: int = 10,
                objective_names: Sequence[str] | None = None, seed_genomes: Sequence[Sequence] = (),
                patience: int | None = None, target: float | Sequence[float] | None = None,
                checkpoint_path: str | None = None, resume_from: str | None = None,
-               on_generation: Callable[[SearchState], None] | None = None) -> SearchState:
+               on_generation: Callable[[SearchState], None] | None = None,
+               extra_state: dict | None = None) -> SearchState:
     """Run (or resume) an evolutionary search over ``space``; returns the final :class:`SearchState`.
 
     Parameters
@@ -298,8 +311,9 @@ def run_search(space: GeneSpace, evaluate_batch: EvaluateBatch, *, algorithm: st
         deterministic for resume to reproduce an uninterrupted run.
     algorithm : ``"ga"`` or ``"nsga2"``
         ``"ga"``: (mu+lambda), lambda = mu; parents by tournament (size ``tournament``); each
-        child by crossover (``cxpb``), mutation (``mutpb``) or copy; survivors = the ``n_elite``
-        best of parents+offspring plus tournament winners.  Needs ``n_objectives == 1``.
+        child by crossover (``cxpb``), mutation (``mutpb``) or copy; survivors = the best
+        ``population`` distinct phenotypes of parents+offspring (:func:`sel_distinct_best`).
+        Needs ``n_objectives == 1``.
         ``"nsga2"``: parents by crowded binary tournament, survivors by ``deap.tools.selNSGA2``;
         a ``ParetoFront`` is kept.
     population, generations : int
@@ -324,6 +338,10 @@ def run_search(space: GeneSpace, evaluate_batch: EvaluateBatch, *, algorithm: st
         that had stopped early stays stopped.
     on_generation : callable, optional
         Called with the state after each generation's checkpoint (progress bars).
+    extra_state : dict, optional
+        Caller-owned picklable state saved in every checkpoint (``evolve`` passes its
+        evaluation cache).  On resume it is updated in place with the checkpoint's copy before
+        any evaluation, so the caller sees what the interrupted run had.
     """
     if algorithm not in ("ga", "nsga2"):
         raise InputError(f"algorithm: must be ga or nsga2, got {algorithm!r}")
@@ -334,9 +352,8 @@ def run_search(space: GeneSpace, evaluate_batch: EvaluateBatch, *, algorithm: st
         raise InputError(f"weights: expected {n_objectives} non-zero numbers, got {weights!r}")
     if not (0 <= cxpb <= 1 and 0 <= mutpb <= 1 and cxpb + mutpb <= 1):
         raise InputError(f"cxpb/mutpb: need 0 <= cxpb, mutpb and cxpb + mutpb <= 1, got {cxpb}, {mutpb}")
-    if population < 2 or tournament < 1 or not 0 <= n_elite <= population:
-        raise InputError("population/tournament/n_elite: need population >= 2, tournament >= 1, "
-                         "0 <= n_elite <= population")
+    if population < 2 or tournament < 1:
+        raise InputError("population/tournament: need population >= 2 and tournament >= 1")
     if target is not None:
         target = tuple(float(t) for t in (target if isinstance(target, (list, tuple)) else (target,)))
         if len(target) != n_objectives:
@@ -346,7 +363,7 @@ def run_search(space: GeneSpace, evaluate_batch: EvaluateBatch, *, algorithm: st
     settings = {"algorithm": algorithm, "population": population, "cxpb": cxpb, "mutpb": mutpb,
                 "tournament": tournament, "seed": seed, "n_objectives": n_objectives,
                 "weights": weights, "indpb": indpb if indpb is not None else 1.0 / len(space),
-                "eta_cx": eta_cx, "eta_mut": eta_mut, "n_elite": n_elite, "hof_size": hof_size,
+                "eta_cx": eta_cx, "eta_mut": eta_mut, "hof_size": hof_size,
                 "objective_names": names, "patience": patience, "target": target,
                 "genes": tuple(g.name for g in space.genes),
                 "seed_genomes": tuple(tuple(g) for g in seed_genomes)}
@@ -361,8 +378,11 @@ def run_search(space: GeneSpace, evaluate_batch: EvaluateBatch, *, algorithm: st
         if on_generation:
             on_generation(state)
 
+    extra = extra_state if extra_state is not None else {}
     if resume_from:
         state = _restore(load_checkpoint(resume_from), settings)
+        extra.update(state.extra)
+        state.extra = extra
     else:
         rng = np.random.default_rng(seed)
         genomes = [list(g) for g in seed_genomes][:population]
@@ -370,7 +390,7 @@ def run_search(space: GeneSpace, evaluate_batch: EvaluateBatch, *, algorithm: st
         state = SearchState(population=[cls(g) for g in genomes], generation=0,
                             halloffame=tools.HallOfFame(hof_size),
                             pareto=tools.ParetoFront() if algorithm == "nsga2" else None,
-                            logbook=tools.Logbook(), rng=rng, settings=settings)
+                            logbook=tools.Logbook(), rng=rng, settings=settings, extra=extra)
         state.logbook.header = ("gen", "nevals", *(f"{n}_{s}" for n in names for s in ("min", "avg", "max")),
                                 "best", "stall")
         finish_generation(state, _evaluate(state.population, evaluate_batch, n_objectives))
@@ -387,7 +407,7 @@ def run_search(space: GeneSpace, evaluate_batch: EvaluateBatch, *, algorithm: st
         nevals = _evaluate(offspring, evaluate_batch, n_objectives)
         pool = pop + offspring
         if algorithm == "ga":
-            state.population = sel_elitist(pool, population, n_elite, tournament, rng)
+            state.population = sel_distinct_best(pool, population, space.canonical)
         else:
             state.population = [copy.deepcopy(ind) for ind in tools.selNSGA2(pool, population)]
         state.generation += 1

@@ -374,13 +374,19 @@ def encode(space: GeneSpace, policy: PolicyConfig,
     return genome
 
 
-def bundle_dict(policy: PolicyConfig) -> dict:
-    """The policy as a mapping in the BLIS policy-config schema (``blis run --policy-config``).
+def bundle_dict(policy: PolicyConfig, sim_params: Mapping[str, int] | None = None) -> dict:
+    """The policy (and its evolved engine knobs) as a mapping in the policy-bundle schema of
+    ``blis run --policy-config``, so that the file reproduces exactly what was evaluated.
 
     ``{admission: {policy[, token_bucket_capacity, token_bucket_refill_rate]},
-    routing: {policy[, scorers: [{name, weight}]]}, priority: {policy}, scheduler: name}``;
+    routing: {policy[, scorers: [{name, weight}]]}, priority: {policy}, scheduler: name
+    [, engine: {snapshot_refresh_interval, long_prefill_token_threshold}]}``;
     token-bucket numbers are written only for ``token-bucket`` admission and scorers only for
-    ``weighted`` routing.  Dump with ``yaml.safe_dump(bundle_dict(p), sort_keys=False)``.
+    ``weighted`` routing.  ``engine`` (the blis-evo extension of the schema, see
+    :mod:`blis_evo.bundle`) is written only when ``sim_params`` (e.g. from
+    :func:`decode_sim_params`) is non-empty: its keys in :data:`SIM_PARAMS` order, as ints.
+    Raises ValueError on a ``sim_params`` key outside :data:`SIM_PARAMS`.
+    Dump with ``yaml.safe_dump(bundle_dict(p, sp), sort_keys=False)``.
     """
     admission: dict[str, Any] = {"policy": policy.admission}
     if policy.admission == "token-bucket":
@@ -389,8 +395,15 @@ def bundle_dict(policy: PolicyConfig) -> dict:
     routing: dict[str, Any] = {"policy": policy.routing}
     if policy.routing == "weighted":
         routing["scorers"] = [{"name": s.name, "weight": float(s.weight)} for s in policy.scorers]
-    return {"admission": admission, "routing": routing, "priority": {"policy": policy.priority},
-            "scheduler": policy.scheduler}
+    out: dict[str, Any] = {"admission": admission, "routing": routing,
+                           "priority": {"policy": policy.priority}, "scheduler": policy.scheduler}
+    sim_params = dict(sim_params or {})
+    unknown = sorted(set(sim_params) - set(SIM_PARAMS))
+    if unknown:
+        raise ValueError(f"bundle_dict: unknown sim_params {unknown}; allowed: {', '.join(SIM_PARAMS)}")
+    if sim_params:
+        out["engine"] = {k: int(sim_params[k]) for k in SIM_PARAMS if k in sim_params}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

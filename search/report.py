@@ -15,7 +15,34 @@ from pathlib import Path
 
 import yaml
 
-OBJECTIVE_KEYS = ("score", "ttft_p99_ms", "e2e_mean_ms", "throughput_rps")
+SUMMARY_METRICS: dict[str, str] = {
+    "fitness": "fitness",
+    "p99_ttft_ms": "p99_ttft_ms",
+    "p50_ttft_ms": "p50_ttft_ms",
+    "mean_ttft_ms": "mean_ttft_ms",
+    "p99_e2e_ms": "p99_e2e_ms",
+    "p50_e2e_ms": "p50_e2e_ms",
+    "mean_e2e_ms": "mean_e2e_ms",
+    "throughput_rps": "throughput_rps",
+    "tokens_per_sec": "tokens_per_sec",
+    "slo_attainment": "slo_attainment.overall",
+}
+"""Summary column -> per-seed metric key of ``search.evaluate.Evaluation.per_seed``."""
+TABLE_COLUMNS = ("fitness", "p99_ttft_ms", "mean_ttft_ms", "mean_e2e_ms", "throughput_rps",
+                 "slo_attainment")
+"""Columns of the comparison table (plus the experiment's primary objective if not among them)."""
+LOWER_IS_BETTER = frozenset({"p99_ttft_ms", "p50_ttft_ms", "mean_ttft_ms", "p99_e2e_ms",
+                             "p50_e2e_ms", "mean_e2e_ms"})
+
+
+def objective_column(key: str) -> str:
+    """Summary column of an objective key (``p99_ttft`` -> ``p99_ttft_ms``,
+    ``throughput`` -> ``throughput_rps``); unknown keys map to themselves."""
+    if key == "throughput":
+        return "throughput_rps"
+    if f"{key}_ms" in SUMMARY_METRICS:
+        return f"{key}_ms"
+    return key
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -33,19 +60,15 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         raise
 
 
-def policy_summary(evaluations) -> dict:
-    """Mean and stdev over seeds of the score and the headline metrics of a policy's evaluations."""
-    rows = {"score": [], "ttft_p99_ms": [], "e2e_mean_ms": [], "throughput_rps": []}
-    for ev in evaluations:
-        rows["score"].append(float(ev.fitness))
-        for raw in ev.raw:
-            rows["ttft_p99_ms"].append(raw.ttft.p99 / 1000.0)
-            rows["e2e_mean_ms"].append(raw.e2e.mean / 1000.0)
-            rows["throughput_rps"].append(raw.requests_per_sec)
+def policy_summary(evaluation) -> dict:
+    """Mean and sample stdev over seeds of each :data:`SUMMARY_METRICS` column (per-seed values
+    from ``evaluation.per_seed``), plus the raw per-seed values under ``"values"``."""
     out = {}
-    for k, v in rows.items():
+    for column, key in SUMMARY_METRICS.items():
+        v = [float(m[key]) for m in evaluation.per_seed if key in m]
         if v:
-            out[k] = {"mean": statistics.fmean(v), "stdev": statistics.stdev(v) if len(v) > 1 else 0.0}
+            out[column] = {"mean": statistics.fmean(v),
+                           "stdev": statistics.stdev(v) if len(v) > 1 else 0.0, "values": v}
     return out
 
 
@@ -111,9 +134,14 @@ def plot_pareto(front_points, path: Path, labels=("objective 1", "objective 2"))
     atomic_write(path, buf.getvalue())
 
 
-def comparison_table(summaries: dict[str, dict], reference: str = "llm-d-default") -> str:
-    """Markdown table: each policy's mean ± stdev per metric and its change vs ``reference``."""
-    metrics = [m for m in OBJECTIVE_KEYS if any(m in s for s in summaries.values())]
+def comparison_table(summaries: dict[str, dict], reference: str = "llm-d-default",
+                     primary: str | None = None) -> str:
+    """Markdown table: each policy's mean ± stdev over seeds per metric and its relative change
+    vs ``reference`` (a raw change: negative is better for latencies, positive for the rest)."""
+    columns = list(TABLE_COLUMNS)
+    if primary and objective_column(primary) not in columns:
+        columns.insert(1, objective_column(primary))
+    metrics = [m for m in columns if any(m in s for s in summaries.values())]
     head = "| policy | " + " | ".join(metrics) + " |\n|---|" + "---|" * len(metrics) + "\n"
     ref = summaries.get(reference, {})
     lines = []
@@ -132,10 +160,39 @@ def comparison_table(summaries: dict[str, dict], reference: str = "llm-d-default
     return head + "\n".join(lines) + "\n"
 
 
+def improvement(summaries: dict[str, dict], metric: str, policy: str = "champion",
+                reference: str = "llm-d-default") -> float | None:
+    """Relative improvement of ``policy`` over ``reference`` on ``metric`` (mean over seeds):
+    positive is better (a lower latency or a higher throughput / fitness); None if absent."""
+    a, b = summaries.get(policy, {}).get(metric), summaries.get(reference, {}).get(metric)
+    if a is None or b is None or not b["mean"]:
+        return None
+    rel = (a["mean"] - b["mean"]) / abs(b["mean"])
+    return -rel if metric in LOWER_IS_BETTER else rel
+
+
+def headline(summaries: dict[str, dict], primary: str, policy: str = "champion",
+             reference: str = "llm-d-default") -> str:
+    """One sentence: ``policy``'s improvement over ``reference`` on the primary objective and
+    its throughput change (both from the summaries' means over seeds)."""
+    column = objective_column(primary)
+    gain = improvement(summaries, column, policy, reference)
+    thr = improvement(summaries, "throughput_rps", policy, reference)
+    if gain is None:
+        return f"No {column} summary for {policy} and {reference}."
+    text = f"The {policy} improves {column} by {gain * 100:.1f}% over {reference}"
+    if thr is not None:
+        text += f" (throughput {thr * 100:+.1f}%)"
+    return text + "."
+
+
 def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict], logbook,
                   summaries: dict[str, dict], experiment_name: str, heldout_seeds,
-                  pareto: list[dict] | None = None, wall_time_s: float | None = None) -> None:
-    """Write every search output into ``out``."""
+                  primary: str = "", pareto: list[dict] | None = None,
+                  pareto_labels=("objective 1", "objective 2"), wall_time_s: float | None = None,
+                  generations: int | None = None, stop_reason: str | None = None,
+                  evaluations: int | None = None) -> None:
+    """Write every search output into ``out`` (each file atomically)."""
     out = Path(out)
     atomic_write(out / "champion.yaml", yaml.safe_dump(champion_bundle, sort_keys=False))
     atomic_write(out / "hall_of_fame.json", json.dumps(hall_of_fame, indent=2) + "\n")
@@ -143,13 +200,25 @@ def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict],
     plot_convergence(logbook, out / "convergence.png")
     if pareto is not None:
         atomic_write(out / "pareto.json", json.dumps(pareto, indent=2) + "\n")
-        plot_pareto([p["objectives"] for p in pareto], out / "pareto.png")
+        plot_pareto([p["objectives"] for p in pareto], out / "pareto.png", tuple(pareto_labels))
+    atomic_write(out / "heldout.json", json.dumps(summaries, indent=2) + "\n")
     lines = [f"# Search report: {experiment_name}", ""]
+    facts = []
+    if generations is not None:
+        facts.append(f"{generations} generations"
+                     + (f" (stopped early: {stop_reason})" if stop_reason else ""))
+    if evaluations is not None:
+        facts.append(f"{evaluations} distinct policies evaluated")
     if wall_time_s is not None:
-        lines += [f"Wall time: {wall_time_s:.1f} s.", ""]
+        facts.append(f"wall time {wall_time_s:.1f} s")
+    if facts:
+        lines += ["; ".join(facts).capitalize() + ".", ""]
+    if primary:
+        lines += [headline(summaries, primary) + " Held-out seeds, primary objective "
+                  f"`{primary}`.", ""]
     lines += [f"Champion vs baselines on the held-out seeds {list(heldout_seeds)} "
               "(mean ± stdev over seeds; change relative to the llm-d default profile):", "",
-              comparison_table(summaries), "",
+              comparison_table(summaries, primary=primary or None), "",
               "Champion policy (`blis run --policy-config champion.yaml`):", "", "```yaml",
               yaml.safe_dump(champion_bundle, sort_keys=False).rstrip(), "```", ""]
     atomic_write(out / "report.md", "\n".join(lines))

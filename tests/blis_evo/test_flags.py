@@ -73,7 +73,8 @@ REFERENCE_RUN_FLAGS = {
     "results-path": "",
 }
 
-EXTENSIONS = {"latency-model": "auto", "legacy-blis-quirks": False, "trace-output": ""}
+EXTENSIONS = {"latency-model": "auto", "legacy-blis-quirks": False, "trace-output": "",
+              "experiment": ""}
 
 
 def resolve(*argv: str):

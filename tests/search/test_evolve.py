@@ -1,21 +1,51 @@
-"""End to end: a short search on the default experiment writes every output, and the champion
-bundle is accepted by `blis run --policy-config`."""
+"""End to end: a short search writes every output, the report compares the champion with the
+baselines on the held-out seeds, and the champion bundle is accepted by `blis run`."""
 import json
+
+import yaml
 
 from blis_evo.bundle import load_policy_bundle
 from search.evolve import main
 
 
-def test_evolve_two_generations_writes_outputs(tmp_path):
+def test_evolve_two_generations_writes_outputs(small_experiment, tmp_path):
+    path, exp = small_experiment()
     out = tmp_path / "out"
-    assert main(["--generations", "2", "--workers", "1", "--out", str(out), "--no-progress"]) == 0
+    assert main(["--experiment", str(path), "--generations", "2", "--workers", "1",
+                 "--out", str(out), "--no-progress"]) == 0
     for name in ("champion.yaml", "hall_of_fame.json", "logbook.csv", "convergence.png",
-                 "report.md", "checkpoint.pkl"):
+                 "report.md", "heldout.json", "checkpoint.pkl"):
         assert (out / name).exists(), name
     load_policy_bundle(str(out / "champion.yaml"))
     hof = json.loads((out / "hall_of_fame.json").read_text())
     assert hof and hof[0]["rank"] == 0
-    assert "llm-d-default" in (out / "report.md").read_text()
+    assert hof[0]["policy"] == yaml.safe_load((out / "champion.yaml").read_text())
+    report = (out / "report.md").read_text()
+    for name in ("champion", "round-robin", "least-loaded", "llm-d-default"):
+        assert f"| {name} |" in report
+    heldout = json.loads((out / "heldout.json").read_text())
+    # mean ± stdev over the held-out seeds, one value per seed
+    p99 = heldout["champion"]["p99_ttft_ms"]
+    assert len(p99["values"]) == len(exp.seeds.heldout)
+    assert abs(p99["mean"] - sum(p99["values"]) / len(p99["values"])) < 1e-9
+    assert "improves p99_ttft_ms by" in report
+
+
+def test_evolve_nsga2_writes_pareto_outputs(small_experiment, tmp_path):
+    path, exp = small_experiment(
+        objectives={"mode": "multi", "primary": "p99_ttft", "weights": {"p99_ttft": 1.0},
+                    "multi": [{"key": "p99_ttft", "direction": "min"},
+                              {"key": "throughput", "direction": "max"}]},
+        search={"algorithm": "nsga2", "population": 8, "generations": 2, "cxpb": 0.6,
+                "mutpb": 0.3, "tournament": 2, "patience": 0, "seed": 0, "workers": 1})
+    out = tmp_path / "out"
+    assert main(["--experiment", str(path), "--out", str(out), "--no-progress"]) == 0
+    front = json.loads((out / "pareto.json").read_text())
+    assert front and all(len(p["objectives"]) == 2 for p in front)
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for a in front:   # nobody on the front dominates another member
+        assert not any(b["objectives"][0] >= a["objectives"][0] and b["objectives"][1] >= a["objectives"][1]
+                       and b["objectives"] != a["objectives"] for b in front)
 
 
 def test_evolve_bad_experiment_is_one_line_exit_2(tmp_path, capsys):
@@ -24,3 +54,26 @@ def test_evolve_bad_experiment_is_one_line_exit_2(tmp_path, capsys):
     assert main(["--experiment", str(bad), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("evolve: error:")
+
+
+def test_evolve_bad_cli_value_is_one_line_exit_2(capsys):
+    assert main(["--generations", "0", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["evolve: error: --generations must be >= 1, got 0"]
+
+
+def test_evolve_resume_restores_evaluation_cache_and_matches_uninterrupted(small_experiment, tmp_path):
+    from search.evolve import evolve
+    from search.ga import load_checkpoint, logbook_bytes
+
+    _, exp = small_experiment(num_requests=100)
+    full = evolve(exp, generations=3, out=tmp_path / "full")
+    evolve(exp, generations=2, out=tmp_path / "part")
+    cached = load_checkpoint(str(tmp_path / "part" / "checkpoint.pkl"))["extra"]
+    assert cached and all(len(ev.per_seed) == len(exp.seeds.train) for ev in cached.values())
+    resumed = evolve(exp, generations=3, resume=tmp_path / "part")
+    assert logbook_bytes(resumed.state.logbook) == logbook_bytes(full.state.logbook)
+    assert list(resumed.state.champion) == list(full.state.champion)
+    assert (tmp_path / "part" / "champion.yaml").read_bytes() == (tmp_path / "full" / "champion.yaml").read_bytes()
+    final = load_checkpoint(str(tmp_path / "part" / "checkpoint.pkl"))["extra"]
+    assert set(cached) <= set(final)

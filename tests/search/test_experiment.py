@@ -1,12 +1,15 @@
 """Experiment YAML loading (strict errors, embedded default) and policy evaluation."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import yaml
 
-from search.evaluate import BASELINES, PATHOLOGICAL, evaluate, experiment_workload
+from search.evaluate import BASELINES, PATHOLOGICAL, evaluate, experiment_workload, scorers
 from search.experiment import (DEFAULT_EXPERIMENT_PATH, DEFAULT_EXPERIMENT_YAML,
                                default_experiment, load_experiment)
+from simulator.config import PolicyConfig
 from simulator.errors import InputError
 
 
@@ -130,7 +133,7 @@ def test_workload_memoised_common_random_numbers():
     exp = default_experiment()
     a = experiment_workload(exp, 1)
     assert experiment_workload(exp, 1) is a
-    assert 300 <= a.num_requests <= 600
+    assert a.num_requests == exp.workload.num_requests
     assert experiment_workload(exp, 2).arrival_us.tolist() != a.arrival_us.tolist()
 
 
@@ -151,3 +154,20 @@ def test_pathological_ranks_below_round_robin():
     assert bad.penalty > rr.penalty
     assert bad.components["rate.priority_inversions"] > 0
     assert bad.components["p99_ttft_ms"] > rr.components["p99_ttft_ms"]
+
+
+def test_penalties_stop_a_request_shedding_policy_from_winning():
+    """A token bucket that rejects most traffic has a far better raw latency score than any
+    work-conserving policy; only the rejection penalty ranks it below round-robin."""
+    exp = default_experiment()
+    shed = PolicyConfig(routing="weighted", scorers=scorers("prefix-affinity:5,queue-depth:1"),
+                        admission="token-bucket", token_bucket_capacity=5000,
+                        token_bucket_refill_rate=20000)
+    seeds = exp.seeds.train[:1]
+    rr = evaluate(BASELINES["round-robin"], exp, seeds)
+    llmd = evaluate(BASELINES["llm-d-default"], exp, seeds)
+    ev = evaluate(shed, exp, seeds)
+    assert ev.components["rate.rejected_requests"] > 0.5
+    assert ev.components["score"] > llmd.components["score"] > rr.components["score"]
+    assert ev.fitness < rr.fitness
+    assert math.isclose(ev.fitness, ev.components["score"] * math.exp(-ev.penalty), rel_tol=1e-12)

@@ -53,12 +53,12 @@ NSGA = dict(algorithm="nsga2", population=24, cxpb=0.6, mutpb=0.3, tournament=2,
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_run_search_ga_toy_finds_known_best_genome(seed):
-    state = run_search(SPACE, toy_fitness, generations=25, seed=seed, **{**GA, "tournament": 2})
+    state = run_search(SPACE, toy_fitness, generations=40, seed=seed, **{**GA, "tournament": 2})
     champ = SPACE.decode(state.champion)
     assert (champ.routing, champ.scheduler, champ.priority) == ("weighted", "sjf", "slo-based")
     assert [s.name for s in champ.scorers] == ["prefix-affinity", "queue-depth"]
-    assert state.champion.fitness.values[0] > 5 - 0.2          # weights within 1.0 in total (seed 7: 4.78)
-    assert [r["gen"] for r in state.logbook] == list(range(26))
+    assert state.champion.fitness.values[0] > 5 - 0.2          # weights within 1.0 in total
+    assert [r["gen"] for r in state.logbook] == list(range(41))
     assert all(b["best"] >= a["best"] for a, b in zip(state.logbook, state.logbook[1:]))
 
 

@@ -1,0 +1,98 @@
+"""Python API for notebooks and scripts: run a policy search, score a policy bundle.
+
+::
+
+    from blis_evo.api import evolve, evaluate, default_experiment
+
+    result = evolve("default", generations=20, workers=2, out="results/nb")
+    result.summaries["champion"]["p99_ttft_ms"]            # held-out mean ± stdev
+    ev = evaluate("results/nb/champion.yaml", "experiments/default.yaml", seeds=[7, 8, 9])
+    ev.fitness, ev.components["p99_ttft_ms"], ev.raw[0]     # RawMetrics per seed
+
+The same functions are importable from ``blis_evo`` directly.  Command lines:
+``python -m search.evolve`` (search), ``blis replay`` / ``python -m search.replay`` (re-evaluate
+a champion on fresh seeds against the baselines), ``blis run --experiment E --seed S``.
+"""
+from __future__ import annotations
+
+from os import PathLike
+from typing import Iterable, Mapping
+
+__all__ = ["evolve", "evaluate", "load_experiment", "default_experiment"]
+
+
+def evolve(experiment=None, **kwargs):
+    """Run the evolutionary search; returns a :class:`search.evolve.SearchResult` (champion,
+    its bundle, the final search state, the held-out comparison, the output folder).
+
+    ``experiment``: an Experiment, a YAML path, or None/"default" for the embedded default.
+    Keyword arguments are those of :func:`search.evolve.evolve` (``generations``, ``workers``,
+    ``out``, ``resume``, ``ray_address``, ``seed``, ``progress``).
+    """
+    from search.evolve import evolve as _evolve
+
+    return _evolve(_experiment(experiment), **kwargs)
+
+
+def load_experiment(path):
+    """Read and strictly validate an experiment YAML (see :mod:`search.experiment`)."""
+    from search.experiment import load_experiment as _load
+
+    return _load(path)
+
+
+def default_experiment():
+    """The embedded default experiment (same as ``experiments/default.yaml``)."""
+    from search.experiment import default_experiment as _default
+
+    return _default()
+
+
+def _experiment(experiment):
+    from search.experiment import Experiment
+    from search.replay import experiment_from_arg
+
+    if isinstance(experiment, Experiment):
+        return experiment
+    return experiment_from_arg(None if experiment is None else str(experiment))
+
+
+def evaluate(bundle, experiment=None, seeds: Iterable[int] | None = None):
+    """Score a policy on an experiment: the search's fitness (anomaly-penalised), the
+    objectives, per-seed ``RawMetrics`` and per-seed metrics, as a
+    :class:`search.evaluate.Evaluation`.
+
+    ``bundle``: a policy-bundle YAML path (what ``blis run --policy-config`` takes, including the
+    ``engine`` knobs), a bundle mapping (e.g. ``yaml.safe_load`` of one), a
+    :class:`simulator.PolicyConfig`, or a ``(PolicyConfig, sim_params)`` pair.
+    ``experiment``: an Experiment, a YAML path, or None/"default" for the embedded default.
+    ``seeds``: workload seeds (common random numbers across calls); default the experiment's
+    held-out seeds.  Deterministic: the same arguments give the same result in any process.
+    """
+    from simulator.config import PolicyConfig
+
+    from search.evaluate import evaluate as _evaluate
+
+    exp = _experiment(experiment)
+    policy, sim_params = _policy_of(bundle, PolicyConfig)
+    seeds = tuple(exp.seeds.heldout if seeds is None else seeds)
+    return _evaluate(policy, exp, seeds, sim_params)
+
+
+def _policy_of(bundle, policy_cls):
+    if isinstance(bundle, policy_cls):
+        return bundle, {}
+    if isinstance(bundle, tuple) and len(bundle) == 2 and isinstance(bundle[0], policy_cls):
+        return bundle[0], dict(bundle[1] or {})
+    if isinstance(bundle, Mapping):
+        from blis_evo.bundle import bundle_from_mapping
+        from blis_evo.settings import policy_from_bundle
+
+        b = bundle_from_mapping(dict(bundle))
+        return policy_from_bundle(b), b.engine_params()
+    if isinstance(bundle, (str, PathLike)):
+        from search.replay import load_policy
+
+        return load_policy(str(bundle))
+    raise TypeError(f"bundle: expected a path, a mapping, a PolicyConfig or (PolicyConfig, "
+                    f"sim_params), got {type(bundle).__name__}")

@@ -1,0 +1,341 @@
+"""Champion replay: re-evaluate a policy bundle on fresh seeds against the baselines.
+
+``python -m search.replay --policy champion.yaml [--experiment E] [--seeds 10] [--out FILE]``
+(also ``blis replay ...``) loads the bundle (policies and the ``engine`` knobs, see
+:mod:`blis_evo.bundle`), evaluates it and the hand-tuned baselines
+(:data:`search.evaluate.BASELINES`) on the same seeds of the experiment's cluster and workload
+(common random numbers), and prints the search report's comparison table plus a headline on
+the experiment's primary objective.
+
+Seeds.  ``--seeds N`` takes the first N integers from :data:`FRESH_SEED_START` (1000) upwards
+that are neither train nor held-out seeds of the experiment, so a replay never re-uses a seed
+the search selected or reported on; the choice depends only on N and the experiment.
+``--seeds 1000,1001,1002`` gives an explicit list (a list needs a comma: ``--seeds 1234,`` is
+the one-seed list); listed train/held-out seeds are allowed, with a note on stderr.
+
+The policy may lie outside the experiment's search space: it is simply simulated.  Bad input
+(unreadable or invalid bundle/experiment, bad seeds, unwritable ``--out``) gives one line
+``replay: error: ...`` (``blis: error: ...`` under ``blis replay``) and exit status 2 with
+nothing written.  Output is deterministic.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from simulator.config import PolicyConfig
+from simulator.errors import InputError
+
+EXIT_OK = 0
+EXIT_INPUT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+FRESH_SEED_START = 1000
+"""``--seeds N`` counts fresh seeds upwards from here (skipping train and held-out seeds)."""
+DEFAULT_NUM_SEEDS = 10
+DEFAULT_EXPERIMENT_NAME = "default"
+POLICY_NAME = "champion"
+REFERENCE_NAME = "llm-d-default"
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def experiment_from_arg(text: str | None, flag: str = "--experiment"):
+    """The experiment named on a command line: ``None``/``""``/``"default"`` is the embedded
+    default experiment (same text as ``experiments/default.yaml``), anything else a YAML path.
+
+    Raises InputError (one line, prefixed with ``flag``) when the file is missing or invalid.
+    """
+    from search.experiment import default_experiment, load_experiment
+
+    if text is None or text == "" or text == DEFAULT_EXPERIMENT_NAME:
+        return default_experiment()
+    try:
+        return load_experiment(text)
+    except InputError as exc:
+        raise InputError(f"{flag}: {' '.join(str(exc).split())}") from None
+
+
+def load_policy(path: str) -> tuple[PolicyConfig, dict[str, int]]:
+    """Load a policy bundle file as ``(PolicyConfig, sim_params)`` for ``search.evaluate``.
+
+    The policy is exactly what ``blis run --policy-config path`` simulates (unset fields take
+    the :class:`PolicyConfig` defaults, weighted routing without scorers gets the default
+    scorers; see :func:`blis_evo.settings.policy_from_bundle`).  ``sim_params`` holds the
+    ``engine`` knobs the bundle sets (``{}`` without an ``engine`` section; unset knobs keep
+    the experiment's values).  Raises InputError (one line) on a missing or invalid file.
+    """
+    from blis_evo.bundle import load_policy_bundle
+    from blis_evo.settings import policy_from_bundle
+
+    bundle = load_policy_bundle(os.fspath(path))
+    return policy_from_bundle(bundle), bundle.engine_params()
+
+
+def fresh_seeds(exp, n: int, start: int = FRESH_SEED_START) -> tuple[int, ...]:
+    """The first ``n`` seeds ``>= start`` that are neither train nor held-out seeds of ``exp``."""
+    used = set(exp.seeds.train) | set(exp.seeds.heldout)
+    out: list[int] = []
+    s = int(start)
+    while len(out) < n:
+        if s not in used:
+            out.append(s)
+        s += 1
+    return tuple(out)
+
+
+def parse_seeds(text: str, exp) -> tuple[int, ...]:
+    """``--seeds``: a count N >= 1 (see :func:`fresh_seeds`) or a comma-separated list of
+    distinct integers >= 0 (a single trailing comma is allowed: ``"1234,"``).
+
+    Raises InputError naming ``--seeds`` and the accepted forms.
+    """
+    text = str(text).strip()
+    usage = "expected a count >= 1 or a comma-separated list of distinct seeds >= 0 (e.g. 1000,1001)"
+    if "," not in text:
+        try:
+            n = int(text)
+        except ValueError:
+            raise InputError(f"--seeds: invalid value {text!r}; {usage}") from None
+        if n < 1:
+            raise InputError(f"--seeds: count must be >= 1, got {n}; {usage}")
+        return fresh_seeds(exp, n)
+    parts = text.split(",")
+    if parts[-1].strip() == "":
+        parts = parts[:-1]
+    seeds: list[int] = []
+    for part in parts:
+        p = part.strip()
+        if not p.isdigit():
+            raise InputError(f"--seeds: invalid seed {p!r} in {text!r}; {usage}")
+        seeds.append(int(p))
+    if not seeds:
+        raise InputError(f"--seeds: empty list {text!r}; {usage}")
+    dup = sorted({s for s in seeds if seeds.count(s) > 1})
+    if dup:
+        raise InputError(f"--seeds: repeated seeds {dup} in {text!r}; {usage}")
+    return tuple(seeds)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation and report
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Outcome of :func:`replay`: the evaluations (policy name -> ``Evaluation``, the policy
+    first, then the baselines), their summaries, the markdown comparison table, the primary
+    objective's summary column (``search.report.objective_column``) and the policy's relative
+    improvement on it over the llm-d default (positive = better; None when undefined)."""
+
+    experiment: Any
+    policy: PolicyConfig
+    sim_params: dict
+    seeds: tuple[int, ...]
+    evaluations: dict
+    summaries: dict
+    table: str
+    column: str
+    improvement: float | None
+
+
+def replay(policy: PolicyConfig, sim_params: Mapping[str, int] | None, exp,
+           seeds: Sequence[int]) -> ReplayResult:
+    """Evaluate ``policy`` (with its engine knobs) and the baselines on ``exp`` for ``seeds``
+    and build the search report's comparison (``search.report.comparison_table`` with the
+    experiment's primary objective)."""
+    from search.evaluate import compare_policies, with_baselines
+    from search.report import comparison_table, improvement, objective_column, policy_summary
+
+    seeds = tuple(int(s) for s in seeds)
+    sim_params = dict(sim_params or {})
+    evaluations = compare_policies(with_baselines(policy, sim_params, name=POLICY_NAME), exp, seeds)
+    summaries = {name: policy_summary(ev) for name, ev in evaluations.items()}
+    primary = exp.objectives.primary
+    column = objective_column(primary)
+    return ReplayResult(
+        experiment=exp, policy=policy, sim_params=sim_params, seeds=seeds,
+        evaluations=evaluations, summaries=summaries,
+        table=comparison_table(summaries, reference=REFERENCE_NAME, primary=primary),
+        column=column,
+        improvement=improvement(summaries, column, policy=POLICY_NAME, reference=REFERENCE_NAME))
+
+
+def headline(result: ReplayResult) -> str:
+    """The search report's headline (``search.report.headline``: the policy's change over the
+    llm-d default on the primary objective) plus which seeds it is measured on."""
+    from search.report import headline as report_headline
+
+    primary = result.experiment.objectives.primary
+    text = report_headline(result.summaries, primary, policy=POLICY_NAME, reference=REFERENCE_NAME)
+    return f"{text} Mean over {len(result.seeds)} replay seeds; primary objective `{primary}`."
+
+
+def report_text(result: ReplayResult, policy_path: str) -> str:
+    """The stdout report: what was replayed, on which seeds, the table and the headline."""
+    exp = result.experiment
+    s = exp.seeds
+    return "\n".join([
+        f"Replay of {policy_path} on experiment {exp.name!r} "
+        f"({exp.workload.num_requests} requests per seed)",
+        f"Seeds: {', '.join(map(str, result.seeds))} "
+        f"(train seeds {list(s.train)}, held-out seeds {list(s.heldout)})",
+        "",
+        result.table.rstrip("\n"),
+        "",
+        headline(result),
+        "",
+    ])
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by None (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def results_document(result: ReplayResult, policy_path: str) -> dict:
+    """The ``--out`` JSON document: inputs, the table, the headline and per policy its bundle,
+    mean/stdev per column and every seed's metrics (keys sorted)."""
+    from search.evaluate import with_baselines
+    from search.genome import bundle_dict
+
+    bundles = {name: bundle_dict(p, sp)
+               for name, (p, sp) in with_baselines(result.policy, result.sim_params,
+                                                    name=POLICY_NAME).items()}
+    policies = {}
+    for name, ev in result.evaluations.items():
+        summary = {col: {"mean": _finite(v["mean"]), "stdev": _finite(v["stdev"])}
+                   for col, v in result.summaries[name].items()}
+        per_seed = [{"seed": seed, **{k: _finite(float(m[k])) for k in sorted(m)}}
+                    for seed, m in zip(result.seeds, ev.per_seed)]
+        policies[name] = {"policy": bundles[name], "summary": summary, "per_seed": per_seed}
+    exp = result.experiment
+    return {
+        "experiment": exp.name,
+        "policy_file": str(policy_path),
+        "seeds": list(result.seeds),
+        "primary": {"objective": exp.objectives.primary, "column": result.column,
+                    "improvement": _finite(result.improvement), "reference": REFERENCE_NAME},
+        "headline": headline(result),
+        "table": result.table,
+        "policies": policies,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser(prog: str = "python -m search.replay") -> argparse.ArgumentParser:
+    """The argument parser (errors raise InputError instead of exiting)."""
+    from blis_evo.flags import InputErrorParser
+
+    p = InputErrorParser(
+        prog=prog, allow_abbrev=False,
+        description="Re-evaluate a policy bundle (e.g. a search's champion.yaml) and the baselines "
+                    "on fresh seeds of an experiment; print the comparison table.")
+    p.add_argument("--policy", required=True, metavar="FILE",
+                   help="policy bundle YAML (blis run --policy-config schema, optional engine section)")
+    p.add_argument("--experiment", default=DEFAULT_EXPERIMENT_NAME, metavar="E",
+                   help="experiment YAML, or 'default' for the embedded default experiment "
+                        "(default: default)")
+    p.add_argument("--seeds", default=str(DEFAULT_NUM_SEEDS), metavar="N|S1,S2,...",
+                   help=f"N fresh seeds (the first N from {FRESH_SEED_START} upwards that are not "
+                        "train or held-out seeds) or an explicit comma-separated list "
+                        f"(default: {DEFAULT_NUM_SEEDS})")
+    p.add_argument("--out", metavar="FILE",
+                   help="also write the table, headline and per-seed metrics as JSON (atomically)")
+    return p
+
+
+def _check_out(path: str) -> None:
+    """Fail before simulating if ``--out`` can obviously not be written."""
+    if os.path.isdir(path):
+        raise InputError(f"--out: {path!r} is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise InputError(f"--out: directory {parent!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"--out: directory {parent!r} is not writable")
+
+
+def _load_policy_arg(path: str) -> tuple[PolicyConfig, dict[str, int]]:
+    """:func:`load_policy` with errors naming ``--policy``."""
+    try:
+        return load_policy(path)
+    except InputError as exc:
+        msg = " ".join(str(exc).split())
+        if msg.startswith("--policy-config: "):
+            msg = msg[len("--policy-config: "):]
+        raise InputError(f"--policy: {msg}") from None
+
+
+def run(args: argparse.Namespace, out=None, err=None) -> int:
+    """Execute a parsed replay: validate every input, evaluate, print, write ``--out``."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    policy, sim_params = _load_policy_arg(args.policy)
+    exp = experiment_from_arg(args.experiment)
+    seeds = parse_seeds(args.seeds, exp)
+    if args.out:
+        _check_out(args.out)
+    reused = sorted(set(seeds) & (set(exp.seeds.train) | set(exp.seeds.heldout)))
+    if reused:
+        print(f"note: seeds {reused} are train/held-out seeds of experiment {exp.name!r}, not fresh",
+              file=err)
+    result = replay(policy, sim_params, exp, seeds)
+    out.write(report_text(result, args.policy))
+    out.flush()
+    if args.out:
+        from search.report import atomic_write
+
+        doc = results_document(result, args.policy)
+        atomic_write(Path(args.out), json.dumps(doc, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "replay") -> int:
+    """Run the replay CLI with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    0 on success, 2 on bad input (``<prog>: error: <one line>`` on stderr, no traceback, nothing
+    written), 130 on Ctrl-C, argparse's status for ``--help``.  ``prog`` is ``"blis"`` under
+    ``blis replay``.
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser_prog = "blis replay" if prog == "blis" else "python -m search.replay"
+    try:
+        try:
+            args = build_parser(parser_prog).parse_args(args_list)
+        except SystemExit as exc:  # --help
+            code = exc.code
+            return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_INPUT_ERROR)
+        return run(args)
+    except InputError as exc:
+        print(f"{prog}: error: {' '.join(str(exc).split()) or 'invalid input'}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            return 1
+        name = f": {exc.filename}" if exc.filename is not None else ""
+        print(f"{prog}: error: {exc.strerror or exc}{name}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

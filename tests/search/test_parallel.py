@@ -1,0 +1,21 @@
+"""Ray fan-out: the search gives the same logbook and champion whatever the worker count."""
+from __future__ import annotations
+
+import pytest
+
+from search.evolve import evolve
+from search.ga import logbook_bytes
+
+ray = pytest.importorskip("ray")
+
+
+def test_same_seed_same_logbook_with_1_and_2_workers(small_experiment, tmp_path):
+    _, exp = small_experiment(num_requests=120)
+    serial = evolve(exp, generations=2, workers=1, out=tmp_path / "w1")
+    fanned = evolve(exp, generations=2, workers=2, out=tmp_path / "w2")
+    assert not ray.is_initialized()                      # the evaluator shut its runtime down
+    assert logbook_bytes(fanned.state.logbook) == logbook_bytes(serial.state.logbook)
+    assert list(fanned.state.champion) == list(serial.state.champion)
+    assert fanned.champion_bundle == serial.champion_bundle
+    assert (tmp_path / "w1" / "champion.yaml").read_bytes() == (tmp_path / "w2" / "champion.yaml").read_bytes()
+    assert [r["nevals"] for r in serial.state.logbook][0] == exp.search.population
