@@ -119,7 +119,8 @@ class _progress:
 
     def update(self, gen: int, best) -> None:
         self.bar.n = gen
-        self.bar.set_postfix_str(f"best={best:.4g}" if isinstance(best, float) else f"best={best}")
+        self.bar.set_postfix_str(f"best={best:.4g}" if isinstance(best, float) else f"best={best}",
+                                 refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:

@@ -171,3 +171,11 @@ def test_penalties_stop_a_request_shedding_policy_from_winning():
     assert ev.components["score"] > llmd.components["score"] > rr.components["score"]
     assert ev.fitness < rr.fitness
     assert math.isclose(ev.fitness, ev.components["score"] * math.exp(-ev.penalty), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("path", sorted((DEFAULT_EXPERIMENT_PATH.parent).glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_experiments_load(path):
+    exp = load_experiment(path)
+    assert exp.seeds.train and exp.seeds.heldout
+    assert not set(exp.seeds.train) & set(exp.seeds.heldout)
