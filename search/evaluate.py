@@ -49,6 +49,7 @@ class Evaluation:
     (``p99_ttft_ms``, ``mean_e2e_ms``, ``throughput_rps``, ...), SLO attainment and the
     per-request anomaly rates.  ``per_seed``: the same metrics for each seed, in seed order
     (``fitness`` there is that seed's penalised score), for mean ± stdev over seeds.
+    ``error``: None, or why the simulation failed (see :func:`failed_evaluation`).
     """
 
     fitness: float
@@ -57,6 +58,23 @@ class Evaluation:
     penalty: float = 0.0
     components: dict = field(default_factory=dict)
     per_seed: list = field(default_factory=list)
+    error: str | None = None
+
+
+WORST_LATENCY_MS = 1e12
+"""Latency (ms) a failed evaluation scores on ``min`` latency objectives (multi mode)."""
+
+
+def failed_evaluation(exp: Experiment, genome, error: str) -> Evaluation:
+    """The worst possible result, for a genome whose simulation raised ``error`` (a
+    deterministic failure, so the search penalises it instead of retrying): fitness 0 (no valid
+    policy scores below 0), each multi objective at its worst bound."""
+    if exp.objectives.mode == "multi":
+        objectives = tuple(-WORST_LATENCY_MS if o.direction == "min" else 0.0
+                           for o in exp.objectives.multi)
+    else:
+        objectives = (0.0,)
+    return Evaluation(fitness=0.0, objectives=objectives, error=f"{error} (genome {list(genome)})")
 
 
 def build_sim_config(exp: Experiment, seed: int = 0,

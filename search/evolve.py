@@ -48,14 +48,17 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
     space = GeneSpace(experiment.search_space)
     multi = experiment.objectives.mode == "multi"
     n_obj = len(experiment.objectives.multi) if multi else 1
+    bar = _progress(generations) if progress else None
+
+    def on_failure(genome, error):
+        _warn(f"evaluation failed, genome penalised with the worst fitness: {error}", bar)
+
     evaluator = Evaluator(space, experiment, experiment.seeds.train, workers=workers,
-                          ray_address=ray_address)
+                          ray_address=ray_address, on_failure=on_failure)
 
     def evaluate_batch(genomes):
         evs = evaluator(genomes)
         return [tuple(ev.objectives) if multi else (float(ev.fitness),) for ev in evs]
-
-    bar = _progress(generations) if progress else None
 
     def on_generation(st):
         if bar:
@@ -97,8 +100,24 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
                   summaries=summaries, experiment_name=experiment.name, heldout_seeds=heldout,
                   pareto=pareto, pareto_labels=names[:2], primary=experiment.objectives.primary,
                   wall_time_s=time.perf_counter() - start, generations=state.generation,
-                  stop_reason=state.stop_reason, evaluations=len(evaluator.cache))
+                  stop_reason=state.stop_reason, evaluations=len(evaluator.cache),
+                  failures=_failures(evaluator.cache))
     return SearchResult(champion, bundle, state, summaries, out_dir)
+
+
+def _failures(cache: dict) -> list[dict]:
+    """Every failed evaluation in the cache (first-evaluated order): the policy's canonical
+    form and the error, which names the genome."""
+    return [{"policy": repr(k), "error": ev.error} for k, ev in cache.items() if ev.error is not None]
+
+
+def _warn(message: str, bar=None) -> None:
+    """One warning line on stderr (above the progress bar when there is one)."""
+    line = f"evolve: warning: {message}"
+    if bar is not None:
+        bar.bar.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr)
 
 
 def _encodable(space, policy) -> bool:

@@ -1,63 +1,138 @@
 """Fan-out of fitness evaluations: serially in-process, or over Ray workers in batches.
 
 Evaluation is a pure function of (genome, experiment, seeds), so the results (and therefore the
-whole search) are identical whatever the worker count.  Identical genomes, compared by their
-canonical form, are evaluated once per run (the cache travels in checkpoints).
+whole search) are identical whatever the worker count and wherever an evaluation ran.  Identical
+genomes, compared by their canonical form, are evaluated once per run (the cache travels in
+checkpoints).
+
+Ray: ``workers == 1`` never touches Ray.  Otherwise the evaluator joins the cluster named by
+``ray_address`` (``auto`` or ``HOST:PORT``) or by ``RAY_ADDRESS`` (set by ``ray job submit``),
+or starts a local runtime with ``workers`` CPUs.  Genomes go out in batches (about four per
+available CPU per generation) as tasks that Ray re-runs on another worker if their worker
+process or node dies (``max_retries``).  A genome whose simulation raises is not a transient
+failure: the task catches it, the genome gets the worst fitness and the failure is reported
+with the genome; nothing is retried.  Each worker process loads the numba kernels once (the
+driver compiles them into the shared cache first), not once per task.
 """
 from __future__ import annotations
 
 import math
+import os
+import traceback
 from typing import Callable, Sequence
 
-FitnessTuple = tuple
+TASK_MAX_RETRIES = 5
+"""Times Ray re-runs a batch whose worker process or node died (system failures only)."""
+BATCHES_PER_CPU = 4
+
+_worker_warm = False
+
+
+def _warm_worker(numba_cache_dir: str | None) -> None:
+    """Once per worker process: point numba at the driver's cache and load the kernels."""
+    global _worker_warm
+    if _worker_warm:
+        return
+    if numba_cache_dir:
+        os.environ.setdefault("NUMBA_CACHE_DIR", numba_cache_dir)
+    import simulator
+
+    simulator.warmup()
+    _worker_warm = True
 
 
 def _evaluate_many(genomes: Sequence[Sequence[float]], space, experiment, seeds) -> list:
-    """Decode and evaluate a batch of genomes (runs on a worker); returns Evaluation objects."""
-    from .evaluate import evaluate
+    """Decode and evaluate a batch of genomes (runs on a worker); returns Evaluation objects.
+
+    A genome whose evaluation raises gets :func:`search.evaluate.failed_evaluation` carrying
+    the error, so one bad genome neither kills its batch nor gets retried.
+    """
+    from .evaluate import evaluate, failed_evaluation
     from .genome import decode_sim_params
 
-    return [evaluate(space.decode(g), experiment, seeds, decode_sim_params(space, g))
-            for g in genomes]
+    out = []
+    for g in genomes:
+        try:
+            out.append(evaluate(space.decode(g), experiment, seeds, decode_sim_params(space, g)))
+        except Exception as exc:  # noqa: BLE001 - reported with the genome, penalised
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            out.append(failed_evaluation(experiment, list(g), detail))
+    return out
+
+
+def _batch_task(genomes, space, experiment, seeds, numba_cache_dir):
+    """Ray task body: warm this worker once, then evaluate the batch."""
+    _warm_worker(numba_cache_dir)
+    return _evaluate_many(genomes, space, experiment, seeds)
+
+
+def ray_address_from_env(ray_address: str | None) -> str | None:
+    """The cluster to join: ``ray_address`` if given, else ``RAY_ADDRESS`` (set for drivers
+    started by ``ray job submit``), else None (start a local runtime)."""
+    return ray_address or os.environ.get("RAY_ADDRESS") or None
+
+
+def ensure_ray(workers: int, ray_address: str | None = None) -> bool:
+    """Connect to Ray unless already connected; returns True if this call started the
+    connection (the caller then owns it and shuts it down).
+
+    Joins ``ray_address`` / ``RAY_ADDRESS`` when set, else starts a local runtime with
+    ``workers`` CPUs.  Driver-side logs from workers are not forwarded (they would interleave
+    with the progress bar).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = ray_address_from_env(ray_address)
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=int(workers), include_dashboard=False, log_to_driver=False)
+    return True
 
 
 class Evaluator:
     """Callable ``evaluate_batch(genomes) -> list of Evaluation`` with a canonical-genome cache.
 
-    ``workers == 1`` evaluates in this process without Ray.  Otherwise a local Ray runtime is
-    started (or ``ray_address`` joined) and the batch is split into about ``4 * workers`` chunks
-    so per-task overhead stays small next to the simulations.
+    ``workers == 1`` evaluates in this process without Ray.  Otherwise see the module
+    docstring.  ``failures`` collects ``(genome, error)`` for genomes whose simulation raised
+    (each reported once, through ``on_failure`` if given).
     """
 
     def __init__(self, space, experiment, seeds, *, workers: int = 1, ray_address: str | None = None,
-                 cache: dict | None = None):
+                 cache: dict | None = None, on_failure: Callable[[list, str], None] | None = None):
         self.space = space
         self.experiment = experiment
         self.seeds = tuple(seeds)
         self.workers = max(1, int(workers))
         self.ray_address = ray_address
         self.cache: dict = cache if cache is not None else {}
+        self.on_failure = on_failure
+        self.failures: list[tuple[list, str]] = []
         self._remote: Callable | None = None
+        self._owns_ray = False
+        self._refs: tuple | None = None
 
     def _ray_remote(self):
         if self._remote is None:
             import ray
 
-            if not ray.is_initialized():
-                if self.ray_address:
-                    ray.init(address=self.ray_address, log_to_driver=False)
-                else:
-                    ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False)
+            import simulator
 
-            @ray.remote
-            def batch(genomes, space, experiment, seeds):
-                import simulator
-
-                simulator.warmup()
-                return _evaluate_many(genomes, space, experiment, seeds)
-
-            self._remote = batch
+            simulator.warmup()  # compile once here, so workers only load the cached kernels
+            self._owns_ray = ensure_ray(self.workers, self.ray_address)
+            self._remote = ray.remote(max_retries=TASK_MAX_RETRIES, retry_exceptions=False)(_batch_task)
+            self._refs = (ray.put(self.space), ray.put(self.experiment))
         return self._remote
+
+    def _cluster_cpus(self) -> int:
+        import ray
+
+        try:
+            return max(1, int(ray.cluster_resources().get("CPU", self.workers)))
+        except Exception:  # noqa: BLE001 - resource query is advisory only
+            return self.workers
 
     def __call__(self, genomes: Sequence[Sequence[float]]) -> list:
         """Evaluate ``genomes`` (in order), reusing cached results for identical genomes."""
@@ -72,24 +147,34 @@ class Evaluator:
             if self.workers == 1:
                 results = _evaluate_many(pending, self.space, self.experiment, self.seeds)
             else:
-                import ray
-
-                remote = self._ray_remote()
-                size = max(1, math.ceil(len(pending) / (4 * self.workers)))
-                exp_ref = ray.put(self.experiment)
-                space_ref = ray.put(self.space)
-                futures = [remote.remote(pending[i:i + size], space_ref, exp_ref, self.seeds)
-                           for i in range(0, len(pending), size)]
-                results = [ev for chunk in ray.get(futures) for ev in chunk]
-            for k, ev in zip(pending_keys, results):
+                results = self._evaluate_on_ray(pending)
+            for k, g, ev in zip(pending_keys, pending, results):
                 self.cache[k] = ev
+                if ev.error is not None:
+                    self.failures.append((g, ev.error))
+                    if self.on_failure:
+                        self.on_failure(g, ev.error)
         return [self.cache[k] for k in keys]
 
+    def _evaluate_on_ray(self, pending: list) -> list:
+        import ray
+
+        remote = self._ray_remote()
+        space_ref, exp_ref = self._refs
+        cpus = self._cluster_cpus() if self.ray_address or os.environ.get("RAY_ADDRESS") else self.workers
+        size = max(1, math.ceil(len(pending) / (BATCHES_PER_CPU * cpus)))
+        cache_dir = os.environ.get("NUMBA_CACHE_DIR")
+        futures = [remote.remote(pending[i:i + size], space_ref, exp_ref, self.seeds, cache_dir)
+                   for i in range(0, len(pending), size)]
+        return [ev for chunk in ray.get(futures) for ev in chunk]
+
     def close(self) -> None:
-        """Shut down the Ray runtime this evaluator started (no-op when serial)."""
-        if self._remote is not None and not self.ray_address:
+        """Shut down the Ray runtime if this evaluator started it (no-op when serial)."""
+        if self._owns_ray:
             import ray
 
             if ray.is_initialized():
                 ray.shutdown()
+        self._owns_ray = False
         self._remote = None
+        self._refs = None

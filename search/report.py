@@ -191,7 +191,7 @@ def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict],
                   primary: str = "", pareto: list[dict] | None = None,
                   pareto_labels=("objective 1", "objective 2"), wall_time_s: float | None = None,
                   generations: int | None = None, stop_reason: str | None = None,
-                  evaluations: int | None = None) -> None:
+                  evaluations: int | None = None, failures: list[dict] | None = None) -> None:
     """Write every search output into ``out`` (each file atomically)."""
     out = Path(out)
     atomic_write(out / "champion.yaml", yaml.safe_dump(champion_bundle, sort_keys=False))
@@ -202,6 +202,7 @@ def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict],
         atomic_write(out / "pareto.json", json.dumps(pareto, indent=2) + "\n")
         plot_pareto([p["objectives"] for p in pareto], out / "pareto.png", tuple(pareto_labels))
     atomic_write(out / "heldout.json", json.dumps(summaries, indent=2) + "\n")
+    atomic_write(out / "failures.json", json.dumps(failures or [], indent=2) + "\n")
     lines = [f"# Search report: {experiment_name}", ""]
     facts = []
     if generations is not None:
@@ -209,6 +210,8 @@ def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict],
                      + (f" (stopped early: {stop_reason})" if stop_reason else ""))
     if evaluations is not None:
         facts.append(f"{evaluations} distinct policies evaluated")
+    if failures:
+        facts.append(f"{len(failures)} failed evaluations (penalised; see failures.json)")
     if wall_time_s is not None:
         facts.append(f"wall time {wall_time_s:.1f} s")
     if facts:

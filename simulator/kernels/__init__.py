@@ -4,12 +4,19 @@ numba invalidates a cached function only when *its own* source file changes, not
 it calls (and has compiled in) changes.  So the cache directory is keyed by a digest of every
 kernel source file: editing any kernel starts a fresh cache instead of silently reusing stale
 machine code.
+
+The cache is also content-addressed rather than path-addressed: numba's own locators key entries
+by the source file's absolute path and mtime, so a copy of the project (the working directory
+``ray job submit`` ships to every node, a fresh clone) would recompile everything.  Here the
+kernel files are located by the digest alone, so any copy of the same sources loads the same
+cached machine code.
 """
 import hashlib
 import os
 from pathlib import Path
 
 import numba
+from numba.core import caching
 
 _HERE = Path(__file__).resolve().parent
 
@@ -23,9 +30,30 @@ def _kernel_digest() -> str:
     return h.hexdigest()[:16]
 
 
+class _KernelCacheLocator(caching.UserProvidedCacheLocator):
+    """Cache location of this package's kernels: ``CACHE_DIR/kernels`` (CACHE_DIR already names
+    the kernel digest) with the file's content hash as freshness stamp, independent of where
+    the sources live and of their mtimes."""
+
+    def __init__(self, py_func, py_file):
+        super().__init__(py_func, py_file)
+        self._cache_path = os.path.join(numba.config.CACHE_DIR, "kernels")
+
+    def get_source_stamp(self):
+        return hashlib.sha256(Path(self._py_file).read_bytes()).hexdigest()
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if Path(py_file).resolve().parent != _HERE:
+            return None
+        return super().from_function(py_func, py_file)
+
+
 def _configure_cache_dir() -> None:
     base = os.environ.get("NUMBA_CACHE_DIR") or str(_HERE.parent.parent / ".numba_cache")
     numba.config.CACHE_DIR = os.path.join(base, "kernels-" + _kernel_digest())
+    if _KernelCacheLocator not in caching.CacheImpl._locator_classes:
+        caching.CacheImpl._locator_classes.insert(0, _KernelCacheLocator)
 
 
 _configure_cache_dir()
