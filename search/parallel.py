@@ -95,17 +95,19 @@ def ensure_ray(workers: int, ray_address: str | None = None) -> bool:
 class Evaluator:
     """Callable ``evaluate_batch(genomes) -> list of Evaluation`` with a canonical-genome cache.
 
-    ``workers == 1`` evaluates in this process without Ray.  Otherwise see the module
-    docstring.  ``failures`` collects ``(genome, error)`` for genomes whose simulation raised
+    ``workers == 1`` evaluates in this process without Ray (``use_ray=True`` forces a one-worker
+    Ray runtime, for measurements).  Otherwise see the module docstring.  ``failures`` collects ``(genome, error)`` for genomes whose simulation raised
     (each reported once, through ``on_failure`` if given).
     """
 
     def __init__(self, space, experiment, seeds, *, workers: int = 1, ray_address: str | None = None,
-                 cache: dict | None = None, on_failure: Callable[[list, str], None] | None = None):
+                 cache: dict | None = None, on_failure: Callable[[list, str], None] | None = None,
+                 use_ray: bool | None = None):
         self.space = space
         self.experiment = experiment
         self.seeds = tuple(seeds)
         self.workers = max(1, int(workers))
+        self.use_ray = self.workers > 1 if use_ray is None else bool(use_ray)
         self.ray_address = ray_address
         self.cache: dict = cache if cache is not None else {}
         self.on_failure = on_failure
@@ -144,7 +146,7 @@ class Evaluator:
         if todo:
             pending_keys = list(todo)
             pending = [todo[k] for k in pending_keys]
-            if self.workers == 1:
+            if not self.use_ray:
                 results = _evaluate_many(pending, self.space, self.experiment, self.seeds)
             else:
                 results = self._evaluate_on_ray(pending)

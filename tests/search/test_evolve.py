@@ -77,3 +77,36 @@ def test_evolve_resume_restores_evaluation_cache_and_matches_uninterrupted(small
     assert (tmp_path / "part" / "champion.yaml").read_bytes() == (tmp_path / "full" / "champion.yaml").read_bytes()
     final = load_checkpoint(str(tmp_path / "part" / "checkpoint.pkl"))["extra"]
     assert set(cached) <= set(final)
+
+
+def test_failing_genome_is_penalised_reported_and_not_retried(small_experiment, tmp_path,
+                                                              monkeypatch, capsys):
+    """A simulation that raises for one policy family: those genomes get the worst fitness,
+    one warning per distinct policy names the genome, failures.json lists them, and each is
+    simulated exactly once (no retry)."""
+    import search.evaluate as ev_mod
+    from search.evolve import evolve
+
+    real = ev_mod.evaluate
+    calls = []
+
+    def flaky(policy, exp, seeds, sim_params=None):
+        if tuple(seeds) == exp.seeds.train:            # the search, not the held-out report
+            calls.append(policy)
+            if policy.routing == "least-loaded":
+                raise RuntimeError("simulated engine failure")
+        return real(policy, exp, seeds, sim_params)
+
+    _, exp = small_experiment(num_requests=100)
+    monkeypatch.setattr(ev_mod, "evaluate", flaky)
+    res = evolve(exp, generations=2, out=tmp_path / "out")
+    failures = json.loads((tmp_path / "out" / "failures.json").read_text())
+    assert failures, "the least-loaded baseline is in the initial population"
+    assert all("simulated engine failure" in f["error"] and "genome [" in f["error"] for f in failures)
+    assert all("least-loaded" in f["policy"] for f in failures)
+    failed_calls = [p for p in calls if p.routing == "least-loaded"]
+    assert len(failed_calls) == len(failures)          # each failing policy simulated once
+    assert res.champion.routing != "least-loaded"
+    err = capsys.readouterr().err
+    assert err.count("evolve: warning: evaluation failed") == len(failures)
+    assert "failed evaluations" in (tmp_path / "out" / "report.md").read_text()
