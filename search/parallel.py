@@ -24,6 +24,11 @@ from typing import Callable, Sequence
 TASK_MAX_RETRIES = 5
 """Times Ray re-runs a batch whose worker process or node died (system failures only)."""
 BATCHES_PER_CPU = 4
+"""Before any evaluation has been timed: about this many batches per CPU per call."""
+TARGET_TASK_SECONDS = 0.25
+"""Once evaluations have been timed, batches hold just enough genomes to take about this long
+(a Ray round trip costs a few ms), so heavy evaluations go out one by one and balance well over
+the workers, while light ones are grouped to amortise the per-task overhead."""
 
 _worker_warm = False
 
@@ -61,9 +66,14 @@ def _evaluate_many(genomes: Sequence[Sequence[float]], space, experiment, seeds)
 
 
 def _batch_task(genomes, space, experiment, seeds, numba_cache_dir):
-    """Ray task body: warm this worker once, then evaluate the batch."""
+    """Ray task body: warm this worker once, then evaluate the batch; returns the evaluations
+    and the seconds they took (for the driver's batch sizing)."""
+    import time
+
     _warm_worker(numba_cache_dir)
-    return _evaluate_many(genomes, space, experiment, seeds)
+    start = time.perf_counter()
+    results = _evaluate_many(genomes, space, experiment, seeds)
+    return results, time.perf_counter() - start
 
 
 def ray_address_from_env(ray_address: str | None) -> str | None:
@@ -92,6 +102,16 @@ def ensure_ray(workers: int, ray_address: str | None = None) -> bool:
     return True
 
 
+def batch_size(n: int, cpus: int, seconds_per_eval: float | None) -> int:
+    """Genomes per Ray task for ``n`` pending genomes on ``cpus`` CPUs: about
+    :data:`TARGET_TASK_SECONDS` of work once the evaluation time is known (else
+    :data:`BATCHES_PER_CPU` batches per CPU), never so large that a CPU would sit idle."""
+    most = max(1, math.ceil(n / cpus))
+    if seconds_per_eval is None or seconds_per_eval <= 0:
+        return max(1, math.ceil(n / (BATCHES_PER_CPU * cpus)))
+    return max(1, min(most, math.ceil(TARGET_TASK_SECONDS / seconds_per_eval)))
+
+
 class Evaluator:
     """Callable ``evaluate_batch(genomes) -> list of Evaluation`` with a canonical-genome cache.
 
@@ -115,6 +135,7 @@ class Evaluator:
         self._remote: Callable | None = None
         self._owns_ray = False
         self._refs: tuple | None = None
+        self._seconds_per_eval: float | None = None
 
     def _ray_remote(self):
         if self._remote is None:
@@ -164,11 +185,13 @@ class Evaluator:
         remote = self._ray_remote()
         space_ref, exp_ref = self._refs
         cpus = self._cluster_cpus() if self.ray_address or os.environ.get("RAY_ADDRESS") else self.workers
-        size = max(1, math.ceil(len(pending) / (BATCHES_PER_CPU * cpus)))
+        size = batch_size(len(pending), cpus, self._seconds_per_eval)
         cache_dir = os.environ.get("NUMBA_CACHE_DIR")
         futures = [remote.remote(pending[i:i + size], space_ref, exp_ref, self.seeds, cache_dir)
                    for i in range(0, len(pending), size)]
-        return [ev for chunk in ray.get(futures) for ev in chunk]
+        chunks = ray.get(futures)
+        self._seconds_per_eval = sum(t for _, t in chunks) / len(pending)
+        return [ev for evs, _ in chunks for ev in evs]
 
     def close(self) -> None:
         """Shut down the Ray runtime if this evaluator started it (no-op when serial)."""

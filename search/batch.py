@@ -1,0 +1,737 @@
+"""``python -m search.batch jobs.yaml``: run a list (or a grid) of searches as one rerunnable job.
+
+A jobs file names experiments and search seeds; every (name, seed) pair is one run of
+:func:`search.evolve.evolve` into ``<out>/<name>/seed-<seed>``.  The whole file is validated
+before anything runs (strict YAML, every experiment loaded; relative paths resolve against the
+jobs file's directory)::
+
+    out: results/batch          # root output folder (required)
+    workers: 2                  # optional, default 1; > 1 starts Ray once for the whole batch
+    ray_address: auto           # optional (needs workers > 1): join a cluster
+    generations: 10             # optional default for every run
+    jobs:                       # explicit list ...
+      - {experiment: experiments/default.yaml, seeds: [0, 1], name: default, generations: 5}
+    grid:                       # ... and/or every experiment x every seed
+      experiments: [experiments/default.yaml, other.yaml]
+      seeds: [0, 1]
+      generations: 10           # optional
+
+``experiment: default`` is the embedded default experiment.  ``name`` defaults to the
+experiment's ``name``; names must be unique.  ``seeds`` defaults to ``[search.seed]`` of the
+experiment; generations to the job's, else the grid's, else the top-level value, else the
+experiment's ``search.generations``.
+
+Rerunning.  ``done.json`` in a run folder (written atomically after evolve returns) marks it
+complete and records the experiment digest (:func:`experiment_digest`), the seed, the requested
+generations and the result figures.  ``started.json`` (written before evolve starts) records
+the digest and seed of the run in progress.  For each run (:func:`plan_run`):
+
+* complete with the same digest, seed and generations: skipped, nothing in the folder touched;
+* the folder's marker (done.json, else started.json) has another digest or seed (the experiment
+  was edited): rerun from scratch, after deleting done.json and evolve's outputs there;
+* a checkpoint at a generation <= the requested generations: resumed (``evolve(resume=...)``),
+  which is exact, so an interrupted run or a complete run given more generations ends
+  byte-identical to an uninterrupted run of that length.  A checkpoint without any marker
+  (written by ``python -m search.evolve --out`` into the folder) is adopted; evolve refuses it
+  (exit 2) if its search settings differ;
+* a checkpoint past the requested generations (fewer generations asked than done): rerun
+  from scratch.
+
+Ray.  With ``workers > 1`` the batch starts (or joins) Ray once, before the first run that is
+not skipped, and shuts it down at the end if it started it; each run's evaluator finds Ray running and leaves it
+alone.  Results do not depend on the worker count.
+
+Outcome.  A progress line on stderr when a run starts and when it ends; at the end a markdown
+summary of every run (skipped ones from their done.json) on stdout, also written atomically to
+``<out>/summary.md`` and ``<out>/summary.json``.  A run that raises (other than InputError) is
+reported as failed with its error (traceback in its folder's ``failure.txt``) and the batch goes
+on; the next rerun retries it.  Exit status: 0 all runs complete, 1 some run failed, 2 bad input
+(one line ``batch: error: ...``; before any run nothing is created, and an InputError from
+evolve mid-batch stops the batch), 130 interrupted (rerun to resume).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from simulator.errors import InputError
+
+from .evolve import evolve
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+DONE_FILE = "done.json"
+STARTED_FILE = "started.json"
+FAILURE_FILE = "failure.txt"
+CHECKPOINT_FILE = "checkpoint.pkl"
+MARKER_VERSION = 1
+EVOLVE_OUTPUTS = ("champion.yaml", "hall_of_fame.json", "logbook.csv", "convergence.png",
+                  "pareto.json", "pareto.png", "heldout.json", "failures.json", "report.md",
+                  CHECKPOINT_FILE, CHECKPOINT_FILE + ".tmp")
+"""Files ``search.evolve`` writes into its output folder (deleted before a rerun from scratch)."""
+
+TOP_KEYS = ("out", "workers", "ray_address", "generations", "jobs", "grid")
+JOB_KEYS = ("experiment", "seeds", "name", "generations")
+GRID_KEYS = ("experiments", "seeds", "generations")
+MAX_WORKERS = 1024
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+REFERENCE = "llm-d-default"
+
+RAN, RESUMED, SKIPPED, FAILED = "ran", "resumed", "skipped", "failed"
+
+
+# ---------------------------------------------------------------------------------------------
+# The jobs file
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One search of the batch: experiment ``name`` with search seed ``seed`` for
+    ``generations`` generations into ``folder``; ``digest`` identifies the experiment."""
+
+    name: str
+    seed: int
+    generations: int
+    experiment: Any
+    experiment_arg: str
+    digest: str
+    folder: Path
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A validated jobs file: where it came from, the output root, the Ray settings and the
+    runs in execution order (jobs in order, then grid experiments x seeds)."""
+
+    source: str
+    out: Path
+    workers: int
+    ray_address: str | None
+    runs: tuple[Run, ...]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One experiment entry of the jobs file before expansion over its seeds."""
+
+    key: str
+    name: str
+    experiment: Any
+    experiment_arg: str
+    seeds: tuple[int, ...]
+    generations: int
+
+
+def load_batch(path: str | os.PathLike) -> Batch:
+    """Read and strictly validate a jobs file (see the module docstring) and load every
+    experiment it names, so that a mistake anywhere stops the batch before anything runs.
+
+    Raises InputError with one line naming the file and the key (e.g.
+    ``jobs.yaml: jobs[1].experiment: cannot read experiment ...``).  Creates nothing.
+    """
+    from .experiment import _P
+
+    src = os.fspath(path)
+    doc = _read_jobs_yaml(src)
+    p = _P(src, os.path.dirname(os.path.abspath(src)))
+    p.mapping(doc, "", TOP_KEYS, ("out",))
+    out = Path(p.path(doc["out"], "out"))
+    workers = p.integer(_get(doc, "workers", 1), "workers", 1, MAX_WORKERS)
+    ray_address = _ray_address(p, doc.get("ray_address"), workers)
+    default_gens = _optional_generations(p, doc.get("generations"), "generations")
+    entries = (_job_entries(p, doc.get("jobs"), default_gens)
+               + _grid_entries(p, doc.get("grid"), default_gens))
+    if not entries:
+        p.fail("", "needs at least one experiment under jobs or grid.experiments")
+    _check_unique_names(p, entries)
+    runs = tuple(Run(name=e.name, seed=s, generations=e.generations, experiment=e.experiment,
+                     experiment_arg=e.experiment_arg, digest=experiment_digest(e.experiment),
+                     folder=out / e.name / f"seed-{s}")
+                 for e in entries for s in e.seeds)
+    _check_writable(src, out, runs)
+    return Batch(source=src, out=out, workers=workers, ray_address=ray_address, runs=runs)
+
+
+def _read_jobs_yaml(src: str):
+    """The jobs file parsed by the strict loader (duplicate keys rejected)."""
+    import yaml
+
+    from simulator.workload.spec import _yaml_loader
+
+    try:
+        text = Path(src).read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"cannot read jobs file {src!r}: {e.strerror or e}") from None
+    try:
+        doc = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as e:
+        raise InputError(f"{src}: not valid YAML: {' '.join(str(e).split())}") from None
+    if doc is None:
+        raise InputError(f"{src}: the jobs file is empty")
+    return doc
+
+
+def _get(node: dict, key: str, default):
+    """``node[key]`` unless absent or null."""
+    value = node.get(key)
+    return default if value is None else value
+
+
+def _ray_address(p, value, workers: int) -> str | None:
+    """The validated ``ray_address`` (a non-empty string, only meaningful with workers > 1)."""
+    if value is None:
+        return None
+    address = p.string(value, "ray_address")
+    if workers == 1:
+        p.fail("ray_address", "needs workers > 1 (with workers: 1 the search never uses Ray)")
+    return address
+
+
+def _optional_generations(p, value, key: str) -> int | None:
+    """A ``generations`` override (integer >= 1) or None."""
+    return None if value is None else p.integer(value, key, 1)
+
+
+def _seeds(p, value, key: str, exp) -> tuple[int, ...]:
+    """A ``seeds`` list (distinct integers >= 0), default ``[search.seed]`` of ``exp``."""
+    if value is None:
+        return (exp.search.seed,)
+    return p.seed_list(value, key)
+
+
+def _load_entry_experiment(p, value, key: str):
+    """The experiment named at ``key``: ``default`` (embedded) or a path relative to the jobs
+    file; errors are prefixed with the jobs file and ``key``."""
+    from .replay import experiment_from_arg
+
+    text = p.string(value, key)
+    target = text if text == "default" else p.path(text, key)
+    return text, experiment_from_arg(target, flag=f"{p.src}: {key}")
+
+
+def _job_entries(p, jobs, default_gens: int | None) -> list[_Entry]:
+    """The entries of the ``jobs`` list."""
+    if jobs is None:
+        return []
+    if not isinstance(jobs, list):
+        p.fail("jobs", "must be a list of {experiment, seeds, name, generations} mappings")
+    entries = []
+    for i, job in enumerate(jobs):
+        key = f"jobs[{i}]"
+        p.mapping(job, key, JOB_KEYS, ("experiment",))
+        arg, exp = _load_entry_experiment(p, job["experiment"], f"{key}.experiment")
+        name = p.string(job["name"], f"{key}.name") if job.get("name") is not None else exp.name
+        _check_name(p, name, f"{key}.name")
+        gens = _optional_generations(p, job.get("generations"), f"{key}.generations")
+        entries.append(_Entry(key, name, exp, arg, _seeds(p, job.get("seeds"), f"{key}.seeds", exp),
+                              _first(gens, default_gens, exp.search.generations)))
+    return entries
+
+
+def _grid_entries(p, grid, default_gens: int | None) -> list[_Entry]:
+    """The entries of the ``grid`` (every experiment with the grid's seeds)."""
+    if grid is None:
+        return []
+    p.mapping(grid, "grid", GRID_KEYS, ("experiments",))
+    experiments = grid["experiments"]
+    if not isinstance(experiments, list) or not experiments:
+        p.fail("grid.experiments", "must be a non-empty list of experiment files (or default)")
+    gens = _optional_generations(p, grid.get("generations"), "grid.generations")
+    entries = []
+    for j, value in enumerate(experiments):
+        key = f"grid.experiments[{j}]"
+        arg, exp = _load_entry_experiment(p, value, key)
+        _check_name(p, exp.name, key, label="(experiment name) ",
+                    hint="; list it under jobs with a name instead")
+        seeds = _seeds(p, grid.get("seeds"), "grid.seeds", exp)
+        entries.append(_Entry(key, exp.name, exp, arg, seeds,
+                              _first(gens, default_gens, exp.search.generations)))
+    return entries
+
+
+def _first(*values):
+    """The first value that is not None."""
+    return next(v for v in values if v is not None)
+
+
+def _check_name(p, name: str, key: str, label: str = "", hint: str = "") -> None:
+    """A run name becomes a folder name: letters, digits, ``.``, ``_``, ``-``, not leading ``.``."""
+    if not NAME_PATTERN.fullmatch(name):
+        p.fail(key, f"{label}{name!r} is not usable as a folder name (letters, digits, '.', '_', "
+                    f"'-'; not starting with '.' or '-'){hint}")
+
+
+def _check_unique_names(p, entries: list[_Entry]) -> None:
+    """Every entry needs its own name (its runs go to ``<out>/<name>/``)."""
+    first: dict[str, str] = {}
+    for e in entries:
+        if e.name in first:
+            p.fail(e.key, f"name {e.name!r} is already used by {first[e.name]}; names must be "
+                          "unique (set name: in jobs, or give the experiments distinct names)")
+        first[e.name] = e.key
+
+
+def _check_writable(src: str, out: Path, runs: Sequence[Run]) -> None:
+    """Fail up front when ``out`` or a run folder exists as a file or cannot be created."""
+    for path, key in [(out, "out")] + [(r.folder, f"out ({r.name} seed {r.seed})") for r in runs]:
+        if path.exists() and not path.is_dir():
+            raise InputError(f"{src}: {key}: {str(path)!r} exists and is not a directory")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{src}: out: cannot create {str(out)!r} ({str(existing)!r} is not a "
+                         "writable directory)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiment identity
+# ---------------------------------------------------------------------------------------------
+
+
+def experiment_digest(exp) -> str:
+    """``sha256:<hex>`` of the experiment as loaded, so that an edited experiment reruns.
+
+    Hashes ``repr`` of the frozen :class:`search.experiment.Experiment` (deterministic: plain
+    dataclasses, tuples, dicts in file order, floats) with what does not change results
+    neutralised: the file it came from, where a workload spec file lives (its parsed content
+    is hashed), and ``search.seed`` / ``search.generations`` / ``search.workers`` (the batch
+    passes seed and generations explicitly and records them separately; results do not depend
+    on workers).  A trace is hashed by the content of its files, not its path.
+    """
+    search = dataclasses.replace(exp.search, seed=0, generations=0, workers=1)
+    neutral = dataclasses.replace(exp, source="", search=search,
+                                  workload=_workload_identity(exp.workload))
+    return "sha256:" + hashlib.sha256(repr(neutral).encode()).hexdigest()
+
+
+def _workload_identity(workload):
+    """The workload with its file path replaced by a content digest (trace) or cleared (spec)."""
+    if workload.kind != "trace":
+        return dataclasses.replace(workload, path="")
+    h = hashlib.sha256()
+    try:
+        for name in _trace_files(workload.path):
+            h.update(os.path.basename(name).encode() + b"\0")
+            with open(name, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    except OSError as e:
+        raise InputError(f"cannot read trace {workload.path!r}: {e.strerror or e}") from None
+    return dataclasses.replace(workload, path="sha256:" + h.hexdigest())
+
+
+def _trace_files(path: str) -> list[str]:
+    """The files a trace consists of: header, data and token sidecar (trace v2) or the CSV."""
+    from simulator.workload.tracev2 import is_trace_v2, trace_v2_paths
+
+    if is_trace_v2(path):
+        t = trace_v2_paths(path)
+        return [f for f in (t.header, t.data, t.tokens) if f is not None and os.path.isfile(f)]
+    return [path]
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning a run
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do with a run folder: ``action`` is ``skip``, ``resume`` or ``fresh``; ``note``
+    says why (empty for a new run); ``done`` is the done.json record of a skipped run."""
+
+    action: str
+    note: str = ""
+    done: dict | None = None
+
+
+def plan_run(run: Run) -> Plan:
+    """Decide from the run folder's markers and checkpoint whether ``run`` is complete
+    (skip), can continue from its checkpoint (resume) or must start over (fresh); see the
+    module docstring.  Reads only."""
+    done = _read_marker(run.folder / DONE_FILE)
+    if done is not None and _same_run(done, run) and done.get("generations") == run.generations:
+        return Plan("skip", "", done)
+    marker = done if done is not None else _read_marker(run.folder / STARTED_FILE)
+    if marker is not None and not _same_run(marker, run):
+        return Plan("fresh", "experiment changed since the last run: rerun from scratch")
+    checkpoint = run.folder / CHECKPOINT_FILE
+    if not checkpoint.is_file():
+        return Plan("fresh", "rerun from scratch" if marker is not None else "")
+    gen = _checkpoint_generation(checkpoint)
+    if gen is None:
+        return Plan("fresh", "checkpoint unreadable: rerun from scratch")
+    if gen > run.generations:
+        return Plan("fresh", f"checkpoint is at generation {gen}, past the {run.generations} "
+                             "requested: rerun from scratch")
+    verb = "extended" if done is not None else "resumed"
+    return Plan("resume", f"{verb} from generation {gen}")
+
+
+def _read_marker(path: Path) -> dict | None:
+    """A marker's JSON record; None if absent, ``{}`` if unreadable (matches nothing)."""
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _same_run(marker: dict, run: Run) -> bool:
+    """Whether a marker was written for this experiment content and seed."""
+    return marker.get("digest") == run.digest and marker.get("seed") == run.seed
+
+
+def _checkpoint_generation(path: Path) -> int | None:
+    """The generation a search checkpoint reached, or None if it cannot be read."""
+    from .ga import load_checkpoint
+
+    try:
+        return int(load_checkpoint(str(path))["generation"])
+    except (InputError, KeyError, TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Executing a run
+# ---------------------------------------------------------------------------------------------
+
+
+def execute_run(run: Run, plan: Plan, *, workers: int, ray_address: str | None) -> dict:
+    """Carry out ``plan`` for ``run`` and return its summary row.
+
+    Skips return the done.json figures.  Otherwise done.json is removed first (an interrupted
+    run never looks complete), a fresh run also deletes evolve's old outputs, started.json is
+    written, evolve runs, and done.json is written atomically.  Any exception other than
+    InputError (from evolve or from writing the folder) becomes a ``failed`` row with its
+    traceback in failure.txt; InputError propagates (bad input).
+    """
+    if plan.action == "skip":
+        return _row(run, SKIPPED, plan.note, plan.done)
+    start = time.perf_counter()
+    try:
+        _prepare_folder(run, fresh=plan.action == "fresh")
+        result = evolve(run.experiment, generations=run.generations, workers=workers,
+                        out=run.folder, seed=run.seed, ray_address=ray_address, progress=False,
+                        resume=run.folder if plan.action == "resume" else None)
+        status = RESUMED if plan.action == "resume" else RAN
+        record = done_record(run, result, time.perf_counter() - start, status)
+        _write_json(run.folder / DONE_FILE, record)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one failed run must not stop the batch
+        return _row(run, FAILED, _record_failure(run, exc), None)
+    return _row(run, status, plan.note, record)
+
+
+def _record_failure(run: Run, exc: Exception) -> str:
+    """Write the traceback to ``failure.txt`` in the run folder (best effort) and return the
+    one-line error for the summary."""
+    from .report import atomic_write
+
+    line = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        atomic_write(run.folder / FAILURE_FILE, text)
+        return f"{line} (traceback in {FAILURE_FILE})"
+    except OSError:
+        return line
+
+
+def _prepare_folder(run: Run, *, fresh: bool) -> None:
+    """Remove done.json and failure.txt (and evolve's outputs when ``fresh``), then write
+    started.json."""
+    run.folder.mkdir(parents=True, exist_ok=True)
+    names = (DONE_FILE, STARTED_FILE, FAILURE_FILE) + (EVOLVE_OUTPUTS if fresh else ())
+    for name in names:
+        path = run.folder / name
+        if path.is_file():
+            path.unlink()
+    _write_json(run.folder / STARTED_FILE, {"version": MARKER_VERSION, "name": run.name,
+                                            "experiment": run.experiment_arg,
+                                            "digest": run.digest, "seed": run.seed})
+
+
+def done_record(run: Run, result, wall_time_s: float, status: str) -> dict:
+    """done.json: the run's identity (digest, seed, generations: what a rerun compares) and
+    the figures the batch summary shows."""
+    from .report import improvement, objective_column
+
+    column = objective_column(run.experiment.objectives.primary)
+    return {
+        "version": MARKER_VERSION,
+        "name": run.name,
+        "experiment": run.experiment_arg,
+        "experiment_name": run.experiment.name,
+        "digest": run.digest,
+        "seed": run.seed,
+        "generations": run.generations,
+        "generations_run": int(result.state.generation),
+        "stop_reason": result.state.stop_reason,
+        "champion_fitness": champion_fitness(result, run.experiment),
+        "primary": column,
+        "primary_improvement": improvement(result.summaries, column, reference=REFERENCE),
+        "throughput_change": improvement(result.summaries, "throughput_rps", reference=REFERENCE),
+        "wall_time_s": round(wall_time_s, 3),
+        "status": status,
+    }
+
+
+def champion_fitness(result, exp) -> float:
+    """The champion's scalar (weighted, penalised) fitness on the train seeds.
+
+    In single-objective mode that is its search fitness; under NSGA-II the search fitness is a
+    vector, so the scalar comes from the evaluation cache evolve keeps in ``state.extra``.
+    """
+    from .genome import GeneSpace
+
+    champion = result.state.champion
+    evaluation = result.state.extra.get(GeneSpace(exp.search_space).canonical(list(champion)))
+    return float(evaluation.fitness if evaluation is not None else champion.fitness.values[0])
+
+
+def _write_json(path: Path, record) -> None:
+    """Write ``record`` as indented JSON, atomically."""
+    from .report import atomic_write
+
+    atomic_write(path, json.dumps(record, indent=2) + "\n")
+
+
+def _row(run: Run, status: str, note: str, record: dict | None) -> dict:
+    """A summary row: the run's identity, its status and note, and the done.json figures
+    (None for a failed run)."""
+    record = record or {}
+    return {
+        "name": run.name,
+        "seed": run.seed,
+        "experiment": run.experiment_arg,
+        "folder": str(run.folder),
+        "generations": record.get("generations_run"),
+        "champion_fitness": record.get("champion_fitness"),
+        "primary": record.get("primary"),
+        "primary_improvement": record.get("primary_improvement"),
+        "throughput_change": record.get("throughput_change"),
+        "wall_time_s": record.get("wall_time_s"),
+        "status": status,
+        "note": note,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The batch
+# ---------------------------------------------------------------------------------------------
+
+
+def run_batch(batch: Batch, err=None) -> list[dict]:
+    """Run every run of ``batch`` in order, printing progress lines on ``err``; returns the
+    summary rows.  With workers > 1, Ray is started (or joined) once, before the first run that
+    is not skipped, and shut down at the end if this call started it.  Raises InputError if
+    evolve rejects its input."""
+    from .parallel import ensure_ray
+
+    err = sys.stderr if err is None else err
+    ray_ready = batch.workers == 1
+    owns_ray = False
+    rows = []
+    try:
+        total = len(batch.runs)
+        for i, run in enumerate(batch.runs, 1):
+            plan = plan_run(run)
+            label = f"[{i}/{total}] {run.name} seed {run.seed}"
+            if plan.action != "skip":
+                if not ray_ready:
+                    owns_ray, ray_ready = _start_ray(batch, ensure_ray), True
+                _say(err, f"{label}: running {_generations(run.generations)}"
+                          + (f" ({plan.note})" if plan.note else "") + f" -> {run.folder}")
+            try:
+                row = execute_run(run, plan, workers=batch.workers, ray_address=batch.ray_address)
+            except InputError as exc:
+                raise InputError(f"{run.name} seed {run.seed} ({run.folder}): "
+                                 f"{' '.join(str(exc).split())}") from None
+            _say(err, f"{label}: {progress_text(row)}")
+            rows.append(row)
+    finally:
+        if owns_ray:
+            import ray
+
+            ray.shutdown()
+    return rows
+
+
+def _start_ray(batch: Batch, ensure_ray) -> bool:
+    """Start or join Ray once for the batch; failures are bad input naming the settings."""
+    try:
+        return bool(ensure_ray(batch.workers, batch.ray_address))
+    except Exception as exc:  # noqa: BLE001 - reported as one line
+        raise InputError(f"{batch.source}: workers/ray_address: cannot start or join Ray: "
+                         f"{' '.join(str(exc).split())}") from None
+
+
+def _generations(n: int) -> str:
+    """``1 generation`` / ``n generations``."""
+    return f"{n} generation" + ("" if n == 1 else "s")
+
+
+def _say(err, line: str) -> None:
+    """One progress line, flushed."""
+    print(line, file=err, flush=True)
+
+
+def progress_text(row: dict) -> str:
+    """The end-of-run progress text: status, wall time and the headline figures."""
+    if row["status"] == FAILED:
+        return f"failed: {row['note']}"
+    text = f"{row['status']}"
+    if row["status"] == SKIPPED:
+        text += " (complete)"
+    else:
+        text += f" in {row['wall_time_s']:.1f} s"
+    return (f"{text}; fitness {_num(row['champion_fitness'])}, {row['primary']} "
+            f"{_pct(row['primary_improvement'])} vs {REFERENCE}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+# ---------------------------------------------------------------------------------------------
+
+
+def summary_markdown(rows: list[dict], source: str) -> str:
+    """The batch summary: one row per run (status ran / resumed / skipped / failed) and, per
+    name, the mean ± stdev over its completed seeds."""
+    lines = [f"# Batch summary: {source}", "",
+             "Held-out improvement over the llm-d default profile (positive is better); "
+             "fitness is the champion's on the train seeds.", "",
+             "| name | seed | generations | fitness (train) | primary objective (held-out) | "
+             "throughput | wall time | status | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        primary = f"{r['primary']} {_pct(r['primary_improvement'])}" if r["primary"] else "—"
+        wall = f"{r['wall_time_s']:.1f} s" if r["wall_time_s"] is not None else "—"
+        cells = [r["name"], str(r["seed"]), _num(r["generations"]), _num(r["champion_fitness"]),
+                 primary, _pct(r["throughput_change"]), wall, r["status"], r["note"]]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += ["", _totals(rows), "", *_per_name_table(rows), ""]
+    return "\n".join(lines)
+
+
+def _totals(rows: list[dict]) -> str:
+    """One sentence counting the runs by status."""
+    counts = ", ".join(f"{sum(r['status'] == s for r in rows)} {s}"
+                       for s in (RAN, RESUMED, SKIPPED, FAILED))
+    return f"{len(rows)} runs: {counts}."
+
+
+def _per_name_table(rows: list[dict]) -> list[str]:
+    """Per name: completed seeds and mean ± stdev of fitness, primary and throughput change."""
+    lines = ["Per experiment (mean ± stdev over completed seeds):", "",
+             "| name | seeds | fitness (train) | primary objective (held-out) | throughput |",
+             "|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["name"] for r in rows):
+        done = [r for r in rows if r["name"] == name and r["status"] != FAILED]
+        primary = done[0]["primary"] if done else None
+        cells = [name, str(len(done)), _spread([r["champion_fitness"] for r in done], _num),
+                 (f"{primary} " + _spread([r["primary_improvement"] for r in done], _pct))
+                 if primary else "—",
+                 _spread([r["throughput_change"] for r in done], _pct)]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines
+
+
+def _spread(values: list, fmt) -> str:
+    """``mean ± stdev`` of the non-None values, formatted with ``fmt``; ``—`` if none."""
+    v = [x for x in values if x is not None]
+    if not v:
+        return "—"
+    sd = statistics.stdev(v) if len(v) > 1 else 0.0
+    return f"{fmt(statistics.fmean(v))} ± {fmt(sd).lstrip('+')}"
+
+
+def _num(value) -> str:
+    """A number in 4 significant digits, ``—`` for None."""
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _pct(value) -> str:
+    """A signed percentage from a fraction, ``—`` for None."""
+    return "—" if value is None else f"{round(value * 100, 1) + 0.0:+.1f}%"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell (one line, pipes escaped)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def summary_document(rows: list[dict], batch: Batch) -> dict:
+    """summary.json: the jobs file, the output root and every run's row."""
+    return {"jobs_file": batch.source, "out": str(batch.out), "runs": rows}
+
+
+def write_summary(batch: Batch, rows: list[dict]) -> str:
+    """Write ``<out>/summary.md`` and ``<out>/summary.json`` atomically; returns the markdown."""
+    from .report import atomic_write
+
+    text = summary_markdown(rows, batch.source)
+    atomic_write(batch.out / "summary.md", text)
+    _write_json(batch.out / "summary.json", summary_document(rows, batch))
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line interface of ``python -m search.batch`` (errors raise InputError)."""
+    from blis_evo.flags import InputErrorParser
+
+    p = InputErrorParser(prog="python -m search.batch", allow_abbrev=False,
+                         description="Run a list or grid of policy searches (experiments x search "
+                                     "seeds) as one rerunnable job; print a summary table.")
+    p.add_argument("jobs", metavar="JOBS.yaml", help="jobs file (see search/batch.py)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, out=None, err=None) -> int:
+    """Run the batch CLI in-process; returns the exit status (0 all complete, 1 a run failed,
+    2 bad input with one line ``batch: error: ...`` on stderr, 130 interrupted)."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    try:
+        try:
+            args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        except SystemExit as exc:  # --help
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
+        batch = load_batch(args.jobs)
+        rows = run_batch(batch, err)
+        out.write(write_summary(batch, rows))
+        out.flush()
+    except InputError as exc:
+        print(f"batch: error: {' '.join(str(exc).split()) or 'invalid input'}", file=err)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("batch: interrupted (rerun the same command to resume)", file=err)
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if any(r["status"] == FAILED for r in rows) else EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
