@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 
@@ -50,11 +49,11 @@ def _task_overhead(evaluator, calls: int = 50) -> float:
 
     remote = evaluator._ray_remote()
     space_ref, exp_ref = evaluator._refs
-    ray.get(remote.remote([], space_ref, exp_ref, evaluator.seeds, os.environ.get("NUMBA_CACHE_DIR")))
+    ray.get(remote.remote([], space_ref, exp_ref, evaluator.seeds))
     ts = []  # an empty batch: the cost of a task round trip alone
     for _ in range(calls):
         t = time.perf_counter()
-        ray.get(remote.remote([], space_ref, exp_ref, evaluator.seeds, os.environ.get("NUMBA_CACHE_DIR")))
+        ray.get(remote.remote([], space_ref, exp_ref, evaluator.seeds))
         ts.append(time.perf_counter() - t)
     return statistics.median(ts)
 

@@ -98,6 +98,10 @@ class RunSettings:
     experiment: Any = None
 
 
+_ENGINE_FLAGS = (  # (flag name, SimConfig / bundle engine attribute)
+    ("snapshot-refresh-interval", "snapshot_refresh_interval"),
+    ("long-prefill-token-threshold", "long_prefill_token_threshold"),
+)
 _BUNDLE_FIELDS = (
     # (flag name, PolicyBundle attribute)
     ("admission-policy", "admission_policy"),
@@ -106,13 +110,7 @@ _BUNDLE_FIELDS = (
     ("routing-policy", "routing_policy"),
     ("priority-policy", "priority_policy"),
     ("scheduler", "scheduler"),
-    ("snapshot-refresh-interval", "snapshot_refresh_interval"),
-    ("long-prefill-token-threshold", "long_prefill_token_threshold"),
-)
-_ENGINE_FLAGS = (  # (flag name, SimConfig / bundle engine attribute)
-    ("snapshot-refresh-interval", "snapshot_refresh_interval"),
-    ("long-prefill-token-threshold", "long_prefill_token_threshold"),
-)
+) + _ENGINE_FLAGS
 
 
 def effective_values(ns: argparse.Namespace, bundle: PolicyBundle | None) -> dict[str, Any]:

@@ -52,8 +52,6 @@ evolve mid-batch stops the batch), 130 interrupted (rerun to resume).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -68,6 +66,8 @@ from typing import Any, Sequence
 from simulator.errors import InputError
 
 from .evolve import evolve
+from .experiment import experiment_digest
+from .report import OUTPUT_FILES
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -79,9 +79,7 @@ STARTED_FILE = "started.json"
 FAILURE_FILE = "failure.txt"
 CHECKPOINT_FILE = "checkpoint.pkl"
 MARKER_VERSION = 1
-EVOLVE_OUTPUTS = ("champion.yaml", "hall_of_fame.json", "logbook.csv", "convergence.png",
-                  "pareto.json", "pareto.png", "heldout.json", "failures.json", "report.md",
-                  CHECKPOINT_FILE, CHECKPOINT_FILE + ".tmp")
+EVOLVE_OUTPUTS = OUTPUT_FILES + (CHECKPOINT_FILE, CHECKPOINT_FILE + ".tmp")
 """Files ``search.evolve`` writes into its output folder (deleted before a rerun from scratch)."""
 
 TOP_KEYS = ("out", "workers", "ray_address", "generations", "jobs", "grid")
@@ -302,48 +300,6 @@ def _check_writable(src: str, out: Path, runs: Sequence[Run]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Experiment identity
 # ---------------------------------------------------------------------------------------------
-
-
-def experiment_digest(exp) -> str:
-    """``sha256:<hex>`` of the experiment as loaded, so that an edited experiment reruns.
-
-    Hashes ``repr`` of the frozen :class:`search.experiment.Experiment` (deterministic: plain
-    dataclasses, tuples, dicts in file order, floats) with what does not change results
-    neutralised: the file it came from, where a workload spec file lives (its parsed content
-    is hashed), and ``search.seed`` / ``search.generations`` / ``search.workers`` (the batch
-    passes seed and generations explicitly and records them separately; results do not depend
-    on workers).  A trace is hashed by the content of its files, not its path.
-    """
-    search = dataclasses.replace(exp.search, seed=0, generations=0, workers=1)
-    neutral = dataclasses.replace(exp, source="", search=search,
-                                  workload=_workload_identity(exp.workload))
-    return "sha256:" + hashlib.sha256(repr(neutral).encode()).hexdigest()
-
-
-def _workload_identity(workload):
-    """The workload with its file path replaced by a content digest (trace) or cleared (spec)."""
-    if workload.kind != "trace":
-        return dataclasses.replace(workload, path="")
-    h = hashlib.sha256()
-    try:
-        for name in _trace_files(workload.path):
-            h.update(os.path.basename(name).encode() + b"\0")
-            with open(name, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-    except OSError as e:
-        raise InputError(f"cannot read trace {workload.path!r}: {e.strerror or e}") from None
-    return dataclasses.replace(workload, path="sha256:" + h.hexdigest())
-
-
-def _trace_files(path: str) -> list[str]:
-    """The files a trace consists of: header, data and token sidecar (trace v2) or the CSV."""
-    from simulator.workload.tracev2 import is_trace_v2, trace_v2_paths
-
-    if is_trace_v2(path):
-        t = trace_v2_paths(path)
-        return [f for f in (t.header, t.data, t.tokens) if f is not None and os.path.isfile(f)]
-    return [path]
 
 
 # ---------------------------------------------------------------------------------------------

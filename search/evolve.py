@@ -7,6 +7,7 @@ the outputs (champion.yaml, hall_of_fame.json, logbook.csv, pareto.json, plots, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from simulator.errors import InputError
 
 EXIT_OK = 0
 EXIT_INPUT = 2
+DEFAULT_OUT = "results/search"
 
 
 @dataclass
@@ -35,6 +37,7 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
            ray_address: str | None = None, seed: int | None = None, progress: bool = False) -> SearchResult:
     """Run the search for ``experiment`` (an Experiment) and write its outputs to ``out``."""
     from .evaluate import BASELINES, compare_policies, with_baselines
+    from .experiment import experiment_digest
     from .ga import run_search
     from .genome import GeneSpace, bundle_dict, decode_sim_params
     from .parallel import Evaluator
@@ -44,7 +47,7 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
     generations = s.generations if generations is None else generations
     workers = s.workers if workers is None else workers
     seed = s.seed if seed is None else seed
-    out_dir = Path(out or resume or "results/search")
+    out_dir = Path(out or resume or DEFAULT_OUT)
     space = GeneSpace(experiment.search_space)
     multi = experiment.objectives.mode == "multi"
     n_obj = len(experiment.objectives.multi) if multi else 1
@@ -73,7 +76,8 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
             seed_genomes=[space.encode(p) for p in BASELINES.values() if _encodable(space, p)],
             checkpoint_path=str(out_dir / "checkpoint.pkl"),
             resume_from=str(Path(resume) / "checkpoint.pkl") if resume else None,
-            on_generation=on_generation, extra_state=evaluator.cache)
+            on_generation=on_generation, extra_state=evaluator.cache,
+            fingerprint=experiment_digest(experiment))
     finally:
         evaluator.close()
         if bar:
@@ -103,6 +107,18 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
                   stop_reason=state.stop_reason, evaluations=len(evaluator.cache),
                   failures=_failures(evaluator.cache))
     return SearchResult(champion, bundle, state, summaries, out_dir)
+
+
+def _check_out_dir(path: str, flag: str) -> None:
+    """Fail before simulating if the output folder can obviously not be written."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"{flag}: {path!r} exists and is not a directory")
+    if flag == "--resume" and not (p / "checkpoint.pkl").is_file():
+        raise InputError(f"--resume: {path!r} holds no checkpoint.pkl to resume from")
+    existing = next((a for a in [p, *p.resolve().parents] if a.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise InputError(f"{flag}: cannot create or write {path!r}")
 
 
 def _failures(cache: dict) -> list[dict]:
@@ -148,7 +164,9 @@ class _progress:
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of ``python -m search.evolve``."""
-    p = argparse.ArgumentParser(prog="python -m search.evolve", description=__doc__)
+    from blis_evo.flags import InputErrorParser
+
+    p = InputErrorParser(prog="python -m search.evolve", description=__doc__, allow_abbrev=False)
     p.add_argument("--experiment", help="experiment YAML (default: the embedded default experiment)")
     p.add_argument("--generations", type=int)
     p.add_argument("--workers", type=int, help="parallel evaluations (1 = serial, no Ray)")
@@ -164,10 +182,10 @@ def main(argv=None) -> int:
     """Entry point; bad input gives one line ``evolve: error: ...`` and exit status 2."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help
+            return int(e.code or 0)
         from .experiment import default_experiment, load_experiment
 
         exp = load_experiment(args.experiment) if args.experiment else default_experiment()
@@ -175,6 +193,12 @@ def main(argv=None) -> int:
             raise InputError(f"--generations must be >= 1, got {args.generations}")
         if args.workers is not None and args.workers < 1:
             raise InputError(f"--workers must be >= 1, got {args.workers}")
+        if args.seed is not None and args.seed < 0:
+            raise InputError(f"--seed must be >= 0, got {args.seed}")
+        if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
+            raise InputError("--out and --resume name different folders; a resumed search "
+                             "writes into the folder it resumes")
+        _check_out_dir(args.resume or args.out or DEFAULT_OUT, "--resume" if args.resume else "--out")
         res = evolve(exp, generations=args.generations, workers=args.workers, out=args.out,
                      resume=args.resume, ray_address=args.ray_address, seed=args.seed,
                      progress=not args.no_progress)

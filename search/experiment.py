@@ -16,11 +16,12 @@ shipped as ``experiments/default.yaml`` (a test keeps the two in sync).
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from simulator.config import LatencyConfig
 from simulator.errors import InputError
@@ -464,6 +465,54 @@ def load_experiment(path) -> Experiment:
     return parse_experiment(text, src=p, base_dir=os.path.dirname(os.path.abspath(p)))
 
 
+# ----------------------------------------------------------------------------------------------
+# Identity
+# ----------------------------------------------------------------------------------------------
+
+
+def experiment_digest(exp) -> str:
+    """``sha256:<hex>`` of the experiment as loaded: equal digests mean the same simulations
+    and scores (a batch reruns an edited experiment; a resumed search refuses one).
+
+    Hashes ``repr`` of the frozen :class:`search.experiment.Experiment` (deterministic: plain
+    dataclasses, tuples, dicts in file order, floats) with what does not change results
+    neutralised: the file it came from, where a workload spec file lives (its parsed content
+    is hashed), and ``search.seed`` / ``search.generations`` / ``search.workers`` (callers pass
+    seed and generations explicitly and record them separately; results do not depend on
+    workers).  A trace is hashed by the content of its files, not its path.
+    """
+    search = dataclasses.replace(exp.search, seed=0, generations=0, workers=1)
+    neutral = dataclasses.replace(exp, source="", search=search,
+                                  workload=_workload_identity(exp.workload))
+    return "sha256:" + hashlib.sha256(repr(neutral).encode()).hexdigest()
+
+
+def _workload_identity(workload):
+    """The workload with its file path replaced by a content digest (trace) or cleared (spec)."""
+    if workload.kind != "trace":
+        return dataclasses.replace(workload, path="")
+    h = hashlib.sha256()
+    try:
+        for name in _trace_files(workload.path):
+            h.update(os.path.basename(name).encode() + b"\0")
+            with open(name, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    except OSError as e:
+        raise InputError(f"cannot read trace {workload.path!r}: {e.strerror or e}") from None
+    return dataclasses.replace(workload, path="sha256:" + h.hexdigest())
+
+
+def _trace_files(path: str) -> list[str]:
+    """The files a trace consists of: header, data and token sidecar (trace v2) or the CSV."""
+    from simulator.workload.tracev2 import is_trace_v2, trace_v2_paths
+
+    if is_trace_v2(path):
+        t = trace_v2_paths(path)
+        return [f for f in (t.header, t.data, t.tokens) if f is not None and os.path.isfile(f)]
+    return [path]
+
+
 DEFAULT_EXPERIMENT_YAML = """\
 # Default blis-evo experiment: `python -m search.evolve --generations 50` runs it.
 #
@@ -608,7 +657,7 @@ objectives:
   weights: {p99_ttft: 0.7, mean_e2e: 0.3}
 # fitness = score x exp(-sum(weight x rate)); rates per request (HOL blocking: per instance)
 penalties:
-  priority_inversions: 0.5
+  priority_inversions: 2.0
   hol_blocking_events: 0.5
   rejected_requests: 10
   dropped_requests: 10

@@ -245,8 +245,9 @@ def load_checkpoint(path: str) -> dict:
     try:
         with open(path, "rb") as fh:
             payload = pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
-        raise InputError(f"--resume: cannot read checkpoint {path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file is bad input
+        raise InputError(f"--resume: cannot read checkpoint {path}: "
+                         f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
     if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
         raise InputError(f"--resume: {path} is not a version-{CHECKPOINT_VERSION} search checkpoint")
     return payload
@@ -267,6 +268,9 @@ def _restore(payload: dict, settings: dict) -> SearchState:
     old = payload["settings"]
     for key, value in settings.items():
         if old.get(key) != value:
+            if key == "fingerprint":
+                raise InputError("--resume: the experiment differs from the one the checkpoint was "
+                                 "made with (its cached evaluations would be wrong); start a new --out")
             raise InputError(f"--resume: setting {key} is {value!r} but the checkpoint has {old.get(key)!r}")
     cls = _individual_class(settings["weights"])
     hof = tools.HallOfFame(settings["hof_size"])
@@ -300,7 +304,7 @@ def run_search(space: GeneSpace, evaluate_batch: EvaluateBatch, *, algorithm: st
                patience: int | None = None, target: float | Sequence[float] | None = None,
                checkpoint_path: str | None = None, resume_from: str | None = None,
                on_generation: Callable[[SearchState], None] | None = None,
-               extra_state: dict | None = None) -> SearchState:
+               extra_state: dict | None = None, fingerprint: str = "") -> SearchState:
     """Run (or resume) an evolutionary search over ``space``; returns the final :class:`SearchState`.
 
     Parameters
@@ -338,6 +342,10 @@ def run_search(space: GeneSpace, evaluate_batch: EvaluateBatch, *, algorithm: st
         that had stopped early stays stopped.
     on_generation : callable, optional
         Called with the state after each generation's checkpoint (progress bars).
+    fingerprint : str, optional
+        Identity of what ``evaluate_batch`` scores (``evolve`` passes the experiment digest);
+        a checkpoint only resumes under the same fingerprint, since its cached evaluations and
+        fitness values belong to it.
     extra_state : dict, optional
         Caller-owned picklable state saved in every checkpoint (``evolve`` passes its
         evaluation cache).  On resume it is updated in place with the checkpoint's copy before
@@ -366,7 +374,7 @@ def run_search(space: GeneSpace, evaluate_batch: EvaluateBatch, *, algorithm: st
                 "eta_cx": eta_cx, "eta_mut": eta_mut, "hof_size": hof_size,
                 "objective_names": names, "patience": patience, "target": target,
                 "genes": tuple(g.name for g in space.genes),
-                "seed_genomes": tuple(tuple(g) for g in seed_genomes)}
+                "seed_genomes": tuple(tuple(g) for g in seed_genomes), "fingerprint": fingerprint}
     cls = _individual_class(weights)
 
     def finish_generation(state: SearchState, nevals: int) -> None:

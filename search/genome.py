@@ -36,7 +36,7 @@ import numpy as np
 from deap import base, creator
 
 from simulator import registry
-from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec
+from simulator.config import PolicyConfig, ScorerSpec
 from simulator.errors import InputError
 
 # ---------------------------------------------------------------------------------------------

@@ -5,14 +5,17 @@ whole search) are identical whatever the worker count and wherever an evaluation
 genomes, compared by their canonical form, are evaluated once per run (the cache travels in
 checkpoints).
 
-Ray: ``workers == 1`` never touches Ray.  Otherwise the evaluator joins the cluster named by
-``ray_address`` (``auto`` or ``HOST:PORT``) or by ``RAY_ADDRESS`` (set by ``ray job submit``),
-or starts a local runtime with ``workers`` CPUs.  Genomes go out in batches (about four per
-available CPU per generation) as tasks that Ray re-runs on another worker if their worker
-process or node dies (``max_retries``).  A genome whose simulation raises is not a transient
+Ray: with a cluster to join -- ``ray_address`` (``auto`` or ``HOST:PORT``) or ``RAY_ADDRESS``
+(set by ``ray job submit``) -- the evaluator always uses it; otherwise ``workers == 1`` never
+touches Ray and ``workers > 1`` starts a local runtime with that many CPUs.  Genomes go out in
+batches as tasks that Ray re-runs on another worker if their worker process or node dies
+(``max_retries``); a batch holds about :data:`TARGET_TASK_SECONDS` of work once evaluations
+have been timed (:func:`batch_size`).  A genome whose simulation raises is not a transient
 failure: the task catches it, the genome gets the worst fitness and the failure is reported
-with the genome; nothing is retried.  Each worker process loads the numba kernels once (the
-driver compiles them into the shared cache first), not once per task.
+with the genome; nothing is retried (except ``MemoryError`` / ``OSError``, which are the
+machine's problem and fail the task).  Each worker process loads the numba kernels once, not
+once per task; the driver compiles them into the cache first, and a local runtime's workers
+inherit its ``NUMBA_CACHE_DIR``.
 """
 from __future__ import annotations
 
@@ -33,13 +36,11 @@ the workers, while light ones are grouped to amortise the per-task overhead."""
 _worker_warm = False
 
 
-def _warm_worker(numba_cache_dir: str | None) -> None:
-    """Once per worker process: point numba at the driver's cache and load the kernels."""
+def _warm_worker() -> None:
+    """Once per worker process: load (or compile) the numba kernels."""
     global _worker_warm
     if _worker_warm:
         return
-    if numba_cache_dir:
-        os.environ.setdefault("NUMBA_CACHE_DIR", numba_cache_dir)
     import simulator
 
     simulator.warmup()
@@ -59,18 +60,20 @@ def _evaluate_many(genomes: Sequence[Sequence[float]], space, experiment, seeds)
     for g in genomes:
         try:
             out.append(evaluate(space.decode(g), experiment, seeds, decode_sim_params(space, g)))
+        except (MemoryError, OSError):
+            raise
         except Exception as exc:  # noqa: BLE001 - reported with the genome, penalised
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             out.append(failed_evaluation(experiment, list(g), detail))
     return out
 
 
-def _batch_task(genomes, space, experiment, seeds, numba_cache_dir):
+def _batch_task(genomes, space, experiment, seeds):
     """Ray task body: warm this worker once, then evaluate the batch; returns the evaluations
     and the seconds they took (for the driver's batch sizing)."""
     import time
 
-    _warm_worker(numba_cache_dir)
+    _warm_worker()
     start = time.perf_counter()
     results = _evaluate_many(genomes, space, experiment, seeds)
     return results, time.perf_counter() - start
@@ -87,18 +90,27 @@ def ensure_ray(workers: int, ray_address: str | None = None) -> bool:
     connection (the caller then owns it and shuts it down).
 
     Joins ``ray_address`` / ``RAY_ADDRESS`` when set, else starts a local runtime with
-    ``workers`` CPUs.  Driver-side logs from workers are not forwarded (they would interleave
-    with the progress bar).
+    ``workers`` CPUs whose workers get this process's ``NUMBA_CACHE_DIR``.  Driver-side logs
+    from workers are not forwarded (they would interleave with the progress bar).  Raises
+    InputError naming ``--ray-address`` when the cluster cannot be reached.
     """
     import ray
+
+    from simulator.errors import InputError
 
     if ray.is_initialized():
         return False
     address = ray_address_from_env(ray_address)
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(num_cpus=int(workers), include_dashboard=False, log_to_driver=False)
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            env = {k: os.environ[k] for k in ("NUMBA_CACHE_DIR",) if k in os.environ}
+            ray.init(num_cpus=int(workers), include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": env} if env else None)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        raise InputError(f"--ray-address: cannot start or join Ray at {address or 'a local runtime'}: "
+                         f"{' '.join(str(exc).split())}") from None
     return True
 
 
@@ -115,9 +127,10 @@ def batch_size(n: int, cpus: int, seconds_per_eval: float | None) -> int:
 class Evaluator:
     """Callable ``evaluate_batch(genomes) -> list of Evaluation`` with a canonical-genome cache.
 
-    ``workers == 1`` evaluates in this process without Ray (``use_ray=True`` forces a one-worker
-    Ray runtime, for measurements).  Otherwise see the module docstring.  ``failures`` collects ``(genome, error)`` for genomes whose simulation raised
-    (each reported once, through ``on_failure`` if given).
+    ``workers == 1`` without a cluster address evaluates in this process without Ray
+    (``use_ray=True`` forces a one-worker Ray runtime, for measurements).  Otherwise see the
+    module docstring.  ``on_failure(genome, error)`` is called once per genome whose simulation
+    raised.
     """
 
     def __init__(self, space, experiment, seeds, *, workers: int = 1, ray_address: str | None = None,
@@ -127,11 +140,12 @@ class Evaluator:
         self.experiment = experiment
         self.seeds = tuple(seeds)
         self.workers = max(1, int(workers))
-        self.use_ray = self.workers > 1 if use_ray is None else bool(use_ray)
+        if use_ray is None:
+            use_ray = self.workers > 1 or bool(ray_address_from_env(ray_address))
+        self.use_ray = bool(use_ray)
         self.ray_address = ray_address
         self.cache: dict = cache if cache is not None else {}
         self.on_failure = on_failure
-        self.failures: list[tuple[list, str]] = []
         self._remote: Callable | None = None
         self._owns_ray = False
         self._refs: tuple | None = None
@@ -173,10 +187,8 @@ class Evaluator:
                 results = self._evaluate_on_ray(pending)
             for k, g, ev in zip(pending_keys, pending, results):
                 self.cache[k] = ev
-                if ev.error is not None:
-                    self.failures.append((g, ev.error))
-                    if self.on_failure:
-                        self.on_failure(g, ev.error)
+                if ev.error is not None and self.on_failure:
+                    self.on_failure(g, ev.error)
         return [self.cache[k] for k in keys]
 
     def _evaluate_on_ray(self, pending: list) -> list:
@@ -186,8 +198,7 @@ class Evaluator:
         space_ref, exp_ref = self._refs
         cpus = self._cluster_cpus() if self.ray_address or os.environ.get("RAY_ADDRESS") else self.workers
         size = batch_size(len(pending), cpus, self._seconds_per_eval)
-        cache_dir = os.environ.get("NUMBA_CACHE_DIR")
-        futures = [remote.remote(pending[i:i + size], space_ref, exp_ref, self.seeds, cache_dir)
+        futures = [remote.remote(pending[i:i + size], space_ref, exp_ref, self.seeds)
                    for i in range(0, len(pending), size)]
         chunks = ray.get(futures)
         self._seconds_per_eval = sum(t for _, t in chunks) / len(pending)

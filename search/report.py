@@ -35,6 +35,11 @@ LOWER_IS_BETTER = frozenset({"p99_ttft_ms", "p50_ttft_ms", "mean_ttft_ms", "p99_
                              "p50_e2e_ms", "mean_e2e_ms"})
 
 
+OUTPUT_FILES = ("champion.yaml", "hall_of_fame.json", "logbook.csv", "convergence.png",
+                "pareto.json", "pareto.png", "heldout.json", "failures.json", "report.md")
+"""Every file :func:`write_outputs` may write (the search also writes ``checkpoint.pkl``)."""
+
+
 def objective_column(key: str) -> str:
     """Summary column of an objective key (``p99_ttft`` -> ``p99_ttft_ms``,
     ``throughput`` -> ``throughput_rps``); unknown keys map to themselves."""
@@ -180,7 +185,8 @@ def headline(summaries: dict[str, dict], primary: str, policy: str = "champion",
     thr = improvement(summaries, "throughput_rps", policy, reference)
     if gain is None:
         return f"No {column} summary for {policy} and {reference}."
-    text = f"The {policy} improves {column} by {gain * 100:.1f}% over {reference}"
+    verb = "improves" if gain >= 0 else "worsens"
+    text = f"The {policy} {verb} {column} by {abs(gain) * 100:.1f}% over {reference}"
     if thr is not None:
         text += f" (throughput {thr * 100:+.1f}%)"
     return text + "."

@@ -342,42 +342,41 @@ def detect_priority_inversions(result: SimResult, priority_policy: str) -> int:
     return count
 
 
-def class_priority_inversions(instance, arrival_us, first_token_us, rank,
-                              chunk: int = 2048) -> int:
-    """Scheduling inversions between SLO classes: pairs of requests on the same instance where
-    the more important one (higher ``rank``) arrived no later but got its first token later
-    (or never) than the less important one, which did get one.
+def class_priority_inversions(instance, arrival_us, first_token_us, rank) -> int:
+    """Requests overtaken by a less important class: how many requests have, on their
+    instance, a lower-``rank`` request that arrived no earlier yet got its first token earlier
+    (while this one got it later, or never).
 
-    The search's priority-inversion anomaly.  Unlike the reference's E2E-ratio rule
+    The search's priority-inversion anomaly.  Unlike the reference's E2E-ratio pair count
     (:func:`detect_priority_inversions`, which grows with output-length variance and is 0 for
-    the constant policy by definition), it does not depend on the priority policy in use and
-    only sees what a scheduler controls.  ``first_token_us`` is NaN for requests that never got
-    a token; requests with ``instance < 0`` (never routed) are ignored.  O(n_hi * n_lo) per
-    instance, in chunks of ``chunk`` rows.
+    the constant policy by definition), it does not depend on the priority policy in use, only
+    sees what a scheduler controls, and counts each request at most once, so divided by the
+    request count it is a fraction in [0, 1].  ``first_token_us`` is NaN for requests that never
+    got a token; requests with ``instance < 0`` (never routed) are ignored.  O(n log n).
     """
     inst = np.asarray(instance)
     arr = np.asarray(arrival_us, dtype=np.float64)
     ft = np.asarray(first_token_us, dtype=np.float64)
     rk = np.asarray(rank)
-    total = 0
-    levels = np.unique(rk)
-    if levels.size < 2:
+    if np.unique(rk).size < 2:
         return 0
-    ft_hi_all = np.where(np.isnan(ft), np.inf, ft)
+    ft_hi = np.where(np.isnan(ft), np.inf, ft)
+    total = 0
     for i in np.unique(inst[inst >= 0]):
         on = inst == i
-        for hi in levels:
+        for hi in np.unique(rk[on]):
             h = on & (rk == hi)
-            if not h.any():
-                continue
-            ah, fh = arr[h], ft_hi_all[h]
             lo = on & (rk < hi) & ~np.isnan(ft)
             if not lo.any():
                 continue
-            al, fl = arr[lo], ft[lo]
-            for k in range(0, ah.size, chunk):
-                total += int(np.count_nonzero((al[None, :] >= ah[k:k + chunk, None])
-                                              & (fl[None, :] < fh[k:k + chunk, None])))
+            order = np.argsort(arr[lo], kind="stable")
+            lo_arr = arr[lo][order]
+            suffix_min = np.minimum.accumulate(ft[lo][order][::-1])[::-1]
+            k = np.searchsorted(lo_arr, arr[h], side="left")   # first lo arriving no earlier
+            ok = k < lo_arr.size
+            earliest = np.full(k.size, np.inf)
+            earliest[ok] = suffix_min[k[ok]]
+            total += int(np.count_nonzero(earliest < ft_hi[h]))
     return total
 
 

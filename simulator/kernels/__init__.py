@@ -21,9 +21,14 @@ from numba.core import caching
 _HERE = Path(__file__).resolve().parent
 
 
+KERNEL_DEPENDENCIES = ("codes.py", "latency.py")
+"""Modules outside this package whose constants the kernels import (numba freezes them into
+the compiled code), so they belong to the cache digest too."""
+
+
 def _kernel_digest() -> str:
     h = hashlib.sha256()
-    for p in sorted(_HERE.glob("*.py")) + [_HERE.parent / "codes.py"]:
+    for p in sorted(_HERE.glob("*.py")) + [_HERE.parent / name for name in KERNEL_DEPENDENCIES]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     h.update(numba.__version__.encode())

@@ -1,7 +1,9 @@
 """End to end: a short search writes every output, the report compares the champion with the
 baselines on the held-out seeds, and the champion bundle is accepted by `blis run`."""
 import json
+import re
 
+import pytest
 import yaml
 
 from blis_evo.bundle import load_policy_bundle
@@ -28,7 +30,7 @@ def test_evolve_two_generations_writes_outputs(small_experiment, tmp_path):
     p99 = heldout["champion"]["p99_ttft_ms"]
     assert len(p99["values"]) == len(exp.seeds.heldout)
     assert abs(p99["mean"] - sum(p99["values"]) / len(p99["values"])) < 1e-9
-    assert "improves p99_ttft_ms by" in report
+    assert re.search(r"The champion (improves|worsens) p99_ttft_ms by \d+\.\d% over llm-d-default", report)
 
 
 def test_evolve_nsga2_writes_pareto_outputs(small_experiment, tmp_path):
@@ -110,3 +112,45 @@ def test_failing_genome_is_penalised_reported_and_not_retried(small_experiment, 
     err = capsys.readouterr().err
     assert err.count("evolve: warning: evaluation failed") == len(failures)
     assert "failed evaluations" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--workers", "x"], "--workers"),
+    (["--resume", "{tmp}/nothing-here"], "holds no checkpoint.pkl"),
+    (["--out", "{tmp}/a-file"], "exists and is not a directory"),
+    (["--out", "{tmp}/o1", "--resume", "{tmp}/o2"], "name different folders"),
+])
+def test_evolve_bad_arguments_one_line_exit_2_nothing_written(argv, expected, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv + ["--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("evolve: error:") and expected in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_resume_refuses_an_edited_experiment(small_experiment, tmp_path, capsys):
+    path, exp = small_experiment(num_requests=100)
+    assert main(["--experiment", str(path), "--generations", "1", "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 0
+    doc = yaml.safe_load(path.read_text())
+    doc["workload"]["num_requests"] = 120                    # same search settings, new workload
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    capsys.readouterr()
+    assert main(["--experiment", str(path), "--generations", "2", "--resume", str(tmp_path / "o"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "experiment differs" in err[0]
+
+
+def test_a_cluster_address_means_ray_even_with_one_worker(monkeypatch):
+    from search.parallel import Evaluator
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert not Evaluator(None, None, [1], workers=1).use_ray
+    assert Evaluator(None, None, [1], workers=1, ray_address="auto").use_ray
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")    # as set by `ray job submit`
+    assert Evaluator(None, None, [1], workers=1).use_ray
