@@ -525,7 +525,7 @@ DEFAULT_EXPERIMENT_YAML = """\
 # tenant over instances re-prefills its system prompt and evicts other tenants' prompts, which
 # costs capacity and queues requests, so the tail TTFT depends on the policy.  Held-out p99 TTFT
 # (mean of 5 seeds): round-robin ~19 s, least-loaded ~16 s, llm-d 3:2:2 ~3.6 s, while a
-# 50-generation search finds ~1.9 s with the same throughput.  3,000 requests per seed keep the
+# 50-generation search finds ~2.1 s with the same throughput.  3,000 requests per seed keep the
 # p99 stable across seeds (with 400 requests the train and held-out rankings disagreed).
 name: default
 cluster:
