@@ -18,7 +18,7 @@ import yaml
 
 from search import batch
 from search.evolve import evolve
-from search.experiment import default_experiment, load_experiment
+from search.experiment import default_experiment, experiment_digest, load_experiment
 from tests.conftest import small_experiment_dict
 
 RUN_FILES = ("champion.yaml", "report.md", "done.json")
@@ -405,9 +405,9 @@ def test_digest_follows_content_not_location_or_overridden_settings(tmp_path):
     edited = load_experiment(write_experiment(tmp_path / "y", "a", population=7))
     fewer = load_experiment(write_experiment(tmp_path / "y", "a", num_requests=99))
 
-    assert batch.experiment_digest(a) == batch.experiment_digest(same) == batch.experiment_digest(other_seed)
-    assert len({batch.experiment_digest(e) for e in (a, edited, fewer)}) == 3
-    assert batch.experiment_digest(default_experiment()) == batch.experiment_digest(
+    assert experiment_digest(a) == experiment_digest(same) == experiment_digest(other_seed)
+    assert len({experiment_digest(e) for e in (a, edited, fewer)}) == 3
+    assert experiment_digest(default_experiment()) == experiment_digest(
         load_experiment(Path(batch.__file__).resolve().parents[1] / "experiments" / "default.yaml"))
 
 
@@ -418,7 +418,7 @@ def test_digest_of_a_trace_workload_follows_the_trace_content(tmp_path):
         doc = experiment_doc("t")
         doc["workload"] = {"trace": "t.csv", "num_requests": 10}
         (directory / "t.yaml").write_text(yaml.safe_dump(doc))
-        return batch.experiment_digest(load_experiment(directory / "t.yaml"))
+        return experiment_digest(load_experiment(directory / "t.yaml"))
 
     one = trace_experiment(tmp_path / "one", "id,arrival\n1,0\n")
     moved = trace_experiment(tmp_path / "two", "id,arrival\n1,0\n")
