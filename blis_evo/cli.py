@@ -454,20 +454,51 @@ def _error(exc: BaseException) -> int:
     return EXIT_INPUT_ERROR
 
 
+def _is_trace_replay_args(args: Sequence[str]) -> bool:
+    """``blis replay --trace DIR ...`` (not the champion replay, which takes ``--policy``)."""
+    return any(a == "--trace" or a.startswith("--trace=") for a in args)
+
+
+def _trace_replay_as_run_args(args: Sequence[str]) -> list[str]:
+    """``--trace DIR`` spelled as the equivalent ``blis run`` flag ``--workload-spec DIR``."""
+    out = []
+    for a in args:
+        if a == "--trace":
+            out.append("--workload-spec")
+        elif a.startswith("--trace="):
+            out.append("--workload-spec=" + a[len("--trace="):])
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``blis`` CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit status.
 
-    ``argv`` is ``["run", <flags>...]`` (the leading ``run`` may be omitted) or
-    ``["replay", <options>...]`` (handled by :func:`search.replay.main`).  Returns 0 on
+    ``argv`` is ``["run", <flags>...]`` (the leading ``run`` may be omitted),
+    ``["replay", "--policy", ...]`` (champion replay, :func:`search.replay.main`),
+    ``["replay", "--trace", DIR, <run flags>...]`` (a recorded trace through the simulator: the
+    same as ``run --workload-spec DIR``), ``["observe", ...]`` (:func:`blis_evo.observe.main`)
+    or ``["calibrate", ...]`` (:func:`blis_evo.calibrate.main`).  Returns 0 on
     success, 2 on bad input (``blis: error: <one line>`` on stderr, no traceback, no results
     file), 130 on Ctrl-C, and the argparse status for ``--help``.  Never calls ``sys.exit``;
     the console script and ``python -m blis_evo`` do that with the returned value.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "replay":
+    if args and args[0] == "replay" and not _is_trace_replay_args(args[1:]):
         from search.replay import main as replay_main
 
         return replay_main(args[1:], prog="blis")
+    if args and args[0] == "replay":
+        args = ["run", *_trace_replay_as_run_args(args[1:])]
+    if args and args[0] == "observe":
+        from .observe import main as observe_main
+
+        return observe_main(args[1:], prog="blis")
+    if args and args[0] == "calibrate":
+        from .calibrate import main as calibrate_main
+
+        return calibrate_main(args[1:], prog="blis")
     try:
         try:
             ns = parse_run_args(args)

@@ -13,12 +13,17 @@ calibration can be checked against it:
 * each of the ``n_out − 1`` decode steps takes ``β0 + β2``; token ``k`` (1-based) is emitted at
   ``first + k·(β0 + β2 + α2)`` (the simulator adds α2 to every inter-token latency, so emission
   drifts by α2 per token while the server's steps do not);
-* the server is free for the next request at ``s + β0 + β1·n_in + (n_out − 1)(β0 + β2)``.
+* the server's steps end at ``E = s + β0 + β1·n_in + (n_out − 1)(β0 + β2)``, but the engine
+  (like the reference) completes a request when its *last step starts*, at
+  ``L = s`` (one output token) or ``L = s + β0 + β1·n_in + (n_out − 2)(β0 + β2)``: a request that
+  was already waiting at ``L`` starts at ``E``, while one that joins the queue after ``L`` finds
+  the instance idle and starts at once, overlapping the last step.
 
 All times in µs.  Requests with ``n_out == 0`` are treated as ``n_out == 1`` (a completion always
 returns at least one token), as the simulator does.  Two conditions for the equality with the
-simulator: distinct queue-join times (the simulator breaks equal-time ties in its event-heap
-order) and prompts that share no full KV block (a prefix-cache hit shortens the prefill step).
+simulator: distinct queue-join and release times (the simulator breaks equal-time ties in its
+event-heap order) and prompts that share no full KV block (a prefix-cache hit shortens the
+prefill step).
 """
 from __future__ import annotations
 
@@ -55,11 +60,13 @@ class StepModel:
 @dataclass(frozen=True)
 class Timeline:
     """Per-request times (µs, float64 arrays aligned with the input order): ``start`` of
-    service, ``first`` token emission, ``last`` token emission, ``done`` (server free)."""
+    service, ``first`` token emission, ``last`` token emission, ``released`` (the start of the
+    last step, when the engine frees the instance) and ``done`` (the end of the last step)."""
 
     start: np.ndarray
     first: np.ndarray
     last: np.ndarray
+    released: np.ndarray
     done: np.ndarray
 
 
@@ -79,14 +86,17 @@ def serial_timeline(model: StepModel, arrival_us: Sequence[float], n_in: Sequenc
     start = np.empty(n)
     first = np.empty(n)
     last = np.empty(n)
+    released = np.empty(n)
     done = np.empty(n)
-    free = -np.inf
+    prev_released, prev_done = -np.inf, -np.inf
     for r in order:
-        s = max(queued[r], free)
-        prefill_end = s + model.prefill_step(int(nin[r]))
+        s = queued[r] if queued[r] > prev_released else prev_done
+        prefill = model.prefill_step(int(nin[r]))
+        m = int(nout[r])
         start[r] = s
-        first[r] = prefill_end + model.alpha[2]
-        last[r] = first[r] + (nout[r] - 1) * model.token_gap()
-        free = prefill_end + (nout[r] - 1) * model.decode_step()
-        done[r] = free
-    return Timeline(start, first, last, done)
+        first[r] = s + prefill + model.alpha[2]
+        last[r] = first[r] + (m - 1) * model.token_gap()
+        released[r] = s if m == 1 else s + prefill + (m - 2) * model.decode_step()
+        done[r] = s + prefill + (m - 1) * model.decode_step()
+        prev_released, prev_done = released[r], done[r]
+    return Timeline(start, first, last, released, done)

@@ -2,7 +2,7 @@
 and ``replay.go`` @cbb0de7b), written by ``blis run --trace-output DIR`` and replayed through
 ``--workload-spec DIR`` (or ``--workload-spec DIR/header.yaml``).
 
-Layout of a trace directory written by :func:`write_trace_v2`::
+Layout of a trace directory written by :func:`write_trace_v2` (``blis run``)::
 
     DIR/header.yaml   the reference's TraceHeader (trace_version: 2, time_unit: microseconds,
                       mode, warm_up_requests, workload_spec, server {...}, network {...}) plus a
@@ -12,6 +12,17 @@ Layout of a trace directory written by :func:`write_trace_v2`::
                       ``token_ptr`` (int64, n + 1) and ``tokens`` (int32), the Workload's CSR
                       layout (request i's input ids then output ids are
                       ``tokens[token_ptr[i]:token_ptr[i+1]]``)
+
+A ``blis observe`` run (:func:`write_observed_trace`, ``mode: real``) writes the same three files
+plus ``DIR/observed.csv`` (named by ``blis_evo.observed_file``): one row per request with
+``request_id`` (row position), ``attempts`` (0 = never sent), ``first_send_time_us`` and the
+server-reported ``server_prompt_tokens`` / ``server_completion_tokens`` (empty = unknown), and
+records its settings in ``blis_evo.observe``.  Its CSV rows hold the measurements:
+``arrival_time_us`` the scheduled send, ``send_time_us`` the actual send of the last attempt,
+``first_chunk_time_us`` / ``last_chunk_time_us`` the first and last streamed content chunk (0
+when none), ``num_chunks`` the content chunks received, ``status`` one of :data:`STATUSES`;
+``input_tokens`` / ``output_tokens`` are what was sent and asked for.  :func:`read_trace_v2`
+returns these columns of any trace as :attr:`TraceV2.observed` (:class:`ObservedRecords`).
 
 The reference's CSV holds token *counts* only.  With ``tokens.npz`` present a replay uses the
 exact ids, so export → replay reproduces the simulation bit for bit.  Without it (a trace from the
@@ -36,6 +47,7 @@ raises :class:`~simulator.errors.InputError` naming the file, the row and the co
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -55,6 +67,7 @@ TIME_UNIT = "microseconds"
 HEADER_FILE = "header.yaml"
 DATA_FILE = "trace.csv"
 TOKENS_FILE = "tokens.npz"
+OBSERVED_FILE = "observed.csv"
 EXT_KEY = "blis_evo"
 REPLAY_PREFIX_LENGTH = 50
 """Synthetic prefix length per prefix group when no token sidecar exists (reference replay.go)."""
@@ -67,6 +80,14 @@ COLUMNS = (
     "num_chunks", "status", "error_message",
 )
 """The reference's trace v2 CSV columns, in order."""
+
+OBSERVED_COLUMNS = ("request_id", "attempts", "first_send_time_us", "server_prompt_tokens",
+                    "server_completion_tokens")
+"""Columns of the ``observed.csv`` sidecar of a ``blis observe`` trace (one row per request)."""
+
+STATUSES = ("ok", "error", "timeout", "rejected", "cancelled")
+"""Valid values of the ``status`` column (the reference writes the first three; ``rejected``
+and ``cancelled`` come from ``blis observe``)."""
 
 _HEADER_KEYS = ("trace_version", "time_unit", "created_at", "mode", "warm_up_requests",
                 "workload_spec", "server", "network", EXT_KEY)
@@ -87,6 +108,46 @@ class TracePaths:
     header: str
     data: str
     tokens: str | None
+    observed: str | None = None
+
+
+@dataclass(frozen=True)
+class ObservedRecords:
+    """Per-request outcomes of a trace, aligned with its requests (all times µs since the run
+    start; arrays int64).
+
+    From ``trace.csv``: ``send_us`` (``send_time_us``: when the request, or its last retry, was
+    sent), ``first_chunk_us`` / ``last_chunk_us`` (first and last streamed content chunk; 0 when
+    none arrived), ``num_chunks`` (content chunks received), ``status`` (one of
+    :data:`STATUSES`) and ``error_message``.  From the ``observed.csv`` sidecar of a
+    ``blis observe`` trace (-1 where unknown: no sidecar, or not reported by the server):
+    ``attempts`` (HTTP attempts made, 0 = never sent), ``first_send_us`` (first attempt's send
+    time), ``server_prompt_tokens`` / ``server_completion_tokens`` (the server's usage report).
+    """
+
+    send_us: np.ndarray
+    first_chunk_us: np.ndarray
+    last_chunk_us: np.ndarray
+    num_chunks: np.ndarray
+    status: tuple
+    error_message: tuple
+    attempts: np.ndarray
+    first_send_us: np.ndarray
+    server_prompt_tokens: np.ndarray
+    server_completion_tokens: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.send_us.shape[0])
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask of requests with status ``ok``."""
+        return np.array([s == "ok" for s in self.status], dtype=bool)
+
+    def head(self, count: int) -> "ObservedRecords":
+        """The first ``count`` records."""
+        return ObservedRecords(*(getattr(self, f.name)[:count]
+                                 for f in dataclasses.fields(self)))
 
 
 @dataclass(frozen=True)
@@ -99,7 +160,9 @@ class TraceV2:
     header's client table does not list); ``clients`` the per-client records (dicts with ``id``,
     ``streaming``, ``prefix_group`` and optional ``rtt_ms`` / ``bandwidth_mbps``);
     ``horizon`` the recorded horizon (µs) or None; ``slo_targets`` per-class targets or None;
-    ``exact_tokens`` whether the ids came from the sidecar.
+    ``exact_tokens`` whether the ids came from the sidecar; ``observed`` the per-request
+    outcome columns (:class:`ObservedRecords`: send / first-chunk / last-chunk times, chunks,
+    status, and for ``blis observe`` traces attempts and server token counts).
     """
 
     paths: TracePaths
@@ -109,6 +172,7 @@ class TraceV2:
     horizon: int | None
     slo_targets: dict | None
     exact_tokens: bool
+    observed: ObservedRecords | None = None
 
     @property
     def workload(self) -> Workload:
@@ -135,12 +199,15 @@ def trace_v2_paths(path: str) -> TracePaths:
     ext = doc.get(EXT_KEY) if isinstance(doc.get(EXT_KEY), dict) else {}
     data_name = ext.get("data_file", DATA_FILE)
     tok_name = ext.get("tokens_file", TOKENS_FILE)
-    for key, val in (("data_file", data_name), ("tokens_file", tok_name)):
+    obs_name = ext.get("observed_file")
+    for key, val in (("data_file", data_name), ("tokens_file", tok_name),
+                     ("observed_file", OBSERVED_FILE if obs_name is None else obs_name)):
         if not isinstance(val, str) or val == "" or os.path.basename(val) != val:
             raise InputError(f"{header}: {EXT_KEY}.{key} must be a plain file name, got {val!r}")
     tokens = os.path.join(directory, tok_name)
+    observed = None if obs_name is None else os.path.join(directory, obs_name)
     return TracePaths(directory, header, os.path.join(directory, data_name),
-                      tokens if os.path.isfile(tokens) else None)
+                      tokens if os.path.isfile(tokens) else None, observed)
 
 
 def is_trace_v2(path: str) -> bool:
@@ -194,7 +261,8 @@ def _atomic_write(path: str, data: bytes) -> None:
 
 
 def _result_columns(workload: Workload, result, streaming: np.ndarray):
-    """arrival, first/last chunk times, num_chunks, status and error message per request."""
+    """send (= arrival), first/last chunk times, num_chunks, status and error message per
+    request of a simulation ``result`` (the simulated client sends at its arrival time)."""
     n = workload.num_requests
     arrival = np.asarray(workload.arrival_us, dtype=np.int64)
     if result is None:
@@ -245,8 +313,70 @@ def write_trace_v2(directory, workload: Workload, result=None, *, header: dict,
     streaming, 0 if not completed), status ok / error (rejected, dropped) / timeout.
     Each file is written to a temporary name and renamed; the header comes last.
     """
-    directory = os.fspath(directory)
-    os.makedirs(directory, exist_ok=True)
+    cols = _request_columns(workload, details, clients)
+    outcome = _result_columns(workload, result, cols.streaming)
+    return _write_trace_files(directory, workload, cols, outcome, header=header,
+                              slo_targets=slo_targets, horizon=horizon)
+
+
+def write_observed_trace(directory, workload: Workload, records: ObservedRecords, *,
+                         header: dict, details=None, clients=None,
+                         slo_targets: dict | None = None, horizon: int | None = None,
+                         observe: dict | None = None) -> TracePaths:
+    """Write what a real server did with ``workload`` (``blis observe``) as a trace v2 into
+    ``directory`` (created if missing); return the written :class:`TracePaths`.
+
+    ``records`` (:class:`ObservedRecords`, one entry per request of ``workload`` in its order)
+    fills ``send_time_us`` ... ``error_message`` as measured, and the ``observed.csv`` sidecar
+    (attempts, first send, server-reported token counts).  ``input_tokens`` /
+    ``output_tokens`` are what was sent (prompt length, requested output length), so
+    ``tokens.npz`` holds exactly the prompts sent and a replay uses the same requests.  Every
+    row is marked ``streaming`` (observe always streams).  ``header`` as for
+    :func:`write_trace_v2` (``mode`` defaults to ``real``); ``observe`` is a mapping of the run's
+    settings recorded as ``blis_evo.observe``.  Same atomic write order as
+    :func:`write_trace_v2` (header last), so a reader never sees a header without its data.
+    """
+    n = workload.num_requests
+    if len(records) != n:
+        raise ValueError(f"write_observed_trace: {len(records)} records for {n} requests")
+    bad = sorted(set(records.status) - set(STATUSES))
+    if bad:
+        raise ValueError(f"write_observed_trace: unknown status {bad[0]!r}; valid: "
+                         + ", ".join(STATUSES))
+    clients = [dict(c, streaming=True) for c in (clients or [])]
+    cols = _request_columns(workload, details, clients)
+    if details is not None and not clients:
+        cols = dataclasses.replace(cols, clients=[dict(c, streaming=True) for c in cols.clients])
+    cols = dataclasses.replace(cols, streaming=np.ones(n, dtype=bool))
+    outcome = (records.send_us, records.first_chunk_us, records.last_chunk_us,
+               records.num_chunks, list(records.status), list(records.error_message))
+    ext = {"observed_file": OBSERVED_FILE}
+    if observe:
+        ext["observe"] = dict(observe)
+    header = dict(header)
+    header.setdefault("mode", "real")
+    return _write_trace_files(directory, workload, cols, outcome, header=header,
+                              slo_targets=slo_targets, horizon=horizon, ext_extra=ext,
+                              sidecars={OBSERVED_FILE: _observed_csv(records)})
+
+
+@dataclass(frozen=True)
+class _RequestColumns:
+    """Per-request spec columns of a trace (client, session, round, reason, modality counts,
+    prefix length, streaming) and the client table ``client`` indexes."""
+
+    client_of: np.ndarray
+    session: np.ndarray
+    round_index: np.ndarray
+    reason: np.ndarray
+    modality: list
+    prefix_length: np.ndarray
+    streaming: np.ndarray
+    clients: list
+
+
+def _request_columns(workload: Workload, details, clients) -> _RequestColumns:
+    """The spec columns from ``details`` (a SpecRequests) or empty/zero ones without it."""
     n = workload.num_requests
     clients = list(clients or [])
     if details is not None:
@@ -270,35 +400,55 @@ def write_trace_v2(directory, workload: Workload, result=None, *, header: dict,
     cinfo = clients + [{"id": "", "streaming": False, "prefix_group": ""}]
     streaming = np.array([bool(cinfo[c].get("streaming", False)) for c in client_of.tolist()],
                          dtype=bool) if n else np.zeros(0, dtype=bool)
-    prefix_lengths: dict[str, int] = {}
-    for c, p in zip(client_of.tolist(), plen.tolist()):
-        g = cinfo[c].get("prefix_group", "")
-        if g and g not in prefix_lengths:
-            prefix_lengths[g] = int(p)
-    arrival, first, last, chunks, status, message = _result_columns(workload, result, streaming)
-    # send_time_us = arrival: the simulated client sends at its arrival time
-    slo_names = list(workload.slo_names) if workload.slo_class is not None else None
-    tenant_names = list(workload.tenant_names) if workload.tenant is not None else None
+    return _RequestColumns(client_of, session, rnd, reason, mm, plen, streaming, clients)
+
+
+def _trace_csv(workload: Workload, cols: _RequestColumns, outcome) -> str:
+    """The trace.csv text: the reference's 22 columns, one row per request."""
+    n = workload.num_requests
+    send, first, last, chunks, status, message = outcome
+    arrival = np.asarray(workload.arrival_us, dtype=np.int64)
+    cinfo = cols.clients + [{"id": "", "streaming": False, "prefix_group": ""}]
     slo = workload.slo_class.tolist() if workload.slo_class is not None else [0] * n
     ten = workload.tenant.tolist() if workload.tenant is not None else [0] * n
     sn = workload.slo_names if workload.slo_class is not None else ("",)
     tn = workload.tenant_names if workload.tenant is not None else ("",)
-
+    mm = cols.modality
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)
     n_in = workload.n_in.tolist()
     n_out = workload.n_out.tolist()
     for i in range(n):
-        c = int(client_of[i])
+        c = int(cols.client_of[i])
+        session = int(cols.session[i])
         w.writerow([
             i, cinfo[c]["id"], tn[ten[i]], sn[slo[i]],
-            str(int(session[i])) if session[i] >= 0 else "", int(rnd[i]),
-            cinfo[c].get("prefix_group", ""), "true" if streaming[i] else "false",
+            str(session) if session >= 0 else "", int(cols.round_index[i]),
+            cinfo[c].get("prefix_group", ""), "true" if cols.streaming[i] else "false",
             n_in[i], n_out[i], int(mm[0][i]), int(mm[1][i]), int(mm[2][i]), int(mm[3][i]),
-            _fmt_float(reason[i]), int(arrival[i]), int(arrival[i]), int(first[i]), int(last[i]),
-            int(chunks[i]), status[i], message[i],
+            _fmt_float(cols.reason[i]), int(arrival[i]), int(send[i]), int(first[i]),
+            int(last[i]), int(chunks[i]), status[i], message[i],
         ])
+    return buf.getvalue()
+
+
+def _write_trace_files(directory, workload: Workload, cols: _RequestColumns, outcome, *,
+                       header: dict, slo_targets, horizon, ext_extra: dict | None = None,
+                       sidecars: dict | None = None) -> TracePaths:
+    """Write tokens.npz, trace.csv, the ``sidecars`` ({file name: text}) and header.yaml
+    (last), each atomically; ``ext_extra`` is merged into the header's ``blis_evo`` mapping."""
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    prefix_lengths: dict[str, int] = {}
+    cinfo = cols.clients + [{"id": "", "streaming": False, "prefix_group": ""}]
+    for c, p in zip(cols.client_of.tolist(), cols.prefix_length.tolist()):
+        g = cinfo[c].get("prefix_group", "")
+        if g and g not in prefix_lengths:
+            prefix_lengths[g] = int(p)
+    slo_names = list(workload.slo_names) if workload.slo_class is not None else None
+    tenant_names = list(workload.tenant_names) if workload.tenant is not None else None
+    data = _trace_csv(workload, cols, outcome)
 
     doc = {"trace_version": TRACE_VERSION, "time_unit": TIME_UNIT}
     if header.get("created_at"):
@@ -319,18 +469,36 @@ def write_trace_v2(directory, workload: Workload, result=None, *, header: dict,
         "tenant_names": tenant_names,
         "slo_targets": slo_targets or None,
         "prefix_lengths": prefix_lengths,
-        "clients": clients,
+        "clients": cols.clients,
     }
+    doc[EXT_KEY].update(ext_extra or {})
     tok = io.BytesIO()
     np.savez_compressed(tok, token_ptr=np.asarray(workload.token_ptr, dtype=np.int64),
                         tokens=np.asarray(workload.tokens, dtype=np.int32))
     paths = TracePaths(directory, os.path.join(directory, HEADER_FILE),
-                       os.path.join(directory, DATA_FILE), os.path.join(directory, TOKENS_FILE))
+                       os.path.join(directory, DATA_FILE), os.path.join(directory, TOKENS_FILE),
+                       os.path.join(directory, OBSERVED_FILE)
+                       if OBSERVED_FILE in (sidecars or {}) else None)
     _atomic_write(paths.tokens, _deterministic_npz(tok.getvalue()))
-    _atomic_write(paths.data, buf.getvalue().encode("utf-8"))
+    _atomic_write(paths.data, data.encode("utf-8"))
+    for name, text in (sidecars or {}).items():
+        _atomic_write(os.path.join(directory, name), text.encode("utf-8"))
     _atomic_write(paths.header, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True,
                                                default_flow_style=False).encode("utf-8"))
     return paths
+
+
+def _observed_csv(records: ObservedRecords) -> str:
+    """The observed.csv sidecar text (see :data:`OBSERVED_COLUMNS`); -1 counts are empty."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(OBSERVED_COLUMNS)
+    opt = lambda v: "" if v < 0 else int(v)  # noqa: E731
+    for i in range(len(records)):
+        w.writerow([i, int(records.attempts[i]), opt(records.first_send_us[i]),
+                    opt(records.server_prompt_tokens[i]),
+                    opt(records.server_completion_tokens[i])])
+    return buf.getvalue()
 
 
 def _deterministic_npz(data: bytes) -> bytes:
@@ -414,8 +582,10 @@ def _parse_header(path: str) -> dict:
 def _ext(path: str, doc: dict) -> dict:
     """The validated ``blis_evo`` header mapping (empty when absent)."""
     ext = doc.get(EXT_KEY) or {}
+    if ext.get("observe") is not None and not isinstance(ext["observe"], dict):
+        raise InputError(f"{path}: {EXT_KEY}.observe must be a mapping")
     allowed = ("data_file", "tokens_file", "horizon", "slo_names", "tenant_names", "slo_targets",
-               "prefix_lengths", "clients")
+               "prefix_lengths", "clients", "observed_file", "observe")
     for k in ext:
         if k not in allowed:
             raise InputError(f"{path}: unknown key {EXT_KEY}.{k}; valid: {', '.join(allowed)}")
@@ -591,8 +761,9 @@ def read_trace_v2(path, *, seed: int = 0) -> TraceV2:
             streaming[r] = True
         elif row[7] not in _FALSE:
             raise InputError(f"{where(r, 7)}: must be true or false, got {row[7]!r}")
-        if row[20] not in ("ok", "error", "timeout", ""):
-            raise InputError(f"{where(r, 20)}: must be ok, error or timeout, got {row[20]!r}")
+        if row[20] not in STATUSES and row[20] != "":
+            raise InputError(f"{where(r, 20)}: must be one of {', '.join(STATUSES)}, "
+                             f"got {row[20]!r}")
     arrival = ints[15]
     new_in, n_out = ints[8], ints[9]
 
@@ -662,9 +833,55 @@ def read_trace_v2(path, *, seed: int = 0) -> TraceV2:
                         ints[5].astype(np.int32), reason, plen, ints[10], ints[11], ints[12],
                         ints[13], network=network)
     targets = ext.get("slo_targets")
+    observed = _observed_records(paths.observed, rows, ints)
     return TraceV2(paths, doc, reqs, tuple(clients), ext.get("horizon"),
                    {k: dict(v) for k, v in targets.items()} if targets else None,
-                   paths.tokens is not None)
+                   paths.tokens is not None, observed)
+
+
+def _observed_records(path: str | None, rows: list, ints: dict) -> ObservedRecords:
+    """The outcome columns of the trace rows plus, when ``path`` is given, the observed.csv
+    sidecar (which must then exist and hold one row per trace row, in order)."""
+    n = len(rows)
+    unknown = np.full(n, -1, dtype=np.int64)
+    extra = [unknown, unknown.copy(), unknown.copy(), unknown.copy()]
+    if path is not None:
+        extra = _read_observed_sidecar(path, n)
+    return ObservedRecords(ints[16], ints[17], ints[18], ints[19],
+                           tuple(row[20] for row in rows), tuple(row[21] for row in rows),
+                           *extra)
+
+
+def _read_observed_sidecar(path: str, n: int) -> list[np.ndarray]:
+    """attempts, first_send_us, server prompt / completion tokens from observed.csv."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f, strict=True)
+            head = next(reader, None)
+            if head is None or tuple(h.strip() for h in head) != OBSERVED_COLUMNS:
+                raise InputError(f"{path} row 1: CSV header must be the columns "
+                                 f"{','.join(OBSERVED_COLUMNS)}")
+            body = list(reader)
+    except csv.Error as exc:
+        raise InputError(f"{path}: malformed CSV: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: observed sidecar is not UTF-8 text") from None
+    except FileNotFoundError:
+        raise InputError(f"trace v2: observed sidecar {path!r} does not exist") from None
+    if len(body) != n:
+        raise InputError(f"{path}: has {len(body)} rows, expected {n} (one per trace row)")
+    out = [np.full(n, -1, dtype=np.int64) for _ in range(4)]
+    for r, row in enumerate(body):
+        where = f"{path} row {r + 2}"
+        if len(row) != len(OBSERVED_COLUMNS):
+            raise InputError(f"{where}: has {len(row)} columns, expected {len(OBSERVED_COLUMNS)}")
+        if _int_field(f"{where} column 1 (request_id)", row[0]) != r:
+            raise InputError(f"{where} column 1 (request_id): must be {r}, got {row[0]!r}")
+        for k in range(4):
+            if row[k + 1] != "":
+                out[k][r] = _int_field(f"{where} column {k + 2} ({OBSERVED_COLUMNS[k + 1]})",
+                                       row[k + 1])
+    return out
 
 
 def load_trace_v2(path, *, seed: int = 0) -> Workload:
@@ -675,8 +892,6 @@ def load_trace_v2(path, *, seed: int = 0) -> Workload:
 
 def head_trace(trace: TraceV2, count: int) -> TraceV2:
     """``trace`` restricted to its first ``count`` requests (``count <= 0``: unchanged)."""
-    import dataclasses
-
     r = trace.requests
     wl = r.workload
     if count <= 0 or count >= wl.num_requests:
@@ -694,4 +909,5 @@ def head_trace(trace: TraceV2, count: int) -> TraceV2:
     sliced = {f.name: getattr(r, f.name)[:count] for f in dataclasses.fields(r)
               if f.name not in ("workload", "client_ids", "network")}
     reqs = dataclasses.replace(r, workload=new_wl, network=net, **sliced)
-    return dataclasses.replace(trace, requests=reqs)
+    observed = None if trace.observed is None else trace.observed.head(count)
+    return dataclasses.replace(trace, requests=reqs, observed=observed)
