@@ -373,6 +373,11 @@ class Identified:
                           np.concatenate([np.zeros(0), *[p.stderr for p in parts]]))
 
 
+UNKNOWN_NOISE_FRACTION = 0.1
+"""Noise assumed (relative to the observations) for a stage with too few rows to estimate it:
+two idle requests fit a line exactly, which must not outweigh a well-sampled stage."""
+
+
 def stage_rows(stage: Stage) -> Identified:
     """The combinations of θ ``stage`` identifies, their least-squares values and standard
     errors.  Columns are scaled to unit norm; directions with singular values below
@@ -391,7 +396,10 @@ def stage_rows(stage: Stage) -> Identified:
     r = int(np.sum(s > RCOND * s[0])) if s.size and s[0] > 0 else 0
     sol = np.linalg.lstsq(xs, stage.y, rcond=RCOND)[0]
     rss = float(np.sum((stage.y - xs @ sol) ** 2))
-    sigma = math.sqrt(rss / (n - r)) if n > r else 0.0
+    if n > r + 1:
+        sigma = math.sqrt(rss / (n - r))
+    else:  # (nearly) exactly determined: the noise is unknown, so trust it little, not fully
+        sigma = UNKNOWN_NOISE_FRACTION * float(np.max(np.abs(stage.y), initial=0.0))
     return Identified((vt[:r] * scale) @ stage.M, vt[:r] @ sol, sigma / s[:r])
 
 
