@@ -460,9 +460,14 @@ def _is_trace_replay_args(args: Sequence[str]) -> bool:
 
 
 def _trace_replay_as_run_args(args: Sequence[str]) -> list[str]:
-    """``--trace DIR`` spelled as the equivalent ``blis run`` flag ``--workload-spec DIR``."""
+    """``--trace DIR`` spelled as the equivalent ``blis run`` flag ``--workload-spec DIR``.
+
+    Raises InputError when ``--trace`` has no value (argparse would name --workload-spec)."""
     out = []
-    for a in args:
+    for k, a in enumerate(args):
+        if a == "--trace" and (k + 1 == len(args) or args[k + 1].startswith("--")):
+            raise InputError("--trace expects a trace v2 directory (written by blis observe or "
+                             "blis run --trace-output)")
         if a == "--trace":
             out.append("--workload-spec")
         elif a.startswith("--trace="):
@@ -490,7 +495,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return replay_main(args[1:], prog="blis")
     if args and args[0] == "replay":
-        args = ["run", *_trace_replay_as_run_args(args[1:])]
+        try:
+            args = ["run", *_trace_replay_as_run_args(args[1:])]
+        except InputError as exc:
+            return _error(exc)
     if args and args[0] == "observe":
         from .observe import main as observe_main
 

@@ -47,3 +47,25 @@ def test_observe_replay_calibrate_fit_loop(tmp_path):
     # TTFT's intercept is not compared: the observed times include loopback and event-loop
     # latency (~1-2 ms) that the fit rightly absorbs; token gaps cancel it.
     assert time.monotonic() - start < 60
+
+
+def test_replay_trace_without_a_directory_is_one_line_exit_2():
+    code, out, err = call_main(["replay", "--trace"])
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        "blis: error: --trace expects a trace v2 directory (written by blis observe or blis run "
+        "--trace-output)"]
+
+
+def test_replay_trace_equals_run_workload_spec(tmp_path):
+    """`blis replay --trace DIR` and `blis run --workload-spec DIR` are the same simulation."""
+    spec = write_spec(tmp_path / "spec.yaml", rate=50, n=20)
+    trace = tmp_path / "t"
+    code, _, err = call_main(["run", "--model", NAME, "--alpha-coeffs", "100,1,10",
+                              "--beta-coeffs", "1000,2,30", "--workload-spec", spec,
+                              "--trace-output", trace])
+    assert code == 0, err
+    flags = ["--model", NAME, "--alpha-coeffs", "100,1,10", "--beta-coeffs", "1000,2,30"]
+    a = call_main(["replay", f"--trace={trace}", *flags])
+    b = call_main(["run", "--workload-spec", trace, *flags])
+    assert a[0] == b[0] == 0 and a[1] == b[1] and '"completed_requests": 20' in a[1]
