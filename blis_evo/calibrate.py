@@ -66,9 +66,9 @@ one step's token budget, ``--max-num-scheduled-tokens``):
 * batched or multi-instance replay: ITL and idle TTFT from isolated requests only (their
   [send, last chunk] overlaps no other request's); no backlog stage.
 
-The simulator is not exactly the serial server of :mod:`blis_evo.stepmodel` in one case: a
-request that joins the queue during the *last* step of its predecessor (with nobody else
-waiting) starts at once there, because the completing step does not keep the instance busy.
+The serial server of :mod:`blis_evo.stepmodel` includes the engine's rule that an instance is
+freed when a request's last step starts, so a request joining during its predecessor's last step
+starts at once; the backlog stage only uses requests that were certainly waiting before that.
 """
 from __future__ import annotations
 
@@ -388,6 +388,8 @@ def stage_rows(stage: Stage) -> Identified:
         return Identified(np.zeros((0, 6)), np.zeros(0), np.zeros(0))
     if stage.robust:
         se = 1.2533 * float(np.std(stage.y)) / math.sqrt(n)
+        if n < 3:  # too few samples to estimate the noise
+            se = UNKNOWN_NOISE_FRACTION * abs(float(np.median(stage.y)))
         return Identified(stage.M.copy(), np.array([np.median(stage.y)]), np.array([se]))
     scale = np.linalg.norm(stage.X, axis=0)
     scale[scale == 0] = 1.0

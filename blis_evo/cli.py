@@ -462,18 +462,35 @@ def _is_trace_replay_args(args: Sequence[str]) -> bool:
 def _trace_replay_as_run_args(args: Sequence[str]) -> list[str]:
     """``--trace DIR`` spelled as the equivalent ``blis run`` flag ``--workload-spec DIR``.
 
-    Raises InputError when ``--trace`` has no value (argparse would name --workload-spec)."""
-    out = []
-    for k, a in enumerate(args):
-        if a == "--trace" and (k + 1 == len(args) or args[k + 1].startswith("--")):
-            raise InputError("--trace expects a trace v2 directory (written by blis observe or "
-                             "blis run --trace-output)")
-        if a == "--trace":
-            out.append("--workload-spec")
-        elif a.startswith("--trace="):
-            out.append("--workload-spec=" + a[len("--trace="):])
+    Raises InputError (naming ``--trace``) when the value is missing or is not a trace v2
+    directory, or when ``--workload-spec`` is given too (it would silently win)."""
+    from simulator.workload.tracev2 import is_trace_v2
+
+    if any(a == "--workload-spec" or a.startswith("--workload-spec=") for a in args):
+        raise InputError("--trace and --workload-spec are the same input; give only --trace")
+    out: list[str] = []
+    seen_trace = False
+    k = 0
+    while k < len(args):
+        a = args[k]
+        if a == "--trace" or a.startswith("--trace="):
+            if a == "--trace":
+                value = args[k + 1] if k + 1 < len(args) and not args[k + 1].startswith("--") else ""
+                k += 1
+            else:
+                value = a[len("--trace="):]
+            if not value:
+                raise InputError("--trace expects a trace v2 directory (written by blis observe or "
+                                 "blis run --trace-output)")
+            if seen_trace:
+                raise InputError("--trace given more than once")
+            if not is_trace_v2(value):
+                raise InputError(f"--trace: {value!r} is not a trace v2 directory (no header.yaml)")
+            seen_trace = True
+            out += ["--workload-spec", value]
         else:
             out.append(a)
+        k += 1
     return out
 
 

@@ -155,7 +155,11 @@ def build_parser(prog: str = "blis observe") -> InputErrorParser:
 
 def normalize_server_url(text: str) -> str:
     """``--server-url`` without trailing ``/`` or ``/v1``; InputError unless http(s)://host."""
-    parts = urlsplit(text.strip())
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 - validates the port number
+    except ValueError as exc:
+        raise InputError(f"--server-url: {text!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
             or parts.fragment:
         raise InputError(f"--server-url: must be an http:// or https:// URL like "
@@ -521,12 +525,14 @@ class Observer:
         return await self._read_stream(resp, rec)
 
     async def _read_stream(self, resp, rec: RequestRecord) -> _Outcome:
+        done = False
         async for line in resp.content:
             now = self.now_us()
             event = parse_sse_line(line)
             if event is None:
                 continue
             if event == DONE:
+                done = True
                 break
             if event.get("error") is not None and not event.get("choices"):
                 return _Outcome("error", "error event in stream: "
@@ -535,6 +541,10 @@ class Observer:
                 rec.usage(event["usage"])
             if has_content(event):
                 rec.chunk(now)
+        if not done:
+            return _Outcome("error", f"stream ended without [DONE] after {rec.num_chunks} chunks")
+        if rec.num_chunks == 0:
+            return _Outcome("error", "stream finished without any generated text")
         return _Outcome("ok")
 
 

@@ -69,3 +69,24 @@ def test_replay_trace_equals_run_workload_spec(tmp_path):
     a = call_main(["replay", f"--trace={trace}", *flags])
     b = call_main(["run", "--workload-spec", trace, *flags])
     assert a[0] == b[0] == 0 and a[1] == b[1] and '"completed_requests": 20' in a[1]
+
+
+def test_replay_trace_bad_values_name_the_flag(tmp_path):
+    spec = write_spec(tmp_path / "spec.yaml", rate=50, n=5)
+    for argv, expected in (
+            (["--trace=", "--model", NAME], "--trace expects a trace v2 directory"),
+            (["--trace", str(tmp_path / "nope"), "--model", NAME], "is not a trace v2 directory"),
+            (["--trace", str(spec), "--model", NAME], "is not a trace v2 directory"),
+            (["--trace", str(tmp_path), "--workload-spec", str(spec)], "give only --trace")):
+        code, out, err = call_main(["replay", *argv])
+        lines = err.strip().splitlines()
+        assert code == 2 and out == "" and len(lines) == 1 and expected in lines[0], (argv, err)
+
+
+def test_observe_invalid_server_url_is_one_line(tmp_path):
+    spec = write_spec(tmp_path / "spec.yaml", rate=50, n=5)
+    code, out, err = call_main(["observe", "--server-url", "http://[::1", "--model", NAME,
+                                "--workload-spec", spec, "--trace-output", tmp_path / "o"])
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("blis: error: --server-url")
+    assert not (tmp_path / "o").exists()
