@@ -174,27 +174,39 @@ def _subset_workload(wl, idx: np.ndarray, arrival: np.ndarray, n_out: np.ndarray
 
 
 def _exclusions(rec, warm_up: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(kept rows, compared-among-kept mask, counts by reason) of the trace rows: status not
-    ok (by status), ok with impossible chunk times, warm-up (kept for the replay)."""
+    """(kept rows, compared-among-kept mask, counts by reason) of the trace rows.
+
+    Compared: status ok with possible chunk times, after the warm-up rows.  Also kept for the
+    replay but not compared: warm-up rows, and failed requests that streamed some tokens before
+    failing (a dropped or timed-out stream still loaded the server, and leaving it out would
+    make every later request look faster than the server was).  Counts by reason: each non-ok
+    status, ``no_status``, ``invalid_timing`` (ok with impossible times), ``warm_up`` and
+    ``replayed_failed`` (the failed rows kept for the replay; also counted under their status).
+    """
     from simulator.workload.tracev2 import STATUSES
 
     status = np.array(rec.status, dtype=object)
     ok = status == "ok"
     valid = ((rec.first_chunk_us >= rec.send_us) & (rec.last_chunk_us >= rec.first_chunk_us)
              & (rec.num_chunks >= 1))
-    kept = ok & valid
+    served_failed = ~ok & (status != "") & valid
+    kept = (ok & valid) | served_failed
     warm = np.arange(status.size) < warm_up
     counts = {s: int(np.sum(status == s)) for s in STATUSES if s != "ok"}
     counts.update(no_status=int(np.sum(status == "")), invalid_timing=int(np.sum(ok & ~valid)),
-                  warm_up=int(np.sum(kept & warm)))
-    return np.flatnonzero(kept), ~warm[kept], counts
+                  warm_up=int(np.sum(ok & valid & warm)),
+                  replayed_failed=int(np.sum(served_failed)))
+    return np.flatnonzero(kept), (~warm & ok)[kept], counts
 
 
 def _output_tokens(trace, rows: np.ndarray) -> np.ndarray:
     """Output tokens generated: the server's usage report where known, else the trace's
-    ``output_tokens`` column."""
-    server = trace.observed.server_completion_tokens[rows]
-    return np.where(server >= 0, server, trace.workload.n_out[rows]).astype(np.int64)
+    ``output_tokens`` column; for a failed request, the chunks it streamed before failing."""
+    rec = trace.observed
+    server = rec.server_completion_tokens[rows]
+    n = np.where(server >= 0, server, trace.workload.n_out[rows]).astype(np.int64)
+    failed = np.array(rec.status, dtype=object)[rows] != "ok"
+    return np.where(failed, rec.num_chunks[rows], n).astype(np.int64)
 
 
 def load_observed(path: str, seed: int = DEFAULT_SEED) -> Observed:

@@ -282,9 +282,29 @@ def test_excluded_requests_are_counted_and_not_replayed(tmp_path):
                         warm_up=2)
     doc = calibrate_json(tmp_path, trace, *coeff_flags(TRUE))
     assert doc["excluded_by_reason"] == {"error": 1, "timeout": 1, "rejected": 1, "cancelled": 0,
-                                         "no_status": 0, "invalid_timing": 1, "warm_up": 2}
+                                         "no_status": 0, "invalid_timing": 1, "warm_up": 2,
+                                         "replayed_failed": 0}
     assert doc["excluded"] == 6 and doc["requests"] == send.size - 2
     assert doc["trace"]["rows"] == send.size + 4
+    for m in ("ttft", "e2e", "itl"):
+        assert doc["mape"][m] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_failed_requests_that_streamed_tokens_are_replayed_not_compared(tmp_path):
+    """A stream dropped after k tokens still loaded the server for k tokens: the replay must
+    include it (with k output tokens) or every request queued behind it looks too fast."""
+    send, n_in, n_out = bursty_requests(11, bursts=25)
+    served = n_out.copy()
+    dropped = np.arange(2, send.size, 7)              # every 7th request drops mid-stream
+    served[dropped] = np.maximum(1, n_out[dropped] // 2)
+    first, last = observed_times(TRUE, send, n_in, served)   # the server generated `served`
+    status = np.array(["ok"] * send.size, dtype=object)
+    status[dropped] = "error"
+    trace = write_trace(tmp_path / "t", send, first, last, n_in, n_out,
+                        status=list(status), chunks=served)
+    doc = calibrate_json(tmp_path, trace, *coeff_flags(TRUE))
+    assert doc["excluded_by_reason"]["replayed_failed"] == dropped.size
+    assert doc["requests"] == send.size - dropped.size
     for m in ("ttft", "e2e", "itl"):
         assert doc["mape"][m] == pytest.approx(0.0, abs=1e-9)
 
