@@ -996,15 +996,20 @@ def run(args, out=None) -> int:
         fit = fit_step_model(obs, serial=serial, max_scheduled=cluster["max_num_scheduled_tokens"])
         after = compare(real, _replay_with(obs, cluster, fit), obs.compare)
     doc = results_document(obs, cluster, given, comp, fit, after)
-    if note:
-        print(f"{note}", file=sys.stderr)
-    out.write(report_text(doc, given, fit, after))
-    out.flush()
-    atomic_write(args.results_path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    # everything is rendered before anything is written; the report is printed last
+    results_text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    defaults_text = None
     if args.save_defaults:
         entry = defaults_entry(*identity, args.vllm_version, fit, cluster["total_kv_blocks"])
-        atomic_write(args.save_defaults, yaml.safe_dump(merge_defaults(existing, entry),
-                                                        sort_keys=False))
+        defaults_text = yaml.safe_dump(merge_defaults(existing, entry), sort_keys=False)
+    report = report_text(doc, given, fit, after)
+    atomic_write(args.results_path, results_text)
+    if defaults_text is not None:
+        atomic_write(args.save_defaults, defaults_text)
+    if note:
+        print(f"{note}", file=sys.stderr)
+    out.write(report)
+    out.flush()
     return EXIT_OK
 
 
