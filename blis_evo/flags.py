@@ -460,7 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     run = sub.add_parser("run", help="run one simulation", allow_abbrev=False,
                          description="Run one cluster simulation (flags as in BLIS cmd/root.go). "
-                         "See also: blis replay --help (re-evaluate a policy bundle on fresh seeds).")
+                         "Other commands: blis replay --policy P (re-evaluate a policy bundle on "
+                         "fresh seeds), blis replay --trace DIR (simulate a recorded trace), "
+                         "blis observe (record a real server), blis calibrate (compare a trace "
+                         "with the simulator and fit alpha/beta); each takes --help.")
     for flag in FLAGS:
         _add_flag(run, flag)
     return parser
