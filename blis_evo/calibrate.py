@@ -87,9 +87,8 @@ import yaml
 
 from simulator.errors import InputError
 
-EXIT_OK = 0
-EXIT_INPUT_ERROR = 2
-EXIT_INTERRUPTED = 130
+from .commands import EXIT_OK, check_output_file, run_subcommand
+
 
 THETA = ("alpha0", "alpha1", "alpha2", "beta0", "beta1", "beta2")
 """Order of the six coefficients in θ (µs, µs/token)."""
@@ -876,17 +875,6 @@ def _check_ints(args) -> None:
             raise InputError(f"{flag} must be >= {lo}, got {value}")
 
 
-def _check_output(path: str, flag: str) -> None:
-    """Fail before any work if ``path`` can obviously not be written."""
-    if os.path.isdir(path):
-        raise InputError(f"{flag}: {path!r} is a directory")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InputError(f"{flag}: directory {parent!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"{flag}: directory {parent!r} is not writable")
-
-
 def given_latency(args):
     """(Coefficients or None, KV blocks from defaults.yaml or None, note or ""): explicit
     --alpha-coeffs/--beta-coeffs, else the --model lookup, else None (only with --fit).  With
@@ -981,9 +969,9 @@ def run(args, out=None) -> int:
     if args.save_defaults and not args.fit:
         raise InputError("--save-defaults needs --fit (it saves the fitted coefficients)")
     given, kv_default, note = given_latency(args)
-    _check_output(args.results_path, "--results-path")
+    check_output_file(args.results_path, "--results-path")
     if args.save_defaults:
-        _check_output(args.save_defaults, "--save-defaults")
+        check_output_file(args.save_defaults, "--save-defaults")
         existing = _read_defaults_file(args.save_defaults)
     obs = load_observed(args.trace, seed=args.seed)
     identity = _save_identity(args, obs) if args.save_defaults else None
@@ -1018,25 +1006,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "blis") -> int:
     status: 0, 2 on bad input (``<prog>: error: <one line>`` on stderr, nothing written), 130
     on Ctrl-C, argparse's status for ``--help``."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    try:
-        try:
-            args = build_parser(f"{prog} calibrate").parse_args(args_list)
-        except SystemExit as exc:  # --help
-            code = exc.code
-            return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_INPUT_ERROR)
-        return run(args)
-    except InputError as exc:
-        print(f"{prog}: error: {' '.join(str(exc).split()) or 'invalid input'}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except OSError as exc:
-        if isinstance(exc, BrokenPipeError):
-            return 1
-        name = f": {exc.filename}" if exc.filename is not None else ""
-        print(f"{prog}: error: {exc.strerror or exc}{name}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_subcommand(prog, lambda: build_parser(f"{prog} calibrate").parse_args(args_list), run)
 
 
 if __name__ == "__main__":

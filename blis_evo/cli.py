@@ -32,6 +32,7 @@ import yaml
 
 from simulator.errors import InputError
 
+from .commands import check_output_file, one_line
 from .flags import go_float_str, parse_run_args
 from .logging_setup import configure_logging, reset_logging
 from .settings import RunSettings, resolve_run_settings
@@ -114,15 +115,8 @@ def _resolve_sim_config(settings: RunSettings, log):
 
 def _check_results_path(path: str) -> None:
     """Fail before simulating if ``--results-path`` can obviously not be written."""
-    if path == "":
-        return
-    if os.path.isdir(path):
-        raise InputError(f"--results-path: {path!r} is a directory")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InputError(f"--results-path: directory {parent!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"--results-path: directory {parent!r} is not writable")
+    if path != "":
+        check_output_file(path, "--results-path")
 
 
 def build_workload(settings: RunSettings, horizon_us: int, log):
@@ -429,20 +423,16 @@ def execute(settings: RunSettings, log) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def _describe(exc: BaseException) -> str:
     """One-line message for an input error of any of the caught kinds."""
     if isinstance(exc, InputError):
-        return _one_line(str(exc)) or "invalid input"
+        return one_line(str(exc)) or "invalid input"
     if isinstance(exc, OSError) and exc.strerror:
         name = exc.filename if exc.filename is not None else ""
-        return _one_line(f"{exc.strerror}: {name}" if name != "" else exc.strerror)
+        return one_line(f"{exc.strerror}: {name}" if name != "" else exc.strerror)
     if isinstance(exc, yaml.YAMLError):
-        return "invalid YAML: " + _one_line(str(exc))
-    return _one_line(f"{type(exc).__name__}: {exc}")
+        return "invalid YAML: " + one_line(str(exc))
+    return one_line(f"{type(exc).__name__}: {exc}")
 
 
 def _error(exc: BaseException) -> int:

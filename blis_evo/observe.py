@@ -51,11 +51,9 @@ import numpy as np
 
 from simulator.errors import InputError
 
+from .commands import EXIT_INTERRUPTED, EXIT_OK, one_line, run_subcommand
 from .flags import InputErrorParser
 
-EXIT_OK = 0
-EXIT_INPUT_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 ENDPOINTS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 RETRY_HTTP_STATUSES = (429, 503)
@@ -306,10 +304,6 @@ def has_content(chunk: dict) -> bool:
     return False
 
 
-def _one_line(text) -> str:
-    return " ".join(str(text).split())
-
-
 # ---------------------------------------------------------------------------------------------
 # Per-request records
 # ---------------------------------------------------------------------------------------------
@@ -472,7 +466,7 @@ class Observer:
             rec.message = f"in flight when interrupted (attempt {rec.attempts})"
             raise
         except Exception as exc:  # noqa: BLE001 - never lose a request
-            rec.status, rec.message = "error", _one_line(f"{type(exc).__name__}: {exc}")
+            rec.status, rec.message = "error", one_line(f"{type(exc).__name__}: {exc}")
         finally:
             if self._sem is not None:
                 self._sem.release()
@@ -507,14 +501,14 @@ class Observer:
             return _Outcome("timeout", f"no complete response within {self.opts.timeout_s:g} s "
                             f"({rec.num_chunks} chunks received)")
         except (aiohttp.ClientError, ConnectionError) as exc:
-            what = _one_line(f"{type(exc).__name__}: {exc}")
+            what = one_line(f"{type(exc).__name__}: {exc}")
             if rec.num_chunks == 0:
                 return _Outcome("retry", f"connection dropped before the first chunk: {what}")
             return _Outcome("error", f"connection dropped after {rec.num_chunks} chunks: {what}")
 
     async def _response(self, resp, rec: RequestRecord) -> _Outcome:
         if resp.status != 200:
-            text = _one_line(await resp.text(errors="replace"))[:300]
+            text = one_line(await resp.text(errors="replace"))[:300]
             msg = f"HTTP {resp.status}: {text}"
             if resp.status in RETRY_HTTP_STATUSES:
                 return _Outcome("retry", msg)
@@ -536,7 +530,7 @@ class Observer:
                 break
             if event.get("error") is not None and not event.get("choices"):
                 return _Outcome("error", "error event in stream: "
-                                + _one_line(event["error"])[:300])
+                                + one_line(event["error"])[:300])
             if isinstance(event.get("usage"), dict):
                 rec.usage(event["usage"])
             if has_content(event):
@@ -591,7 +585,7 @@ async def probe_server(session, opts: ObserveOptions, prompt_ids: Sequence[int])
             raise InputError(f"--server-url: no answer from POST {opts.url} within "
                              f"{min(opts.timeout_s, PROBE_TIMEOUT_S):g} s") from None
         except (aiohttp.ClientError, ConnectionError) as exc:
-            problem = "dropped: " + _one_line(f"{type(exc).__name__}: {exc}")
+            problem = "dropped: " + one_line(f"{type(exc).__name__}: {exc}")
     if problem.startswith("dropped"):
         raise InputError(f"--server-url: POST {opts.url} failed {opts.max_retries + 1} times: "
                          f"connection {problem}")
@@ -604,7 +598,7 @@ async def _probe_response(resp, opts: ObserveOptions) -> str:
     if resp.status in RETRY_HTTP_STATUSES:
         return f"HTTP {resp.status}"
     if resp.status != 200:
-        text = _one_line(await resp.text(errors="replace"))[:200]
+        text = one_line(await resp.text(errors="replace"))[:200]
         raise InputError(f"--server-url/--model: POST {opts.url} answered HTTP {resp.status}: "
                          f"{text}")
     ctype = resp.headers.get("Content-Type", "")
@@ -620,7 +614,7 @@ def _connect_reason(exc) -> str:
     err = getattr(exc, "os_error", None)
     if isinstance(err, ConnectionRefusedError):
         return "connection refused"
-    return _one_line(getattr(err, "strerror", None) or err or exc)
+    return one_line(getattr(err, "strerror", None) or err or exc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -768,24 +762,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "blis") -> int:
     """``blis observe`` entry point: returns 0, 2 on bad input or an unusable server (one line
     ``blis: error: ...``, nothing written), 130 on Ctrl-C, argparse's status for ``--help``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        try:
-            opts = parse_observe_args(args, prog=f"{prog} observe")
-        except SystemExit as exc:  # --help
-            code = exc.code
-            return code if isinstance(code, int) else (EXIT_OK if code is None else
-                                                       EXIT_INPUT_ERROR)
-        return run(opts)
-    except InputError as exc:
-        print(f"{prog}: error: {_one_line(exc) or 'invalid input'}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except OSError as exc:
-        name = f": {exc.filename}" if exc.filename is not None else ""
-        print(f"{prog}: error: {_one_line(exc.strerror or exc)}{name}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_subcommand(prog, lambda: parse_observe_args(args, prog=f"{prog} observe"), run)
 
 
 __all__ = ["ObserveOptions", "ObserveWorkload", "Observer", "RequestRecord", "ObserveResult",

@@ -32,9 +32,8 @@ from typing import Any, Mapping, Sequence
 from simulator.config import PolicyConfig
 from simulator.errors import InputError
 
-EXIT_OK = 0
-EXIT_INPUT_ERROR = 2
-EXIT_INTERRUPTED = 130
+from blis_evo.commands import EXIT_OK, check_output_file, run_subcommand
+
 
 FRESH_SEED_START = 1000
 """``--seeds N`` counts fresh seeds upwards from here (skipping train and held-out seeds)."""
@@ -261,17 +260,6 @@ def build_parser(prog: str = "python -m search.replay") -> argparse.ArgumentPars
     return p
 
 
-def _check_out(path: str) -> None:
-    """Fail before simulating if ``--out`` can obviously not be written."""
-    if os.path.isdir(path):
-        raise InputError(f"--out: {path!r} is a directory")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InputError(f"--out: directory {parent!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"--out: directory {parent!r} is not writable")
-
-
 def _load_policy_arg(path: str) -> tuple[PolicyConfig, dict[str, int]]:
     """:func:`load_policy` with errors naming ``--policy``."""
     try:
@@ -291,7 +279,7 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
     exp = experiment_from_arg(args.experiment)
     seeds = parse_seeds(args.seeds, exp)
     if args.out:
-        _check_out(args.out)
+        check_output_file(args.out, "--out")
     reused = sorted(set(seeds) & (set(exp.seeds.train) | set(exp.seeds.heldout)))
     if reused:
         print(f"note: seeds {reused} are train/held-out seeds of experiment {exp.name!r}, not fresh",
@@ -316,25 +304,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "replay") -> int:
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser_prog = "blis replay" if prog == "blis" else "python -m search.replay"
-    try:
-        try:
-            args = build_parser(parser_prog).parse_args(args_list)
-        except SystemExit as exc:  # --help
-            code = exc.code
-            return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_INPUT_ERROR)
-        return run(args)
-    except InputError as exc:
-        print(f"{prog}: error: {' '.join(str(exc).split()) or 'invalid input'}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except OSError as exc:
-        if isinstance(exc, BrokenPipeError):
-            return 1
-        name = f": {exc.filename}" if exc.filename is not None else ""
-        print(f"{prog}: error: {exc.strerror or exc}{name}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_subcommand(prog, lambda: build_parser(parser_prog).parse_args(args_list), run)
 
 
 if __name__ == "__main__":
