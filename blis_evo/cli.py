@@ -218,17 +218,8 @@ def _resolve_spec(settings: RunSettings, sim):
 
 
 def _spec_slo_targets(spec) -> dict | None:
-    """SLO targets per class declared by the spec's clients (first client of a class wins)."""
-    targets: dict[str, dict] = {}
-    for c in spec.clients:
-        t = getattr(c, "slo_targets", None)
-        if t is None or c.slo_class in targets:
-            continue
-        given = {k: getattr(t, k) for k in ("ttft_ms", "tpot_ms", "e2e_ms")
-                 if getattr(t, k) is not None}
-        if given:
-            targets[c.slo_class] = given
-    return targets or None
+    """SLO targets per class declared by the spec's clients, or None when there are none."""
+    return spec.slo_targets_by_class() or None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -220,8 +220,6 @@ def load_observe_workload(opts: ObserveOptions) -> ObserveWorkload:
     from simulator.workload.spec import load_workload_spec
     from simulator.workload.tracev2 import clients_from_spec
 
-    from .cli import _spec_slo_targets
-
     spec = load_workload_spec(opts.workload_spec)
     limit = opts.num_requests if opts.num_requests is not None else spec.num_requests
     if limit <= 0 and spec.horizon <= 0:
@@ -229,7 +227,8 @@ def load_observe_workload(opts: ObserveOptions) -> ObserveWorkload:
                          "give --num-requests N")
     details = generate_spec_requests(spec, horizon_us=None, max_requests=limit, seed=opts.seed)
     return _nonempty(ObserveWorkload(details, clients_from_spec(spec), opts.workload_spec,
-                                     spec.horizon or None, _spec_slo_targets(spec)))
+                                     spec.horizon or None,
+                                     spec.slo_targets_by_class() or None))
 
 
 def _trace_workload(opts: ObserveOptions) -> ObserveWorkload:

@@ -135,18 +135,7 @@ def slo_targets(exp: Experiment) -> dict:
     """``{slo_class: {ttft_ms/tpot_ms/e2e_ms: value}}`` from the workload spec's clients
     (first client of a class wins); empty for traces and specs without targets."""
     spec = exp.workload.spec
-    out: dict[str, dict] = {}
-    if spec is None:
-        return out
-    for c in spec.clients:
-        t = c.slo_targets
-        if t is None or c.slo_class in out:
-            continue
-        entry = {k: getattr(t, k) for k in ("ttft_ms", "tpot_ms", "e2e_ms")
-                 if getattr(t, k) is not None}
-        if entry:
-            out[c.slo_class] = entry
-    return out
+    return {} if spec is None else spec.slo_targets_by_class()
 
 
 def _seed_metrics(policy: PolicyConfig, exp: Experiment, seed: int,

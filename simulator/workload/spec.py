@@ -230,6 +230,20 @@ class WorkloadSpec:
     clients: tuple[ClientSpec, ...] = ()
     servegen_data: ServeGenDataSpec | None = None
 
+    def slo_targets_by_class(self) -> dict[str, dict]:
+        """``{slo_class: {ttft_ms/tpot_ms/e2e_ms: value}}`` declared by the clients (the first
+        client of a class that declares any target wins); ``{}`` when none declares one."""
+        out: dict[str, dict] = {}
+        for c in self.clients:
+            t = c.slo_targets
+            if t is None or c.slo_class in out:
+                continue
+            given = {k: getattr(t, k) for k in ("ttft_ms", "tpot_ms", "e2e_ms")
+                     if getattr(t, k) is not None}
+            if given:
+                out[c.slo_class] = given
+        return out
+
 
 # ----------------------------------------------------------------------------------------------
 # YAML reading
