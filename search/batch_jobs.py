@@ -97,21 +97,13 @@ def load_batch(path: str | os.PathLike) -> Batch:
 
 def _read_jobs_yaml(src: str):
     """The jobs file parsed by the strict loader (duplicate keys rejected)."""
-    import yaml
-
-    from simulator.workload.spec import _yaml_loader
+    from simulator.workload.spec import load_strict_yaml
 
     try:
         text = Path(src).read_text(encoding="utf-8")
     except OSError as e:
         raise InputError(f"cannot read jobs file {src!r}: {e.strerror or e}") from None
-    try:
-        doc = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as e:
-        raise InputError(f"{src}: not valid YAML: {' '.join(str(e).split())}") from None
-    if doc is None:
-        raise InputError(f"{src}: the jobs file is empty")
-    return doc
+    return load_strict_yaml(text, src, "jobs file")
 
 
 def _get(node: dict, key: str, default):

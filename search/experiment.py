@@ -26,7 +26,7 @@ from pathlib import Path
 from simulator.config import LatencyConfig
 from simulator.errors import InputError
 from simulator.metrics import VALID_FITNESS_KEYS
-from simulator.workload.spec import WorkloadSpec, _yaml_loader, parse_workload_spec
+from simulator.workload.spec import WorkloadSpec, load_strict_yaml, parse_workload_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -443,15 +443,7 @@ def parse_experiment(text: str, *, src: str = "<experiment>", base_dir: str = ".
     ``src`` prefixes error messages; ``base_dir`` resolves relative paths.  Raises
     :class:`InputError` (one line naming the key path) on any problem.
     """
-    import yaml
-
-    try:
-        doc = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as e:
-        raise InputError(f"{src}: not valid YAML: {' '.join(str(e).split())}") from None
-    if doc is None:
-        raise InputError(f"{src}: the experiment is empty")
-    return _P(src, base_dir).experiment(doc)
+    return _P(src, base_dir).experiment(load_strict_yaml(text, src, "experiment"))
 
 
 def load_experiment(path) -> Experiment:

@@ -249,6 +249,21 @@ class WorkloadSpec:
 # YAML reading
 # ----------------------------------------------------------------------------------------------
 
+def load_strict_yaml(text: str, src: str, what: str, invalid: str = "not valid YAML"):
+    """Parse one YAML document with the strict loader (duplicate keys rejected); InputError
+    ``"<src>: <invalid>: <reason>"`` on a syntax error and ``"<src>: the <what> is empty"`` on
+    an empty document.  Shared by the workload-spec, experiment and batch-jobs readers."""
+    import yaml
+
+    try:
+        doc = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as e:
+        raise InputError(f"{src}: {invalid}: {' '.join(str(e).split())}") from None
+    if doc is None:
+        raise InputError(f"{src}: the {what} is empty")
+    return doc
+
+
 def _yaml_loader():
     """A SafeLoader subclass that rejects duplicate mapping keys (as the reference's YAML does)."""
     import yaml
@@ -606,8 +621,6 @@ def load_workload_spec(path) -> WorkloadSpec:
     an unreadable file, invalid YAML, unknown or duplicate keys, wrong types and out-of-range
     values, and for unusable ServeGen data.  Returns a frozen :class:`WorkloadSpec`.
     """
-    import yaml
-
     p = os.fspath(path)
     if p.startswith(PRESET_PREFIX):
         from simulator.workload.scenarios import scenario_spec
@@ -618,13 +631,7 @@ def load_workload_spec(path) -> WorkloadSpec:
             text = f.read()
     except OSError as e:
         raise InputError(f"cannot read workload spec {p!r}: {e.strerror or e}") from None
-    try:
-        doc = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as e:
-        msg = " ".join(str(e).split())
-        raise InputError(f"{p}: not a valid workload spec YAML: {msg}") from None
-    if doc is None:
-        raise InputError(f"{p}: the workload spec is empty")
+    doc = load_strict_yaml(text, p, "workload spec", invalid="not a valid workload spec YAML")
     return parse_workload_spec(doc, src=p, base_dir=os.path.dirname(os.path.abspath(p)))
 
 
