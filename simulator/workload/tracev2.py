@@ -641,28 +641,32 @@ def _int_field(where: str, text: str, *, lo: int | None = 0) -> int:
     return v
 
 
-def _read_rows(path: str) -> list[list[str]]:
+def _csv_file(path: str, what: str, missing: str) -> tuple[list[str] | None, list[list[str]]]:
+    """(header row or None, body rows) of a strict CSV file; InputError for malformed CSV,
+    non-UTF-8 text (``"<path>: <what> is not UTF-8 text"``) or a missing file (``missing``)."""
     try:
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.reader(f, strict=True)
-            rows = []
-            head = next(reader, None)
-            if head is None:
-                raise InputError(f"{path}: empty trace data file (no CSV header row)")
-            if tuple(h.strip() for h in head) != COLUMNS:
-                raise InputError(f"{path} row 1: CSV header must be the {len(COLUMNS)} trace v2 "
-                                 f"columns {','.join(COLUMNS)}")
-            for row in reader:
-                if len(row) != len(COLUMNS):
-                    raise InputError(f"{path} row {reader.line_num}: has {len(row)} columns, "
-                                     f"expected {len(COLUMNS)}")
-                rows.append(row)
+            return next(reader, None), list(reader)
     except csv.Error as exc:
         raise InputError(f"{path}: malformed CSV: {exc}") from None
     except UnicodeDecodeError:
-        raise InputError(f"{path}: trace data is not UTF-8 text") from None
+        raise InputError(f"{path}: {what} is not UTF-8 text") from None
     except FileNotFoundError:
-        raise InputError(f"trace v2: data file {path!r} does not exist") from None
+        raise InputError(missing) from None
+
+
+def _read_rows(path: str) -> list[list[str]]:
+    head, rows = _csv_file(path, "trace data", f"trace v2: data file {path!r} does not exist")
+    if head is None:
+        raise InputError(f"{path}: empty trace data file (no CSV header row)")
+    if tuple(h.strip() for h in head) != COLUMNS:
+        raise InputError(f"{path} row 1: CSV header must be the {len(COLUMNS)} trace v2 "
+                         f"columns {','.join(COLUMNS)}")
+    for r, row in enumerate(rows):
+        if len(row) != len(COLUMNS):
+            raise InputError(f"{path} row {r + 2}: has {len(row)} columns, "
+                             f"expected {len(COLUMNS)}")
     return rows
 
 
@@ -854,20 +858,11 @@ def _observed_records(path: str | None, rows: list, ints: dict) -> ObservedRecor
 
 def _read_observed_sidecar(path: str, n: int) -> list[np.ndarray]:
     """attempts, first_send_us, server prompt / completion tokens from observed.csv."""
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.reader(f, strict=True)
-            head = next(reader, None)
-            if head is None or tuple(h.strip() for h in head) != OBSERVED_COLUMNS:
-                raise InputError(f"{path} row 1: CSV header must be the columns "
-                                 f"{','.join(OBSERVED_COLUMNS)}")
-            body = list(reader)
-    except csv.Error as exc:
-        raise InputError(f"{path}: malformed CSV: {exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: observed sidecar is not UTF-8 text") from None
-    except FileNotFoundError:
-        raise InputError(f"trace v2: observed sidecar {path!r} does not exist") from None
+    head, body = _csv_file(path, "observed sidecar",
+                           f"trace v2: observed sidecar {path!r} does not exist")
+    if head is None or tuple(h.strip() for h in head) != OBSERVED_COLUMNS:
+        raise InputError(f"{path} row 1: CSV header must be the columns "
+                         f"{','.join(OBSERVED_COLUMNS)}")
     if len(body) != n:
         raise InputError(f"{path}: has {len(body)} rows, expected {n} (one per trace row)")
     out = [np.full(n, -1, dtype=np.int64) for _ in range(4)]
