@@ -10,13 +10,14 @@ Parsing is strict: unknown keys, wrong types and bad values raise
 ``exp.yaml: search.population must be >= 2, got 1``.  Relative paths are resolved against the
 experiment file's directory.
 
-:func:`default_experiment` returns the embedded default experiment; the identical YAML text is
-shipped as ``experiments/default.yaml`` (a test keeps the two in sync).
+:func:`default_experiment` returns the default experiment, whose YAML ships in the package as
+``search/data/default_experiment.yaml``; ``experiments/default.yaml`` is a link to that file.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -31,6 +32,7 @@ from simulator.workload.spec import WorkloadSpec, load_strict_yaml, parse_worklo
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 DEFAULT_EXPERIMENT_PATH = EXPERIMENTS_DIR / "default.yaml"
+DEFAULT_EXPERIMENT_FILE = Path(__file__).resolve().parent / "data" / "default_experiment.yaml"
 
 SLO_ATTAINMENT = "slo_attainment"
 WEIGHT_KEYS: tuple[str, ...] = tuple(VALID_FITNESS_KEYS) + (SLO_ATTAINMENT,)
@@ -505,170 +507,17 @@ def _trace_files(path: str) -> list[str]:
     return [path]
 
 
-DEFAULT_EXPERIMENT_YAML = """\
-# Default blis-evo experiment: `python -m search.evolve --generations 50` runs it.
-#
-# A 4-instance llama-3.1-8b-instruct / H100 / TP1 cluster with a deliberately small KV cache
-# (1200 blocks x 16 tokens per instance) under a bursty, prefix-heavy, two-SLO-class workload:
-# eight chat tenants -- twice as many system prompts as instances -- each with its own
-# 2048-token system prompt and bursty gamma arrivals (cv 1.5), share 75% of the traffic with
-# tight TTFT targets; a batch tenant sends long prompts (1536 +- 512 tokens) with a loose E2E
-# target.  At 60 req/s the cluster runs near its KV-bound capacity: a router that spreads a
-# tenant over instances re-prefills its system prompt and evicts other tenants' prompts, which
-# costs capacity and queues requests, so the tail TTFT depends on the policy.  Held-out p99 TTFT
-# (mean of 5 seeds): round-robin ~19 s, least-loaded ~16 s, llm-d 3:2:2 ~3.6 s, while a
-# 50-generation search finds ~2.1 s with the same throughput.  3,000 requests per seed keep the
-# p99 stable across seeds (with 400 requests the train and held-out rankings disagreed).
-name: default
-cluster:
-  model: meta-llama/llama-3.1-8b-instruct
-  hardware: H100
-  tp: 1
-  vllm_version: vllm/vllm-openai:v0.8.4
-  num_instances: 4
-  total_kv_blocks: 1200
-  max_running_reqs: 256
-  max_scheduled_tokens: 2048
-  long_prefill_token_threshold: 0
-  block_size: 16
-workload:
-  num_requests: 3000
-  spec:
-    version: "1"
-    category: language
-    aggregate_rate: 60
-    clients:
-      - id: chat-0
-        tenant_id: tenant-0
-        slo_class: interactive
-        rate_fraction: 0.09375
-        arrival: {process: gamma, cv: 1.5}
-        prefix_group: system-prompt-0
-        prefix_length: 2048
-        input_distribution: {type: exponential, params: {mean: 128}}
-        output_distribution: {type: exponential, params: {mean: 64}}
-        slo_targets: {ttft_ms: 1000, e2e_ms: 5000}
-      - id: chat-1
-        tenant_id: tenant-1
-        slo_class: interactive
-        rate_fraction: 0.09375
-        arrival: {process: gamma, cv: 1.5}
-        prefix_group: system-prompt-1
-        prefix_length: 2048
-        input_distribution: {type: exponential, params: {mean: 128}}
-        output_distribution: {type: exponential, params: {mean: 64}}
-        slo_targets: {ttft_ms: 1000, e2e_ms: 5000}
-      - id: chat-2
-        tenant_id: tenant-2
-        slo_class: interactive
-        rate_fraction: 0.09375
-        arrival: {process: gamma, cv: 1.5}
-        prefix_group: system-prompt-2
-        prefix_length: 2048
-        input_distribution: {type: exponential, params: {mean: 128}}
-        output_distribution: {type: exponential, params: {mean: 64}}
-        slo_targets: {ttft_ms: 1000, e2e_ms: 5000}
-      - id: chat-3
-        tenant_id: tenant-3
-        slo_class: interactive
-        rate_fraction: 0.09375
-        arrival: {process: gamma, cv: 1.5}
-        prefix_group: system-prompt-3
-        prefix_length: 2048
-        input_distribution: {type: exponential, params: {mean: 128}}
-        output_distribution: {type: exponential, params: {mean: 64}}
-        slo_targets: {ttft_ms: 1000, e2e_ms: 5000}
-      - id: chat-4
-        tenant_id: tenant-4
-        slo_class: interactive
-        rate_fraction: 0.09375
-        arrival: {process: gamma, cv: 1.5}
-        prefix_group: system-prompt-4
-        prefix_length: 2048
-        input_distribution: {type: exponential, params: {mean: 128}}
-        output_distribution: {type: exponential, params: {mean: 64}}
-        slo_targets: {ttft_ms: 1000, e2e_ms: 5000}
-      - id: chat-5
-        tenant_id: tenant-5
-        slo_class: interactive
-        rate_fraction: 0.09375
-        arrival: {process: gamma, cv: 1.5}
-        prefix_group: system-prompt-5
-        prefix_length: 2048
-        input_distribution: {type: exponential, params: {mean: 128}}
-        output_distribution: {type: exponential, params: {mean: 64}}
-        slo_targets: {ttft_ms: 1000, e2e_ms: 5000}
-      - id: chat-6
-        tenant_id: tenant-6
-        slo_class: interactive
-        rate_fraction: 0.09375
-        arrival: {process: gamma, cv: 1.5}
-        prefix_group: system-prompt-6
-        prefix_length: 2048
-        input_distribution: {type: exponential, params: {mean: 128}}
-        output_distribution: {type: exponential, params: {mean: 64}}
-        slo_targets: {ttft_ms: 1000, e2e_ms: 5000}
-      - id: chat-7
-        tenant_id: tenant-7
-        slo_class: interactive
-        rate_fraction: 0.09375
-        arrival: {process: gamma, cv: 1.5}
-        prefix_group: system-prompt-7
-        prefix_length: 2048
-        input_distribution: {type: exponential, params: {mean: 128}}
-        output_distribution: {type: exponential, params: {mean: 64}}
-        slo_targets: {ttft_ms: 1000, e2e_ms: 5000}
-      - id: batch
-        tenant_id: tenant-batch
-        slo_class: batch
-        rate_fraction: 0.25
-        arrival: {process: poisson}
-        input_distribution: {type: gaussian, params: {mean: 1536, std_dev: 512, min: 256, max: 4096}}
-        output_distribution: {type: exponential, params: {mean: 256}}
-        slo_targets: {e2e_ms: 30000}
-seeds:
-  train: [1, 2, 3]
-  heldout: [101, 102, 103, 104, 105]
-search_space:
-  routing: {choices: [round-robin, least-loaded, weighted, prefix-affinity]}
-  scheduler: {choices: [fcfs, priority-fcfs, sjf]}
-  priority: {choices: [constant, slo-based]}
-  admission: {choices: [always-admit, token-bucket]}
-  scorers:
-    prefix-affinity: {weight: [0, 5]}
-    queue-depth: {weight: [0, 5]}
-    kv-utilization: {weight: [0, 5]}
-    load-balance: {weight: [0, 5]}
-  token_bucket_capacity: {int: [1000, 100000]}
-  token_bucket_refill_rate: {real: [100, 100000]}
-  snapshot_refresh_interval: {int: [0, 50000]}
-  long_prefill_token_threshold: {int: [0, 4096]}
-objectives:
-  mode: single
-  primary: p99_ttft
-  weights: {p99_ttft: 0.7, mean_e2e: 0.3}
-# fitness = score x exp(-sum(weight x rate)); rates per request (HOL blocking: per instance)
-penalties:
-  priority_inversions: 2.0
-  hol_blocking_events: 0.5
-  rejected_requests: 10
-  dropped_requests: 10
-  slo_violations: 1.0
-search:
-  algorithm: ga
-  population: 24
-  generations: 50
-  cxpb: 0.6
-  mutpb: 0.3
-  tournament: 3
-  patience: 0
-  seed: 0
-  workers: 1
-"""
 
 
 def default_experiment() -> Experiment:
-    """The embedded default experiment (same text as ``experiments/default.yaml``)."""
-    return parse_experiment(DEFAULT_EXPERIMENT_YAML, src="<default experiment>",
+    """The default experiment shipped with the package (``experiments/default.yaml``)."""
+    return parse_experiment(default_experiment_text(), src="<default experiment>",
                             base_dir=str(EXPERIMENTS_DIR))
+
+
+@functools.lru_cache(maxsize=1)
+def default_experiment_text() -> str:
+    """The default experiment's YAML text, shipped in the package (``search/data``); the
+    documented ``experiments/default.yaml`` is a link to the same file."""
+    return DEFAULT_EXPERIMENT_FILE.read_text(encoding="utf-8")
 

@@ -22,7 +22,7 @@ from blis_evo import cli
 from blis_evo.flags import EXPERIMENT_COMPATIBLE, FLAGS, parse_run_args
 from blis_evo.settings import resolve_run_settings
 from search.evaluate import BASELINES, build_sim_config, evaluate, experiment_workload
-from search.experiment import (DEFAULT_EXPERIMENT_PATH, DEFAULT_EXPERIMENT_YAML,
+from search.experiment import (DEFAULT_EXPERIMENT_PATH, default_experiment_text,
                                default_experiment, load_experiment)
 from search.genome import GeneSpace, bundle_dict, decode, decode_sim_params
 from simulator.config import DEFAULT_SCORERS
@@ -34,7 +34,7 @@ SEED = 7
 
 def small_experiment_doc(num_requests: int = 200, **cluster) -> dict:
     """The default experiment with a small workload and small seed lists."""
-    doc = yaml.safe_load(DEFAULT_EXPERIMENT_YAML)
+    doc = yaml.safe_load(default_experiment_text())
     doc["workload"]["num_requests"] = num_requests
     doc["seeds"] = {"train": [1, 2], "heldout": [3]}
     doc["cluster"].update(cluster)

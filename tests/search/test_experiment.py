@@ -7,14 +7,14 @@ import pytest
 import yaml
 
 from search.evaluate import BASELINES, PATHOLOGICAL, evaluate, experiment_workload, scorers
-from search.experiment import (DEFAULT_EXPERIMENT_PATH, DEFAULT_EXPERIMENT_YAML,
+from search.experiment import (DEFAULT_EXPERIMENT_PATH, default_experiment_text,
                                default_experiment, load_experiment)
 from simulator.config import PolicyConfig
 from simulator.errors import InputError
 
 
 def _doc():
-    return yaml.safe_load(DEFAULT_EXPERIMENT_YAML)
+    return yaml.safe_load(default_experiment_text())
 
 
 def _write(tmp_path, doc):
@@ -35,8 +35,10 @@ def test_default_loads():
     {exp: 1}  # hashable: keys workload caches
 
 
-def test_default_file_matches_embedded():
-    assert DEFAULT_EXPERIMENT_PATH.read_text(encoding="utf-8") == DEFAULT_EXPERIMENT_YAML
+def test_documented_default_file_is_the_shipped_one():
+    from search.experiment import DEFAULT_EXPERIMENT_FILE
+
+    assert DEFAULT_EXPERIMENT_PATH.resolve() == DEFAULT_EXPERIMENT_FILE
     assert load_experiment(DEFAULT_EXPERIMENT_PATH) == default_experiment()
 
 

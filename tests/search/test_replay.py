@@ -23,7 +23,7 @@ from blis_evo.flags import parse_run_args
 from blis_evo.settings import resolve_run_settings
 from search import replay
 from search.evaluate import BASELINES, evaluate
-from search.experiment import DEFAULT_EXPERIMENT_YAML, default_experiment, load_experiment
+from search.experiment import default_experiment, default_experiment_text, load_experiment
 from search.genome import GeneSpace, bundle_dict, decode, decode_sim_params
 from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec
 from simulator.errors import InputError
@@ -40,7 +40,7 @@ def write(directory: Path, text: str, name: str = "bundle.yaml") -> str:
 
 @pytest.fixture(scope="module")
 def exp_path(tmp_path_factory) -> Path:
-    doc = yaml.safe_load(DEFAULT_EXPERIMENT_YAML)
+    doc = yaml.safe_load(default_experiment_text())
     doc["workload"]["num_requests"] = 150
     doc["seeds"] = {"train": [1, 1000], "heldout": [1002, 5]}
     path = tmp_path_factory.mktemp("exp") / "small.yaml"
