@@ -32,7 +32,7 @@ import yaml
 
 from simulator.errors import InputError
 
-from .commands import check_output_file, one_line
+from .commands import check_output_dir, check_output_file, one_line
 from .flags import go_float_str, parse_run_args
 from .logging_setup import configure_logging, reset_logging
 from .settings import RunSettings, resolve_run_settings
@@ -253,15 +253,8 @@ def _resolve_trace_replay(settings: RunSettings, sim):
 
 def _check_trace_output(path: str) -> None:
     """Fail before simulating if ``--trace-output`` can obviously not be written."""
-    if path == "":
-        return
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise InputError(f"--trace-output: {path!r} exists and is not a directory")
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
-        raise InputError(f"--trace-output: directory {probe!r} is not writable")
+    if path != "":
+        check_output_dir(path, "--trace-output")
 
 
 def _write_trace_output(settings: RunSettings, sim, workload, result, details, spec, trace,

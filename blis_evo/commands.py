@@ -1,5 +1,5 @@
-"""What every ``blis`` subcommand shares at its boundary: one-line error reporting with the exit
-codes the CLI promises, and the up-front check that an output file can be written."""
+"""What the command lines share at their boundary: one-line error reporting with the exit codes
+the CLI promises, and the up-front checks that an output file or folder can be written."""
 from __future__ import annotations
 
 import os
@@ -28,6 +28,20 @@ def check_output_file(path: str, flag: str) -> None:
         raise InputError(f"{flag}: directory {parent!r} does not exist")
     if not os.access(parent, os.W_OK):
         raise InputError(f"{flag}: directory {parent!r} is not writable")
+
+
+def check_output_dir(path: str, flag: str) -> None:
+    """Fail before any work if the folder ``path`` (named by ``flag``) can obviously not be
+    created or written: it exists as a file, or its nearest existing ancestor is not a
+    writable directory."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"{flag}: {path!r} exists and is not a directory")
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{flag}: cannot create or write {path!r} ({probe!r} is not a writable "
+                         "directory)")
 
 
 def run_subcommand(prog: str, parse: Callable[[], Any], execute: Callable[[Any], int]) -> int:

@@ -208,12 +208,7 @@ def _check_unique_names(p, entries: list[_Entry]) -> None:
 
 def _check_writable(src: str, out: Path, runs: Sequence[Run]) -> None:
     """Fail up front when ``out`` or a run folder exists as a file or cannot be created."""
+    from blis_evo.commands import check_output_dir
+
     for path, key in [(out, "out")] + [(r.folder, f"out ({r.name} seed {r.seed})") for r in runs]:
-        if path.exists() and not path.is_dir():
-            raise InputError(f"{src}: {key}: {str(path)!r} exists and is not a directory")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{src}: out: cannot create {str(out)!r} ({str(existing)!r} is not a "
-                         "writable directory)")
+        check_output_dir(str(path), f"{src}: {key}")

@@ -111,14 +111,11 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
 
 def _check_out_dir(path: str, flag: str) -> None:
     """Fail before simulating if the output folder can obviously not be written."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise InputError(f"{flag}: {path!r} exists and is not a directory")
-    if flag == "--resume" and not (p / "checkpoint.pkl").is_file():
+    from blis_evo.commands import check_output_dir
+
+    check_output_dir(path, flag)
+    if flag == "--resume" and not (Path(path) / "checkpoint.pkl").is_file():
         raise InputError(f"--resume: {path!r} holds no checkpoint.pkl to resume from")
-    existing = next((a for a in [p, *p.resolve().parents] if a.exists()), None)
-    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise InputError(f"{flag}: cannot create or write {path!r}")
 
 
 def _failures(cache: dict) -> list[dict]:
