@@ -78,7 +78,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -86,6 +85,7 @@ import numpy as np
 import yaml
 
 from simulator.errors import InputError
+from simulator.fileio import atomic_write
 
 from .commands import EXIT_OK, check_output_file, run_subcommand
 
@@ -946,20 +946,6 @@ def _save_identity(args, obs: Observed) -> tuple[str, str, int]:
     if not args.hardware:
         raise InputError("--save-defaults needs --hardware for the row's GPU (e.g. H100)")
     return str(model), args.hardware, args.tp or _header_int(obs, "tensor_parallel") or 1
-
-
-def atomic_write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory + rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def run(args, out=None) -> int:

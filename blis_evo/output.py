@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 import sys
-import tempfile
 from typing import IO, Any
 
 import numpy as np
@@ -32,6 +30,7 @@ from simulator.metrics import (
     tenant_throughput,
     trace_summary,
 )
+from simulator.fileio import atomic_write
 from simulator.result import SimResult
 
 # ---------------------------------------------------------------------------------------------
@@ -512,17 +511,4 @@ def write_results_json(result: SimResult, path: str, *, sim_cfg, policy,
     doc = results_document(result, priority_policy=policy.priority,
                            fitness_weights=fitness_weights, summarize_trace=summarize_trace,
                            slo_targets=slo_targets, client_network=client_network)
-    text = go_json_dumps(doc, nonfinite_null=True) + "\n"
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".blis-results-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, go_json_dumps(doc, nonfinite_null=True) + "\n")

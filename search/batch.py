@@ -77,7 +77,7 @@ STARTED_FILE = "started.json"
 FAILURE_FILE = "failure.txt"
 CHECKPOINT_FILE = "checkpoint.pkl"
 MARKER_VERSION = 1
-EVOLVE_OUTPUTS = OUTPUT_FILES + (CHECKPOINT_FILE, CHECKPOINT_FILE + ".tmp")
+EVOLVE_OUTPUTS = OUTPUT_FILES + (CHECKPOINT_FILE,)
 """Files ``search.evolve`` writes into its output folder (deleted before a rerun from scratch)."""
 
 REFERENCE = "llm-d-default"

@@ -6,7 +6,7 @@ Our own small loop over DEAP building blocks (``HallOfFame``, ``ParetoFront``, `
 (``selTournament``, ``selTournamentDCD``) are replaced by small numpy versions here, so the
 numpy bit-generator state is the only RNG state and a checkpoint holds all of it.
 
-A checkpoint is written atomically (pickle to ``path.tmp`` + ``os.replace``) after every
+A checkpoint is written atomically (``simulator.fileio.atomic_write``) after every
 generation, including generation 0 (the evaluated initial population).  It is plain data
 (genes + fitness values, the logbook, the RNG state, the early-stopping counters), so it does not
 depend on the per-run fitness weights of ``FitnessMulti``.  Resuming from it and running to the
@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import pickle
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -27,6 +26,7 @@ import numpy as np
 from deap import tools
 
 from simulator.errors import InputError
+from simulator.fileio import atomic_write
 
 from .genome import FitnessMulti, GeneSpace, Individual, IndividualMulti
 
@@ -215,7 +215,7 @@ def _individuals(cls, rows) -> list:
 
 
 def save_checkpoint(state: SearchState, path: str) -> None:
-    """Write ``state`` atomically to ``path`` (pickle of plain data to ``path.tmp``, fsync, rename)."""
+    """Write ``state`` atomically to ``path`` (a pickle of plain data)."""
     payload = {
         "version": CHECKPOINT_VERSION,
         "settings": state.settings,
@@ -230,14 +230,7 @@ def save_checkpoint(state: SearchState, path: str) -> None:
         "nevals_total": state.nevals_total,
         "extra": state.extra,
     }
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as fh:
-        pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def load_checkpoint(path: str) -> dict:

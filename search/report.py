@@ -8,12 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import statistics
-import tempfile
 from pathlib import Path
 
 import yaml
+
+from simulator.fileio import atomic_write
 
 SUMMARY_METRICS: dict[str, str] = {
     "fitness": "fitness",
@@ -48,21 +48,6 @@ def objective_column(key: str) -> str:
     if f"{key}_ms" in SUMMARY_METRICS:
         return f"{key}_ms"
     return key
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def policy_summary(evaluation) -> dict:

@@ -59,6 +59,7 @@ import numpy as np
 import yaml
 
 from simulator.errors import InputError
+from simulator.fileio import atomic_write
 from simulator.workload.distribution import MAX_TOKEN_ID
 from simulator.workload.types import Workload
 
@@ -247,17 +248,6 @@ def clients_from_spec(spec) -> list[dict]:
             d["bandwidth_mbps"] = float(c.network.bandwidth_mbps)
         out.append(d)
     return out
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _result_columns(workload: Workload, result, streaming: np.ndarray):
@@ -479,11 +469,11 @@ def _write_trace_files(directory, workload: Workload, cols: _RequestColumns, out
                        os.path.join(directory, DATA_FILE), os.path.join(directory, TOKENS_FILE),
                        os.path.join(directory, OBSERVED_FILE)
                        if OBSERVED_FILE in (sidecars or {}) else None)
-    _atomic_write(paths.tokens, _deterministic_npz(tok.getvalue()))
-    _atomic_write(paths.data, data.encode("utf-8"))
+    atomic_write(paths.tokens, _deterministic_npz(tok.getvalue()))
+    atomic_write(paths.data, data.encode("utf-8"))
     for name, text in (sidecars or {}).items():
-        _atomic_write(os.path.join(directory, name), text.encode("utf-8"))
-    _atomic_write(paths.header, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True,
+        atomic_write(os.path.join(directory, name), text.encode("utf-8"))
+    atomic_write(paths.header, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True,
                                                default_flow_style=False).encode("utf-8"))
     return paths
 

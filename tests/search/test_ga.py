@@ -161,7 +161,7 @@ def test_run_search_sigkilled_subprocess_resume_matches_uninterrupted(tmp_path):
                           env=env, cwd=str(REPO), capture_output=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
     assert load_checkpoint(ckpt)["generation"] == 2
-    assert not os.path.exists(ckpt + ".tmp")
+    assert os.listdir(tmp_path) == ["ck.pkl"]             # no temporary file left behind
     resumed = run_search(SPACE, toy_fitness, generations=4, seed=9, resume_from=ckpt, **GA)
     full = run_search(SPACE, toy_fitness, generations=4, seed=9, **GA)
     assert logbook_bytes(resumed.logbook) == logbook_bytes(full.logbook)
