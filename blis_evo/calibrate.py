@@ -185,7 +185,7 @@ def _exclusions(rec, warm_up: int) -> tuple[np.ndarray, np.ndarray, dict]:
     from simulator.workload.tracev2 import STATUSES
 
     status = np.array(rec.status, dtype=object)
-    ok = status == "ok"
+    ok = rec.ok
     valid = ((rec.first_chunk_us >= rec.send_us) & (rec.last_chunk_us >= rec.first_chunk_us)
              & (rec.num_chunks >= 1))
     served_failed = ~ok & (status != "") & valid
@@ -204,7 +204,7 @@ def _output_tokens(trace, rows: np.ndarray) -> np.ndarray:
     rec = trace.observed
     server = rec.server_completion_tokens[rows]
     n = np.where(server >= 0, server, trace.workload.n_out[rows]).astype(np.int64)
-    failed = np.array(rec.status, dtype=object)[rows] != "ok"
+    failed = ~rec.ok[rows]
     return np.where(failed, rec.num_chunks[rows], n).astype(np.int64)
 
 
