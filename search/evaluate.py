@@ -17,7 +17,7 @@ import numpy as np
 import simulator
 from blis_evo.metrics import RawMetrics, evaluate as _metrics_evaluate, slo_attainment
 from simulator.metrics import class_priority_inversions
-from simulator.config import INT64_MAX, DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfig
+from simulator.config import INT64_MAX, DEFAULT_SCORERS, PolicyConfig, SimConfig
 from simulator.workload.types import Workload
 
 from search.experiment import SLO_ATTAINMENT, Experiment
@@ -295,12 +295,3 @@ def with_baselines(champion: PolicyConfig, sim_params: Mapping[str, int] | None 
                    name: str = "champion") -> dict[str, tuple[PolicyConfig, Mapping[str, int] | None]]:
     """``{name: (champion, sim_params)}`` followed by the hand-tuned :data:`BASELINES`."""
     return {name: (champion, dict(sim_params or {})), **{k: (v, None) for k, v in BASELINES.items()}}
-
-
-def scorers(spec: str) -> tuple[ScorerSpec, ...]:
-    """``"prefix-affinity:3,queue-depth:2"`` -> scorer tuple (convenience for scripts/tests)."""
-    out = []
-    for part in spec.split(","):
-        name, w = part.split(":")
-        out.append(ScorerSpec(name.strip(), float(w)))
-    return tuple(out)

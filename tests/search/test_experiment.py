@@ -6,7 +6,8 @@ import math
 import pytest
 import yaml
 
-from search.evaluate import BASELINES, PATHOLOGICAL, evaluate, experiment_workload, scorers
+from blis_evo.bundle import parse_scorers
+from search.evaluate import BASELINES, PATHOLOGICAL, evaluate, experiment_workload
 from search.experiment import (DEFAULT_EXPERIMENT_PATH, default_experiment_text,
                                default_experiment, load_experiment)
 from simulator.config import PolicyConfig
@@ -162,7 +163,7 @@ def test_penalties_stop_a_request_shedding_policy_from_winning():
     """A token bucket that rejects most traffic has a far better raw latency score than any
     work-conserving policy; only the rejection penalty ranks it below round-robin."""
     exp = default_experiment()
-    shed = PolicyConfig(routing="weighted", scorers=scorers("prefix-affinity:5,queue-depth:1"),
+    shed = PolicyConfig(routing="weighted", scorers=parse_scorers("prefix-affinity:5,queue-depth:1"),
                         admission="token-bucket", token_bucket_capacity=5000,
                         token_bucket_refill_rate=20000)
     seeds = exp.seeds.train[:1]
