@@ -32,7 +32,7 @@ ROUTER_BLOCK = 16          # the reference's prefix scorer hashes 16-token block
 State = namedtuple("State", [
     "R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HT", "P", "PF",
     "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
-    "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET"])
+    "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET", "CAND"])
 State.__doc__ = "Every array of one run (packed layouts: simulator/kernels/layout.py)."
 
 
@@ -177,6 +177,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     I[L.I_NEXT_T] = np.iinfo(np.int64).max
     I[L.I_LRU_HEAD] = -1
     I[L.I_LRU_TAIL] = -1
+    I[L.I_ROUTABLE] = 1
     I[L.I_KV_SALT] = _salts(N, 1)
     I[L.I_PX_SALT] = _salts(N, 7)
     bcap = int(min(cfg.max_running_reqs, max(n, 1))) + 1
@@ -214,7 +215,8 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         CE=np.zeros((4, n + 1), dtype=np.int64), CL=CL, CLF=np.zeros(L.NCLF, dtype=np.float64),
         AFFINITY=Dict.empty(types.int64, types.int64),
         ROUTE_TARGET=np.zeros(n_routes, dtype=np.int32),
-        ROUTE_REGRET=np.zeros(n_routes, dtype=np.float64))
+        ROUTE_REGRET=np.zeros(n_routes, dtype=np.float64),
+        CAND=np.zeros(N, dtype=np.int64))
 
 
 def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:

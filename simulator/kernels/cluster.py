@@ -22,7 +22,7 @@ from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
 from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CLOCK_REGRESS, CL_LAST_T, CL_CSIZE, CL_NROUTES,
                      CL_NSEGS, CL_REJECTED, CL_RR, CL_SEQ, CLF_LAST_REFILL, CLF_TOKENS,
-                     I_BATCH_LEN, I_NEXT_T, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
+                     I_BATCH_LEN, I_NEXT_T, I_ROUTABLE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
                      IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
                      P_PREFIX_OBS, P_REFRESH, P_ROUTER_BLOCK, P_ROUTING, P_RT_LAT, P_TOTAL_BLOCKS,
@@ -143,16 +143,35 @@ def prefix_match(PXT, I, i, hashes, a, n):
     return m
 
 
+# ---------------------------------------------------------------- routing candidates
+
+@njit(cache=True, inline="always")
+def routing_candidates(st):
+    """Fill st.CAND with the instances a new request may be routed to, in index order; returns
+    their count.  An instance is a candidate while I_ROUTABLE is set (every instance in a fixed
+    cluster; lifecycle and pool features clear it)."""
+    I = st.I
+    cand = st.CAND
+    nc = 0
+    for i in range(st.P[P_N_INST]):
+        if I[I_ROUTABLE, i] != 0:
+            cand[nc] = i
+            nc += 1
+    return nc
+
+
 # ---------------------------------------------------------------- scorers
-# A scorer is an @njit function (st, r, out) writing one score per instance into ``out``;
-# register it in simulator/registry.py (_SCORERS), codes.py and score_dimension below.
+# A scorer is an @njit function (st, r, cand, nc, out) writing a score for each candidate
+# instance cand[:nc] into out[instance]; register it in simulator/registry.py (_SCORERS),
+# codes.py and score_dimension below.
 
 @njit(cache=True)
-def score_prefix_affinity(st, r, out):
+def score_prefix_affinity(st, r, cand, nc, out):
     """Fraction of the request's leading 16-token blocks the router believes each instance holds."""
     a = st.R[R_RH_PTR, r]
     n = st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]
-    for i in range(st.P[P_N_INST]):
+    for k in range(nc):
+        i = cand[k]
         if n == 0:
             out[i] = 0.0
         else:
@@ -160,19 +179,20 @@ def score_prefix_affinity(st, r, out):
 
 
 @njit(cache=True)
-def score_queue_depth(st, r, out):
-    """Min-max normalised effective load (1 = least loaded; all 1 when loads are equal)."""
+def score_queue_depth(st, r, cand, nc, out):
+    """Min-max normalised effective load over the candidates (1 = least loaded; all 1 when
+    loads are equal)."""
     I = st.I
     lo = INT64_MAX
     hi = 0
-    N = st.P[P_N_INST]
-    for i in range(N):
-        load = effective_load(I, i)
+    for k in range(nc):
+        load = effective_load(I, cand[k])
         if load < lo:
             lo = load
         if load > hi:
             hi = load
-    for i in range(N):
+    for k in range(nc):
+        i = cand[k]
         if hi == lo:
             out[i] = 1.0
         else:
@@ -180,39 +200,43 @@ def score_queue_depth(st, r, out):
 
 
 @njit(cache=True)
-def score_kv_utilization(st, r, out):
+def score_kv_utilization(st, r, cand, nc, out):
     """1 - (snapshot) KV utilisation."""
-    for i in range(st.P[P_N_INST]):
+    for k in range(nc):
+        i = cand[k]
         out[i] = 1.0 - st.IF[IF_SNAP_UTIL, i]
 
 
 @njit(cache=True)
-def score_load_balance(st, r, out):
+def score_load_balance(st, r, cand, nc, out):
     """1 / (1 + effective load)."""
-    for i in range(st.P[P_N_INST]):
+    for k in range(nc):
+        i = cand[k]
         out[i] = 1.0 / (1.0 + np.float64(effective_load(st.I, i)))
 
 
 @njit(cache=True)
-def score_dimension(code, st, r, out):
+def score_dimension(code, st, r, cand, nc, out):
     """Scorer dispatch: code -> scorer function."""
     if code == SCORER_PREFIX_AFFINITY:
-        score_prefix_affinity(st, r, out)
+        score_prefix_affinity(st, r, cand, nc, out)
     elif code == SCORER_QUEUE_DEPTH:
-        score_queue_depth(st, r, out)
+        score_queue_depth(st, r, cand, nc, out)
     elif code == SCORER_KV_UTILIZATION:
-        score_kv_utilization(st, r, out)
+        score_kv_utilization(st, r, cand, nc, out)
     elif code == SCORER_LOAD_BALANCE:
-        score_load_balance(st, r, out)
+        score_load_balance(st, r, cand, nc, out)
 
 
 # ---------------------------------------------------------------- routing policies
+# A policy picks one of the candidates cand[:nc] (nc >= 1); ties go to the lowest index.
 
 @njit(cache=True)
-def _least_loaded(I, N):
-    best = 0
-    lo = effective_load(I, 0)
-    for i in range(1, N):
+def _least_loaded(I, cand, nc):
+    best = cand[0]
+    lo = effective_load(I, best)
+    for k in range(1, nc):
+        i = cand[k]
         load = effective_load(I, i)
         if load < lo:
             lo = load
@@ -221,16 +245,29 @@ def _least_loaded(I, N):
 
 
 @njit(cache=True)
-def _weighted(st, r):
-    N = st.P[P_N_INST]
+def _most_loaded(I, cand, nc):
+    best = cand[0]
+    hi = effective_load(I, best)
+    for k in range(1, nc):
+        i = cand[k]
+        load = effective_load(I, i)
+        if load > hi:
+            hi = load
+            best = i
+    return best
+
+
+@njit(cache=True)
+def _weighted(st, r, cand, nc):
     scores = st.SCF[SCF_SCORES]
     dim = st.SCF[SCF_DIM]
-    for i in range(N):
-        scores[i] = 0.0
+    for k in range(nc):
+        scores[cand[k]] = 0.0
     for s in range(st.SCODES.shape[0]):
-        score_dimension(st.SCODES[s], st, r, dim)
+        score_dimension(st.SCODES[s], st, r, cand, nc, dim)
         w = st.SWEIGHTS[s]
-        for i in range(N):
+        for k in range(nc):
+            i = cand[k]
             v = dim[i]
             if v < 0.0:
                 v = 0.0
@@ -238,8 +275,9 @@ def _weighted(st, r):
                 v = 1.0
             scores[i] += v * w
     best_score = -1.0
-    best = 0
-    for i in range(N):
+    best = cand[0]
+    for k in range(nc):
+        i = cand[k]
         if scores[i] > best_score:
             best_score = scores[i]
             best = i
@@ -252,42 +290,38 @@ def _weighted(st, r):
 
 
 @njit(cache=True)
-def route(st, r):
-    """Pick the target instance; returns (target, has_scores); weighted scores land in SCF."""
+def route(st, r, cand, nc):
+    """Pick the target among the candidates; returns (target, has_scores); weighted scores land
+    in SCF."""
     I = st.I
-    N = st.P[P_N_INST]
     code = st.P[P_ROUTING]
     if code == ROUTE_LEAST_LOADED:
-        return _least_loaded(I, N), False
+        return _least_loaded(I, cand, nc), False
     if code == ROUTE_ALWAYS_BUSIEST:
-        best = 0
-        hi = effective_load(I, 0)
-        for i in range(1, N):
-            load = effective_load(I, i)
-            if load > hi:
-                hi = load
-                best = i
-        return best, False
+        return _most_loaded(I, cand, nc), False
     if code == ROUTE_PREFIX_AFFINITY:
         h = st.R[R_FULL_HASH, r]
         if h in st.AFFINITY:
-            return st.AFFINITY[h], False
-        t = _least_loaded(I, N)
+            t = st.AFFINITY[h]
+            if I[I_ROUTABLE, t] != 0:
+                return t, False
+        t = _least_loaded(I, cand, nc)
         st.AFFINITY[h] = t
         return t, False
     if code == ROUTE_WEIGHTED:
-        return _weighted(st, r), True
-    t = st.CL[CL_RR] % N
+        return _weighted(st, r, cand, nc), True
+    t = cand[st.CL[CL_RR] % nc]
     st.CL[CL_RR] += 1
     return t, False
 
 
 @njit(cache=True, inline="always")
-def _regret(st, target, has_scores):
+def _regret(st, cand, nc, target, has_scores):
     """Counterfactual regret: best candidate score minus the chosen one's (never negative)."""
     best = -np.inf
     chosen = 0.0
-    for i in range(st.P[P_N_INST]):
+    for k in range(nc):
+        i = cand[k]
         s = st.SCF[SCF_SCORES, i] if has_scores else -np.float64(effective_load(st.I, i))
         if s > best:
             best = s
@@ -321,12 +355,13 @@ def _cluster_event(st, t, kind, r):
             st.CL[CL_REJECTED] += 1
     else:
         refresh_snapshots(I, st.IF, P, t)
-        target, has_scores = route(st, r)
+        nc = routing_candidates(st)
+        target, has_scores = route(st, r, st.CAND, nc)
         if P[P_TRACE] != 0:
             k = st.CL[CL_NROUTES]
             st.ROUTE_TARGET[k] = target
             if P[P_CF_K] > 0:
-                st.ROUTE_REGRET[k] = _regret(st, target, has_scores)
+                st.ROUTE_REGRET[k] = _regret(st, st.CAND, nc, target, has_scores)
             st.CL[CL_NROUTES] = k + 1
         R[R_INST, r] = target
         R[R_ROUTED, r] = t

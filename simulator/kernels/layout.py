@@ -77,7 +77,8 @@ I_LRU_SIZE = 32
 I_KV_SALT = 33
 I_PX_SALT = 34
 I_NEXT_T = 35      # time of the instance's earliest pending event (INT64_MAX if none)
-NI = 36
+I_ROUTABLE = 36    # 1 while the router may send it new requests
+NI = 37
 
 # IF: float64 (NIF, n_instances)
 IF_KV_INTEGRAL = 0
