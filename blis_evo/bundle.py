@@ -8,6 +8,7 @@ Behaviour port of BLIS ``sim/bundle.go`` (LoadPolicyBundle + Validate) and
     priority:  {policy}
     scheduler: <name>
     engine:    {snapshot_refresh_interval, long_prefill_token_threshold}   # blis-evo extension
+    disaggregation: {...}   # blis-evo extension: P/D pools (blis_evo/disagg_settings.py)
 
 The first four sections are the reference schema.  ``engine`` is a blis-evo extension (so the
 accepted schema is a strict superset of the reference's): the two engine knobs the policy search
@@ -36,6 +37,7 @@ from simulator import registry
 from simulator.config import INT64_MAX as _INT64_MAX, PolicyConfig, ScorerSpec
 from simulator.errors import InputError
 
+from .disagg_settings import parse_disagg_section
 from .flags import go_float_str, parse_go_float
 
 _PREFIX = "policy-config"
@@ -54,6 +56,7 @@ class PolicyBundle:
     scheduler: str | None = None
     snapshot_refresh_interval: int | None = None
     long_prefill_token_threshold: int | None = None
+    disaggregation: tuple = ()   # ((flag name, value), ...) set by the P/D section (disagg_settings)
 
     def engine_params(self) -> dict[str, int]:
         """The ``engine`` knobs that are set, as ``{name: int}`` in :data:`ENGINE_KEYS` order
@@ -264,7 +267,8 @@ def _scorer_list(value: Any, path: str) -> tuple[ScorerSpec, ...]:
 
 def bundle_from_mapping(doc: Any) -> PolicyBundle:
     """Validate an already-parsed YAML document and build a :class:`PolicyBundle`."""
-    top = _mapping(doc, "", ("admission", "routing", "priority", "scheduler", "engine"))
+    top = _mapping(doc, "", ("admission", "routing", "priority", "scheduler", "engine",
+                             "disaggregation"))
     admission = _mapping(top.get("admission"), "admission",
                          ("policy", "token_bucket_capacity", "token_bucket_refill_rate"))
     routing = _mapping(top.get("routing"), "routing", ("policy", "scorers"))
@@ -294,6 +298,7 @@ def bundle_from_mapping(doc: Any) -> PolicyBundle:
         priority_policy=priority_policy,
         scheduler=scheduler,
         **knobs,
+        disaggregation=tuple(parse_disagg_section(top.get("disaggregation")).items()),
     )
 
 

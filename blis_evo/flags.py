@@ -351,6 +351,31 @@ FLAGS: tuple[Flag, ...] = (
       "experiment): its cluster and workload exactly as the search simulates them, under "
       "--policy-config (default: the llm-d weighted profile prefix-affinity:3,queue-depth:2,"
       "kv-utilization:2); cluster and workload flags are then not allowed", reference=False),
+    # P/D disaggregation (blis_evo/disagg_settings.py validates and resolves these)
+    F("architecture", "str", "monolithic", "deployment: monolithic or disaggregated (prefill and "
+      "decode pools)", reference=False),
+    F("prefill-replicas", "int", 1, "disaggregated: prefill pool size", reference=False),
+    F("decode-replicas", "int", 1, "disaggregated: decode pool size", reference=False),
+    F("pd-decider", "str", "always", "disaggregated: which requests are disaggregated: "
+      "always, never, prefix-threshold", reference=False),
+    F("pd-prefix-threshold", "int", 256, "prefix-threshold decider: disaggregate when the "
+      "uncached prompt exceeds this many tokens", reference=False),
+    F("pd-transfer-bandwidth", "float", 25.0, "P/D KV transfer link bandwidth (GB/s)",
+      reference=False),
+    F("pd-transfer-base-latency", "int", 0, "P/D KV transfer latency per transfer unit (µs)",
+      reference=False),
+    F("pd-transfer-granularity", "str", "request", "P/D KV transfer unit: request or block",
+      reference=False),
+    F("pd-transfer-pipelining", "bool", False, "send KV blocks as prefill chunks finish "
+      "(needs granularity block)", reference=False),
+    F("pd-kv-bytes-per-token", "float", 131072.0, "KV bytes per token when no roofline model "
+      "config gives it", reference=False),
+    F("pd-backpressure-threshold", "int", 0, "throttle prefill routing while this many "
+      "requests wait for their decode instance (0 = off)", reference=False),
+    F("pd-backpressure-retry", "int", 1000, "µs between prefill routing retries under "
+      "backpressure", reference=False),
+    F("pd-decode-scorers", "str", "", "decode pool's weighted-routing scorers name:weight,... "
+      "(default: --routing-scorers)", reference=False),
 )
 del F
 

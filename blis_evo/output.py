@@ -30,6 +30,7 @@ from simulator.metrics import (
     tenant_throughput,
     trace_summary,
 )
+from simulator.disagg import pd_summary
 from simulator.fileio import atomic_write
 from simulator.result import SimResult
 
@@ -476,6 +477,10 @@ def results_document(result: SimResult, *, priority_policy: str, fitness_weights
         "hol_blocking_events": raw.hol_blocking_events,
         "rejected_requests": raw.rejected_requests,
     }
+    pd = pd_summary(result)
+    if pd is not None:  # P/D disaggregated deployment
+        doc["anomalies"]["pd_backpressure"] = pd["pd_backpressure"]
+        doc["disaggregation"] = pd
     doc["per_slo"] = grouped_distributions_doc(per_slo_distributions(result))
     doc["per_tenant"] = grouped_distributions_doc(per_tenant_distributions(result))
     fair = fairness_doc(result)

@@ -29,6 +29,7 @@ from typing import Any
 from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfig
 from simulator.errors import InputError
 
+from .disagg_settings import resolve_disaggregation
 from .bundle import PolicyBundle, bundle_from_policy, load_policy_bundle, parse_scorers
 from .flags import (EXPERIMENT_COMPATIBLE, FLAGS, FLAGS_BY_NAME, explicit_flags, go_float_str,
                     parse_fitness_weights, parse_run_args)
@@ -282,6 +283,10 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         counterfactual_k=v["counterfactual-k"],
         legacy_blis_quirks=bool(v["legacy-blis-quirks"]),
     )
+    disagg = resolve_disaggregation(
+        v, explicit, dict(bundle.disaggregation) if bundle is not None else {},
+        parse_scorers(v["pd-decode-scorers"]),
+        v["num-instances"] if "num-instances" in explicit else None)
     latency = LatencyInputs(
         model=v["model"],
         hardware=v["hardware"],
@@ -319,6 +324,9 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
                                       vllm_version=c.vllm_version, total_kv_blocks_explicit=True)
         wl = dataclasses.replace(wl, kind="experiment", spec_path="",
                                  num_requests=experiment.workload.num_requests)
+    if disagg is not None:
+        sim = dataclasses.replace(sim, num_instances=disagg.prefill_replicas + disagg.decode_replicas,
+                                  disaggregation=disagg)
     return RunSettings(
         sim=sim,
         policy=policy,

@@ -17,7 +17,7 @@ import numpy as np
 import simulator
 from blis_evo.metrics import RawMetrics, evaluate as _metrics_evaluate, slo_attainment
 from simulator.metrics import class_priority_inversions
-from simulator.config import INT64_MAX, DEFAULT_SCORERS, PolicyConfig, SimConfig
+from simulator.config import INT64_MAX, DEFAULT_SCORERS, DisaggConfig, PolicyConfig, SimConfig
 from simulator.workload.types import Workload
 
 from search.experiment import SLO_ATTAINMENT, Experiment
@@ -93,8 +93,27 @@ def build_sim_config(exp: Experiment, seed: int = 0,
                      long_prefill_token_threshold=c.long_prefill_token_threshold,
                      latency=c.latency)
     if sim_params:
-        cfg = replace(cfg, **{k: int(v) for k, v in sim_params.items()})
+        knobs = {k: int(v) for k, v in sim_params.items() if not k.startswith("pd_")}
+        cfg = replace(cfg, **knobs)
+        dc = pd_layout(cfg.num_instances, sim_params)
+        if dc is not None:
+            cfg = replace(cfg, disaggregation=dc)
     return cfg
+
+
+def pd_layout(num_instances: int, sim_params: Mapping[str, int]) -> DisaggConfig | None:
+    """The P/D deployment the layout genes describe: ``pd_prefill_replicas`` > 0 (capped so the
+    decode pool keeps at least one instance) splits ``num_instances`` into a prefill and a decode
+    pool; ``pd_prefix_threshold``, when evolved, selects the prefix-threshold decider (else every
+    request with something to decode is disaggregated).  None: monolithic."""
+    k = min(int(sim_params.get("pd_prefill_replicas", 0)), num_instances - 1)
+    if k <= 0:
+        return None
+    if "pd_prefix_threshold" in sim_params:
+        return DisaggConfig(prefill_replicas=k, decode_replicas=num_instances - k,
+                            decider="prefix-threshold",
+                            prefix_threshold=int(sim_params["pd_prefix_threshold"]))
+    return DisaggConfig(prefill_replicas=k, decode_replicas=num_instances - k)
 
 
 @functools.lru_cache(maxsize=256)
@@ -179,6 +198,7 @@ def _seed_metrics(policy: PolicyConfig, exp: Experiment, seed: int,
         "throughput_rps": raw.requests_per_sec, "tokens_per_sec": raw.tokens_per_sec,
         "cache_hit_rate": raw.cache_hit_rate, "preemption_rate": raw.preemption_rate,
         "completed_frac": float(np.sum(res.inst_completed)) / n,
+        "gpus": float(res.num_instances * exp.cluster.tp),
     }
     for k, v in comps.items():
         m[f"fit.{k}"] = v
@@ -232,6 +252,8 @@ def _objective_value(key: str, m: dict) -> float:
     """Raw (un-oriented) value of a multi-objective key from one seed's metrics dict."""
     if key == "throughput":
         return m["throughput_rps"]
+    if key == "gpus":
+        return m["gpus"]
     if key == "tokens_per_sec":
         return m["tokens_per_sec"]
     if key == SLO_ATTAINMENT:

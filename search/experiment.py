@@ -37,8 +37,9 @@ DEFAULT_EXPERIMENT_FILE = Path(__file__).resolve().parent / "data" / "default_ex
 SLO_ATTAINMENT = "slo_attainment"
 WEIGHT_KEYS: tuple[str, ...] = tuple(VALID_FITNESS_KEYS) + (SLO_ATTAINMENT,)
 """Keys allowed in ``objectives.weights``: the fitness keys of blis_evo.metrics + slo_attainment."""
-OBJECTIVE_KEYS: tuple[str, ...] = WEIGHT_KEYS
-"""Keys allowed in ``objectives.multi[].key`` (also ``slo_attainment.<class>``)."""
+OBJECTIVE_KEYS: tuple[str, ...] = WEIGHT_KEYS + ("gpus",)
+"""Keys allowed in ``objectives.multi[].key`` (also ``slo_attainment.<class>``); ``gpus`` is
+instances x TP of the evaluated deployment (varies with the ``num_instances`` layout gene)."""
 DIRECTIONS = ("min", "max")
 PENALTY_KEYS = ("priority_inversions", "hol_blocking_events", "rejected_requests",
                 "dropped_requests", "slo_violations")

@@ -75,6 +75,9 @@ _POLICY_PARAMS = {
 }
 # numeric SimConfig knobs a search may also evolve (returned by decode_sim_params)
 SIM_PARAMS = ("snapshot_refresh_interval", "long_prefill_token_threshold")
+# deployment-layout genes (search.evaluate.build_sim_config turns them into a SimConfig):
+# total replicas, prefill pool size (0 = monolithic) and the prefix-threshold decider's bound
+LAYOUT_PARAMS = ("num_instances", "pd_prefill_replicas", "pd_prefix_threshold")
 _REAL_SIG_DIGITS = 6
 
 
@@ -147,7 +150,7 @@ class GeneSpace:
                  base: PolicyConfig = PolicyConfig()):
         if not isinstance(spec, Mapping):
             raise InputError(f"{_PREFIX}: expected a mapping, got {_type_name(spec)}")
-        allowed = (*_FAMILIES, "scorers", *_POLICY_PARAMS, *SIM_PARAMS)
+        allowed = (*_FAMILIES, "scorers", *_POLICY_PARAMS, *SIM_PARAMS, *LAYOUT_PARAMS)
         for key in spec:
             if key not in allowed:
                 raise InputError(f"{_PREFIX}.{key}: unknown key (allowed: {', '.join(allowed)})")
@@ -187,14 +190,14 @@ class GeneSpace:
                 genes.append(Gene(f"scorer.{name}.on", "bit", 0.0, 1.0))
                 genes.append(Gene(f"scorer.{name}.weight", "real", low, high))
             self.scorer_names = tuple(scorers)
-        for key in (*_POLICY_PARAMS, *SIM_PARAMS):
+        for key in (*_POLICY_PARAMS, *SIM_PARAMS, *LAYOUT_PARAMS):
             if key not in spec:
                 continue
             entry = spec[key]
             if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in ("int", "real"):
                 raise InputError(f"{_PREFIX}.{key}: expected {{int: [low, high]}} or {{real: [low, high]}}")
             kind = next(iter(entry))
-            if key in SIM_PARAMS and kind != "int":
+            if key in (*SIM_PARAMS, *LAYOUT_PARAMS) and kind != "int":
                 raise InputError(f"{_PREFIX}.{key}: must be an int gene ({{int: [low, high]}})")
             low, high = _bounds(entry[kind], f"{key}.{kind}", integer=kind == "int")
             genes.append(Gene(key, kind, low, high))
@@ -308,7 +311,8 @@ def decode_sim_params(space: GeneSpace, genome: Sequence[float]) -> dict[str, in
     Use as ``dataclasses.replace(sim_config, **decode_sim_params(space, genome))``.
     """
     _check_length(space, genome)
-    return {key: int(genome[space.index[key]]) for key in SIM_PARAMS if key in space.index}
+    return {key: int(genome[space.index[key]]) for key in (*SIM_PARAMS, *LAYOUT_PARAMS)
+            if key in space.index}
 
 
 def canonical(space: GeneSpace, genome: Sequence[float]) -> tuple:
@@ -398,11 +402,21 @@ def bundle_dict(policy: PolicyConfig, sim_params: Mapping[str, int] | None = Non
     out: dict[str, Any] = {"admission": admission, "routing": routing,
                            "priority": {"policy": policy.priority}, "scheduler": policy.scheduler}
     sim_params = dict(sim_params or {})
-    unknown = sorted(set(sim_params) - set(SIM_PARAMS))
+    unknown = sorted(set(sim_params) - set(SIM_PARAMS) - set(LAYOUT_PARAMS))
     if unknown:
-        raise ValueError(f"bundle_dict: unknown sim_params {unknown}; allowed: {', '.join(SIM_PARAMS)}")
-    if sim_params:
+        raise ValueError(f"bundle_dict: unknown sim_params {unknown}; allowed: "
+                         f"{', '.join(SIM_PARAMS + LAYOUT_PARAMS)}")
+    if any(k in sim_params for k in SIM_PARAMS):
         out["engine"] = {k: int(sim_params[k]) for k in SIM_PARAMS if k in sim_params}
+    if sim_params.get("pd_prefill_replicas", 0) > 0 and "num_instances" in sim_params:
+        # layout genes: a disaggregated champion's pools (a monolithic one keeps the cluster's size)
+        from .evaluate import pd_layout
+        dc = pd_layout(int(sim_params["num_instances"]), sim_params)
+        if dc is not None:
+            out["disaggregation"] = {
+                "architecture": "disaggregated", "prefill_replicas": dc.prefill_replicas,
+                "decode_replicas": dc.decode_replicas, "decider": dc.decider,
+                "prefix_threshold": dc.prefix_threshold}
     return out
 
 

@@ -33,3 +33,8 @@ SCHED_REVERSE_PRIORITY = 3
 # Latency models
 LAT_BLACKBOX = 0
 LAT_ROOFLINE = 1
+
+# P/D disaggregation deciders (kernels/disagg.py)
+PD_DECIDE_ALWAYS = 0
+PD_DECIDE_NEVER = 1
+PD_DECIDE_PREFIX_THRESHOLD = 2

@@ -82,3 +82,40 @@ class SimConfig:
     counterfactual_k: int = 0
     legacy_blis_quirks: bool = False
     router_lru_capacity: int = 10_000  # blocks the router's prefix index remembers per instance (reference: 10000)
+    disaggregation: "DisaggConfig | None" = None  # None: monolithic (every instance serves whole requests)
+
+
+DEFAULT_KV_BYTES_PER_TOKEN = 131072.0
+"""KV bytes per token when no model config is given: 2 (K,V) x 32 layers x 8 KV heads x 128 dims
+x 2 bytes, i.e. Llama-3.1-8B in fp16."""
+
+
+@dataclass(frozen=True)
+class DisaggConfig:
+    """A prefill/decode disaggregated deployment (kernels/disagg.py describes the flow).
+
+    Instances ``0 .. prefill_replicas-1`` form the prefill pool, the next ``decode_replicas`` the
+    decode pool; ``SimConfig.num_instances`` is their sum.  ``decider`` is a registry
+    "pd-decider" name; ``prefix_threshold`` (tokens) is the prefix-threshold decider's bound on
+    the uncached prompt.  Transfers: ``bandwidth_gbps`` GB/s on one shared FIFO link,
+    ``base_latency_us`` per transfer unit, ``granularity`` "request" or "block", ``pipelining``
+    (block granularity only) sends blocks as prefill chunks finish.  ``kv_bytes_per_token`` is
+    derived from the model when a roofline model config is used, else this value.
+    ``backpressure_threshold`` (0 = off) throttles prefill routing while that many requests wait
+    for their decode instance; throttled requests retry every ``backpressure_retry_us``.
+    ``decode_scorers`` is the weighted-routing profile of the decode pool (empty: the routing
+    scorers).
+    """
+
+    prefill_replicas: int = 1
+    decode_replicas: int = 1
+    decider: str = "always"
+    prefix_threshold: int = 256
+    bandwidth_gbps: float = 25.0
+    base_latency_us: int = 0
+    granularity: str = "request"
+    pipelining: bool = False
+    kv_bytes_per_token: float = DEFAULT_KV_BYTES_PER_TOKEN
+    backpressure_threshold: int = 0
+    backpressure_retry_us: int = 1000
+    decode_scorers: tuple[ScorerSpec, ...] = ()

@@ -22,6 +22,7 @@ from .kernels.kvcache import cache_hit_rate
 from .kernels.state import pack_state
 from .kernels.hashtable import new_table
 from .kernels.hashing import FNV_OFFSET, SEED, aligned_block_hashes, full_input_hashes
+from .disagg import disagg_params, pd_outcome, pool_rows
 from .result import SimResult
 from .workload.types import Workload
 
@@ -32,7 +33,8 @@ ROUTER_BLOCK = 16          # the reference's prefix scorer hashes 16-token block
 State = namedtuple("State", [
     "R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HT", "P", "PF",
     "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
-    "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET", "CAND"])
+    "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET", "CAND",
+    "DSCODES", "DSWEIGHTS"])
 State.__doc__ = "Every array of one run (packed layouts: simulator/kernels/layout.py)."
 
 
@@ -132,6 +134,9 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
 
     sc_codes, sc_weights = _scorer_table(policy)
     P, PF = _param_arrays(cfg, policy, sc_codes)
+    dsc_codes, dsc_weights = sc_codes, sc_weights
+    if cfg.disaggregation is not None:
+        dsc_codes, dsc_weights = disagg_params(cfg, policy, sc_codes, sc_weights, P, PF)
     lat = cfg.latency
     beta = np.asarray(tuple(lat.beta) + (0.0,) * max(0, 3 - len(lat.beta)), dtype=np.float64)
     rp = np.asarray(lat.roofline_params if lat.roofline_params else (0.0,), dtype=np.float64)
@@ -159,7 +164,9 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     if P[L.P_SCHED] != codes.SCHED_FCFS:
         R[L.R_ID_RANK] = _id_string_ranks(n)
     for row in (L.R_INST, L.R_TTFT, L.R_ROUTED, L.R_QUEUED, L.R_SCHED, L.R_FIRST, L.R_DONE,
-                L.R_SCHED_DELAY, L.R_SEG_FROM, L.R_LAST_EMIT, L.R_LAST_EMIT_STEP):
+                L.R_SCHED_DELAY, L.R_SEG_FROM, L.R_LAST_EMIT, L.R_LAST_EMIT_STEP,
+                L.R_PD_PREFILL, L.R_PD_DECODE, L.R_XF_ARRIVE, L.R_PF_DONE, L.R_PF_FREE,
+                L.R_DC_ADMIT):
         R[row] = -1
     R[L.R_CH_H] = SEED
     R[L.R_CH_ACC] = FNV_OFFSET
@@ -178,6 +185,8 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     I[L.I_LRU_HEAD] = -1
     I[L.I_LRU_TAIL] = -1
     I[L.I_ROUTABLE] = 1
+    if cfg.disaggregation is not None:
+        I[L.I_POOL] = pool_rows(cfg.disaggregation)
     I[L.I_KV_SALT] = _salts(N, 1)
     I[L.I_PX_SALT] = _salts(N, 7)
     bcap = int(min(cfg.max_running_reqs, max(n, 1))) + 1
@@ -216,7 +225,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         AFFINITY=Dict.empty(types.int64, types.int64),
         ROUTE_TARGET=np.zeros(n_routes, dtype=np.int32),
         ROUTE_REGRET=np.zeros(n_routes, dtype=np.float64),
-        CAND=np.zeros(N, dtype=np.int64))
+        CAND=np.zeros(N, dtype=np.int64), DSCODES=dsc_codes, DSWEIGHTS=dsc_weights)
 
 
 def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
@@ -255,7 +264,7 @@ def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
         route_regret=st.ROUTE_REGRET[:n_routes].copy(),
         trace_on=bool(cfg.trace_decisions), num_instances=N,
         slo_class=wl.slo_class, slo_names=wl.slo_names, tenant=wl.tenant,
-        tenant_names=wl.tenant_names)
+        tenant_names=wl.tenant_names, pd=pd_outcome(st, cfg))
 
 
 def run_with_state(cfg: SimConfig, policy: PolicyConfig, workload: Workload):

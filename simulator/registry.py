@@ -36,12 +36,18 @@ _SCHEDULER = {
     "sjf": codes.SCHED_SJF,
     "reverse-priority": codes.SCHED_REVERSE_PRIORITY,
 }
+_PD_DECIDER = {
+    "always": codes.PD_DECIDE_ALWAYS,
+    "never": codes.PD_DECIDE_NEVER,
+    "prefix-threshold": codes.PD_DECIDE_PREFIX_THRESHOLD,
+}
 _FAMILIES = {
     "admission": _ADMISSION,
     "routing": _ROUTING,
     "scorer": _SCORERS,
     "priority": _PRIORITY,
     "scheduler": _SCHEDULER,
+    "pd-decider": _PD_DECIDER,
 }
 
 

@@ -79,3 +79,4 @@ class SimResult:
     slo_names: tuple = ("",)
     tenant: np.ndarray | None = None
     tenant_names: tuple = ("",)
+    pd: "PdOutcome | None" = None   # P/D disaggregation outcome (simulator/disagg.py), None if monolithic

@@ -11,11 +11,13 @@ index.  The loop stops at the first event later than the horizon.
 import numpy as np
 from numba import njit
 
-from ..codes import (ADMIT_REJECT_ALL, ADMIT_TOKEN_BUCKET, ROUTE_ALWAYS_BUSIEST,
+from ..codes import (PD_DECIDE_ALWAYS, PD_DECIDE_NEVER, ADMIT_REJECT_ALL, ADMIT_TOKEN_BUCKET, ROUTE_ALWAYS_BUSIEST,
                      ROUTE_LEAST_LOADED, ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED,
                      SCORER_KV_UTILIZATION, SCORER_LOAD_BALANCE, SCORER_PREFIX_AFFINITY,
                      SCORER_QUEUE_DEPTH)
-from .goheap import ckey_pop, ckey_push
+from .disagg import (CE_XF_DONE, CE_XF_READY, PD_HELD, PD_PREFILL, POOL_DECODE, POOL_PREFILL,
+                     ce_push, transfer_handover, transfer_ready)
+from .goheap import ckey_pop
 from .instance import (EV_ARRIVAL, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJECTED, SEG_RANGE,
                        process_event, push_event)
 from .hashtable import ht_del, ht_get, ht_put
@@ -26,7 +28,9 @@ from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CLOCK_REG
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
                      IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
                      P_PREFIX_OBS, P_REFRESH, P_ROUTER_BLOCK, P_ROUTING, P_RT_LAT, P_TOTAL_BLOCKS,
-                     P_TRACE, PF_TB_CAP, PF_TB_RATE, PX_HASH, PX_NEXT, PX_PREV, R_ARRIVAL,
+                     P_TRACE, P_PD, P_PD_DECIDER, P_PD_THRESH, P_PD_BP_THRESH, P_PD_BP_RETRY,
+                     P_PD_OBS, I_POOL, CL_XF_Q, CL_PD_BP, CL_PD_DISAGG, R_N_OUT, R_PD,
+                     R_PD_PREFILL, R_PD_DECODE, PF_TB_CAP, PF_TB_RATE, PX_HASH, PX_NEXT, PX_PREV, R_ARRIVAL,
                      R_FULL_HASH, R_INST, R_N_IN, R_ROUTED, R_RH_PTR, R_STATE, SCF_DIM,
                      SCF_SCORES)
 
@@ -34,6 +38,7 @@ CE_ARRIVAL = np.int64(0)
 CE_ADMISSION = np.int64(1)
 CE_ROUTING = np.int64(2)
 INT64_MAX = np.iinfo(np.int64).max
+PD_POOL_SALT = np.int64(0x5851F42D4C957F2D)
 
 
 # ---------------------------------------------------------------- snapshots
@@ -300,7 +305,7 @@ def route(st, r, cand, nc):
     if code == ROUTE_ALWAYS_BUSIEST:
         return _most_loaded(I, cand, nc), False
     if code == ROUTE_PREFIX_AFFINITY:
-        h = st.R[R_FULL_HASH, r]
+        h = st.R[R_FULL_HASH, r] ^ (I[I_POOL, cand[0]] * PD_POOL_SALT)  # one affinity per P/D pool
         if h in st.AFFINITY:
             t = st.AFFINITY[h]
             if I[I_ROUTABLE, t] != 0:
@@ -332,11 +337,7 @@ def _regret(st, cand, nc, target, has_scores):
 
 # ---------------------------------------------------------------- event loop
 
-@njit(cache=True, inline="always")
-def _cpush(CE, CL, t, kind, r):
-    CL[CL_CSIZE] = ckey_push(CE[CE_TIME], CE[CE_PRIO], CE[CE_SEQ], CE[CE_REQ], CL[CL_CSIZE],
-                             t, kind, CL[CL_SEQ], r)
-    CL[CL_SEQ] += 1
+_cpush = ce_push
 
 
 @njit(cache=True)
@@ -353,6 +354,13 @@ def _cluster_event(st, t, kind, r):
         else:
             R[R_STATE, r] = S_REJECTED
             st.CL[CL_REJECTED] += 1
+    elif kind == CE_XF_READY:
+        transfer_ready(st, t, r)
+    elif kind == CE_XF_DONE:
+        push_event(st.EVH, st.I, transfer_handover(st, t, r), t, r, EV_QUEUED)
+    elif P[P_PD] != 0:
+        refresh_snapshots(I, st.IF, P, t)
+        route_pd(st, t, r)
     else:
         refresh_snapshots(I, st.IF, P, t)
         nc = routing_candidates(st)
@@ -367,6 +375,87 @@ def _cluster_event(st, t, kind, r):
         R[R_ROUTED, r] = t
         I[I_PENDING, target] += 1
         push_event(st.EVH, st.I, target, t, r, EV_ARRIVAL)
+
+
+# ---------------------------------------------------------------- P/D routing (kernels/disagg.py)
+
+@njit(cache=True)
+def pool_candidates(st, pool):
+    """Fill st.CAND with the routable instances of one P/D pool, in index order; their count."""
+    I = st.I
+    nc = 0
+    for i in range(st.P[P_N_INST]):
+        if I[I_ROUTABLE, i] != 0 and I[I_POOL, i] == pool:
+            st.CAND[nc] = i
+            nc += 1
+    return nc
+
+
+@njit(cache=True)
+def _touch_prefix(st, r, i):
+    cap = st.P[P_LRU_CAP]
+    a = st.R[R_RH_PTR, r]
+    for k in range(a, a + st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]):
+        prefix_touch(st.PXT, st.PXA, st.I, cap, i, st.RH[k])
+
+
+@njit(cache=True)
+def route_pd(st, t, r):
+    """Disaggregated routing: pick a decode instance (decode scorer profile), let the P/D decider
+    choose whether to disaggregate (uncached prefix on that instance by the router's prefix index),
+    then pick a prefill instance; a request not disaggregated is served on the decode instance.
+    Under backpressure a disaggregated request waits and retries prefill routing."""
+    P, R, I = st.P, st.R, st.I
+    obs = P[P_PREFIX_OBS]
+    P[P_PREFIX_OBS] = 0                  # index updates happen below, once, for the final pick
+    main_codes, main_weights = st.SCODES, st.SWEIGHTS
+    st.SCODES, st.SWEIGHTS = st.DSCODES, st.DSWEIGHTS
+    ncd = pool_candidates(st, POOL_DECODE)
+    d, has_scores = route(st, r, st.CAND, ncd)
+    st.SCODES, st.SWEIGHTS = main_codes, main_weights
+    nc = ncd
+    code = P[P_PD_DECIDER]
+    disagg = R[R_N_OUT, r] > 1 and code != PD_DECIDE_NEVER
+    if disagg and code != PD_DECIDE_ALWAYS:
+        uncached = R[R_N_IN, r]
+        if P[P_PD_OBS] != 0:
+            n = R[R_N_IN, r] // P[P_ROUTER_BLOCK]
+            uncached -= prefix_match(st.PXT, I, d, st.RH, R[R_RH_PTR, r], n) * P[P_ROUTER_BLOCK]
+        disagg = uncached > P[P_PD_THRESH]
+    target = d
+    if disagg:
+        if P[P_PD_BP_THRESH] > 0 and st.CL[CL_XF_Q] >= P[P_PD_BP_THRESH]:
+            if R[R_PD, r] != PD_HELD:
+                R[R_PD, r] = PD_HELD
+                st.CL[CL_PD_BP] += 1
+            P[P_PREFIX_OBS] = obs
+            _cpush(st.CE, st.CL, t + P[P_PD_BP_RETRY], CE_ROUTING, r)
+            return
+        nc = pool_candidates(st, POOL_PREFILL)
+        target, has_scores = route(st, r, st.CAND, nc)
+        R[R_PD, r] = PD_PREFILL
+        R[R_PD_PREFILL, r] = target
+        R[R_PD_DECODE, r] = d
+        I[I_PENDING, d] += 1             # its decode load shows before the KV arrives
+        st.CL[CL_PD_DISAGG] += 1
+    else:
+        R[R_PD, r] = 0
+        R[R_PD_DECODE, r] = d
+    P[P_PREFIX_OBS] = obs
+    if P[P_PD_OBS] != 0:
+        _touch_prefix(st, r, d)
+        if disagg:
+            _touch_prefix(st, r, target)
+    if P[P_TRACE] != 0:
+        k = st.CL[CL_NROUTES]
+        st.ROUTE_TARGET[k] = target
+        if P[P_CF_K] > 0:
+            st.ROUTE_REGRET[k] = _regret(st, st.CAND, nc, target, has_scores)
+        st.CL[CL_NROUTES] = k + 1
+    R[R_INST, r] = target
+    R[R_ROUTED, r] = t
+    I[I_PENDING, target] += 1
+    push_event(st.EVH, st.I, target, t, r, EV_ARRIVAL)
 
 
 @njit(cache=True, inline="always")

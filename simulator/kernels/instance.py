@@ -16,6 +16,8 @@ from numba import njit
 
 from ..codes import (LAT_ROOFLINE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BASED, SCHED_FCFS,
                      SCHED_PRIORITY_FCFS, SCHED_REVERSE_PRIORITY, SCHED_SJF)
+from .disagg import (PD_AWAIT, PD_PREFILL, awaiting_dropped, decode_admit_span,
+                     decode_admitted, prefill_progress)
 from .goheap import go_pop, go_push
 from .hashtable import ht_put
 from .kvcache import (allocate, content_append, content_hash, get_cached_blocks, list_append,
@@ -30,7 +32,7 @@ from .layout import (CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_IN
                      PF_ALPHA0, PF_ALPHA1, R_ARRIVAL, R_COMPUTED, R_DONE, R_FIRST, R_HWM,
                      R_ID_RANK, R_ITL_SUM, R_LAST_EMIT, R_LAST_EMIT_STEP, R_N_IN, R_N_OUT,
                      R_NUM_NEW, R_PI, R_PREEMPTS, R_QUEUED, R_SCHED, R_SCHED_DELAY, R_SEG_FROM,
-                     R_STATE, R_TTFT, SC_CACHED, SC_DC_N, SC_DC_PI, SC_PF_N, SC_PF_PI)
+                     R_STATE, R_TTFT, SC_CACHED, SC_DC_N, SC_DC_PI, SC_PF_N, SC_PF_PI, R_PD)
 
 # Instance event kinds (payload = (request + 1) * 8 + kind)
 EV_ARRIVAL = np.int64(0)
@@ -240,6 +242,7 @@ def _log_step(SLOG, i, s, dur):
 
 @njit(cache=True)
 def _drop(st, i, r):
+    awaiting_dropped(st, r)
     release(st, r)
     st.R[R_STATE, r] = S_DROPPED
     st.I[I_DROPPED, i] += 1
@@ -356,8 +359,17 @@ def make_running_batch(st, i, now):
             nn = long_thr
         nn = min(nn, budget)
         start = n_c * block
-        if not allocate(st, r, start, start + nn, cached, n_c):
+        end_tok = start + nn
+        pd_arrived = R[R_PD, r] == PD_AWAIT
+        if pd_arrived:  # P/D: the prompt's KV arrived by transfer; recompute only its last token
+            n_c = decode_admit_span(st, r, n_c)
+            start = n_c * block
+            end_tok = R[R_N_IN, r]
+            nn = 1
+        if not allocate(st, r, start, end_tok, cached, n_c):
             break
+        if pd_arrived:
+            decode_admitted(st, r, now)
         wq_pop_front(st.WQ, st.I, i)
         BATCH[i, I[I_BATCH_LEN, i]] = r
         I[I_BATCH_LEN, i] += 1
@@ -370,7 +382,7 @@ def make_running_batch(st, i, now):
         R[R_STATE, r] = S_RUNNING
         prefill += nn
         R[R_NUM_NEW, r] = nn
-        R[R_COMPUTED, r] = nn + start
+        R[R_COMPUTED, r] = end_tok
     return prefill, decode, preempted
 
 
@@ -420,7 +432,7 @@ def _execute(R, I, BATCH, SEGS, CL, a2, i, s_idx, now, dt):
                     R[R_ITL_SUM, r] += dt + a2
                     R[R_LAST_EMIT_STEP, r] = s_idx
                 R[R_LAST_EMIT, r] = end
-        if R[R_PI, r] == R[R_N_IN, r] and R[R_TTFT, r] < 0:
+        if R[R_PI, r] == R[R_N_IN, r] and R[R_TTFT, r] < 0 and R[R_PD, r] != PD_PREFILL:
             R[R_TTFT, r] = end + a2 - R[R_ARRIVAL, r]
             R[R_FIRST, r] = end
             R[R_LAST_EMIT, r] = end
@@ -450,6 +462,8 @@ def _complete(st, i, s_idx, now, dt):
             release(st, r)
             I[I_COMPLETED, i] += 1
             push_event(st.EVH, st.I, i, end, r, EV_LEFT)
+        elif R[R_PD, r] == PD_PREFILL and prefill_progress(st, r, end):
+            pass  # prefill done on a P/D prefill instance: it left for the KV transfer
         else:
             BATCH[i, keep] = r
             keep += 1
@@ -500,7 +514,9 @@ def process_event(st, i):
         delay = np.int64(st.PF[PF_ALPHA0] + st.PF[PF_ALPHA1] * np.float64(R[R_N_IN, r]))
         push_event(st.EVH, st.I, i, t + delay, r, EV_QUEUED)
     elif kind == EV_QUEUED:
-        R[R_QUEUED, r] = t
+        pd_arrived = R[R_PD, r] == PD_AWAIT  # P/D: its KV arrived from the prefill instance
+        if not pd_arrived:
+            R[R_QUEUED, r] = t
         need = (R[R_N_IN, r] + R[R_N_OUT, r] + P[P_BLOCK] - 1) // P[P_BLOCK]
         if need > P[P_TOTAL_BLOCKS]:
             R[R_STATE, r] = S_DROPPED
@@ -508,7 +524,8 @@ def process_event(st, i):
         else:
             R[R_STATE, r] = S_QUEUED
             wq_push_back(st.WQ, st.I, i, r)
-            I[I_IN_TOKENS, i] += R[R_N_IN, r]
+            if not pd_arrived:
+                I[I_IN_TOKENS, i] += R[R_N_IN, r]
             if I[I_STEP_PENDING, i] == 0:
                 push_event(st.EVH, st.I, i, t, NO_REQUEST, EV_STEP)
                 I[I_STEP_PENDING, i] = 1

@@ -38,7 +38,16 @@ R_CH_LEN = 28
 R_BL_START = 29      # its block list in the arena
 R_BL_LEN = 30
 R_BL_CAP = 31
-NR = 32
+# -- P/D disaggregation (kernels/disagg.py); all -1 / 0 for a monolithic request
+R_PD = 32            # P/D phase (disagg.PD_*), 0 = served on one instance
+R_PD_PREFILL = 33    # prefill instance chosen by the router (-1)
+R_PD_DECODE = 34     # decode instance chosen by the router (-1)
+R_XF_SENT = 35       # KV blocks put on the transfer link so far
+R_XF_ARRIVE = 36     # arrival time of the last block put on the link
+R_PF_DONE = 37       # time its prefill finished on the prefill instance (-1)
+R_PF_FREE = 38       # time the prefill instance released its blocks (-1)
+R_DC_ADMIT = 39      # time the decode instance admitted it and allocated its blocks (-1)
+NR = 40
 
 # I: int64 (NI, n_instances)
 I_CLOCK = 0
@@ -78,7 +87,8 @@ I_KV_SALT = 33
 I_PX_SALT = 34
 I_NEXT_T = 35      # time of the instance's earliest pending event (INT64_MAX if none)
 I_ROUTABLE = 36    # 1 while the router may send it new requests
-NI = 37
+I_POOL = 37        # P/D pool: 0 monolithic, 1 prefill, 2 decode (disagg.POOL_*)
+NI = 38
 
 # IF: float64 (NIF, n_instances)
 IF_KV_INTEGRAL = 0
@@ -127,7 +137,16 @@ P_CF_K = 21
 P_N_INST = 22
 P_LRU_CAP = 23
 P_ROUTER_BLOCK = 24
-NP_ = 25
+P_PD = 25            # 1 when the deployment is disaggregated (kernels/disagg.py)
+P_PD_DECIDER = 26
+P_PD_THRESH = 27     # prefix-threshold decider: disaggregate when uncached tokens > this
+P_PD_PIPELINE = 28   # 1: blocks are sent as prefill chunks complete
+P_PD_GRAN = 29       # 0 whole request, 1 per block
+P_PD_XF_BASE = 30    # µs added to every transfer unit's arrival
+P_PD_BP_THRESH = 31  # backpressure when the decode transfer queue holds >= this (0 = off)
+P_PD_BP_RETRY = 32   # µs between prefill routing retries of a throttled request
+P_PD_OBS = 33        # router prefix index maintained (either scorer profile uses prefix-affinity)
+NP_ = 34
 
 # PF: float64 parameters
 PF_ALPHA0 = 0
@@ -136,7 +155,9 @@ PF_OFFLOAD_THR = 2
 PF_BANDWIDTH = 3
 PF_TB_CAP = 4
 PF_TB_RATE = 5
-NPF = 6
+PF_PD_BLOCK_BYTES = 6  # KV bytes of one block
+PF_PD_BW = 7           # transfer link bandwidth, bytes per µs
+NPF = 8
 
 # SC: int64 scratch rows (NSC, width)
 SC_CACHED = 0
@@ -177,7 +198,14 @@ CL_ARENA_TOP = 6
 CL_ADMITTED = 7
 CL_LAST_T = 8        # time of the last processed event
 CL_CLOCK_REGRESS = 9  # events processed earlier than their predecessor (must stay 0)
-NCL = 10
+CL_XF_LINK_FREE = 10  # P/D: time the shared transfer link becomes free
+CL_XF_Q = 11          # P/D: requests prefilled but not yet admitted by their decode instance
+CL_PD_BP = 12         # P/D: requests throttled by backpressure (pd_backpressure anomaly)
+CL_XF_N = 13          # P/D: completed transfers
+CL_XF_BLOCKS = 14     # P/D: blocks transferred
+CL_XF_TIME = 15       # P/D: sum over transfers of (arrival - prefill end), µs
+CL_PD_DISAGG = 16     # P/D: requests routed disaggregated
+NCL = 17
 CLF_TOKENS = 0
 CLF_LAST_REFILL = 1
 NCLF = 2

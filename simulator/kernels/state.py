@@ -5,7 +5,8 @@ from numba.experimental import structref
 
 FIELDS = ("R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HT", "P", "PF",
           "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
-          "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET", "CAND")
+          "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET", "CAND",
+          "DSCODES", "DSWEIGHTS")
 
 
 @structref.register
@@ -27,8 +28,8 @@ structref.define_boxing(KernelStateType, KernelState)
 @njit(cache=True)
 def pack_state(R, RF, TOK, KVH, RH, I, IF, BATCH, KB, BH, CPU, HT, P, PF, BETA, RP, SCODES,
                SWEIGHTS, SC, SCF, EVH, WQ, SLOG, SEGS, ARENA, PXT, PXA, CE, CL, CLF, AFFINITY,
-               ROUTE_TARGET, ROUTE_REGRET, CAND):
+               ROUTE_TARGET, ROUTE_REGRET, CAND, DSCODES, DSWEIGHTS):
     """Wrap the arrays (shared, not copied) into one KernelState."""
     return KernelState(R, RF, TOK, KVH, RH, I, IF, BATCH, KB, BH, CPU, HT, P, PF, BETA, RP,
                        SCODES, SWEIGHTS, SC, SCF, EVH, WQ, SLOG, SEGS, ARENA, PXT, PXA, CE, CL,
-                       CLF, AFFINITY, ROUTE_TARGET, ROUTE_REGRET, CAND)
+                       CLF, AFFINITY, ROUTE_TARGET, ROUTE_REGRET, CAND, DSCODES, DSWEIGHTS)

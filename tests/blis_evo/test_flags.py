@@ -74,7 +74,14 @@ REFERENCE_RUN_FLAGS = {
 }
 
 EXTENSIONS = {"latency-model": "auto", "legacy-blis-quirks": False, "trace-output": "",
-              "experiment": ""}
+              "experiment": "",
+              # P/D disaggregation (blis_evo/disagg_settings.py)
+              "architecture": "monolithic", "prefill-replicas": 1, "decode-replicas": 1,
+              "pd-decider": "always", "pd-prefix-threshold": 256, "pd-transfer-bandwidth": 25.0,
+              "pd-transfer-base-latency": 0, "pd-transfer-granularity": "request",
+              "pd-transfer-pipelining": False, "pd-kv-bytes-per-token": 131072.0,
+              "pd-backpressure-threshold": 0, "pd-backpressure-retry": 1000,
+              "pd-decode-scorers": ""}
 
 
 def resolve(*argv: str):

@@ -1,0 +1,81 @@
+"""Which deployment layout wins for which workload mix: read the ``pareto.json`` of P/D layout
+searches (experiments/disaggregation_layout*.yaml) and, per mix and GPU count, name the layout
+(monolithic or disaggregated p+d) with the lowest tail TTFT on the front.
+
+Usage: ``python -m search.pd_report NAME=DIR [NAME=DIR ...] [--out FILE.md]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from simulator.errors import InputError
+
+
+def layout_of(policy: dict) -> str:
+    """``monolithic`` or ``disaggregated P+D`` from a Pareto point's policy bundle."""
+    d = policy.get("disaggregation")
+    if not d:
+        return "monolithic"
+    how = d["decider"]
+    if how == "prefix-threshold":
+        how += f" > {d['prefix_threshold']} tokens"
+    return f"disaggregated {d['prefill_replicas']}P+{d['decode_replicas']}D ({how})"
+
+
+def winners(points: list[dict]) -> list[tuple[int, str, float, float]]:
+    """Per GPU count on the front: (gpus, layout, p99 TTFT ms, mean E2E ms) of the point with the
+    lowest p99 TTFT.  Objectives are ordered [p99_ttft, gpus, mean_e2e] as in the experiments,
+    all minimised, so pareto.json stores them negated (fitness is maximised)."""
+    best: dict[int, tuple[float, float, str]] = {}
+    for p in points:
+        ttft, gpus, e2e = (-v for v in p["objectives"][:3])
+        g = int(round(gpus))
+        cand = (ttft, e2e, layout_of(p["policy"]))
+        if g not in best or cand < best[g]:
+            best[g] = cand
+    return [(g, lay, t, e) for g, (t, e, lay) in sorted(best.items())]
+
+
+def report(runs: dict[str, Path]) -> str:
+    """Markdown table: mix, GPUs, winning layout, its p99 TTFT and mean E2E."""
+    lines = ["| mix | GPUs | best layout on the front (lowest p99 TTFT) | p99 TTFT ms | mean E2E ms |",
+             "|---|---|---|---|---|"]
+    for name, folder in runs.items():
+        path = folder / "pareto.json"
+        try:
+            points = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: cannot read a pareto.json ({exc})") from None
+        for g, lay, t, e in winners(points):
+            lines.append(f"| {name} | {g} | {lay} | {t:.1f} | {e:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry: print (and optionally write) the comparison table."""
+    ap = argparse.ArgumentParser(prog="python -m search.pd_report")
+    ap.add_argument("runs", nargs="+", help="NAME=DIR of a layout search's output folder")
+    ap.add_argument("--out", default="")
+    a = ap.parse_args(argv)
+    try:
+        runs = {}
+        for item in a.runs:
+            name, sep, folder = item.partition("=")
+            if not sep:
+                raise InputError(f"expected NAME=DIR, got {item!r}")
+            runs[name] = Path(folder)
+        text = report(runs)
+    except InputError as exc:
+        print(f"pd_report: error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    if a.out:
+        Path(a.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Layout genes (search.genome LAYOUT_PARAMS) and the gpus objective: the search can choose
+monolithic or disaggregated deployments and their size."""
+from __future__ import annotations
+
+from search.evaluate import build_sim_config, pd_layout
+from search.experiment import load_experiment
+from search.genome import GeneSpace, bundle_dict, decode_sim_params
+from search.pd_report import layout_of, winners
+from simulator.config import PolicyConfig
+
+
+def test_pd_layout_genes_map_to_pools():
+    assert pd_layout(4, {"pd_prefill_replicas": 0}) is None
+    dc = pd_layout(4, {"pd_prefill_replicas": 3})
+    assert (dc.prefill_replicas, dc.decode_replicas, dc.decider) == (3, 1, "always")
+    dc = pd_layout(3, {"pd_prefill_replicas": 5, "pd_prefix_threshold": 700})
+    assert (dc.prefill_replicas, dc.decode_replicas) == (2, 1)      # decode pool keeps one
+    assert (dc.decider, dc.prefix_threshold) == ("prefix-threshold", 700)
+    assert pd_layout(1, {"pd_prefill_replicas": 1}) is None        # nothing left to split
+
+
+def test_layout_experiment_decodes_to_a_disaggregated_sim_config():
+    exp = load_experiment("experiments/disaggregation_layout.yaml")
+    space = GeneSpace({"num_instances": {"int": [2, 6]}, "pd_prefill_replicas": {"int": [0, 3]}})
+    sp = decode_sim_params(space, [5, 2])
+    cfg = build_sim_config(exp, 1, sp)
+    assert cfg.num_instances == 5 and cfg.disaggregation.prefill_replicas == 2
+    bundle = bundle_dict(PolicyConfig(), sp)
+    assert bundle["disaggregation"]["decode_replicas"] == 3 and "engine" not in bundle
+    assert build_sim_config(exp, 1, decode_sim_params(space, [3, 0])).disaggregation is None
+    assert "gpus" in [o.key for o in exp.objectives.multi]
+
+
+def test_report_names_the_best_layout_per_gpu_count():
+    mono = {"admission": {"policy": "always-admit"}}
+    dis = {**mono, "disaggregation": {"prefill_replicas": 1, "decode_replicas": 3,
+                                      "decider": "always"}}
+    pts = [{"objectives": [-50.0, -4.0, -900.0], "policy": mono},
+           {"objectives": [-40.0, -4.0, -950.0], "policy": dis},
+           {"objectives": [-80.0, -2.0, -990.0], "policy": mono}]
+    assert winners(pts) == [(2, "monolithic", 80.0, 990.0),
+                            (4, "disaggregated 1P+3D (always)", 40.0, 950.0)]
+    assert layout_of(mono) == "monolithic"
