@@ -92,7 +92,8 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray
     P[L.P_RT_LAT] = cfg.routing_latency
     P[L.P_ROUTING] = registry.code_of("routing", policy.routing)
     P[L.P_PREFIX_OBS] = int(np.any(scorer_codes == codes.SCORER_PREFIX_AFFINITY)
-                            or P[L.P_ROUTING] == codes.ROUTE_CODE)
+                            or (P[L.P_ROUTING] == codes.ROUTE_CODE
+                                and "prefix_match" in policy.routing_code.reads))
     P[L.P_PRIO] = registry.code_of("priority", policy.priority)
     P[L.P_SCHED] = registry.code_of("scheduler", policy.scheduler)
     P[L.P_REFRESH] = cfg.snapshot_refresh_interval

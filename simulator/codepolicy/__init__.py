@@ -37,7 +37,8 @@ __all__ = ["CodePolicy", "CodePolicyError", "load_code_policy", "load_code_polic
 
 @dataclass(frozen=True)
 class CodePolicy:
-    """An accepted code policy: its kind, source text, display path and content digest.
+    """An accepted code policy: its kind, source text, display path, content digest and the
+    features it reads (the engine skips computing a feature no code reads, e.g. prefix_match).
 
     Plain data (picklable, hashable): the compiled function is looked up by ``digest`` in the
     process that runs it (:func:`compiled`), so a policy travels to Ray workers as text.
@@ -47,6 +48,7 @@ class CodePolicy:
     source: str = field(repr=False)
     path: str
     digest: str
+    reads: frozenset = frozenset()
 
     @property
     def spec(self) -> PolicyKind:
@@ -69,11 +71,11 @@ def load_code_policy(source: str, kind: str, path: str = "<code policy>") -> Cod
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     try:
-        tree = check(source, KINDS[kind])
+        tree, reads = check(source, KINDS[kind])
     except _Reject as r:
         raise CodePolicyError(reject_message(path, r.line, r.what)) from None
     digest = hashlib.sha256(f"{kind}\n{ast.dump(tree)}".encode()).hexdigest()
-    policy = CodePolicy(kind=kind, source=source, path=path, digest=digest)
+    policy = CodePolicy(kind=kind, source=source, path=path, digest=digest, reads=reads)
     compiled(policy)
     return policy
 

@@ -94,6 +94,7 @@ class _Checker:
     def __init__(self, params: tuple[str, ...]):
         self.params = set(params)
         self.assigned: set[str] = set()
+        self.read: set[str] = set()  # features the code reads
 
     def reject(self, node, what: str | None = None):
         raise _Reject(node, f"{what or _describe(node)} is not allowed in a code policy")
@@ -184,7 +185,9 @@ class _Checker:
                 self.reject(node)
         elif isinstance(node, ast.Name):
             self._name(node)
-            if node.id not in self.params and node.id not in self.assigned:
+            if node.id in self.params:
+                self.read.add(node.id)
+            elif node.id not in self.assigned:
                 self.reject(node, f"unknown or possibly unassigned name {node.id!r}")
         elif isinstance(node, ast.BinOp):
             if not isinstance(node.op, _BINOPS):
@@ -278,8 +281,9 @@ def _check_signature(fn: ast.FunctionDef, kind: PolicyKind):
                                "(only float, bool, int)")
 
 
-def check(source: str, kind: PolicyKind) -> ast.Module:
-    """Parse ``source`` and check it against the allowlist; return the module AST.
+def check(source: str, kind: PolicyKind) -> tuple[ast.Module, frozenset[str]]:
+    """Parse ``source`` and check it against the allowlist; return the module AST and the
+    features the function reads.
 
     Raises ``_Reject`` (line, construct) for the first disallowed construct in source order.
     """
@@ -308,7 +312,7 @@ def check(source: str, kind: PolicyKind) -> ast.Module:
     checker.body(fn.body, MAX_LOOP_ITERATIONS)
     if not _always_returns(fn.body):
         raise _Reject(fn, f"{kind.function}() must end with a return on every path")
-    return tree
+    return tree, frozenset(checker.read)
 
 
 def reject_message(path: str, line: int, what: str) -> str:

@@ -281,14 +281,16 @@ def _observe_prefix(st, r, target):
 @njit(cache=True)
 def _code_route(st, r):
     """Routing code policy: score() per instance, argmax with ties to the lowest index (as
-    the weighted router).  A NaN/inf score counts as -inf and is counted.  The decision is
-    recorded in the prefix index, so ``prefix_match`` means what the prefix-affinity scorer's
-    score means."""
+    the weighted router).  A NaN/inf score counts as -inf and is counted.  When the code reads
+    ``prefix_match`` (P_PREFIX_OBS) the decision is recorded in the prefix index, so the feature
+    means what the prefix-affinity scorer's score means; otherwise it is 0 and not computed."""
     I, IF = st.I, st.IF
     N = st.P[P_N_INST]
     scores = st.SCF[SCF_SCORES]
     a = st.R[R_RH_PTR, r]
-    n = st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]
+    n = 0
+    if st.P[P_PREFIX_OBS] != 0:
+        n = st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]
     best = 0
     best_score = -np.inf
     for i in range(N):
@@ -305,7 +307,8 @@ def _code_route(st, r):
         if s > best_score:
             best_score = s
             best = i
-    _observe_prefix(st, r, best)
+    if st.P[P_PREFIX_OBS] != 0:
+        _observe_prefix(st, r, best)
     return best
 
 
