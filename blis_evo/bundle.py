@@ -40,6 +40,7 @@ import yaml
 from simulator import registry
 from simulator.config import INT64_MAX as _INT64_MAX, PolicyConfig, ScorerSpec
 from simulator.errors import InputError
+from simulator.fileio import read_text
 
 from .flags import go_float_str, parse_go_float
 
@@ -338,13 +339,7 @@ def load_policy_bundle(path: str) -> PolicyBundle:
     scorer names, duplicate scorers, non-positive/non-finite scorer weights, negative or
     non-finite token-bucket numbers and ``engine`` knobs that are not integers >= 0.
     """
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise InputError(f"--policy-config: cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"--policy-config: {path} is not UTF-8 text") from None
+    text = read_text(path, "--policy-config")
     try:
         docs = list(yaml.load_all(text, Loader=_StrictLoader))
     except yaml.YAMLError as exc:

@@ -63,25 +63,13 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
         evs = evaluator(genomes)
         return [tuple(ev.objectives) if multi else (float(ev.fitness),) for ev in evs]
 
-    def on_generation(st):
-        if bar:
-            bar.update(st.generation, st.champion.fitness.values[0])
-
     start = time.perf_counter()
-    try:
-        state = run_search(
-            space, evaluate_batch, algorithm=s.algorithm, population=s.population,
-            generations=generations, cxpb=s.cxpb, mutpb=s.mutpb, tournament=s.tournament,
-            seed=seed, n_objectives=n_obj, patience=s.patience or None, target=s.target,
-            seed_genomes=[space.encode(p) for p in BASELINES.values() if _encodable(space, p)],
-            checkpoint_path=str(out_dir / "checkpoint.pkl"),
-            resume_from=str(Path(resume) / "checkpoint.pkl") if resume else None,
-            on_generation=on_generation, extra_state=evaluator.cache,
-            fingerprint=experiment_digest(experiment))
-    finally:
-        evaluator.close()
-        if bar:
-            bar.close()
+    state = _run_closing(evaluator, bar, lambda: run_search(
+        space, evaluate_batch, algorithm=s.algorithm, population=s.population,
+        generations=generations, cxpb=s.cxpb, mutpb=s.mutpb, tournament=s.tournament,
+        seed=seed, n_objectives=n_obj, patience=s.patience or None, target=s.target,
+        seed_genomes=[space.encode(p) for p in BASELINES.values() if _encodable(space, p)],
+        **_loop_io(out_dir, resume, bar, evaluator, experiment_digest(experiment))))
     best = state.champion
     champion = space.decode(best)
     heldout = experiment.seeds.heldout
@@ -107,6 +95,28 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
                   stop_reason=state.stop_reason, evaluations=len(evaluator.cache),
                   failures=_failures(evaluator.cache))
     return SearchResult(champion, bundle, state, summaries, out_dir)
+
+
+def _loop_io(out_dir: Path, resume, bar, evaluator, fingerprint: str) -> dict:
+    """The checkpoint, resume, progress and cache arguments both search loops take."""
+    def on_generation(st):
+        if bar:
+            bar.update(st.generation, st.champion.fitness.values[0])
+
+    return {"checkpoint_path": str(out_dir / "checkpoint.pkl"),
+            "resume_from": str(Path(resume) / "checkpoint.pkl") if resume else None,
+            "on_generation": on_generation, "extra_state": evaluator.cache,
+            "fingerprint": fingerprint}
+
+
+def _run_closing(evaluator, bar, loop):
+    """``loop()``, then shut down the evaluator (Ray) and the progress bar whatever happens."""
+    try:
+        return loop()
+    finally:
+        evaluator.close()
+        if bar:
+            bar.close()
 
 
 def evolve_gp(experiment, *, generations: int | None = None, workers: int | None = None,
@@ -138,23 +148,12 @@ def evolve_gp(experiment, *, generations: int | None = None, workers: int | None
     evaluator = Evaluator(RuleSpace(), experiment, experiment.seeds.train, workers=workers,
                           ray_address=ray_address, on_failure=on_failure)
 
-    def on_generation(st):
-        if bar:
-            bar.update(st.generation, st.champion.fitness.values[0])
-
     start = time.perf_counter()
-    try:
-        state = run_gp(lambda genomes: [(float(ev.fitness),) for ev in evaluator(genomes)],
-                       population=s.population, generations=generations, cxpb=s.cxpb,
-                       mutpb=s.mutpb, tournament=s.tournament, seed=seed,
-                       checkpoint_path=str(out_dir / "checkpoint.pkl"),
-                       resume_from=str(Path(resume) / "checkpoint.pkl") if resume else None,
-                       on_generation=on_generation, extra_state=evaluator.cache,
-                       fingerprint=experiment_digest(experiment))
-    finally:
-        evaluator.close()
-        if bar:
-            bar.close()
+    state = _run_closing(evaluator, bar, lambda: run_gp(
+        lambda genomes: [(float(ev.fitness),) for ev in evaluator(genomes)],
+        population=s.population, generations=generations, cxpb=s.cxpb, mutpb=s.mutpb,
+        tournament=s.tournament, seed=seed,
+        **_loop_io(out_dir, resume, bar, evaluator, experiment_digest(experiment))))
     best = state.champion
     source = tree_source(best)
     champion = rule_policy(source)

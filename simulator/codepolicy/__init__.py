@@ -25,7 +25,7 @@ import ast
 import hashlib
 from dataclasses import dataclass, field
 
-from simulator.errors import InputError
+from simulator.fileio import read_text
 
 from .features import ADMISSION, KINDS, PRIORITY, ROUTING, Feature, PolicyKind, feature_table
 from .sandbox import ALLOWED, MAX_LOOP_ITERATIONS, CodePolicyError, _Reject, check, reject_message
@@ -81,17 +81,10 @@ def load_code_policy(source: str, kind: str, path: str = "<code policy>") -> Cod
 
 
 def load_code_policy_file(path: str, kind: str, flag: str = "") -> CodePolicy:
-    """Read ``path`` (UTF-8) and :func:`load_code_policy` it; unreadable files raise
-    InputError prefixed by ``flag`` (e.g. "--routing-policy")."""
-    where = f"{flag}: " if flag else ""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            source = fh.read()
-    except OSError as exc:
-        raise InputError(f"{where}cannot read code policy {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{where}code policy {path} is not UTF-8 text") from None
-    return load_code_policy(source, kind, path)
+    """Read ``path`` (UTF-8) and :func:`load_code_policy` it; an unreadable file raises
+    InputError ``"<flag>: code policy: cannot read <path>: ..."``."""
+    label = f"{flag}: code policy" if flag else "code policy"
+    return load_code_policy(read_text(path, label), kind, path)
 
 
 def uses_code_policy(policy) -> bool:

@@ -62,7 +62,7 @@ def test_rejected_code_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, 
 
 @pytest.mark.parametrize("flag, value, expected", [
     ("--routing-policy", "code:", "--routing-policy: code:PATH needs the path"),
-    ("--admission-policy", "code:/no/such/file.py", "--admission-policy: cannot read code policy"),
+    ("--admission-policy", "code:/no/such/file.py", "--admission-policy: code policy: cannot read /no/such/file.py"),
     ("--routing-policy", "code", "unknown routing policy 'code'; valid: "),
     ("--scheduler", "code:x.py", "--scheduler: unknown scheduler"),
 ])
@@ -98,7 +98,7 @@ def test_bundle_code_path_is_relative_to_the_bundle_folder(tmp_path, monkeypatch
     ("routing: {policy: weighted, code_path: qd.py}\n", "routing.code_path: only used with policy: code"),
     ("scheduler: code\n", "scheduler: unknown scheduler"),
     ("routing: {policy: cod}\n", "code (with code_path)"),
-    ("priority: {policy: code, code_path: missing.py}\n", "cannot read code policy"),
+    ("priority: {policy: code, code_path: missing.py}\n", "code policy: cannot read "),
 ])
 def test_bad_bundle_code_policies_are_one_line_errors(tmp_path, text, expected):
     bundle = _write(tmp_path / "b.yaml", text)
