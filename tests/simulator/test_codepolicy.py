@@ -2,7 +2,12 @@
 equivalent built-in policies, determinism and the NaN/inf count."""
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -306,3 +311,41 @@ def test_nan_priorities_are_counted():
 def test_code_name_without_code_policy_is_a_programming_error():
     with pytest.raises(ValueError, match="routing_code"):
         run(CFG, PolicyConfig(routing="code"), _workload(n=4))
+
+
+_PURE_SCRIPT = r'''
+import json, numpy as np
+from simulator import run, SimConfig, PolicyConfig, LatencyConfig
+from simulator.codepolicy import load_code_policy
+from simulator.workload.types import workload_from_lists
+rng = np.random.default_rng(7)
+arr, ins, outs, t = [], [], [], 0
+for i in range(30):
+    t += int(rng.integers(0, 20000)); arr.append(t)
+    ins.append(rng.integers(0, 4, int(rng.integers(1, 120))).tolist()); outs.append(rng.integers(0, 4, int(rng.integers(0, 30))).tolist())
+wl = workload_from_lists(arr, ins, outs)
+cfg = SimConfig(num_instances=3, total_kv_blocks=40, block_size=8, max_running_reqs=4, max_scheduled_tokens=96,
+                latency=LatencyConfig(alpha=(100.0, 1.0, 50.0), beta=(1000.0, 2.0, 5.0)))
+S="def score(queue_depth, batch_size, pending, kv_utilization, free_kv_blocks, prefix_match, cache_hit_rate):\n    return 2*prefix_match - queue_depth - kv_utilization\n"
+P="def priority(age, input_tokens, preemptions, queue_depth, batch_size, kv_utilization):\n    return age - input_tokens/100\n"
+A="def admit(input_tokens, queue_depth, batch_size, pending, kv_utilization, num_instances):\n    return input_tokens < 100\n"
+pol = PolicyConfig(routing="code", routing_code=load_code_policy(S,"routing"), scheduler="priority-fcfs", priority="code", priority_code=load_code_policy(P,"priority"), admission="code", admission_code=load_code_policy(A,"admission"))
+res = run(cfg, pol, wl)
+print(json.dumps([res.req_instance.tolist(), [None if x!=x else x for x in res.ttft_us.tolist()], res.rejected, res.code_nonfinite]))
+'''
+
+
+def test_code_policies_run_identically_with_the_jit_disabled():
+    """All three code-policy kinds give the compiled result in plain Python (NUMBA_DISABLE_JIT)."""
+    root = Path(__file__).resolve().parents[2]
+    outs = []
+    for disable in ("0", "1"):
+        env = {**os.environ, "NUMBA_DISABLE_JIT": disable}
+        env.setdefault("NUMBA_CACHE_DIR", str(root / ".numba_cache"))
+        proc = subprocess.run([sys.executable, "-c", _PURE_SCRIPT], capture_output=True, text=True,
+                              env=env, cwd=root, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outs.append(proc.stdout.strip().splitlines()[-1])
+    assert outs[0] == outs[1]
+    instances, _, rejected, _ = json.loads(outs[0])
+    assert rejected > 0 and len(set(instances) - {-1}) == 3
