@@ -148,3 +148,10 @@ def test_primitive_set_is_typed_over_the_routing_features():
     ps = primitive_set()
     assert tuple(ps.arguments) == FEATURES
     assert {p.name for p in ps.primitives[bool]} == {"lt", "gt", "and_", "or_", "not_"}
+
+
+def test_api_evolve_knows_the_gp_genome():
+    import blis_evo.api as api
+
+    with pytest.raises(ValueError, match="genome"):
+        api.evolve("default", genome="tree")
