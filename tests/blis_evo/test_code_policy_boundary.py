@@ -118,3 +118,13 @@ def test_api_evaluates_a_code_policy_bundle_like_the_builtin(small_experiment, t
     assert got.fitness == want.fitness
     assert got.components["code_nonfinite"] == 0.0
     assert got.per_seed[0]["p99_ttft_ms"] == want.per_seed[0]["p99_ttft_ms"]
+
+
+def test_shipped_code_routing_example_loads():
+    from pathlib import Path
+
+    import blis_evo
+
+    example = Path(blis_evo.__file__).parent / "data" / "examples" / "code-routing.yaml"
+    policy = policy_from_bundle(load_policy_bundle(str(example)))
+    assert policy.routing == "code" and "prefix_match" in policy.routing_code.reads
