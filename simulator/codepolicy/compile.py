@@ -23,8 +23,10 @@ def compile_policy(policy) -> object:
     fn = _COMPILED.get(policy.digest)
     if fn is not None:
         return fn
-    namespace = {"math": math, "__builtins__": {"min": min, "max": max, "abs": abs,
-                                                  "range": range, "__import__": _import_math}}
+    # the only names accepted code can reach (float/bool/int: allowed annotations)
+    namespace = {"math": math, "__builtins__": {
+        "min": min, "max": max, "abs": abs, "range": range, "float": float, "bool": bool,
+        "int": int, "__import__": _import_math}}
     exec(compile(policy.source, policy.path, "exec"), namespace)  # checked: only defs and imports
     py = namespace[policy.spec.function]
     try:
