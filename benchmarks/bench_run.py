@@ -6,6 +6,10 @@ Cases (distribution workload, llama-3.1-8b on H100/tp1 with defaults.yaml coeffi
     1k-1     1,000 requests, 1 instance, round-robin
     10k-4    10,000 requests, 4 instances, weighted (default scorers)
     100k-16  100,000 requests, 16 instances, weighted (default scorers)
+    10k-4-qd    10,000 requests, 4 instances, weighted queue-depth:1 only      (not run by default)
+    10k-4-code  the same routed by a code policy, -(queue_depth + batch_size + pending), or the
+                ``--code-policy FILE`` score(): identical decisions, so the two time the cost
+                of calling compiled user code against the built-in scorer    (not run by default)
 
 Each case runs in its own process (so peak RSS is per case): the JIT cache is loaded first with
 ``simulator.warmup()``, then workload generation + simulation is timed ``--repeats`` times and the
@@ -13,6 +17,7 @@ median reported, as ``blis run --log info`` times it.  ``--cold`` also measures 
 ``blis run`` command with a warm cache and the JIT compile time with an empty cache.
 
     python benchmarks/bench_run.py [--cases 1k-1,10k-4] [--repeats 5] [--cold] [--json out.json]
+    python benchmarks/bench_run.py --cases 10k-4-qd,10k-4-code [--code-policy FILE]
 """
 from __future__ import annotations
 
@@ -32,18 +37,37 @@ CASES = {
     "1k-1": (1_000, 1, "round-robin"),
     "10k-4": (10_000, 4, "weighted"),
     "100k-16": (100_000, 16, "weighted"),
+    "10k-4-qd": (10_000, 4, "queue-depth"),
+    "10k-4-code": (10_000, 4, "code"),
 }
+DEFAULT_CASES = ("1k-1", "10k-4", "100k-16")
+QUEUE_DEPTH_CODE = ("def score(queue_depth, batch_size, pending, kv_utilization, free_kv_blocks,"
+                    " prefix_match, cache_hit_rate):\n    return -(queue_depth + batch_size + pending)\n")
 MODEL = "meta-llama/llama-3.1-8b-instruct"
 
 
-def _one_case(name: str, repeats: int) -> dict:
+def _policy(routing: str, code_path: str):
+    """The PolicyConfig of a case's routing column."""
+    from simulator.codepolicy import load_code_policy, load_code_policy_file
+    from simulator.config import PolicyConfig, ScorerSpec
+
+    if routing == "queue-depth":
+        return PolicyConfig(routing="weighted", scorers=(ScorerSpec("queue-depth", 1.0),))
+    if routing == "code":
+        code = (load_code_policy_file(code_path, "routing") if code_path
+                else load_code_policy(QUEUE_DEPTH_CODE, "routing"))
+        return PolicyConfig(routing="code", routing_code=code)
+    return PolicyConfig(routing=routing)
+
+
+def _one_case(name: str, repeats: int, code_path: str = "") -> dict:
     """Time one case in this process; returns the figures as a dict."""
     import dataclasses
 
     import numpy as np
 
     import simulator
-    from simulator.config import PolicyConfig, SimConfig
+    from simulator.config import SimConfig
     from simulator.latency import resolve_latency
     from simulator.workload.distribution import generate_distribution
 
@@ -51,9 +75,9 @@ def _one_case(name: str, repeats: int) -> dict:
     lat = resolve_latency(model=MODEL, hardware="H100", tp=1)
     cfg = SimConfig(num_instances=inst, latency=lat.config,
                     total_kv_blocks=lat.total_kv_blocks or 1_000_000)
-    policy = PolicyConfig(routing=routing)
     t0 = time.perf_counter()
     simulator.warmup()
+    policy = _policy(routing, code_path)  # compiles a code policy outside the timed region
     jit_load = time.perf_counter() - t0
     times = []
     completed = 0
@@ -73,8 +97,9 @@ def _one_case(name: str, repeats: int) -> dict:
             "completed": completed, "peak_rss_mb": peak_mb, "jit_load_s": jit_load}
 
 
-def _run_child(name: str, repeats: int, env: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", name, "--repeats", str(repeats)],
+def _run_child(name: str, repeats: int, env: dict, code_path: str = "") -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", name, "--repeats", str(repeats),
+                          "--code-policy", code_path],
                          capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -104,23 +129,24 @@ def _cold_figures(env: dict) -> dict:
 def main() -> int:
     """Run the selected cases and print a table (and optionally JSON)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--cases", default=",".join(DEFAULT_CASES), help=f"any of {', '.join(CASES)}")
+    ap.add_argument("--code-policy", default="", help="score() file for the 10k-4-code case")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cold", action="store_true")
     ap.add_argument("--json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(_one_case(a.child, a.repeats)))
+        print(json.dumps(_one_case(a.child, a.repeats, a.code_policy)))
         return 0
     env = dict(os.environ)
     env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
     results = {"cases": [], "machine": {"cpus": os.cpu_count()}}
-    print(f"{'case':<9} {'median s':>9} {'min s':>8} {'peak RSS MB':>12} {'completed':>10}")
+    print(f"{'case':<10} {'median s':>9} {'min s':>8} {'peak RSS MB':>12} {'completed':>10}")
     for name in a.cases.split(","):
-        r = _run_child(name, a.repeats, env)
+        r = _run_child(name, a.repeats, env, a.code_policy)
         results["cases"].append(r)
-        print(f"{name:<9} {r['median_s']:9.3f} {r['min_s']:8.3f} {r['peak_rss_mb']:12.0f} {r['completed']:10d}")
+        print(f"{name:<10} {r['median_s']:9.3f} {r['min_s']:8.3f} {r['peak_rss_mb']:12.0f} {r['completed']:10d}")
     if a.cold:
         results["cold"] = _cold_figures(env)
         for k, v in results["cold"].items():

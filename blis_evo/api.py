@@ -21,17 +21,22 @@ from typing import Iterable, Mapping
 __all__ = ["evolve", "evaluate", "load_experiment", "default_experiment"]
 
 
-def evolve(experiment=None, **kwargs):
+def evolve(experiment=None, genome: str = "params", **kwargs):
     """Run the evolutionary search; returns a :class:`search.evolve.SearchResult` (champion,
     its bundle, the final search state, the held-out comparison, the output folder).
 
     ``experiment``: an Experiment, a YAML path, or None/"default" for the embedded default.
+    ``genome``: "params" (the experiment's policy parameter space) or "gp" (genetic
+    programming of the routing ``score()`` rule, :func:`search.evolve.evolve_gp`).
     Keyword arguments are those of :func:`search.evolve.evolve` (``generations``, ``workers``,
     ``out``, ``resume``, ``ray_address``, ``seed``, ``progress``).
     """
-    from search.evolve import evolve as _evolve
+    from search.evolve import evolve as _evolve, evolve_gp
 
-    return _evolve(_experiment(experiment), **kwargs)
+    if genome not in ("params", "gp"):
+        raise ValueError(f"genome: expected 'params' or 'gp', got {genome!r}")
+    run = evolve_gp if genome == "gp" else _evolve
+    return run(_experiment(experiment), **kwargs)
 
 
 def load_experiment(path):

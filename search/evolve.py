@@ -63,25 +63,13 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
         evs = evaluator(genomes)
         return [tuple(ev.objectives) if multi else (float(ev.fitness),) for ev in evs]
 
-    def on_generation(st):
-        if bar:
-            bar.update(st.generation, st.champion.fitness.values[0])
-
     start = time.perf_counter()
-    try:
-        state = run_search(
-            space, evaluate_batch, algorithm=s.algorithm, population=s.population,
-            generations=generations, cxpb=s.cxpb, mutpb=s.mutpb, tournament=s.tournament,
-            seed=seed, n_objectives=n_obj, patience=s.patience or None, target=s.target,
-            seed_genomes=[space.encode(p) for p in BASELINES.values() if _encodable(space, p)],
-            checkpoint_path=str(out_dir / "checkpoint.pkl"),
-            resume_from=str(Path(resume) / "checkpoint.pkl") if resume else None,
-            on_generation=on_generation, extra_state=evaluator.cache,
-            fingerprint=experiment_digest(experiment))
-    finally:
-        evaluator.close()
-        if bar:
-            bar.close()
+    state = _run_closing(evaluator, bar, lambda: run_search(
+        space, evaluate_batch, algorithm=s.algorithm, population=s.population,
+        generations=generations, cxpb=s.cxpb, mutpb=s.mutpb, tournament=s.tournament,
+        seed=seed, n_objectives=n_obj, patience=s.patience or None, target=s.target,
+        seed_genomes=[space.encode(p) for p in BASELINES.values() if _encodable(space, p)],
+        **_loop_io(out_dir, resume, bar, evaluator, experiment_digest(experiment))))
     best = state.champion
     champion = space.decode(best)
     heldout = experiment.seeds.heldout
@@ -106,6 +94,81 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
                   wall_time_s=time.perf_counter() - start, generations=state.generation,
                   stop_reason=state.stop_reason, evaluations=len(evaluator.cache),
                   failures=_failures(evaluator.cache))
+    return SearchResult(champion, bundle, state, summaries, out_dir)
+
+
+def _loop_io(out_dir: Path, resume, bar, evaluator, fingerprint: str) -> dict:
+    """The checkpoint, resume, progress and cache arguments both search loops take."""
+    def on_generation(st):
+        if bar:
+            bar.update(st.generation, st.champion.fitness.values[0])
+
+    return {"checkpoint_path": str(out_dir / "checkpoint.pkl"),
+            "resume_from": str(Path(resume) / "checkpoint.pkl") if resume else None,
+            "on_generation": on_generation, "extra_state": evaluator.cache,
+            "fingerprint": fingerprint}
+
+
+def _run_closing(evaluator, bar, loop):
+    """``loop()``, then shut down the evaluator (Ray) and the progress bar whatever happens."""
+    try:
+        return loop()
+    finally:
+        evaluator.close()
+        if bar:
+            bar.close()
+
+
+def evolve_gp(experiment, *, generations: int | None = None, workers: int | None = None,
+              out: str | Path | None = None, resume: str | Path | None = None,
+              ray_address: str | None = None, seed: int | None = None,
+              progress: bool = False) -> SearchResult:
+    """Like :func:`evolve` with the genetic-programming genome (:mod:`search.gp`): evolve the
+    routing ``score()`` rule on the train seeds (the experiment's population, generations,
+    cxpb, mutpb, tournament and seed; its search space is not used), then compare the
+    champion with the baselines on the held-out seeds.  Writes champion_score.py (the rule as
+    a code policy), champion.yaml (a bundle running it), hall_of_fame.json, logbook.csv,
+    heldout.json, report.md and the checkpoint into ``out``."""
+    from .evaluate import compare_policies, with_baselines
+    from .experiment import experiment_digest
+    from .gp import RuleSpace, champion_files, rule_policy, run_gp, tree_source
+    from .parallel import Evaluator
+    from .report import policy_summary, write_outputs
+
+    s = experiment.search
+    generations = s.generations if generations is None else generations
+    workers = s.workers if workers is None else workers
+    seed = s.seed if seed is None else seed
+    out_dir = Path(out or resume or DEFAULT_OUT)
+    bar = _progress(generations) if progress else None
+
+    def on_failure(genome, error):
+        _warn(f"evaluation failed, rule penalised with the worst fitness: {error}", bar)
+
+    evaluator = Evaluator(RuleSpace(), experiment, experiment.seeds.train, workers=workers,
+                          ray_address=ray_address, on_failure=on_failure)
+
+    start = time.perf_counter()
+    state = _run_closing(evaluator, bar, lambda: run_gp(
+        lambda genomes: [(float(ev.fitness),) for ev in evaluator(genomes)],
+        population=s.population, generations=generations, cxpb=s.cxpb, mutpb=s.mutpb,
+        tournament=s.tournament, seed=seed,
+        **_loop_io(out_dir, resume, bar, evaluator, experiment_digest(experiment))))
+    best = state.champion
+    source = tree_source(best)
+    champion = rule_policy(source)
+    evaluations = compare_policies(with_baselines(champion), experiment, experiment.seeds.heldout)
+    summaries = {name: policy_summary(ev) for name, ev in evaluations.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bundle = champion_files(best, out_dir)
+    hof = [{"rank": k, "fitness": list(ind.fitness.values), "rule": str(ind),
+            "source": tree_source(ind)} for k, ind in enumerate(state.halloffame)]
+    write_outputs(out_dir, champion_bundle=bundle, hall_of_fame=hof, logbook=state.logbook,
+                  summaries=summaries, experiment_name=experiment.name,
+                  heldout_seeds=experiment.seeds.heldout, primary=experiment.objectives.primary,
+                  wall_time_s=time.perf_counter() - start, generations=state.generation,
+                  evaluations=len(evaluator.cache), failures=_failures(evaluator.cache),
+                  champion_source=source)
     return SearchResult(champion, bundle, state, summaries, out_dir)
 
 
@@ -171,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default results/search)")
     p.add_argument("--resume", help="continue the search whose outputs are in this directory")
     p.add_argument("--seed", type=int, help="search seed (default: the experiment's)")
+    p.add_argument("--genome", choices=("params", "gp"), default="params",
+                   help="params: the policy parameter vector of the experiment's search space "
+                        "(default); gp: genetic programming of the routing score() rule, "
+                        "written out as a code policy")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -196,7 +263,10 @@ def main(argv=None) -> int:
             raise InputError("--out and --resume name different folders; a resumed search "
                              "writes into the folder it resumes")
         _check_out_dir(args.resume or args.out or DEFAULT_OUT, "--resume" if args.resume else "--out")
-        res = evolve(exp, generations=args.generations, workers=args.workers, out=args.out,
+        if args.genome == "gp" and exp.objectives.mode == "multi":
+            raise InputError("--genome gp needs a single-objective experiment (objectives.mode: single)")
+        run = evolve_gp if args.genome == "gp" else evolve
+        res = run(exp, generations=args.generations, workers=args.workers, out=args.out,
                      resume=args.resume, ray_address=args.ray_address, seed=args.seed,
                      progress=not args.no_progress)
     except InputError as e:

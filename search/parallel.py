@@ -106,8 +106,9 @@ def ensure_ray(workers: int, ray_address: str | None = None) -> bool:
             ray.init(address=address, log_to_driver=False)
         else:
             env = {k: os.environ[k] for k in ("NUMBA_CACHE_DIR",) if k in os.environ}
-            ray.init(num_cpus=int(workers), include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": env} if env else None)
+            # address="local": start our own runtime even if another one runs on this machine
+            ray.init(address="local", num_cpus=int(workers), include_dashboard=False,
+                     log_to_driver=False, runtime_env={"env_vars": env} if env else None)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         raise InputError(f"--ray-address: cannot start or join Ray at {address or 'a local runtime'}: "
                          f"{' '.join(str(exc).split())}") from None

@@ -182,8 +182,10 @@ def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict],
                   primary: str = "", pareto: list[dict] | None = None,
                   pareto_labels=("objective 1", "objective 2"), wall_time_s: float | None = None,
                   generations: int | None = None, stop_reason: str | None = None,
-                  evaluations: int | None = None, failures: list[dict] | None = None) -> None:
-    """Write every search output into ``out`` (each file atomically)."""
+                  evaluations: int | None = None, failures: list[dict] | None = None,
+                  champion_source: str | None = None) -> None:
+    """Write every search output into ``out`` (each file atomically).  ``champion_source``:
+    the champion's code policy (GP search), quoted in the report after its bundle."""
     out = Path(out)
     atomic_write(out / "champion.yaml", yaml.safe_dump(champion_bundle, sort_keys=False))
     atomic_write(out / "hall_of_fame.json", json.dumps(hall_of_fame, indent=2) + "\n")
@@ -215,4 +217,7 @@ def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict],
               comparison_table(summaries, primary=primary or None), "",
               "Champion policy (`blis run --policy-config champion.yaml`):", "", "```yaml",
               yaml.safe_dump(champion_bundle, sort_keys=False).rstrip(), "```", ""]
+    if champion_source is not None:
+        lines += ["Champion score rule (`champion_score.py`, the bundle's `code_path`):", "",
+                  "```python", champion_source.rstrip(), "```", ""]
     atomic_write(out / "report.md", "\n".join(lines))

@@ -1,9 +1,12 @@
-"""Atomic file output shared by every writer (results, traces, checkpoints, reports)."""
+"""Atomic file output shared by every writer (results, traces, checkpoints, reports), and the
+one-line-error text reader of the input files (policy bundles, code policies)."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+
+from .errors import InputError
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
@@ -25,3 +28,15 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def read_text(path: str, label: str) -> str:
+    """The UTF-8 text of the input file ``path``; InputError ``"<label>: cannot read <path>:
+    <reason>"`` or ``"<label>: <path> is not UTF-8 text"`` otherwise."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise InputError(f"{label}: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{label}: {path} is not UTF-8 text") from None

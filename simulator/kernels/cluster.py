@@ -11,7 +11,8 @@ index.  The loop stops at the first event later than the horizon.
 import numpy as np
 from numba import njit
 
-from ..codes import (PD_DECIDE_ALWAYS, PD_DECIDE_NEVER, ADMIT_REJECT_ALL, ADMIT_TOKEN_BUCKET, ROUTE_ALWAYS_BUSIEST,
+from ..codes import (PD_DECIDE_ALWAYS, PD_DECIDE_NEVER, ADMIT_CODE, ADMIT_REJECT_ALL,
+                     ADMIT_TOKEN_BUCKET, ROUTE_ALWAYS_BUSIEST, ROUTE_CODE,
                      ROUTE_LEAST_LOADED, ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED,
                      SCORER_KV_UTILIZATION, SCORER_LOAD_BALANCE, SCORER_PREFIX_AFFINITY,
                      SCORER_QUEUE_DEPTH)
@@ -22,7 +23,7 @@ from .instance import (EV_ARRIVAL, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJE
                        process_event, push_event)
 from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
-from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CLOCK_REGRESS, CL_LAST_T, CL_CSIZE, CL_NROUTES,
+from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CLOCK_REGRESS, CL_CODE_NONFINITE, CL_LAST_T, CL_CSIZE, CL_NROUTES,
                      CL_NSEGS, CL_REJECTED, CL_RR, CL_SEQ, CLF_LAST_REFILL, CLF_TOKENS,
                      I_BATCH_LEN, I_NEXT_T, I_ROUTABLE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
@@ -67,7 +68,7 @@ def effective_load(I, i):
 
 @njit(cache=True, inline="always")
 def admit(st, r, clock):
-    """Admission policies: always-admit, token-bucket (cost = input tokens), reject-all."""
+    """Admission policies: always-admit, token-bucket (cost = input tokens), reject-all, code."""
     code = st.P[P_ADMISSION]
     if code == ADMIT_REJECT_ALL:
         return False
@@ -83,7 +84,28 @@ def admit(st, r, clock):
             CLF[CLF_TOKENS] -= cost
             return True
         return False
+    if code == ADMIT_CODE:
+        return _code_admit(st, r)
     return True
+
+
+@njit(cache=True)
+def _code_admit(st, r):
+    """Admission code policy: admit(input_tokens, queue_depth, batch_size, pending,
+    kv_utilization, num_instances) over cluster totals (mean snapshot KV utilisation)."""
+    I = st.I
+    N = st.P[P_N_INST]
+    wq = 0
+    batch = 0
+    pending = 0
+    util = 0.0
+    for i in range(N):
+        wq += I[I_WQ_LEN, i]
+        batch += I[I_BATCH_LEN, i]
+        pending += I[I_PENDING, i]
+        util += st.IF[IF_SNAP_UTIL, i]
+    return st.ADMIT_FN(np.float64(st.R[R_N_IN, r]), np.float64(wq), np.float64(batch),
+                       np.float64(pending), util / N, np.float64(N))
 
 
 # ---------------------------------------------------------------- router-side prefix index
@@ -287,17 +309,57 @@ def _weighted(st, r, cand, nc):
             best_score = scores[i]
             best = i
     if st.P[P_PREFIX_OBS] != 0:
-        a = st.R[R_RH_PTR, r]
-        cap = st.P[P_LRU_CAP]
-        for k in range(a, a + st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]):
-            prefix_touch(st.PXT, st.PXA, st.I, cap, best, st.RH[k])
+        _observe_prefix(st, r, best)
+    return best
+
+
+@njit(cache=True)
+def _observe_prefix(st, r, target):
+    """Record in the router's prefix index that ``target`` now holds request r's blocks."""
+    a = st.R[R_RH_PTR, r]
+    cap = st.P[P_LRU_CAP]
+    for k in range(a, a + st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]):
+        prefix_touch(st.PXT, st.PXA, st.I, cap, target, st.RH[k])
+
+
+@njit(cache=True)
+def _code_route(st, r, cand, nc):
+    """Routing code policy: score() per candidate instance, argmax with ties to the lowest index (as
+    the weighted router).  A NaN/inf score counts as -inf and is counted.  When the code reads
+    ``prefix_match`` (P_PREFIX_OBS) the decision is recorded in the prefix index, so the feature
+    means what the prefix-affinity scorer's score means; otherwise it is 0 and not computed."""
+    I, IF = st.I, st.IF
+    scores = st.SCF[SCF_SCORES]
+    a = st.R[R_RH_PTR, r]
+    n = 0
+    if st.P[P_PREFIX_OBS] != 0:
+        n = st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]
+    best = cand[0]
+    best_score = -np.inf
+    for k in range(nc):
+        i = cand[k]
+        pm = 0.0
+        if n > 0:
+            pm = prefix_match(st.PXT, I, i, st.RH, a, n) / n
+        s = st.SCORE_FN(np.float64(I[I_WQ_LEN, i]), np.float64(I[I_BATCH_LEN, i]),
+                        np.float64(I[I_PENDING, i]), IF[IF_SNAP_UTIL, i],
+                        np.float64(I[I_SNAP_FREE, i]), pm, IF[IF_SNAP_HIT, i])
+        if not np.isfinite(s):
+            s = -np.inf
+            st.CL[CL_CODE_NONFINITE] += 1
+        scores[i] = s
+        if s > best_score:
+            best_score = s
+            best = i
+    if st.P[P_PREFIX_OBS] != 0:
+        _observe_prefix(st, r, best)
     return best
 
 
 @njit(cache=True)
 def route(st, r, cand, nc):
-    """Pick the target among the candidates; returns (target, has_scores); weighted scores land
-    in SCF."""
+    """Pick the target among the candidates; returns (target, has_scores); weighted and code
+    scores land in SCF."""
     I = st.I
     code = st.P[P_ROUTING]
     if code == ROUTE_LEAST_LOADED:
@@ -315,6 +377,8 @@ def route(st, r, cand, nc):
         return t, False
     if code == ROUTE_WEIGHTED:
         return _weighted(st, r, cand, nc), True
+    if code == ROUTE_CODE:
+        return _code_route(st, r, cand, nc), True
     t = cand[st.CL[CL_RR] % nc]
     st.CL[CL_RR] += 1
     return t, False
