@@ -4,12 +4,16 @@ Behaviour port of BLIS ``sim/bundle.go`` (LoadPolicyBundle + Validate) and
 ``sim/routing_scorers.go`` (ParseScorerConfigs) @cbb0de7b.  The file layout is::
 
     admission: {policy, token_bucket_capacity, token_bucket_refill_rate}
-    routing:   {policy, scorers: [{name, weight}, ...]}
-    priority:  {policy}
+    routing:   {policy, scorers: [{name, weight}, ...], code_path}
+    priority:  {policy, code_path}
     scheduler: <name>
     engine:    {snapshot_refresh_interval, long_prefill_token_threshold}   # blis-evo extension
 
-The first four sections are the reference schema.  ``engine`` is a blis-evo extension (so the
+The first four sections are the reference schema, plus ``code_path`` (blis-evo extension):
+``policy: code`` in ``admission``, ``routing`` or ``priority`` takes the rule from the code
+policy file ``code_path`` (:mod:`simulator.codepolicy`; relative to the bundle file's folder, or
+absolute).  The bundle then holds ``"code:<path>"`` as the policy, as ``--routing-policy
+code:PATH`` does; the file is read and sandbox-checked where the bundle becomes a PolicyConfig.  ``engine`` is a blis-evo extension (so the
 accepted schema is a strict superset of the reference's): the two engine knobs the policy search
 evolves besides the policies, integers >= 0 (``snapshot_refresh_interval`` in µs,
 ``long_prefill_token_threshold`` in tokens).  They take the place of the flags of the same
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -203,10 +208,31 @@ def _number(value: Any, path: str) -> float | None:
 
 def _policy_name(family: str, label: str, value: Any, path: str) -> str | None:
     name = _string(value, path)
+    if name == registry.CODE_POLICY and family in registry.CODE_POLICY_FAMILIES:
+        return name
     if name is not None and not registry.is_valid(family, name):
         valid = ", ".join(registry.valid_names(family))
+        if family in registry.CODE_POLICY_FAMILIES:
+            valid += f", {registry.CODE_POLICY} (with code_path)"
         raise InputError(f"{_PREFIX} {path}: unknown {label} {_q(name)}; valid options: {valid}")
     return name
+
+
+def _with_code_path(name: str | None, section: dict, path: str, base_dir: str | None) -> str | None:
+    """``"code:<path>"`` for ``policy: code`` with ``code_path`` (relative paths resolved
+    against ``base_dir``); ``name`` otherwise.  ``code`` needs ``code_path`` and vice versa."""
+    code_path = _string(section.get("code_path"), f"{path}.code_path")
+    if name != registry.CODE_POLICY:
+        if code_path is not None:
+            raise InputError(f"{_PREFIX} {path}.code_path: only used with policy: "
+                             f"{registry.CODE_POLICY}, got policy {_q(name or '')}")
+        return name
+    if code_path is None:
+        raise InputError(f"{_PREFIX} {path}.code_path: required with policy: "
+                         f"{registry.CODE_POLICY} (the code policy file)")
+    if base_dir is not None and not os.path.isabs(code_path):
+        code_path = os.path.join(base_dir, code_path)
+    return f"{registry.CODE_POLICY}:{code_path}"
 
 
 def _non_negative(value: float | None, path: str) -> float | None:
@@ -262,13 +288,17 @@ def _scorer_list(value: Any, path: str) -> tuple[ScorerSpec, ...]:
     return tuple(specs)
 
 
-def bundle_from_mapping(doc: Any) -> PolicyBundle:
-    """Validate an already-parsed YAML document and build a :class:`PolicyBundle`."""
+def bundle_from_mapping(doc: Any, base_dir: str | None = None) -> PolicyBundle:
+    """Validate an already-parsed YAML document and build a :class:`PolicyBundle`.
+
+    ``base_dir``: folder relative ``code_path`` values are resolved against (the bundle file's
+    folder; None = as given, i.e. relative to the working directory)."""
     top = _mapping(doc, "", ("admission", "routing", "priority", "scheduler", "engine"))
     admission = _mapping(top.get("admission"), "admission",
-                         ("policy", "token_bucket_capacity", "token_bucket_refill_rate"))
-    routing = _mapping(top.get("routing"), "routing", ("policy", "scorers"))
-    priority = _mapping(top.get("priority"), "priority", ("policy",))
+                         ("policy", "token_bucket_capacity", "token_bucket_refill_rate",
+                          "code_path"))
+    routing = _mapping(top.get("routing"), "routing", ("policy", "scorers", "code_path"))
+    priority = _mapping(top.get("priority"), "priority", ("policy", "code_path"))
     # Same check order as the reference: names, then token-bucket numbers, then scorers.
     admission_policy = _policy_name("admission", "admission policy", admission.get("policy"),
                                     "admission.policy")
@@ -276,6 +306,9 @@ def bundle_from_mapping(doc: Any) -> PolicyBundle:
     priority_policy = _policy_name("priority", "priority policy", priority.get("policy"),
                                    "priority.policy")
     scheduler = _policy_name("scheduler", "scheduler", top.get("scheduler"), "scheduler")
+    admission_policy = _with_code_path(admission_policy, admission, "admission", base_dir)
+    routing_policy = _with_code_path(routing_policy, routing, "routing", base_dir)
+    priority_policy = _with_code_path(priority_policy, priority, "priority", base_dir)
     capacity = _non_negative(
         _number(admission.get("token_bucket_capacity"), "admission.token_bucket_capacity"),
         "admission.token_bucket_capacity")
@@ -320,4 +353,4 @@ def load_policy_bundle(path: str) -> PolicyBundle:
         raise InputError(f"{_PREFIX} {path}: file is empty")
     if len(docs) > 1:
         raise InputError(f"{_PREFIX} {path}: expected one YAML document, found {len(docs)}")
-    return bundle_from_mapping(docs[0])
+    return bundle_from_mapping(docs[0], os.path.dirname(os.path.abspath(path)))

@@ -142,11 +142,26 @@ def _one_of(allowed: Sequence[str], *, empty_ok: bool = False, lower: bool = Fal
     return check
 
 
+CODE_PREFIX = registry.CODE_POLICY + ":"
+"""``--routing-policy code:PATH`` (and admission, priority): a code policy file."""
+
+
+def policy_choices(family: str) -> str:
+    """The valid values of a policy flag, for help and errors (``code:PATH`` where allowed)."""
+    names = registry.valid_names(family)
+    if family in registry.CODE_POLICY_FAMILIES:
+        names = names + [CODE_PREFIX + "PATH"]
+    return ", ".join(names)
+
+
 def _policy(family: str, label: str) -> Validator:
     def check(name: str, value: str) -> None:
+        if family in registry.CODE_POLICY_FAMILIES and value.startswith(CODE_PREFIX):
+            if value == CODE_PREFIX:
+                raise InputError(f"--{name}: {CODE_PREFIX}PATH needs the path of a code policy file")
+            return
         if not registry.is_valid(family, value):
-            valid = ", ".join(registry.valid_names(family))
-            raise InputError(f"--{name}: unknown {label} {value!r}; valid: {valid}")
+            raise InputError(f"--{name}: unknown {label} {value!r}; valid: {policy_choices(family)}")
 
     return check
 
@@ -301,7 +316,7 @@ FLAGS: tuple[Flag, ...] = (
     # cluster and policies
     F("num-instances", "int", 1, "number of instances", _int_at_least(1)),
     F("admission-policy", "str", "always-admit",
-      "admission policy: " + ", ".join(registry.valid_names("admission")),
+      "admission policy: " + policy_choices("admission"),
       _policy("admission", "admission policy")),
     F("admission-latency", "int", 0, "admission latency (µs)", _int_at_least(0)),
     F("routing-latency", "int", 0, "routing latency (µs)", _int_at_least(0)),
@@ -310,13 +325,13 @@ FLAGS: tuple[Flag, ...] = (
     F("token-bucket-refill-rate", "float", 1000.0, "token-bucket refill rate (tokens/second)",
       _finite_non_negative),
     F("routing-policy", "str", "round-robin",
-      "routing policy: " + ", ".join(registry.valid_names("routing")),
+      "routing policy: " + policy_choices("routing"),
       _policy("routing", "routing policy")),
     F("routing-scorers", "str", "",
       "weighted-routing scorers name:weight,... (default prefix-affinity:3,queue-depth:2,kv-utilization:2)",
       _scorers),
     F("priority-policy", "str", "constant",
-      "priority policy: " + ", ".join(registry.valid_names("priority")),
+      "priority policy: " + policy_choices("priority"),
       _policy("priority", "priority policy")),
     F("scheduler", "str", "fcfs", "instance scheduler: " + ", ".join(registry.valid_names("scheduler")),
       _policy("scheduler", "scheduler")),

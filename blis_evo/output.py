@@ -30,6 +30,7 @@ from simulator.metrics import (
     tenant_throughput,
     trace_summary,
 )
+from simulator.codepolicy import uses_code_policy
 from simulator.fileio import atomic_write
 from simulator.result import SimResult
 
@@ -457,8 +458,9 @@ def fairness_doc(result: SimResult) -> dict | None:
 
 def results_document(result: SimResult, *, priority_policy: str, fitness_weights: dict | None,
                      summarize_trace: bool = False, slo_targets: dict | None = None,
-                     client_network=None) -> dict:
-    """The ``--results-path`` document as an ordered dict (see ``write_results_json``)."""
+                     client_network=None, code_policy: bool = False) -> dict:
+    """The ``--results-path`` document as an ordered dict (see ``write_results_json``);
+    ``code_policy``: a code policy ran, so ``anomalies`` reports its NaN/inf count."""
     raw = raw_metrics(result, priority_policy)
     doc = metrics_block_dict(cluster_metrics(result))
     doc["rejected_requests"] = int(result.rejected)
@@ -476,6 +478,8 @@ def results_document(result: SimResult, *, priority_policy: str, fitness_weights
         "hol_blocking_events": raw.hol_blocking_events,
         "rejected_requests": raw.rejected_requests,
     }
+    if code_policy:
+        doc["anomalies"]["code_policy_nonfinite"] = int(result.code_nonfinite)
     doc["per_slo"] = grouped_distributions_doc(per_slo_distributions(result))
     doc["per_tenant"] = grouped_distributions_doc(per_tenant_distributions(result))
     fair = fairness_doc(result)
@@ -497,7 +501,8 @@ def write_results_json(result: SimResult, path: str, *, sim_cfg, policy,
     """Write the results file atomically (temp file in the same directory + ``os.replace``).
 
     Contents: the cluster block fields (reference names/units), ``rejected_requests``,
-    ``dropped_unservable``, ``kv_cache``, ``fitness`` (when weights given), ``anomalies``,
+    ``dropped_unservable``, ``kv_cache``, ``fitness`` (when weights given), ``anomalies``
+    (with ``code_policy_nonfinite``, the NaN/inf values code policies returned, when one ran),
     ``per_slo`` and ``per_tenant`` (``{name: {"ttft": {mean_ms, p50_ms, p95_ms, p99_ms, min_ms,
     max_ms, count}, "e2e": {...}}}``, the empty name as ``default``; always present),
     ``fairness`` (``{jain_index, tenant_throughput}``, only with >= 2 tenants),
@@ -510,5 +515,6 @@ def write_results_json(result: SimResult, path: str, *, sim_cfg, policy,
     """
     doc = results_document(result, priority_policy=policy.priority,
                            fitness_weights=fitness_weights, summarize_trace=summarize_trace,
-                           slo_targets=slo_targets, client_network=client_network)
+                           slo_targets=slo_targets, client_network=client_network,
+                           code_policy=uses_code_policy(policy))
     atomic_write(path, go_json_dumps(doc, nonfinite_null=True) + "\n")

@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulator.codepolicy import CodePolicy, load_code_policy_file
 from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfig
+from simulator.registry import CODE_POLICY
 from simulator.errors import InputError
 
 from .bundle import PolicyBundle, bundle_from_policy, load_policy_bundle, parse_scorers
-from .flags import (EXPERIMENT_COMPATIBLE, FLAGS, FLAGS_BY_NAME, explicit_flags, go_float_str,
-                    parse_fitness_weights, parse_run_args)
+from .flags import (CODE_PREFIX, EXPERIMENT_COMPATIBLE, FLAGS, FLAGS_BY_NAME, explicit_flags,
+                    go_float_str, parse_fitness_weights, parse_run_args)
 
 SHIPPED_DEFAULTS_YAML = str(Path(__file__).resolve().parent / "data" / "defaults.yaml")
 
@@ -149,18 +151,32 @@ def _choose_scorers(routing: str, flag_text: str, bundle: PolicyBundle | None) -
     return DEFAULT_SCORERS
 
 
+def _code_policy(family: str, value: str) -> tuple[str, CodePolicy | None]:
+    """(policy name, code policy) of a policy value: ``code:PATH`` loads and sandbox-checks
+    the file (InputError naming the flag, or ``PATH:LINE: ...`` for rejected code)."""
+    if not value.startswith(CODE_PREFIX):
+        return value, None
+    return CODE_POLICY, load_code_policy_file(value[len(CODE_PREFIX):], family,
+                                              flag=f"--{family}-policy")
+
+
 def _policy_config(v: dict[str, Any], bundle: PolicyBundle | None) -> PolicyConfig:
     """The PolicyConfig of effective flag values ``v`` (scorers: flag > bundle > default)."""
     defaults = PolicyConfig()
-    routing = v["routing-policy"] or defaults.routing
+    admission, admission_code = _code_policy("admission", v["admission-policy"] or defaults.admission)
+    routing, routing_code = _code_policy("routing", v["routing-policy"] or defaults.routing)
+    priority, priority_code = _code_policy("priority", v["priority-policy"] or defaults.priority)
     return PolicyConfig(
-        admission=v["admission-policy"] or defaults.admission,
+        admission=admission,
         token_bucket_capacity=float(v["token-bucket-capacity"]),
         token_bucket_refill_rate=float(v["token-bucket-refill-rate"]),
         routing=routing,
         scorers=_choose_scorers(routing, v["routing-scorers"], bundle),
-        priority=v["priority-policy"] or defaults.priority,
+        priority=priority,
         scheduler=v["scheduler"] or defaults.scheduler,
+        routing_code=routing_code,
+        admission_code=admission_code,
+        priority_code=priority_code,
     )
 
 

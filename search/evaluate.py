@@ -16,6 +16,7 @@ import numpy as np
 
 import simulator
 from blis_evo.metrics import RawMetrics, evaluate as _metrics_evaluate, slo_attainment
+from simulator.codepolicy import uses_code_policy
 from simulator.metrics import class_priority_inversions
 from simulator.config import INT64_MAX, DEFAULT_SCORERS, PolicyConfig, SimConfig
 from simulator.workload.types import Workload
@@ -180,6 +181,8 @@ def _seed_metrics(policy: PolicyConfig, exp: Experiment, seed: int,
         "cache_hit_rate": raw.cache_hit_rate, "preemption_rate": raw.preemption_rate,
         "completed_frac": float(np.sum(res.inst_completed)) / n,
     }
+    if uses_code_policy(policy):
+        m["code_nonfinite"] = float(res.code_nonfinite)
     for k, v in comps.items():
         m[f"fit.{k}"] = v
     for k, v in rates.items():

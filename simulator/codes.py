@@ -4,6 +4,7 @@
 ADMIT_ALWAYS = 0
 ADMIT_TOKEN_BUCKET = 1
 ADMIT_REJECT_ALL = 2
+ADMIT_CODE = 3          # user code policy (simulator.codepolicy)
 
 # Routing policies
 ROUTE_ROUND_ROBIN = 0
@@ -11,6 +12,7 @@ ROUTE_LEAST_LOADED = 1
 ROUTE_WEIGHTED = 2
 ROUTE_PREFIX_AFFINITY = 3
 ROUTE_ALWAYS_BUSIEST = 4
+ROUTE_CODE = 5          # user code policy: argmax of score() per instance
 
 # Weighted-routing scorers (index into the scorer table of kernels/scorers.py)
 SCORER_PREFIX_AFFINITY = 0
@@ -23,6 +25,7 @@ NUM_SCORERS = 4
 PRIO_CONSTANT = 0
 PRIO_SLO_BASED = 1
 PRIO_INVERTED_SLO = 2
+PRIO_CODE = 3           # user code policy
 
 # Instance schedulers (wait-queue ordering)
 SCHED_FCFS = 0

@@ -7,8 +7,12 @@ boundary); the engine trusts them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .codepolicy import CodePolicy
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -47,7 +51,11 @@ class LatencyConfig:
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """Control-plane policies (the part a search evolves)."""
+    """Control-plane policies (the part a search evolves).
+
+    ``routing``/``admission``/``priority`` = "code" take their rule from the matching
+    ``*_code`` :class:`~simulator.codepolicy.CodePolicy` (required then, ignored otherwise).
+    """
 
     admission: str = "always-admit"
     token_bucket_capacity: float = 10000.0
@@ -56,6 +64,9 @@ class PolicyConfig:
     scorers: tuple[ScorerSpec, ...] = DEFAULT_SCORERS
     priority: str = "constant"
     scheduler: str = "fcfs"
+    routing_code: CodePolicy | None = None
+    admission_code: CodePolicy | None = None
+    priority_code: CodePolicy | None = None
 
 
 @dataclass(frozen=True)

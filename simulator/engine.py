@@ -20,6 +20,7 @@ from .kernels import layout as L
 from .kernels.instance import S_COMPLETED
 from .kernels.kvcache import cache_hit_rate
 from .kernels.state import pack_state
+from .kernels.codefn import no_admit, no_priority, no_score
 from .kernels.hashtable import new_table
 from .kernels.hashing import FNV_OFFSET, SEED, aligned_block_hashes, full_input_hashes
 from .result import SimResult
@@ -32,8 +33,10 @@ ROUTER_BLOCK = 16          # the reference's prefix scorer hashes 16-token block
 State = namedtuple("State", [
     "R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HT", "P", "PF",
     "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
-    "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET"])
-State.__doc__ = "Every array of one run (packed layouts: simulator/kernels/layout.py)."
+    "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET",
+    "SCORE_FN", "ADMIT_FN", "PRIO_FN"])
+State.__doc__ = ("Every array of one run (packed layouts: simulator/kernels/layout.py) and the "
+                 "code-policy functions (built-in stand-ins when unused).")
 
 
 def _kernel_state(st: State):
@@ -88,7 +91,8 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray
     P[L.P_ADM_LAT] = cfg.admission_latency
     P[L.P_RT_LAT] = cfg.routing_latency
     P[L.P_ROUTING] = registry.code_of("routing", policy.routing)
-    P[L.P_PREFIX_OBS] = int(np.any(scorer_codes == codes.SCORER_PREFIX_AFFINITY))
+    P[L.P_PREFIX_OBS] = int(np.any(scorer_codes == codes.SCORER_PREFIX_AFFINITY)
+                            or P[L.P_ROUTING] == codes.ROUTE_CODE)
     P[L.P_PRIO] = registry.code_of("priority", policy.priority)
     P[L.P_SCHED] = registry.code_of("scheduler", policy.scheduler)
     P[L.P_REFRESH] = cfg.snapshot_refresh_interval
@@ -119,6 +123,25 @@ def _scorer_table(policy: PolicyConfig):
     return sc_codes, weights
 
 
+def _code_functions(policy: PolicyConfig):
+    """(score, admit, priority) functions for the kernels: the compiled code policy of each
+    family set to "code", the never-called stand-in otherwise."""
+    out = []
+    for family, attr, stand_in in (("routing", "routing_code", no_score),
+                                   ("admission", "admission_code", no_admit),
+                                   ("priority", "priority_code", no_priority)):
+        if getattr(policy, family) != registry.CODE_POLICY:
+            out.append(stand_in)
+            continue
+        code = getattr(policy, attr)
+        if code is None or code.kind != family:
+            raise ValueError(f"PolicyConfig.{family} is 'code' but {attr} is not a {family} "
+                             "CodePolicy")
+        from .codepolicy import compiled
+        out.append(compiled(code))
+    return tuple(out)
+
+
 def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     """Allocate every array of a run (one allocator for all state, sized up front)."""
     n = wl.num_requests
@@ -131,6 +154,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     tokens = np.ascontiguousarray(wl.tokens, dtype=np.int32)
 
     sc_codes, sc_weights = _scorer_table(policy)
+    score_fn, admit_fn, prio_fn = _code_functions(policy)
     P, PF = _param_arrays(cfg, policy, sc_codes)
     lat = cfg.latency
     beta = np.asarray(tuple(lat.beta) + (0.0,) * max(0, 3 - len(lat.beta)), dtype=np.float64)
@@ -214,7 +238,8 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         CE=np.zeros((4, n + 1), dtype=np.int64), CL=CL, CLF=np.zeros(L.NCLF, dtype=np.float64),
         AFFINITY=Dict.empty(types.int64, types.int64),
         ROUTE_TARGET=np.zeros(n_routes, dtype=np.int32),
-        ROUTE_REGRET=np.zeros(n_routes, dtype=np.float64))
+        ROUTE_REGRET=np.zeros(n_routes, dtype=np.float64),
+        SCORE_FN=score_fn, ADMIT_FN=admit_fn, PRIO_FN=prio_fn)
 
 
 def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
@@ -252,6 +277,7 @@ def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
         route_target=st.ROUTE_TARGET[:n_routes].copy(),
         route_regret=st.ROUTE_REGRET[:n_routes].copy(),
         trace_on=bool(cfg.trace_decisions), num_instances=N,
+        code_nonfinite=int(st.CL[L.CL_CODE_NONFINITE]),
         slo_class=wl.slo_class, slo_names=wl.slo_names, tenant=wl.tenant,
         tenant_names=wl.tenant_names)
 

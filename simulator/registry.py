@@ -45,6 +45,19 @@ _FAMILIES = {
 }
 
 
+CODE_POLICY = "code"
+"""Name of a code policy (simulator.codepolicy) in the routing, admission and priority
+families; it is not in the tables above (it needs its source, not just a name), so
+:func:`valid_names` lists only the built-in policies."""
+_CODE_POLICY_CODES = {
+    "admission": codes.ADMIT_CODE,
+    "routing": codes.ROUTE_CODE,
+    "priority": codes.PRIO_CODE,
+}
+CODE_POLICY_FAMILIES = tuple(_CODE_POLICY_CODES)
+"""Families that accept a code policy."""
+
+
 def valid_names(family: str) -> list[str]:
     """Sorted valid names of a policy family ("admission", "routing", "scorer", "priority", "scheduler")."""
     return sorted(_FAMILIES[family])
@@ -56,7 +69,9 @@ def is_valid(family: str, name: str) -> bool:
 
 
 def code_of(family: str, name: str) -> int:
-    """Kernel code of a (valid) policy name; "" maps to the family default."""
+    """Kernel code of a (valid) policy name or "code"; "" maps to the family default."""
+    if name == CODE_POLICY and family in _CODE_POLICY_CODES:
+        return _CODE_POLICY_CODES[family]
     table = _FAMILIES[family]
     if name == "":
         return 0

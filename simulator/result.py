@@ -31,6 +31,8 @@ class SimResult:
     Control plane: ``admitted``/``rejected`` admission decisions (an admitted request may still be
       waiting for its routing decision at the horizon), ``route_target`` per routing decision in
       decision order (int32, traced runs only), ``route_regret`` (float64) when counterfactual_k > 0.
+    ``code_nonfinite``: NaN/inf values returned by code policies (routing scores and
+      priorities; each counted as the lowest value).
     """
 
     n_in: np.ndarray
@@ -75,6 +77,7 @@ class SimResult:
     route_regret: np.ndarray
     trace_on: bool
     num_instances: int
+    code_nonfinite: int = 0
     slo_class: np.ndarray | None = None
     slo_names: tuple = ("",)
     tenant: np.ndarray | None = None

@@ -11,8 +11,8 @@ index.  The loop stops at the first event later than the horizon.
 import numpy as np
 from numba import njit
 
-from ..codes import (ADMIT_REJECT_ALL, ADMIT_TOKEN_BUCKET, ROUTE_ALWAYS_BUSIEST,
-                     ROUTE_LEAST_LOADED, ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED,
+from ..codes import (ADMIT_CODE, ADMIT_REJECT_ALL, ADMIT_TOKEN_BUCKET, ROUTE_ALWAYS_BUSIEST,
+                     ROUTE_CODE, ROUTE_LEAST_LOADED, ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED,
                      SCORER_KV_UTILIZATION, SCORER_LOAD_BALANCE, SCORER_PREFIX_AFFINITY,
                      SCORER_QUEUE_DEPTH)
 from .goheap import ckey_pop, ckey_push
@@ -20,7 +20,7 @@ from .instance import (EV_ARRIVAL, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJE
                        process_event, push_event)
 from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
-from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CLOCK_REGRESS, CL_LAST_T, CL_CSIZE, CL_NROUTES,
+from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CLOCK_REGRESS, CL_CODE_NONFINITE, CL_LAST_T, CL_CSIZE, CL_NROUTES,
                      CL_NSEGS, CL_REJECTED, CL_RR, CL_SEQ, CLF_LAST_REFILL, CLF_TOKENS,
                      I_BATCH_LEN, I_NEXT_T, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
@@ -62,7 +62,7 @@ def effective_load(I, i):
 
 @njit(cache=True, inline="always")
 def admit(st, r, clock):
-    """Admission policies: always-admit, token-bucket (cost = input tokens), reject-all."""
+    """Admission policies: always-admit, token-bucket (cost = input tokens), reject-all, code."""
     code = st.P[P_ADMISSION]
     if code == ADMIT_REJECT_ALL:
         return False
@@ -78,7 +78,28 @@ def admit(st, r, clock):
             CLF[CLF_TOKENS] -= cost
             return True
         return False
+    if code == ADMIT_CODE:
+        return _code_admit(st, r)
     return True
+
+
+@njit(cache=True)
+def _code_admit(st, r):
+    """Admission code policy: admit(input_tokens, queue_depth, batch_size, pending,
+    kv_utilization, num_instances) over cluster totals (mean snapshot KV utilisation)."""
+    I = st.I
+    N = st.P[P_N_INST]
+    wq = 0
+    batch = 0
+    pending = 0
+    util = 0.0
+    for i in range(N):
+        wq += I[I_WQ_LEN, i]
+        batch += I[I_BATCH_LEN, i]
+        pending += I[I_PENDING, i]
+        util += st.IF[IF_SNAP_UTIL, i]
+    return st.ADMIT_FN(np.float64(st.R[R_N_IN, r]), np.float64(wq), np.float64(batch),
+                       np.float64(pending), util / N, np.float64(N))
 
 
 # ---------------------------------------------------------------- router-side prefix index
@@ -244,16 +265,54 @@ def _weighted(st, r):
             best_score = scores[i]
             best = i
     if st.P[P_PREFIX_OBS] != 0:
-        a = st.R[R_RH_PTR, r]
-        cap = st.P[P_LRU_CAP]
-        for k in range(a, a + st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]):
-            prefix_touch(st.PXT, st.PXA, st.I, cap, best, st.RH[k])
+        _observe_prefix(st, r, best)
+    return best
+
+
+@njit(cache=True)
+def _observe_prefix(st, r, target):
+    """Record in the router's prefix index that ``target`` now holds request r's blocks."""
+    a = st.R[R_RH_PTR, r]
+    cap = st.P[P_LRU_CAP]
+    for k in range(a, a + st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]):
+        prefix_touch(st.PXT, st.PXA, st.I, cap, target, st.RH[k])
+
+
+@njit(cache=True)
+def _code_route(st, r):
+    """Routing code policy: score() per instance, argmax with ties to the lowest index (as
+    the weighted router).  A NaN/inf score counts as -inf and is counted.  The decision is
+    recorded in the prefix index, so ``prefix_match`` means what the prefix-affinity scorer's
+    score means."""
+    I, IF = st.I, st.IF
+    N = st.P[P_N_INST]
+    scores = st.SCF[SCF_SCORES]
+    a = st.R[R_RH_PTR, r]
+    n = st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]
+    best = 0
+    best_score = -np.inf
+    for i in range(N):
+        pm = 0.0
+        if n > 0:
+            pm = prefix_match(st.PXT, I, i, st.RH, a, n) / n
+        s = st.SCORE_FN(np.float64(I[I_WQ_LEN, i]), np.float64(I[I_BATCH_LEN, i]),
+                        np.float64(I[I_PENDING, i]), IF[IF_SNAP_UTIL, i],
+                        np.float64(I[I_SNAP_FREE, i]), pm, IF[IF_SNAP_HIT, i])
+        if not np.isfinite(s):
+            s = -np.inf
+            st.CL[CL_CODE_NONFINITE] += 1
+        scores[i] = s
+        if s > best_score:
+            best_score = s
+            best = i
+    _observe_prefix(st, r, best)
     return best
 
 
 @njit(cache=True)
 def route(st, r):
-    """Pick the target instance; returns (target, has_scores); weighted scores land in SCF."""
+    """Pick the target instance; returns (target, has_scores); weighted and code scores land
+    in SCF."""
     I = st.I
     N = st.P[P_N_INST]
     code = st.P[P_ROUTING]
@@ -277,6 +336,8 @@ def route(st, r):
         return t, False
     if code == ROUTE_WEIGHTED:
         return _weighted(st, r), True
+    if code == ROUTE_CODE:
+        return _code_route(st, r), True
     t = st.CL[CL_RR] % N
     st.CL[CL_RR] += 1
     return t, False

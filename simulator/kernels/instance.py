@@ -14,14 +14,14 @@ Differences from the reference, by design (REFERENCE.md 1(l)):
 import numpy as np
 from numba import njit
 
-from ..codes import (LAT_ROOFLINE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BASED, SCHED_FCFS,
+from ..codes import (LAT_ROOFLINE, PRIO_CODE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BASED, SCHED_FCFS,
                      SCHED_PRIORITY_FCFS, SCHED_REVERSE_PRIORITY, SCHED_SJF)
 from .goheap import go_pop, go_push
 from .hashtable import ht_put
 from .kvcache import (allocate, content_append, content_hash, get_cached_blocks, list_append,
                       pop_free, release)
 from .latency import blackbox_step_us, roofline_step_us
-from .layout import (CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK,
+from .layout import (CL_CODE_NONFINITE, CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK,
                      KB_REF, R_BL_LEN, R_BL_START, R_TOK_PTR, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
                      I_EV_SIZE, I_IN_TOKENS, I_KV_CLOCK, I_OUT_TOKENS, I_PEAK_KV, I_PEND_LAT,
                      I_PREEMPTS, I_STEP_PENDING, I_STEPS, I_USED, I_WAITQ_SUM, I_WQ_HEAD,
@@ -171,10 +171,27 @@ def _before(R, RF, code, a, b):
     return R[R_ID_RANK, a] < R[R_ID_RANK, b]
 
 
+@njit(cache=True)
+def _code_priority(st, i, r, now):
+    """Priority code policy: priority(age, input_tokens, preemptions, queue_depth, batch_size,
+    kv_utilization) of queued request r on instance i (age in seconds, live KV utilisation).
+    A NaN/inf priority counts as -inf (served last) and is counted."""
+    I = st.I
+    p = st.PRIO_FN(1e-6 * np.float64(now - st.R[R_ARRIVAL, r]), np.float64(st.R[R_N_IN, r]),
+                   np.float64(st.R[R_PREEMPTS, r]), np.float64(I[I_WQ_LEN, i]),
+                   np.float64(I[I_BATCH_LEN, i]),
+                   np.float64(I[I_USED, i]) / np.float64(st.P[P_TOTAL_BLOCKS]))
+    if not np.isfinite(p):
+        st.CL[CL_CODE_NONFINITE] += 1
+        return -np.inf
+    return p
+
+
 @njit(cache=True, inline="always")
-def order_queue(R, RF, I, WQ, P, i, now):
+def order_queue(st, i, now):
     """Recompute priorities of queued requests and reorder the queue per the scheduler.
     Insertion sort: the queue is nearly sorted from one step to the next."""
+    R, RF, I, WQ, P = st.R, st.RF, st.I, st.WQ, st.P
     n = I[I_WQ_LEN, i]
     if n == 0:
         return
@@ -184,7 +201,10 @@ def order_queue(R, RF, I, WQ, P, i, now):
         # only these schedulers read priorities (constant priority stays at its initial 0.0)
         for k in range(n):
             r = wq_at(WQ, I, i, k)
-            RF[r] = priority_of(prio, now, R[R_ARRIVAL, r])
+            if prio == PRIO_CODE:
+                RF[r] = _code_priority(st, i, r, now)
+            else:
+                RF[r] = priority_of(prio, now, R[R_ARRIVAL, r])
     if code == SCHED_FCFS or n < 2:
         return
     h = _wq_linearize(WQ, I, i)
@@ -464,7 +484,7 @@ def step(st, i, now):
     I[I_STEPS, i] += 1
     s_idx = I[I_STEPS, i] - 1
     I[I_KV_CLOCK, i] = now
-    order_queue(st.R, st.RF, I, st.WQ, st.P, i, now)
+    order_queue(st, i, now)
     prefill, decode, preempted = make_running_batch(st, i, now)
     if I[I_BATCH_LEN, i] == 0 and I[I_WQ_LEN, i] > 0 and not preempted:
         # the head cannot be scheduled into an empty instance: it can never be served

@@ -5,7 +5,7 @@ from numba.experimental import structref
 
 FIELDS = ("R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HT", "P", "PF",
           "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
-          "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET")
+          "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET", "SCORE_FN", "ADMIT_FN", "PRIO_FN")
 
 
 @structref.register
@@ -27,8 +27,9 @@ structref.define_boxing(KernelStateType, KernelState)
 @njit(cache=True)
 def pack_state(R, RF, TOK, KVH, RH, I, IF, BATCH, KB, BH, CPU, HT, P, PF, BETA, RP, SCODES,
                SWEIGHTS, SC, SCF, EVH, WQ, SLOG, SEGS, ARENA, PXT, PXA, CE, CL, CLF, AFFINITY,
-               ROUTE_TARGET, ROUTE_REGRET):
-    """Wrap the arrays (shared, not copied) into one KernelState."""
+               ROUTE_TARGET, ROUTE_REGRET, SCORE_FN, ADMIT_FN, PRIO_FN):
+    """Wrap the arrays (shared, not copied) and the code-policy functions (first-class
+    functions of the fixed signatures in kernels/codefn.py) into one KernelState."""
     return KernelState(R, RF, TOK, KVH, RH, I, IF, BATCH, KB, BH, CPU, HT, P, PF, BETA, RP,
                        SCODES, SWEIGHTS, SC, SCF, EVH, WQ, SLOG, SEGS, ARENA, PXT, PXA, CE, CL,
-                       CLF, AFFINITY, ROUTE_TARGET, ROUTE_REGRET)
+                       CLF, AFFINITY, ROUTE_TARGET, ROUTE_REGRET, SCORE_FN, ADMIT_FN, PRIO_FN)
