@@ -135,6 +135,9 @@ def _outcome(run: _Run, priority_policy: str) -> list[str]:
     inst = [f"i{i}: {int(routed[i])} routed, hit {100 * float(res.inst_cache_hit_rate[i]):.0f}%, "
             f"{int(res.inst_preemptions[i])} preempt" for i in range(int(res.num_instances))]
     lines.append("- Instances: " + "; ".join(inst))
+    if res.code_nonfinite:
+        lines.append(f"- Code policy returned NaN/inf {int(res.code_nonfinite)} times "
+                     "(each counted as the lowest score)")
     return lines
 
 
@@ -348,11 +351,16 @@ def summarize_text(result: SimResult, workload: Workload, slo_targets: Mapping |
 
 def policy_label(policy) -> str:
     """One line naming a ``PolicyConfig``'s routing (with weighted scorers), admission,
-    priority and scheduler, for the report header."""
-    routing = policy.routing
+    priority and scheduler, for the report header (a code policy by its source digest)."""
+    def name(family: str) -> str:
+        code = getattr(policy, f"{family}_code", None)
+        label = getattr(policy, family)
+        return f"code({code.digest[:12]})" if label == "code" and code is not None else label
+
+    routing = name("routing")
     if routing == "weighted":
         routing += " " + ",".join(f"{s.name}:{s.weight:g}" for s in policy.scorers)
-    return (f"routing={routing}, admission={policy.admission}, priority={policy.priority}, "
+    return (f"routing={routing}, admission={name('admission')}, priority={name('priority')}, "
             f"scheduler={policy.scheduler}")
 
 

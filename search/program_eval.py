@@ -48,7 +48,8 @@ class ProgramResult:
     (higher is better; 0 on error).  ``metrics``: flat ``{name: float}`` -- ``combined_score``
     (= score), ``fitness``, the objectives ``p99_ttft_ms``, ``mean_e2e_ms``,
     ``throughput_rps``, ``slo_attainment`` (overall fraction; 1 without targets), anomaly counts
-    ``anomaly.<kind>`` (mean per seed), and ``error`` (1.0) only on failure.  ``summary``: the
+    ``anomaly.<kind>`` (mean per seed; ``anomaly.code_nonfinite`` = NaN/inf returned by a code
+    policy), and ``error`` (1.0) only on failure.  ``summary``: the
     text trace summary of the first seed ("" on error).  ``error``: None or a one-line reason.
     """
 
@@ -94,6 +95,8 @@ def _metrics(ev: Evaluation, score: float, exp: Experiment) -> dict:
            "slo_attainment": c.get(f"{SLO_ATTAINMENT}.overall", 1.0)}
     for k in ANOMALIES:
         out[f"anomaly.{k}"] = c.get(f"rate.{k}", 0.0) * n
+    if "code_nonfinite" in c:
+        out["anomaly.code_nonfinite"] = c["code_nonfinite"]
     return {k: float(v) for k, v in out.items()}
 
 

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from search.program_eval import BUNDLE, CODE, evaluate_program, evaluate_source, kind_of
-from simulator import registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENEVOLVE_DIR = REPO_ROOT / "experiments" / "openevolve"
@@ -21,10 +20,6 @@ LLMD = yaml.safe_dump({"routing": {"policy": "weighted", "scorers": [
     {"name": "prefix-affinity", "weight": 3}, {"name": "queue-depth", "weight": 2},
     {"name": "kv-utilization", "weight": 2}]}}, sort_keys=False)
 BROKEN_CODE = "def score(queue_depth:\n    return 1.0\n"
-
-needs_code_policies = pytest.mark.skipif(
-    not registry.is_valid("routing", "code"),
-    reason="routing code policies (issue 9 items 1-2) are not in this build")
 
 
 @pytest.fixture
@@ -54,7 +49,9 @@ def test_reference_policy_scores_exactly_one_and_round_robin_less(exp):
 @pytest.mark.parametrize("source, kind, needle", [
     ("routing:\n  policy: nope\n", BUNDLE, "nope"),
     ("- just\n- a list\n", BUNDLE, "mapping"),
-    (BROKEN_CODE, CODE, ""),
+    (BROKEN_CODE, CODE, "policy.py:1: syntax error"),
+    ("import os\n" + (OPENEVOLVE_DIR / "initial_program.py").read_text(), CODE,
+     "policy.py:1: top-level import is not allowed"),
 ])
 def test_broken_program_scores_zero_without_raising(exp, source, kind, needle):
     res = evaluate_source(source, kind, exp)
@@ -96,7 +93,6 @@ def test_openevolve_broken_program_scores_zero_with_error_artifact(openevolve_en
     assert set(artifacts) == {"error"} and artifacts["error"]
 
 
-@needs_code_policies
 def test_openevolve_scores_the_initial_program_with_a_trace_summary(openevolve_env):
     ev = _openevolve_evaluator()
     code = (OPENEVOLVE_DIR / "initial_program.py").read_text()
@@ -165,7 +161,6 @@ def test_gepa_keeps_the_seed_when_the_proposal_is_broken(exp):
     assert result.best_candidate[COMPONENT] == ROUND_ROBIN
 
 
-@needs_code_policies
 def test_gepa_evolves_a_code_policy(exp):
     from search.gepa_adapter import COMPONENT
 
