@@ -18,7 +18,7 @@ from __future__ import annotations
 from os import PathLike
 from typing import Iterable, Mapping
 
-__all__ = ["evolve", "evaluate", "load_experiment", "default_experiment"]
+__all__ = ["evolve", "evaluate", "load_experiment", "default_experiment", "resolve_policy"]
 
 
 def evolve(experiment=None, genome: str = "params", **kwargs):
@@ -82,6 +82,14 @@ def evaluate(bundle, experiment=None, seeds: Iterable[int] | None = None):
     policy, sim_params = _policy_of(bundle, PolicyConfig)
     seeds = tuple(exp.seeds.heldout if seeds is None else seeds)
     return _evaluate(policy, exp, seeds, sim_params)
+
+
+def resolve_policy(bundle):
+    """``(PolicyConfig, sim_params)`` of anything :func:`evaluate` accepts as ``bundle`` (a
+    bundle YAML path, a bundle mapping, a PolicyConfig or a pair); InputError on a bad bundle."""
+    from simulator.config import PolicyConfig
+
+    return _policy_of(bundle, PolicyConfig)
 
 
 def _policy_of(bundle, policy_cls):

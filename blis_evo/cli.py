@@ -174,7 +174,7 @@ def _log_run_config(settings: RunSettings, sim, log) -> None:
     if pol.admission == "token-bucket":
         log.info("Token bucket: capacity=%.0f, refill-rate=%.0f",
                  pol.token_bucket_capacity, pol.token_bucket_refill_rate)
-    if settings.trace_level != "none" and not settings.summarize_trace:
+    if settings.trace_level != "none" and not (settings.summarize_trace or settings.trace_report):
         log.info("Decision tracing enabled (trace-level=%s). Use --summarize-trace to print summary.",
                  settings.trace_level)
     alpha = "[" + " ".join(go_float_str(x) for x in sim.latency.alpha) + "]"
@@ -298,6 +298,11 @@ def _simulate_and_report(settings: RunSettings, sim, workload, start: float, slo
     print_run_report(result, sim_cfg=sim, policy=settings.policy,
                      fitness_weights=settings.fitness_weights,
                      summarize_trace=settings.summarize_trace, out=out)
+    if settings.trace_report:
+        from .summary import summarize_run
+
+        out.write("=== Trace Report ===\n" + summarize_run(result, workload, slo_targets,
+                                                          sim_cfg=sim, policy=settings.policy))
     out.flush()
     if settings.results_path:
         write_results_json(result, settings.results_path, sim_cfg=sim, policy=settings.policy,

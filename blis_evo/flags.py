@@ -33,6 +33,8 @@ _VALID_LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fata
 _VALID_TRACE_LEVELS = ("none", "decisions")
 WORKLOAD_TYPES = ("distribution", "traces", "chatbot", "summarization", "contentgen", "multidoc")
 LATENCY_MODELS = ("blackbox", "roofline")
+SUMMARY_MODES = ("text",)
+"""Named values ``--summarize-trace`` takes besides the Go booleans."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +244,8 @@ class Flag:
     """One ``blis run`` flag.
 
     ``kind`` is ``"int"`` (Go int/int64), ``"float"``, ``"str"``, ``"bool"`` or ``"floats"``
-    (comma-separated float slice).  ``default`` is the reference default (applied after the
+    (comma-separated float slice).  ``choices``: the allowed values of a ``"str"`` flag, or the
+    named values a ``"bool"`` flag accepts besides true/false (the value is then that name).  ``default`` is the reference default (applied after the
     bundle, never given to argparse).  ``validator(name, value)`` raises InputError on a bad
     effective value.  ``reference`` is False for blis-evo extensions.
     """
@@ -340,7 +343,10 @@ FLAGS: tuple[Flag, ...] = (
       _one_of(_VALID_TRACE_LEVELS, empty_ok=True)),
     F("counterfactual-k", "int", 0, "counterfactual candidates per routing decision",
       _int_at_least(0)),
-    F("summarize-trace", "bool", False, "print a trace summary after the run"),
+    F("summarize-trace", "bool", False,
+      "print a trace summary after the run: true (short decision counts, needs --trace-level "
+      "decisions) or text (a markdown report for LLM reflection: outcome vs SLO targets, key "
+      "issues, regret, worst decisions, suggested focus)", choices=SUMMARY_MODES),
     F("workload-spec", "str", "", "workload-spec YAML, preset:NAME, or a trace v2 directory/header to replay "
       "(overrides --workload)"),
     # tiered KV cache
@@ -456,11 +462,14 @@ def _type_for(flag: Flag) -> Callable[[str], Any]:
                 ) from None
         return tuple(out)
 
-    def as_bool(text: str) -> bool:
+    def as_bool(text: str) -> bool | str:
+        if flag.choices and text in flag.choices:
+            return text
         try:
             return parse_go_bool(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid boolean {text!r} (use true or false)") from None
+            allowed = ", ".join(("true", "false") + (flag.choices or ()))
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}; valid: {allowed}") from None
 
     kinds = {"int": as_int, "float": as_float, "floats": as_floats, "bool": as_bool, "str": str}
     return kinds[flag.kind]
@@ -471,7 +480,7 @@ def _add_flag(parser: argparse.ArgumentParser, flag: Flag) -> None:
     common = dict(dest=flag.dest, default=None, help=flag.help + default_txt)
     if flag.kind == "bool":
         parser.add_argument(flag.option, nargs="?", const=True, type=_type_for(flag),
-                            metavar="true|false", **common)
+                            metavar="|".join(("true", "false") + (flag.choices or ())), **common)
     elif flag.kind == "floats":
         parser.add_argument(flag.option, type=_type_for(flag), action=_AppendFloats, metavar="A,B,C",
                             **common)

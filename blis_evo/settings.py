@@ -88,7 +88,7 @@ class RunSettings:
     workload: WorkloadSettings
     fitness_weights: dict[str, float] | None
     trace_level: str  # "none" or "decisions"
-    summarize_trace: bool
+    summarize_trace: bool  # --summarize-trace / =true: the short decision-count summary
     results_path: str
     log_level: str  # lower-cased logrus level name
     policy_config_path: str
@@ -99,6 +99,7 @@ class RunSettings:
     # --experiment: the loaded search.experiment.Experiment (None = a plain run).  ``sim`` is
     # then final (latency and KV blocks resolved) and the workload is the experiment's.
     experiment: Any = None
+    trace_report: bool = False  # --summarize-trace=text: the markdown report (blis_evo.summary)
 
 
 _ENGINE_FLAGS = (  # (flag name, SimConfig / bundle engine attribute)
@@ -270,7 +271,8 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
     routing = policy.routing
 
     trace_level = v["trace-level"] or "none"
-    summarize = bool(v["summarize-trace"])
+    summarize = v["summarize-trace"] is True
+    trace_report = v["summarize-trace"] == "text"
     warnings: list[str] = []
     if trace_level == "none" and v["counterfactual-k"] > 0:
         warnings.append(f"--counterfactual-k={v['counterfactual-k']} has no effect without --trace-level decisions")
@@ -359,4 +361,5 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         warnings=tuple(warnings),
         trace_output=trace_output,
         experiment=experiment,
+        trace_report=trace_report,
     )
