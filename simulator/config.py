@@ -56,6 +56,7 @@ class PolicyConfig:
     scorers: tuple[ScorerSpec, ...] = DEFAULT_SCORERS
     priority: str = "constant"
     scheduler: str = "fcfs"
+    autoscaler: "AutoscalerConfig | None" = None  # simulator.autoscale.config; None = fixed cluster
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,4 @@ class SimResult:
     slo_names: tuple = ("",)
     tenant: np.ndarray | None = None
     tenant_names: tuple = ("",)
+    autoscale: object | None = None   # simulator.autoscale.controller.AutoscaleOutcome when autoscaled

@@ -11,20 +11,23 @@ index.  The loop stops at the first event later than the horizon.
 import numpy as np
 from numba import njit
 
-from ..codes import (ADMIT_REJECT_ALL, ADMIT_TOKEN_BUCKET, ROUTE_ALWAYS_BUSIEST,
+from ..codes import (LC_DRAINING, ADMIT_REJECT_ALL, ADMIT_TOKEN_BUCKET, ROUTE_ALWAYS_BUSIEST,
                      ROUTE_LEAST_LOADED, ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED,
                      SCORER_KV_UTILIZATION, SCORER_LOAD_BALANCE, SCORER_PREFIX_AFFINITY,
                      SCORER_QUEUE_DEPTH)
-from .goheap import ckey_pop, ckey_push
+from .autoscale import (CE_LIFECYCLE, RUN_DONE, RUN_PAUSED, RUN_TRIGGER, drain_progress,
+                        lifecycle_event, park, queue_trigger, routed_to_unroutable)
+from .autoscale import cpush as _cpush
+from .goheap import ckey_pop
 from .instance import (EV_ARRIVAL, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJECTED, SEG_RANGE,
                        process_event, push_event)
 from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
-from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CLOCK_REGRESS, CL_LAST_T, CL_CSIZE, CL_NROUTES,
+from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_BAD_ROUTE, CL_CLOCK_REGRESS, CL_LAST_T, CL_CSIZE, CL_NROUTES,
                      CL_NSEGS, CL_REJECTED, CL_RR, CL_SEQ, CLF_LAST_REFILL, CLF_TOKENS,
-                     I_BATCH_LEN, I_NEXT_T, I_ROUTABLE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
+                     I_BATCH_LEN, I_LC, I_NEXT_T, I_ROUTABLE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
-                     IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
+                     IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_AS_ON, P_AS_QTRIG, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
                      P_PREFIX_OBS, P_REFRESH, P_ROUTER_BLOCK, P_ROUTING, P_RT_LAT, P_TOTAL_BLOCKS,
                      P_TRACE, PF_TB_CAP, PF_TB_RATE, PX_HASH, PX_NEXT, PX_PREV, R_ARRIVAL,
                      R_FULL_HASH, R_INST, R_N_IN, R_ROUTED, R_RH_PTR, R_STATE, SCF_DIM,
@@ -332,13 +335,6 @@ def _regret(st, cand, nc, target, has_scores):
 
 # ---------------------------------------------------------------- event loop
 
-@njit(cache=True, inline="always")
-def _cpush(CE, CL, t, kind, r):
-    CL[CL_CSIZE] = ckey_push(CE[CE_TIME], CE[CE_PRIO], CE[CE_SEQ], CE[CE_REQ], CL[CL_CSIZE],
-                             t, kind, CL[CL_SEQ], r)
-    CL[CL_SEQ] += 1
-
-
 @njit(cache=True)
 def _cluster_event(st, t, kind, r):
     P, R, I = st.P, st.R, st.I
@@ -353,11 +349,18 @@ def _cluster_event(st, t, kind, r):
         else:
             R[R_STATE, r] = S_REJECTED
             st.CL[CL_REJECTED] += 1
+    elif kind == CE_LIFECYCLE:
+        lifecycle_event(st, t, r)
     else:
         refresh_snapshots(I, st.IF, P, t)
         nc = routing_candidates(st)
+        if nc == 0:  # no routable instance (autoscaling): wait in the router
+            park(st, r)
+            return
         target, has_scores = route(st, r, st.CAND, nc)
-        if P[P_TRACE] != 0:
+        if P[P_AS_ON] != 0 and routed_to_unroutable(st, target):
+            st.CL[CL_BAD_ROUTE] += 1
+        if P[P_TRACE] != 0 and st.CL[CL_NROUTES] < st.ROUTE_TARGET.shape[0]:
             k = st.CL[CL_NROUTES]
             st.ROUTE_TARGET[k] = target
             if P[P_CF_K] > 0:
@@ -377,14 +380,25 @@ def _note_time(CL, t):
 
 
 @njit(cache=True)
-def run_loop(st):
-    """Drive all cluster and instance events on one clock until none remain or the horizon."""
-    P, R, I, CE = st.P, st.R, st.I, st.CE
-    N = P[P_N_INST]
-    horizon = P[P_HORIZON]
+def seed_arrivals(st):
+    """Schedule every request's arrival and fill the token bucket (once, before the loop)."""
+    R = st.R
     for r in range(R.shape[1]):
         _cpush(st.CE, st.CL, R[R_ARRIVAL, r], CE_ARRIVAL, r)
     st.CLF[CLF_TOKENS] = st.PF[PF_TB_CAP]
+
+
+@njit(cache=True)
+def run_until(st, stop):
+    """Drive all cluster and instance events on one clock until none remain or the horizon
+    (RUN_DONE), or until the next event is later than ``stop`` (RUN_PAUSED: call again to resume),
+    or, when autoscaling with a queue trigger, right after the routing that crossed it
+    (RUN_TRIGGER)."""
+    P, I, CE = st.P, st.I, st.CE
+    N = P[P_N_INST]
+    horizon = P[P_HORIZON]
+    autoscale = P[P_AS_ON] != 0
+    trigger = autoscale and P[P_AS_QTRIG] > 0
     while True:
         ct = INT64_MAX
         if st.CL[CL_CSIZE] > 0:
@@ -397,21 +411,36 @@ def run_loop(st):
                 it = t
                 idx = i
         if ct == INT64_MAX and idx == -1:
-            break
+            return RUN_DONE
         if ct <= it:
+            if ct > stop:
+                return RUN_PAUSED
             t, kind, r = ckey_pop(CE[CE_TIME], CE[CE_PRIO], CE[CE_SEQ], CE[CE_REQ], st.CL[CL_CSIZE])
             st.CL[CL_CSIZE] -= 1
             if t > horizon:
-                break
+                return RUN_DONE
             _note_time(st.CL, t)
             _cluster_event(st, t, kind, r)
+            if trigger and kind == CE_ROUTING and queue_trigger(st):
+                return RUN_TRIGGER
         else:
+            if it > stop:
+                return RUN_PAUSED
             if it > horizon:
-                break
+                return RUN_DONE
             _note_time(st.CL, it)
             if process_event(st, idx) == EV_QUEUED:
                 if I[I_PENDING, idx] > 0:
                     I[I_PENDING, idx] -= 1
+            if autoscale and I[I_LC, idx] == LC_DRAINING:
+                drain_progress(st, idx, it)
+
+
+@njit(cache=True)
+def run_loop(st):
+    """Run the whole simulation in one go (fixed cluster, no autoscaler)."""
+    seed_arrivals(st)
+    run_until(st, INT64_MAX)
 
 
 @njit(cache=True)

@@ -38,7 +38,8 @@ R_CH_LEN = 28
 R_BL_START = 29      # its block list in the arena
 R_BL_LEN = 30
 R_BL_CAP = 31
-NR = 32
+R_WAIT_NEXT = 32    # next request in the router wait list (autoscaling: no routable instance)
+NR = 33
 
 # I: int64 (NI, n_instances)
 I_CLOCK = 0
@@ -78,7 +79,13 @@ I_KV_SALT = 33
 I_PX_SALT = 34
 I_NEXT_T = 35      # time of the instance's earliest pending event (INT64_MAX if none)
 I_ROUTABLE = 36    # 1 while the router may send it new requests
-NI = 37
+# lifecycle (autoscaling; kernels/autoscale.py)
+I_LC = 37          # lifecycle state LC_* (initial instances READY, spare slots STOPPED)
+I_LC_EPOCH = 38    # bumped when a start is cancelled: stale lifecycle events are ignored
+I_WARM_FROM = 39   # time the instance became routable (warmup penalty starts)
+I_WARM_END = 40    # time the warmup penalty ends (READY); 0 = never warming
+I_LC_STOP_T = 41   # time of its last transition to STOPPED (-1 never)
+NI = 42
 
 # IF: float64 (NIF, n_instances)
 IF_KV_INTEGRAL = 0
@@ -127,7 +134,11 @@ P_CF_K = 21
 P_N_INST = 22
 P_LRU_CAP = 23
 P_ROUTER_BLOCK = 24
-NP_ = 25
+P_AS_ON = 25         # 1 when the autoscaler drives the lifecycle
+P_DRAIN = 26         # drain mode DRAIN_* (codes.py)
+P_WARM_PROFILE = 27  # warmup profile WARM_* (codes.py)
+P_AS_QTRIG = 28      # event trigger: load per routable instance that stops the loop (0 = off)
+NP_ = 29
 
 # PF: float64 parameters
 PF_ALPHA0 = 0
@@ -136,7 +147,8 @@ PF_OFFLOAD_THR = 2
 PF_BANDWIDTH = 3
 PF_TB_CAP = 4
 PF_TB_RATE = 5
-NPF = 6
+PF_WARM_PENALTY = 6  # step-time multiplier when warmup starts (1 = none)
+NPF = 7
 
 # SC: int64 scratch rows (NSC, width)
 SC_CACHED = 0
@@ -177,7 +189,14 @@ CL_ARENA_TOP = 6
 CL_ADMITTED = 7
 CL_LAST_T = 8        # time of the last processed event
 CL_CLOCK_REGRESS = 9  # events processed earlier than their predecessor (must stay 0)
-NCL = 10
+CL_WAIT_HEAD = 10    # router wait list (requests parked while no instance is routable)
+CL_WAIT_TAIL = 11
+CL_WAIT_LEN = 12
+CL_PARKED = 13       # requests ever parked
+CL_REROUTED = 14     # requests sent back to the router by a drain
+CL_BAD_ROUTE = 15    # routings to an instance not WARMING/READY (must stay 0)
+CL_TRIG = 16         # 1 while the queue trigger is above its threshold
+NCL = 17
 CLF_TOKENS = 0
 CLF_LAST_REFILL = 1
 NCLF = 2
