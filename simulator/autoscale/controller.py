@@ -21,19 +21,21 @@ import numpy as np
 from simulator import codes
 from simulator.kernels import cluster as kc
 from simulator.kernels import layout as L
-from simulator.kernels.autoscale import (RUN_DONE, RUN_PAUSED, start_instance, stop_instance)
+from simulator.kernels.autoscale import (CE_LIFECYCLE, RUN_DONE, RUN_PAUSED, start_instance,
+                                         stop_instance)
 
 from .config import AutoscalerConfig
 from .policies import AutoscaleContext, ScaleDecision, make_policy
 
 RNG_TAG = 0xA5CA1E   # the autoscaler's RNG stream: default_rng([seed, RNG_TAG])
+INT64_MAX = np.iinfo(np.int64).max
 _STARTED = (codes.LC_PROVISIONING, codes.LC_LOADING, codes.LC_WARMING, codes.LC_READY)
 
 
 @dataclass(frozen=True)
 class ScaleRecord:
-    """One scale action: time (s), ``up``/``down``, replicas before and after, the reason and
-    the instance slots acted on."""
+    """One scale action: time (s), ``up``/``down``, replicas before and after, the reason, the
+    instance slots acted on and, for a scale-up, when each becomes routable (s)."""
 
     time_s: float
     action: str
@@ -41,6 +43,7 @@ class ScaleRecord:
     to_replicas: int
     reason: str
     instances: tuple[int, ...]
+    routable_at_s: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class _Run:
         lc = I[L.I_LC]
         slots = [i for i in range(self.n) if lc[i] == codes.LC_DRAINING]
         slots += [i for i in range(self.n) if lc[i] == codes.LC_STOPPED]
-        done = []
+        done, ready_at = [], []
         for i in slots[:k]:
             if lc[i] == codes.LC_STOPPED:
                 t_load = now + int(round(self.asc.provisioning_delay_s.draw(self.rng) * 1e6))
@@ -138,11 +141,13 @@ class _Run:
                                np.int64(t_warm), np.int64(t_ready))
                 self.open[i] = now
                 self.start_t[i] = now
+                ready_at.append(t_warm / 1e6)
             else:
                 start_instance(self.kst, np.int64(i), np.int64(now), np.int64(now),
                                np.int64(now), np.int64(now))
+                ready_at.append(now / 1e6)
             done.append(i)
-        return done
+        return done, tuple(ready_at)
 
     def _victims(self) -> list[int]:
         I = self.st.I
@@ -161,7 +166,7 @@ class _Run:
         for i in done:
             stop_instance(self.kst, np.int64(i), np.int64(now))
         self.close_stopped()
-        return done
+        return done, ()
 
     def apply(self, now: int, d: ScaleDecision) -> None:
         """Actuate a decision (target clipped into [min, max]) and record it if it acts."""
@@ -170,15 +175,25 @@ class _Run:
         before = self.replicas()
         target = min(max(int(d.target), self.asc.min_replicas), self.asc.max_replicas)
         if d.action == "up" and target > before:
-            slots = self._scale_up(now, target - before)
+            slots, ready_at = self._scale_up(now, target - before)
         elif d.action == "down" and target < before:
-            slots = self._scale_down(now, before - target)
+            slots, ready_at = self._scale_down(now, before - target)
         else:
             return
         after = self.replicas()
-        self.events.append(ScaleRecord(now / 1e6, d.action, before, after, d.reason, tuple(slots)))
+        self.events.append(ScaleRecord(now / 1e6, d.action, before, after, d.reason, tuple(slots),
+                                       ready_at))
         self.timeline.append((now, after))
         self.last_action_us = now
+
+    def work_left(self) -> bool:
+        """True while a request may still change state: an instance event, a non-lifecycle
+        cluster event or a parked request is pending (lifecycle events alone do not keep the run
+        going, or a policy that keeps starting instances would never let it end)."""
+        st = self.st
+        if (st.I[L.I_NEXT_T] != INT64_MAX).any() or st.CL[L.CL_WAIT_LEN] > 0:
+            return True
+        return bool((st.CE[L.CE_PRIO, :st.CL[L.CL_CSIZE]] != CE_LIFECYCLE).any())
 
     # ---------------------------------------------------------------- result
     def outcome(self) -> AutoscaleOutcome:
@@ -219,6 +234,8 @@ def run_autoscaled(st, kst, cfg, asc: AutoscalerConfig) -> AutoscaleOutcome:
             tick += run.window_us
         else:
             now, triggered = int(st.CL[L.CL_LAST_T]), True
+        if not run.work_left():
+            break
         run.close_stopped()
         run.apply(now, run.policy.evaluate(run.context(now, triggered)))
     return run.outcome()
