@@ -8,6 +8,7 @@ Behaviour port of BLIS ``sim/bundle.go`` (LoadPolicyBundle + Validate) and
     priority:  {policy}
     scheduler: <name>
     engine:    {snapshot_refresh_interval, long_prefill_token_threshold}   # blis-evo extension
+    autoscaler: {policy, params, min_replicas, ...}   # blis-evo extension (simulator.autoscale.config)
 
 The first four sections are the reference schema.  ``engine`` is a blis-evo extension (so the
 accepted schema is a strict superset of the reference's): the two engine knobs the policy search
@@ -34,6 +35,7 @@ import yaml
 
 from simulator import registry
 from simulator.config import INT64_MAX as _INT64_MAX, PolicyConfig, ScorerSpec
+from simulator.autoscale.config import AutoscalerConfig, parse_autoscaler
 from simulator.errors import InputError
 
 from .flags import go_float_str, parse_go_float
@@ -54,6 +56,7 @@ class PolicyBundle:
     scheduler: str | None = None
     snapshot_refresh_interval: int | None = None
     long_prefill_token_threshold: int | None = None
+    autoscaler: AutoscalerConfig | None = None
 
     def engine_params(self) -> dict[str, int]:
         """The ``engine`` knobs that are set, as ``{name: int}`` in :data:`ENGINE_KEYS` order
@@ -79,6 +82,7 @@ def bundle_from_policy(policy: PolicyConfig) -> PolicyBundle:
         scorers=tuple(policy.scorers),
         priority_policy=policy.priority,
         scheduler=policy.scheduler,
+        autoscaler=policy.autoscaler,
     )
 
 
@@ -264,7 +268,7 @@ def _scorer_list(value: Any, path: str) -> tuple[ScorerSpec, ...]:
 
 def bundle_from_mapping(doc: Any) -> PolicyBundle:
     """Validate an already-parsed YAML document and build a :class:`PolicyBundle`."""
-    top = _mapping(doc, "", ("admission", "routing", "priority", "scheduler", "engine"))
+    top = _mapping(doc, "", ("admission", "routing", "priority", "scheduler", "engine", "autoscaler"))
     admission = _mapping(top.get("admission"), "admission",
                          ("policy", "token_bucket_capacity", "token_bucket_refill_rate"))
     routing = _mapping(top.get("routing"), "routing", ("policy", "scorers"))
@@ -285,6 +289,9 @@ def bundle_from_mapping(doc: Any) -> PolicyBundle:
     scorers = _scorer_list(routing.get("scorers"), "routing.scorers")
     engine = _mapping(top.get("engine"), "engine", ENGINE_KEYS)
     knobs = {k: _non_negative_int(engine.get(k), f"engine.{k}") for k in ENGINE_KEYS}
+    autoscaler = None
+    if top.get("autoscaler") is not None:
+        autoscaler = parse_autoscaler(top["autoscaler"], f"{_PREFIX} autoscaler")
     return PolicyBundle(
         admission_policy=admission_policy,
         token_bucket_capacity=capacity,
@@ -293,6 +300,7 @@ def bundle_from_mapping(doc: Any) -> PolicyBundle:
         scorers=scorers,
         priority_policy=priority_policy,
         scheduler=scheduler,
+        autoscaler=autoscaler,
         **knobs,
     )
 
