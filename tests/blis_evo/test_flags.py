@@ -74,7 +74,9 @@ REFERENCE_RUN_FLAGS = {
 }
 
 EXTENSIONS = {"latency-model": "auto", "legacy-blis-quirks": False, "trace-output": "",
-              "experiment": ""}
+              "experiment": "", "autoscaler": "", "min-replicas": 1, "max-replicas": 0,
+              "autoscaler-interval": 10.0, "provisioning-delay": 0.0, "model-load-time": 0.0,
+              "warmup-duration": 0.0, "warmup-profile": "linear", "drain-policy": "wait"}
 
 
 def resolve(*argv: str):
