@@ -9,6 +9,7 @@ Behaviour port of BLIS ``sim/bundle.go`` (LoadPolicyBundle + Validate) and
     scheduler: <name>
     engine:    {snapshot_refresh_interval, long_prefill_token_threshold}   # blis-evo extension
     disaggregation: {...}   # blis-evo extension: P/D pools (blis_evo/disagg_settings.py)
+    autoscaler: {policy, params, min_replicas, ...}   # blis-evo extension (simulator.autoscale.config)
 
 The first four sections are the reference schema, plus ``code_path`` (blis-evo extension):
 ``policy: code`` in ``admission``, ``routing`` or ``priority`` takes the rule from the code
@@ -40,6 +41,7 @@ import yaml
 
 from simulator import registry
 from simulator.config import INT64_MAX as _INT64_MAX, PolicyConfig, ScorerSpec
+from simulator.autoscale.config import AutoscalerConfig, parse_autoscaler
 from simulator.errors import InputError
 from simulator.fileio import read_text
 
@@ -63,6 +65,7 @@ class PolicyBundle:
     snapshot_refresh_interval: int | None = None
     long_prefill_token_threshold: int | None = None
     disaggregation: tuple = ()   # ((flag name, value), ...) set by the P/D section (disagg_settings)
+    autoscaler: AutoscalerConfig | None = None
 
     def engine_params(self) -> dict[str, int]:
         """The ``engine`` knobs that are set, as ``{name: int}`` in :data:`ENGINE_KEYS` order
@@ -88,6 +91,7 @@ def bundle_from_policy(policy: PolicyConfig) -> PolicyBundle:
         scorers=tuple(policy.scorers),
         priority_policy=policy.priority,
         scheduler=policy.scheduler,
+        autoscaler=policy.autoscaler,
     )
 
 
@@ -298,7 +302,7 @@ def bundle_from_mapping(doc: Any, base_dir: str | None = None) -> PolicyBundle:
     ``base_dir``: folder relative ``code_path`` values are resolved against (the bundle file's
     folder; None = as given, i.e. relative to the working directory)."""
     top = _mapping(doc, "", ("admission", "routing", "priority", "scheduler", "engine",
-                             "disaggregation"))
+                             "disaggregation", "autoscaler"))
     admission = _mapping(top.get("admission"), "admission",
                          ("policy", "token_bucket_capacity", "token_bucket_refill_rate",
                           "code_path"))
@@ -323,6 +327,9 @@ def bundle_from_mapping(doc: Any, base_dir: str | None = None) -> PolicyBundle:
     scorers = _scorer_list(routing.get("scorers"), "routing.scorers")
     engine = _mapping(top.get("engine"), "engine", ENGINE_KEYS)
     knobs = {k: _non_negative_int(engine.get(k), f"engine.{k}") for k in ENGINE_KEYS}
+    autoscaler = None
+    if top.get("autoscaler") is not None:
+        autoscaler = parse_autoscaler(top["autoscaler"], f"{_PREFIX} autoscaler")
     return PolicyBundle(
         admission_policy=admission_policy,
         token_bucket_capacity=capacity,
@@ -331,6 +338,7 @@ def bundle_from_mapping(doc: Any, base_dir: str | None = None) -> PolicyBundle:
         scorers=scorers,
         priority_policy=priority_policy,
         scheduler=scheduler,
+        autoscaler=autoscaler,
         **knobs,
         disaggregation=tuple(parse_disagg_section(top.get("disaggregation")).items()),
     )

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from simulator import registry
+from simulator.autoscale.config import DRAIN_POLICIES, WARMUP_PROFILES
+from simulator.autoscale.policies import POLICIES as _AUTOSCALERS
 from simulator.config import INT64_MAX
 from simulator.errors import InputError
 
@@ -35,6 +37,7 @@ WORKLOAD_TYPES = ("distribution", "traces", "chatbot", "summarization", "content
 LATENCY_MODELS = ("blackbox", "roofline")
 SUMMARY_MODES = ("text",)
 """Named values ``--summarize-trace`` takes besides the Go booleans."""
+AUTOSCALER_POLICIES = tuple(_AUTOSCALERS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,6 +128,11 @@ def _int_above(lo: int) -> Validator:
 def _finite_non_negative(name: str, value: float) -> None:
     if not math.isfinite(value) or value < 0:
         raise InputError(f"--{name} must be a finite value >= 0, got {go_float_str(value)}")
+
+
+def _finite_positive(name: str, value: float) -> None:
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"--{name} must be a finite value > 0, got {go_float_str(value)}")
 
 
 def _unit_interval(name: str, value: float) -> None:
@@ -397,8 +405,32 @@ FLAGS: tuple[Flag, ...] = (
       "backpressure", reference=False),
     F("pd-decode-scorers", "str", "", "decode pool's weighted-routing scorers name:weight,... "
       "(default: --routing-scorers)", reference=False),
+    # autoscaler (blis-evo extension; flags override the bundle's autoscaler section)
+    F("autoscaler", "str", "", "autoscaler policy (default: fixed cluster): "
+      + ", ".join(AUTOSCALER_POLICIES), _one_of(AUTOSCALER_POLICIES, empty_ok=True),
+      reference=False),
+    F("min-replicas", "int", 1, "autoscaler: minimum replicas", _int_at_least(1), reference=False),
+    F("max-replicas", "int", 0, "autoscaler: maximum replicas (0: max(--num-instances, "
+      "--min-replicas))", _int_at_least(0), reference=False),
+    F("autoscaler-interval", "float", 10.0, "autoscaler: evaluation interval (s)",
+      _finite_positive, reference=False),
+    F("provisioning-delay", "float", 0.0, "autoscaler: provisioning delay of a new replica (s)",
+      _finite_non_negative, reference=False),
+    F("model-load-time", "float", 0.0, "autoscaler: model load time of a new replica (s)",
+      _finite_non_negative, reference=False),
+    F("warmup-duration", "float", 0.0, "autoscaler: warmup of a new replica (s)",
+      _finite_non_negative, reference=False),
+    F("warmup-profile", "str", "linear", "autoscaler: warmup penalty profile: "
+      + ", ".join(WARMUP_PROFILES), _one_of(tuple(WARMUP_PROFILES)), reference=False),
+    F("drain-policy", "str", "wait", "autoscaler: scale-down drain mode: "
+      + ", ".join(DRAIN_POLICIES), _one_of(tuple(DRAIN_POLICIES)), reference=False),
 )
 del F
+
+AUTOSCALER_FLAGS = ("autoscaler", "min-replicas", "max-replicas", "autoscaler-interval",
+                    "provisioning-delay", "model-load-time", "warmup-duration", "warmup-profile",
+                    "drain-policy")
+"""The autoscaler flags (blis_evo.settings maps them onto the ``autoscaler`` bundle section)."""
 
 EXPERIMENT_COMPATIBLE: tuple[str, ...] = (
     "experiment", "seed", "log", "results-path", "fitness-weights",

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from simulator.autoscale.report import autoscale_summary
 from simulator.metrics import (
     Distribution,
     FitnessResult,
@@ -294,6 +295,9 @@ def report_sections(result: SimResult, *, priority_policy: str, fitness_weights:
         out["Per-SLO Metrics"] = body
     if summarize_trace and result.trace_on:
         out["Trace Summary"] = section_trace_summary(trace_summary(result))
+    if result.autoscale is not None:
+        a = autoscale_summary(result)
+        out["Autoscaler"] = "\n".join(f"{k}: {a[k]}" for k in a if k != "decisions")
     return out
 
 
@@ -494,6 +498,8 @@ def results_document(result: SimResult, *, priority_policy: str, fitness_weights
         doc["slo_attainment"] = slo_attainment(result, slo_targets)
     if result.trace_on:
         doc["trace_summary"] = trace_summary(result)
+    if result.autoscale is not None:
+        doc["autoscaler"] = autoscale_summary(result)
     doc["instances"] = [metrics_block_dict(instance_metrics(result, i))
                         for i in range(int(result.num_instances))]
     doc["requests"] = request_rows(result, client_network)
@@ -513,7 +519,8 @@ def write_results_json(result: SimResult, path: str, *, sim_cfg, policy,
     ``fairness`` (``{jain_index, tenant_throughput}``, only with >= 2 tenants),
     ``slo_attainment`` (``{class: fraction, "overall": fraction}``, only when ``slo_targets``
     ``{class: {ttft_ms, tpot_ms, e2e_ms}}`` is given and non-empty), ``trace_summary`` (when
-    tracing is on), ``instances`` (every instance's block) and ``requests`` (see
+    tracing is on), ``autoscaler`` (when autoscaled: see
+    ``simulator.autoscale.report.autoscale_summary``), ``instances`` (every instance's block) and ``requests`` (see
     ``request_rows``; with ``client_network``, rows of requests whose client has a network block
     also carry ``client_ttft_ms`` / ``client_e2e_ms``).  Go number formatting; a non-finite
     value is ``null``.

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulator.autoscale.config import AutoscalerConfig, parse_autoscaler, to_mapping
 from simulator.codepolicy import CodePolicy, load_code_policy_file
 from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfig
 from simulator.registry import CODE_POLICY
@@ -33,8 +34,8 @@ from simulator.errors import InputError
 
 from .disagg_settings import resolve_disaggregation
 from .bundle import PolicyBundle, bundle_from_policy, load_policy_bundle, parse_scorers
-from .flags import (CODE_PREFIX, EXPERIMENT_COMPATIBLE, FLAGS, FLAGS_BY_NAME, explicit_flags,
-                    go_float_str, parse_fitness_weights, parse_run_args)
+from .flags import (AUTOSCALER_FLAGS, CODE_PREFIX, EXPERIMENT_COMPATIBLE, FLAGS, FLAGS_BY_NAME,
+                    explicit_flags, go_float_str, parse_fitness_weights, parse_run_args)
 
 SHIPPED_DEFAULTS_YAML = str(Path(__file__).resolve().parent / "data" / "defaults.yaml")
 
@@ -178,7 +179,37 @@ def _policy_config(v: dict[str, Any], bundle: PolicyBundle | None) -> PolicyConf
         routing_code=routing_code,
         admission_code=admission_code,
         priority_code=priority_code,
+        autoscaler=bundle.autoscaler if bundle is not None else None,
     )
+
+
+_AUTOSCALER_KEYS = (  # (flag name, autoscaler mapping key)
+    ("min-replicas", "min_replicas"), ("max-replicas", "max_replicas"),
+    ("autoscaler-interval", "interval_s"), ("provisioning-delay", "provisioning_delay_s"),
+    ("model-load-time", "model_load_time_s"), ("warmup-duration", "warmup_duration_s"),
+    ("warmup-profile", "warmup_profile"), ("drain-policy", "drain_policy"),
+)
+
+
+def _autoscaler_config(v: dict[str, Any], explicit: frozenset[str],
+                       bundle: PolicyBundle | None) -> AutoscalerConfig | None:
+    """The autoscaler: the bundle's ``autoscaler`` section with explicit flags laid over it, or
+    the flags alone when ``--autoscaler`` names a policy; None (fixed cluster) otherwise.
+    ``--max-replicas`` 0 / unset without a bundle section means max(--num-instances,
+    --min-replicas).  A different ``--autoscaler`` policy drops the bundle's params."""
+    base = bundle.autoscaler if bundle is not None else None
+    name = v["autoscaler"] if "autoscaler" in explicit and v["autoscaler"] != "" else None
+    if base is None and name is None:
+        return None
+    doc = to_mapping(base) if base is not None else {"policy": name}
+    if name is not None and name != doc["policy"]:
+        doc.update(policy=name, params={})
+    for flag, key in _AUTOSCALER_KEYS:
+        if flag in explicit:
+            doc[key] = v[flag]
+    if doc.get("max_replicas", 0) == 0:
+        doc["max_replicas"] = max(v["num-instances"], doc.get("min_replicas", 1))
+    return parse_autoscaler(doc, "autoscaler")
 
 
 def policy_from_bundle(bundle: PolicyBundle) -> PolicyConfig:
@@ -268,6 +299,7 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         )
 
     policy = _policy_config(v, bundle)
+    policy = dataclasses.replace(policy, autoscaler=_autoscaler_config(v, explicit, bundle))
     routing = policy.routing
 
     trace_level = v["trace-level"] or "none"
@@ -278,6 +310,8 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         warnings.append(f"--counterfactual-k={v['counterfactual-k']} has no effect without --trace-level decisions")
     if trace_level == "none" and summarize:
         warnings.append("--summarize-trace has no effect without --trace-level decisions")
+    if policy.autoscaler is None and explicit & set(AUTOSCALER_FLAGS[1:]):
+        warnings.append("autoscaler flags have no effect without --autoscaler or a bundle autoscaler section")
     if routing != "weighted" and v["routing-scorers"] != "":
         warnings.append(f"--routing-scorers has no effect when routing policy is {routing!r} (only 'weighted')")
 

@@ -240,10 +240,10 @@ def champion_fitness(result, exp) -> float:
     In single-objective mode that is its search fitness; under NSGA-II the search fitness is a
     vector, so the scalar comes from the evaluation cache evolve keeps in ``state.extra``.
     """
-    from .genome import GeneSpace
+    from .genome import experiment_space
 
     champion = result.state.champion
-    evaluation = result.state.extra.get(GeneSpace(exp.search_space).canonical(list(champion)))
+    evaluation = result.state.extra.get(experiment_space(exp).canonical(list(champion)))
     return float(evaluation.fitness if evaluation is not None else champion.fitness.values[0])
 
 

@@ -21,7 +21,7 @@ from simulator.metrics import class_priority_inversions
 from simulator.config import INT64_MAX, DEFAULT_SCORERS, DisaggConfig, PolicyConfig, SimConfig
 from simulator.workload.types import Workload
 
-from search.experiment import SLO_ATTAINMENT, Experiment
+from search.experiment import COST_KEYS, SLO_ATTAINMENT, Experiment
 
 BASELINES: dict[str, PolicyConfig] = {
     "round-robin": PolicyConfig(routing="round-robin"),
@@ -180,12 +180,14 @@ def _seed_metrics(policy: PolicyConfig, exp: Experiment, seed: int,
         comps[SLO_ATTAINMENT] = att.get("overall", 1.0)
         score += w_slo * comps[SLO_ATTAINMENT]
     dropped = int(np.sum(res.inst_dropped))
+    cost = _cost_metrics(res)
     rates = {
         "priority_inversions": _class_inversions(res, wl, exp) / n,
         "hol_blocking_events": raw.hol_blocking_events / max(1, len(res.inst_completed)),
         "rejected_requests": raw.rejected_requests / n,
         "dropped_requests": dropped / n,
         "slo_violations": violations / n,
+        "scale_oscillation": cost["scale_oscillation"] / max(1, cost["scale_events"]),
     }
     p = exp.penalties
     penalty = sum(getattr(p, k) * v for k, v in rates.items())
@@ -200,6 +202,7 @@ def _seed_metrics(policy: PolicyConfig, exp: Experiment, seed: int,
         "cache_hit_rate": raw.cache_hit_rate, "preemption_rate": raw.preemption_rate,
         "completed_frac": float(np.sum(res.inst_completed)) / n,
         "gpus": float(res.num_instances * exp.cluster.tp),
+        **cost,
     }
     if uses_code_policy(policy):
         m["code_nonfinite"] = float(res.code_nonfinite)
@@ -210,6 +213,19 @@ def _seed_metrics(policy: PolicyConfig, exp: Experiment, seed: int,
     for k, v in att.items():
         m[f"{SLO_ATTAINMENT}.{k}"] = v
     return raw, m
+
+
+def _cost_metrics(res) -> dict:
+    """Replica cost of a run: the autoscaler's replica-seconds and average replicas, or for a
+    fixed cluster num_instances over [0, the last instance clock]; scale events and
+    oscillations (0 without an autoscaler)."""
+    a = res.autoscale
+    if a is not None:
+        return {"replica_seconds": a.replica_seconds, "avg_replicas": a.avg_replicas,
+                "scale_events": len(a.events), "scale_oscillation": a.oscillations}
+    span = float(np.max(res.inst_sim_ended_us)) / 1e6 if len(res.inst_sim_ended_us) else 0.0
+    return {"replica_seconds": res.num_instances * span, "avg_replicas": float(res.num_instances),
+            "scale_events": 0, "scale_oscillation": 0}
 
 
 def slo_class_ranks(exp: Experiment, slo_names) -> np.ndarray:
@@ -263,6 +279,8 @@ def _objective_value(key: str, m: dict) -> float:
         return m.get(f"{SLO_ATTAINMENT}.overall", 1.0)
     if key.startswith(SLO_ATTAINMENT + "."):
         return m.get(key, 1.0)
+    if key in COST_KEYS:
+        return m[key]
     return m[f"{key}_ms"]  # latency keys, in ms
 
 

@@ -39,7 +39,7 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
     from .evaluate import BASELINES, compare_policies, with_baselines
     from .experiment import experiment_digest
     from .ga import run_search
-    from .genome import GeneSpace, bundle_dict, decode_sim_params
+    from .genome import bundle_dict, decode_sim_params, experiment_space
     from .parallel import Evaluator
     from .report import policy_summary, write_outputs
 
@@ -48,7 +48,7 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
     workers = s.workers if workers is None else workers
     seed = s.seed if seed is None else seed
     out_dir = Path(out or resume or DEFAULT_OUT)
-    space = GeneSpace(experiment.search_space)
+    space = experiment_space(experiment)
     multi = experiment.objectives.mode == "multi"
     n_obj = len(experiment.objectives.multi) if multi else 1
     bar = _progress(generations) if progress else None

@@ -21,9 +21,11 @@ import functools
 import hashlib
 import math
 import os
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from simulator.autoscale.config import parse_autoscaler
 from simulator.config import LatencyConfig
 from simulator.errors import InputError
 from simulator.metrics import VALID_FITNESS_KEYS
@@ -37,12 +39,14 @@ DEFAULT_EXPERIMENT_FILE = Path(__file__).resolve().parent / "data" / "default_ex
 SLO_ATTAINMENT = "slo_attainment"
 WEIGHT_KEYS: tuple[str, ...] = tuple(VALID_FITNESS_KEYS) + (SLO_ATTAINMENT,)
 """Keys allowed in ``objectives.weights``: the fitness keys of blis_evo.metrics + slo_attainment."""
-OBJECTIVE_KEYS: tuple[str, ...] = WEIGHT_KEYS + ("gpus",)
+COST_KEYS = ("replica_seconds", "avg_replicas")
+"""Cost objectives (autoscaling; a fixed cluster costs num_instances over the run span)."""
+OBJECTIVE_KEYS: tuple[str, ...] = WEIGHT_KEYS + COST_KEYS + ("gpus",)
 """Keys allowed in ``objectives.multi[].key`` (also ``slo_attainment.<class>``); ``gpus`` is
 instances x TP of the evaluated deployment (varies with the ``num_instances`` layout gene)."""
 DIRECTIONS = ("min", "max")
 PENALTY_KEYS = ("priority_inversions", "hol_blocking_events", "rejected_requests",
-                "dropped_requests", "slo_violations")
+                "dropped_requests", "slo_violations", "scale_oscillation")
 ALGORITHMS = ("ga", "nsga2")
 MODES = ("single", "multi")
 
@@ -134,6 +138,9 @@ class Penalties:
     rejected_requests: float = 0.0
     dropped_requests: float = 0.0
     slo_violations: float = 0.0
+    # rate: oscillations per scale action (autoscaling); out of the repr so that experiments
+    # without it keep their digest (experiment_digest adds it when set)
+    scale_oscillation: float = field(default=0.0, repr=False)
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,7 @@ class Experiment:
     search: SearchSettings
     search_space: dict = field(default_factory=dict, hash=False)
     source: str = field(default="", compare=False)
+    autoscaler: Any = field(default=None, repr=False)  # simulator.autoscale AutoscalerConfig
 
 
 # ----------------------------------------------------------------------------------------------
@@ -416,7 +424,7 @@ class _P:
 
     def experiment(self, doc) -> Experiment:
         keys = ("name", "cluster", "workload", "seeds", "search_space", "objectives",
-                "penalties", "search")
+                "penalties", "search", "autoscaler")
         self.mapping(doc, "", keys, ("name", "cluster", "workload", "seeds", "objectives"))
         ss = doc.get("search_space")
         if ss is None:
@@ -437,6 +445,8 @@ class _P:
             search=search,
             search_space=copy.deepcopy(ss),
             source=self.src,
+            autoscaler=(parse_autoscaler(doc["autoscaler"], f"{self.src}: autoscaler")
+                        if doc.get("autoscaler") is not None else None),
         )
 
 
@@ -479,7 +489,13 @@ def experiment_digest(exp) -> str:
     search = dataclasses.replace(exp.search, seed=0, generations=0, workers=1)
     neutral = dataclasses.replace(exp, source="", search=search,
                                   workload=_workload_identity(exp.workload))
-    return "sha256:" + hashlib.sha256(repr(neutral).encode()).hexdigest()
+    text = repr(neutral)
+    if exp.autoscaler is not None:  # (not in the repr, so experiments without one keep their digest)
+        text += repr(exp.autoscaler) + repr(exp.penalties.scale_oscillation)
+    spec = exp.workload.spec
+    if spec is not None and spec.load_profile is not None:
+        text += repr(spec.load_profile)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _workload_identity(workload):

@@ -36,6 +36,8 @@ import numpy as np
 from deap import base, creator
 
 from simulator import registry
+from simulator.autoscale.config import to_mapping as autoscaler_mapping
+from simulator.autoscale.policies import POLICIES as AUTOSCALERS
 from simulator.config import PolicyConfig, ScorerSpec
 from simulator.errors import InputError
 
@@ -78,6 +80,9 @@ SIM_PARAMS = ("snapshot_refresh_interval", "long_prefill_token_threshold")
 # deployment-layout genes (search.evaluate.build_sim_config turns them into a SimConfig):
 # total replicas, prefill pool size (0 = monolithic) and the prefix-threshold decider's bound
 LAYOUT_PARAMS = ("num_instances", "pd_prefill_replicas", "pd_prefix_threshold")
+# autoscaler genes: the policy choice and its numeric parameters (need an experiment autoscaler)
+AUTOSCALER_KEYS = ("autoscaler", "autoscaler_params")
+AUTOSCALER_BOUNDS = ("min_replicas", "max_replicas")
 _REAL_SIG_DIGITS = 6
 
 
@@ -150,7 +155,8 @@ class GeneSpace:
                  base: PolicyConfig = PolicyConfig()):
         if not isinstance(spec, Mapping):
             raise InputError(f"{_PREFIX}: expected a mapping, got {_type_name(spec)}")
-        allowed = (*_FAMILIES, "scorers", *_POLICY_PARAMS, *SIM_PARAMS, *LAYOUT_PARAMS)
+        allowed = (*_FAMILIES, "scorers", *_POLICY_PARAMS, *SIM_PARAMS, *LAYOUT_PARAMS,
+                   *AUTOSCALER_KEYS)
         for key in spec:
             if key not in allowed:
                 raise InputError(f"{_PREFIX}.{key}: unknown key (allowed: {', '.join(allowed)})")
@@ -201,10 +207,45 @@ class GeneSpace:
                 raise InputError(f"{_PREFIX}.{key}: must be an int gene ({{int: [low, high]}})")
             low, high = _bounds(entry[kind], f"{key}.{kind}", integer=kind == "int")
             genes.append(Gene(key, kind, low, high))
+        self.autoscaler_params: tuple[str, ...] = ()
+        genes += self._autoscaler_genes(spec, base)
         if not genes:
             raise InputError(f"{_PREFIX}: declares no genes")
         self.genes: tuple[Gene, ...] = tuple(genes)
         self.index: dict[str, int] = {g.name: i for i, g in enumerate(genes)}
+
+    def _autoscaler_genes(self, spec: Mapping[str, Any], base: PolicyConfig) -> list[Gene]:
+        """``autoscaler: {choices: [policy, ...]}`` and ``autoscaler_params: {name: {real|int:
+        [low, high]}}`` (a parameter of any autoscaler policy, or min_replicas / max_replicas)."""
+        if not any(k in spec for k in AUTOSCALER_KEYS):
+            return []
+        if base.autoscaler is None:
+            raise InputError(f"{_PREFIX}.autoscaler: needs the experiment's autoscaler section")
+        genes = []
+        if "autoscaler" in spec:
+            choices = _only_keys(spec["autoscaler"], "autoscaler", ("choices",)).get("choices")
+            if not isinstance(choices, list) or not choices or len(set(choices)) != len(choices):
+                raise InputError(f"{_PREFIX}.autoscaler.choices: expected a non-empty list of distinct names")
+            for name in choices:
+                if name not in AUTOSCALERS:
+                    raise InputError(f"{_PREFIX}.autoscaler.choices: unknown autoscaler {name!r}; "
+                                     f"valid: {', '.join(AUTOSCALERS)}")
+            genes.append(Gene("autoscaler", "cat", 0.0, float(len(choices) - 1), tuple(choices)))
+        params = spec.get("autoscaler_params") or {}
+        known = {k for cls in AUTOSCALERS.values() for k in cls.PARAMS} | set(AUTOSCALER_BOUNDS)
+        for name, entry in _only_keys(params, "autoscaler_params", tuple(sorted(known))).items():
+            path = f"autoscaler_params.{name}"
+            if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in ("int", "real"):
+                raise InputError(f"{_PREFIX}.{path}: expected {{int: [low, high]}} or {{real: [low, high]}}")
+            kind = next(iter(entry))
+            if name in AUTOSCALER_BOUNDS and kind != "int":
+                raise InputError(f"{_PREFIX}.{path}: must be an int gene ({{int: [low, high]}})")
+            low, high = _bounds(entry[kind], f"{path}.{kind}", integer=kind == "int")
+            if name in AUTOSCALER_BOUNDS and low < 1:
+                raise InputError(f"{_PREFIX}.{path}: replicas must be >= 1")
+            genes.append(Gene(f"autoscaler.{name}", kind, low, high))
+        self.autoscaler_params = tuple(params)
+        return genes
 
     def __len__(self) -> int:
         return len(self.genes)
@@ -302,7 +343,32 @@ def decode(space: GeneSpace, genome: Sequence[float]) -> PolicyConfig:
             params[key] = float(int(genome[i]))
         else:
             params[key] = _round_sig(float(genome[i]))
-    return replace(policy, **params)
+    policy = replace(policy, **params)
+    if policy.autoscaler is not None and (space.autoscaler_params or "autoscaler" in space.index):
+        policy = replace(policy, autoscaler=_decode_autoscaler(space, genome, policy.autoscaler))
+    return policy
+
+
+def _decode_autoscaler(space: GeneSpace, genome: Sequence[float], asc):
+    """The base autoscaler with the evolved policy, its declared parameters (clipped into the
+    policy's bounds, 6 significant digits) and replica bounds (max raised to min if below)."""
+    name = asc.policy
+    i = space.index.get("autoscaler")
+    if i is not None:
+        name = space.genes[i].choices[int(genome[i])]
+    declared = AUTOSCALERS[name].PARAMS
+    values = dict(asc.params) if name == asc.policy else {}
+    bounds = {"min_replicas": asc.min_replicas, "max_replicas": asc.max_replicas}
+    for p in space.autoscaler_params:
+        v = float(genome[space.index[f"autoscaler.{p}"]])
+        if p in bounds:
+            bounds[p] = int(v)
+        elif p in declared:
+            values[p] = _round_sig(min(max(v, declared[p][1]), declared[p][2]))
+    params = tuple((k, float(values[k])) for k in declared if k in values)
+    hi = max(bounds["max_replicas"], bounds["min_replicas"])
+    return replace(asc, policy=name, params=params, min_replicas=bounds["min_replicas"],
+                   max_replicas=hi)
 
 
 def decode_sim_params(space: GeneSpace, genome: Sequence[float]) -> dict[str, int]:
@@ -327,7 +393,7 @@ def canonical(space: GeneSpace, genome: Sequence[float]) -> tuple:
     sim = decode_sim_params(space, genome)
     return (p.admission, p.token_bucket_capacity, p.token_bucket_refill_rate, p.routing,
             tuple((s.name, s.weight) for s in p.scorers), p.priority, p.scheduler,
-            tuple(sorted(sim.items())))
+            tuple(sorted(sim.items()))) + ((p.autoscaler,) if p.autoscaler is not None else ())
 
 
 def encode(space: GeneSpace, policy: PolicyConfig,
@@ -348,8 +414,11 @@ def encode(space: GeneSpace, policy: PolicyConfig,
         for name in weights:
             if name not in space.scorer_names:
                 raise InputError(f"{_PREFIX}.scorers: policy scorer {name!r} is not in the search space")
+    asc = policy.autoscaler
     for g in space.genes:
-        if g.kind == "cat":
+        if g.name == "autoscaler" or g.name.startswith("autoscaler."):
+            genome.append(_encode_autoscaler_gene(g, asc))
+        elif g.kind == "cat":
             value = getattr(policy, _FAMILIES[g.name][1])
             if value not in g.choices:
                 raise InputError(f"{_PREFIX}.{g.name}: {value!r} is not among the choices {list(g.choices)}")
@@ -376,6 +445,19 @@ def encode(space: GeneSpace, policy: PolicyConfig,
             value = min(max(value, g.low), g.high)
             genome.append(int(round(value)) if g.kind == "int" else float(value))
     return genome
+
+
+def _encode_autoscaler_gene(g: Gene, asc):
+    if asc is None:
+        raise InputError(f"{_PREFIX}.autoscaler: the policy has no autoscaler")
+    if g.kind == "cat":
+        if asc.policy not in g.choices:
+            raise InputError(f"{_PREFIX}.autoscaler: {asc.policy!r} is not among the choices {list(g.choices)}")
+        return g.choices.index(asc.policy)
+    name = g.name[len("autoscaler."):]
+    value = float(getattr(asc, name) if name in AUTOSCALER_BOUNDS else dict(asc.params).get(name, g.low))
+    value = min(max(value, g.low), g.high)
+    return int(round(value)) if g.kind == "int" else value
 
 
 def bundle_dict(policy: PolicyConfig, sim_params: Mapping[str, int] | None = None) -> dict:
@@ -417,7 +499,15 @@ def bundle_dict(policy: PolicyConfig, sim_params: Mapping[str, int] | None = Non
                 "architecture": "disaggregated", "prefill_replicas": dc.prefill_replicas,
                 "decode_replicas": dc.decode_replicas, "decider": dc.decider,
                 "prefix_threshold": dc.prefix_threshold}
+    if policy.autoscaler is not None:
+        out["autoscaler"] = autoscaler_mapping(policy.autoscaler)
     return out
+
+
+def experiment_space(exp, **kwargs) -> GeneSpace:
+    """The gene space of an experiment's ``search_space``, with the experiment's autoscaler (if
+    any) as the base every decoded policy carries."""
+    return GeneSpace(exp.search_space, base=PolicyConfig(autoscaler=exp.autoscaler), **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

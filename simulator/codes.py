@@ -41,3 +41,22 @@ LAT_ROOFLINE = 1
 PD_DECIDE_ALWAYS = 0
 PD_DECIDE_NEVER = 1
 PD_DECIDE_PREFIX_THRESHOLD = 2
+
+# Instance lifecycle (autoscaling).  Routable (may receive new requests): WARMING and READY.
+LC_STOPPED = 0
+LC_PROVISIONING = 1
+LC_LOADING = 2
+LC_WARMING = 3        # serving, step times carry the warmup penalty
+LC_READY = 4
+LC_DRAINING = 5       # serves what it holds, receives nothing new
+LC_NAMES = ("stopped", "provisioning", "loading", "warming", "ready", "draining")
+
+# Drain modes (scale-down)
+DRAIN_WAIT = 0        # finish queued and running requests
+DRAIN_IMMEDIATE = 1   # queued and running requests go back to the router (progress reset)
+DRAIN_REDIRECT = 2    # queued requests go back to the router, running ones finish
+
+# Warmup profiles (step-time multiplier decaying from the penalty to 1 over the warmup)
+WARM_LINEAR = 0
+WARM_EXPONENTIAL = 1
+WARM_STEP = 2

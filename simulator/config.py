@@ -67,6 +67,7 @@ class PolicyConfig:
     routing_code: CodePolicy | None = None
     admission_code: CodePolicy | None = None
     priority_code: CodePolicy | None = None
+    autoscaler: "AutoscalerConfig | None" = None  # simulator.autoscale.config; None = fixed cluster
 
 
 @dataclass(frozen=True)

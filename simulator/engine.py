@@ -6,6 +6,7 @@ Nothing here loops over requests in Python except cheap one-off preparation.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import namedtuple
 
 import numba
@@ -14,6 +15,9 @@ from numba import types
 from numba.typed import Dict, List
 
 from . import codes, registry
+from .autoscale.config import DRAIN_POLICIES, WARMUP_PROFILES
+from .autoscale.controller import run_autoscaled
+from .errors import InputError
 from .config import LatencyConfig, PolicyConfig, SimConfig
 from .kernels import cluster as kc
 from .kernels import layout as L
@@ -103,6 +107,13 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray
     P[L.P_N_INST] = cfg.num_instances
     P[L.P_LRU_CAP] = cfg.router_lru_capacity
     P[L.P_ROUTER_BLOCK] = ROUTER_BLOCK
+    asc = policy.autoscaler
+    if asc is not None:
+        P[L.P_N_INST] = n_slots(cfg, policy)
+        P[L.P_AS_ON] = 1
+        P[L.P_DRAIN] = DRAIN_POLICIES[asc.drain_policy]
+        P[L.P_WARM_PROFILE] = WARMUP_PROFILES[asc.warmup_profile]
+        P[L.P_AS_QTRIG] = asc.trigger_load_per_replica
     PF = np.zeros(L.NPF, dtype=np.float64)
     PF[L.PF_ALPHA0] = alpha[0]
     PF[L.PF_ALPHA1] = alpha[1]
@@ -110,7 +121,15 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray
     PF[L.PF_BANDWIDTH] = cfg.kv_transfer_bandwidth
     PF[L.PF_TB_CAP] = policy.token_bucket_capacity
     PF[L.PF_TB_RATE] = policy.token_bucket_refill_rate
+    PF[L.PF_WARM_PENALTY] = asc.warmup_penalty if asc is not None else 1.0
     return P, PF
+
+
+def n_slots(cfg: SimConfig, policy: PolicyConfig) -> int:
+    """Instance slots of a run: the cluster size, or max_replicas when autoscaled."""
+    if policy.autoscaler is None:
+        return cfg.num_instances
+    return policy.autoscaler.max_replicas
 
 
 def _scorer_table(policy: PolicyConfig):
@@ -147,7 +166,7 @@ def _code_functions(policy: PolicyConfig):
 def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     """Allocate every array of a run (one allocator for all state, sized up front)."""
     n = wl.num_requests
-    N = cfg.num_instances
+    N = n_slots(cfg, policy)
     B = cfg.block_size
     TB = cfg.total_kv_blocks
     n_in = np.ascontiguousarray(wl.n_in, dtype=np.int64)
@@ -213,6 +232,12 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         I[L.I_POOL] = pool_rows(cfg.disaggregation)
     I[L.I_KV_SALT] = _salts(N, 1)
     I[L.I_PX_SALT] = _salts(N, 7)
+    I[L.I_LC] = codes.LC_READY
+    I[L.I_LC_STOP_T] = -1
+    if policy.autoscaler is not None:  # spare slots start STOPPED
+        up = policy.autoscaler.initial(cfg.num_instances)
+        I[L.I_LC, up:] = codes.LC_STOPPED
+        I[L.I_ROUTABLE, up:] = 0
     bcap = int(min(cfg.max_running_reqs, max(n, 1))) + 1
 
     nb = N * TB
@@ -234,7 +259,10 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     PXA = np.full((3, lru_nodes), -1, dtype=np.int64)
     CL = np.zeros(L.NCL, dtype=np.int64)
     CL[L.CL_ARENA_TOP] = arena_size
+    CL[L.CL_WAIT_HEAD] = -1
+    CL[L.CL_WAIT_TAIL] = -1
     n_routes = n if cfg.trace_decisions else 1
+    ce_cap = n + 1 + (3 * N if policy.autoscaler is not None else 0)  # + pending lifecycle events
     return State(
         R=R, RF=np.zeros(n, dtype=np.float64), TOK=tokens, KVH=kvh, RH=rh,
         I=I, IF=np.zeros((L.NIF, N), dtype=np.float64),
@@ -245,7 +273,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         SC=np.zeros((L.NSC, width), dtype=np.int64), SCF=np.zeros((2, N), dtype=np.float64),
         EVH=EVH, WQ=WQ, SLOG=SLOG, SEGS=SEGS, ARENA=arena,
         PXT=new_table(lru_nodes), PXA=PXA,
-        CE=np.zeros((4, n + 1), dtype=np.int64), CL=CL, CLF=np.zeros(L.NCLF, dtype=np.float64),
+        CE=np.zeros((4, ce_cap), dtype=np.int64), CL=CL, CLF=np.zeros(L.NCLF, dtype=np.float64),
         AFFINITY=Dict.empty(types.int64, types.int64),
         ROUTE_TARGET=np.zeros(n_routes, dtype=np.int32),
         ROUTE_REGRET=np.zeros(n_routes, dtype=np.float64),
@@ -255,7 +283,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
 
 def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
     R, I = st.R, st.I
-    N = cfg.num_instances
+    N = int(st.P[L.P_N_INST])
     itl_v, itl_c, itl_i = kc.collect_itl(kst, np.int64(st.P[L.P_ALPHA2]))
     state = R[L.R_STATE].astype(np.int8)
     completed = state == S_COMPLETED
@@ -295,10 +323,16 @@ def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
 
 def run_with_state(cfg: SimConfig, policy: PolicyConfig, workload: Workload):
     """Like ``run`` but also returns the final kernel state, for invariant checks in tests."""
+    if policy.autoscaler is not None and cfg.disaggregation is not None:
+        raise InputError("autoscaler: autoscaling applies to monolithic deployments; "
+                         "disaggregated (P/D) pools have fixed sizes")
     st = build_state(cfg, policy, workload)
     kst = _kernel_state(st)
-    kc.run_loop(kst)
-    return _finish(st, kst, cfg, workload), st
+    if policy.autoscaler is None:
+        kc.run_loop(kst)
+        return _finish(st, kst, cfg, workload), st
+    outcome = run_autoscaled(st, kst, cfg, policy.autoscaler)
+    return dataclasses.replace(_finish(st, kst, cfg, workload), autoscale=outcome), st
 
 
 def run(cfg: SimConfig, policy: PolicyConfig, workload: Workload) -> SimResult:

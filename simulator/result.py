@@ -83,3 +83,4 @@ class SimResult:
     tenant: np.ndarray | None = None
     tenant_names: tuple = ("",)
     pd: "PdOutcome | None" = None   # P/D disaggregation outcome (simulator/disagg.py), None if monolithic
+    autoscale: object | None = None   # simulator.autoscale.controller.AutoscaleOutcome when autoscaled

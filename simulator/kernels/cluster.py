@@ -12,22 +12,26 @@ import numpy as np
 from numba import njit
 
 from ..codes import (PD_DECIDE_ALWAYS, PD_DECIDE_NEVER, ADMIT_CODE, ADMIT_REJECT_ALL,
-                     ADMIT_TOKEN_BUCKET, ROUTE_ALWAYS_BUSIEST, ROUTE_CODE,
+                     ADMIT_TOKEN_BUCKET, LC_DRAINING, ROUTE_ALWAYS_BUSIEST, ROUTE_CODE,
                      ROUTE_LEAST_LOADED, ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED,
                      SCORER_KV_UTILIZATION, SCORER_LOAD_BALANCE, SCORER_PREFIX_AFFINITY,
                      SCORER_QUEUE_DEPTH)
-from .disagg import (CE_XF_DONE, CE_XF_READY, PD_HELD, PD_PREFILL, POOL_DECODE, POOL_PREFILL,
-                     ce_push, transfer_handover, transfer_ready)
+from .autoscale import (RUN_DONE, RUN_PAUSED, RUN_TRIGGER, drain_progress, lifecycle_event,
+                        park, queue_trigger, routed_to_unroutable)
+from .cevents import (CE_ADMISSION, CE_ARRIVAL, CE_LIFECYCLE, CE_ROUTING, CE_XF_DONE,
+                      CE_XF_READY, cpush as _cpush)
+from .disagg import (PD_HELD, PD_PREFILL, POOL_DECODE, POOL_PREFILL, transfer_handover,
+                     transfer_ready)
 from .goheap import ckey_pop
 from .instance import (EV_ARRIVAL, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJECTED, SEG_RANGE,
                        process_event, push_event)
 from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
-from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CLOCK_REGRESS, CL_CODE_NONFINITE, CL_LAST_T, CL_CSIZE, CL_NROUTES,
+from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_BAD_ROUTE, CL_CLOCK_REGRESS, CL_CODE_NONFINITE, CL_LAST_T, CL_CSIZE, CL_NROUTES,
                      CL_NSEGS, CL_REJECTED, CL_RR, CL_SEQ, CLF_LAST_REFILL, CLF_TOKENS,
-                     I_BATCH_LEN, I_NEXT_T, I_ROUTABLE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
+                     I_BATCH_LEN, I_LC, I_NEXT_T, I_ROUTABLE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
-                     IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
+                     IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_AS_ON, P_AS_QTRIG, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
                      P_PREFIX_OBS, P_REFRESH, P_ROUTER_BLOCK, P_ROUTING, P_RT_LAT, P_TOTAL_BLOCKS,
                      P_TRACE, P_PD, P_PD_DECIDER, P_PD_THRESH, P_PD_BP_THRESH, P_PD_BP_RETRY,
                      P_PD_OBS, I_POOL, CL_XF_Q, CL_PD_BP, CL_PD_DISAGG, R_N_OUT, R_PD,
@@ -35,9 +39,6 @@ from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_CLOCK_REG
                      R_FULL_HASH, R_INST, R_N_IN, R_ROUTED, R_RH_PTR, R_STATE, SCF_DIM,
                      SCF_SCORES)
 
-CE_ARRIVAL = np.int64(0)
-CE_ADMISSION = np.int64(1)
-CE_ROUTING = np.int64(2)
 INT64_MAX = np.iinfo(np.int64).max
 PD_POOL_SALT = np.int64(0x5851F42D4C957F2D)
 
@@ -92,20 +93,24 @@ def admit(st, r, clock):
 @njit(cache=True)
 def _code_admit(st, r):
     """Admission code policy: admit(input_tokens, queue_depth, batch_size, pending,
-    kv_utilization, num_instances) over cluster totals (mean snapshot KV utilisation)."""
+    kv_utilization, num_instances) over the routable instances' totals (mean snapshot KV
+    utilisation)."""
     I = st.I
-    N = st.P[P_N_INST]
+    N = 0
     wq = 0
     batch = 0
     pending = 0
     util = 0.0
-    for i in range(N):
+    for i in range(st.P[P_N_INST]):
+        if I[I_ROUTABLE, i] == 0:
+            continue
+        N += 1
         wq += I[I_WQ_LEN, i]
         batch += I[I_BATCH_LEN, i]
         pending += I[I_PENDING, i]
         util += st.IF[IF_SNAP_UTIL, i]
     return st.ADMIT_FN(np.float64(st.R[R_N_IN, r]), np.float64(wq), np.float64(batch),
-                       np.float64(pending), util / N, np.float64(N))
+                       np.float64(pending), util / max(N, 1), np.float64(N))
 
 
 # ---------------------------------------------------------------- router-side prefix index
@@ -401,9 +406,6 @@ def _regret(st, cand, nc, target, has_scores):
 
 # ---------------------------------------------------------------- event loop
 
-_cpush = ce_push
-
-
 @njit(cache=True)
 def _cluster_event(st, t, kind, r):
     P, R, I = st.P, st.R, st.I
@@ -422,23 +424,38 @@ def _cluster_event(st, t, kind, r):
         transfer_ready(st, t, r)
     elif kind == CE_XF_DONE:
         push_event(st.EVH, st.I, transfer_handover(st, t, r), t, r, EV_QUEUED)
+    elif kind == CE_LIFECYCLE:
+        lifecycle_event(st, t, r)
     elif P[P_PD] != 0:
         refresh_snapshots(I, st.IF, P, t)
         route_pd(st, t, r)
     else:
         refresh_snapshots(I, st.IF, P, t)
         nc = routing_candidates(st)
+        if nc == 0:  # no routable instance (autoscaling): wait in the router
+            park(st, r)
+            return
         target, has_scores = route(st, r, st.CAND, nc)
-        if P[P_TRACE] != 0:
-            k = st.CL[CL_NROUTES]
-            st.ROUTE_TARGET[k] = target
-            if P[P_CF_K] > 0:
-                st.ROUTE_REGRET[k] = _regret(st, st.CAND, nc, target, has_scores)
-            st.CL[CL_NROUTES] = k + 1
-        R[R_INST, r] = target
-        R[R_ROUTED, r] = t
-        I[I_PENDING, target] += 1
-        push_event(st.EVH, st.I, target, t, r, EV_ARRIVAL)
+        if P[P_AS_ON] != 0 and routed_to_unroutable(st, target):
+            st.CL[CL_BAD_ROUTE] += 1
+        _dispatch(st, t, r, target, nc, has_scores)
+
+
+@njit(cache=True, inline="always")
+def _dispatch(st, t, r, target, nc, has_scores):
+    """Send routed request r to ``target`` (it arrives there now) and record the decision (with
+    its regret over the candidates st.CAND[:nc]) when decisions are traced."""
+    P, R, I = st.P, st.R, st.I
+    if P[P_TRACE] != 0 and st.CL[CL_NROUTES] < st.ROUTE_TARGET.shape[0]:
+        k = st.CL[CL_NROUTES]
+        st.ROUTE_TARGET[k] = target
+        if P[P_CF_K] > 0:
+            st.ROUTE_REGRET[k] = _regret(st, st.CAND, nc, target, has_scores)
+        st.CL[CL_NROUTES] = k + 1
+    R[R_INST, r] = target
+    R[R_ROUTED, r] = t
+    I[I_PENDING, target] += 1
+    push_event(st.EVH, st.I, target, t, r, EV_ARRIVAL)
 
 
 # ---------------------------------------------------------------- P/D routing (kernels/disagg.py)
@@ -453,14 +470,6 @@ def pool_candidates(st, pool):
             st.CAND[nc] = i
             nc += 1
     return nc
-
-
-@njit(cache=True)
-def _touch_prefix(st, r, i):
-    cap = st.P[P_LRU_CAP]
-    a = st.R[R_RH_PTR, r]
-    for k in range(a, a + st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]):
-        prefix_touch(st.PXT, st.PXA, st.I, cap, i, st.RH[k])
 
 
 @njit(cache=True)
@@ -507,19 +516,10 @@ def route_pd(st, t, r):
         R[R_PD_DECODE, r] = d
     P[P_PREFIX_OBS] = obs
     if P[P_PD_OBS] != 0:
-        _touch_prefix(st, r, d)
+        _observe_prefix(st, r, d)
         if disagg:
-            _touch_prefix(st, r, target)
-    if P[P_TRACE] != 0:
-        k = st.CL[CL_NROUTES]
-        st.ROUTE_TARGET[k] = target
-        if P[P_CF_K] > 0:
-            st.ROUTE_REGRET[k] = _regret(st, st.CAND, nc, target, has_scores)
-        st.CL[CL_NROUTES] = k + 1
-    R[R_INST, r] = target
-    R[R_ROUTED, r] = t
-    I[I_PENDING, target] += 1
-    push_event(st.EVH, st.I, target, t, r, EV_ARRIVAL)
+            _observe_prefix(st, r, target)
+    _dispatch(st, t, r, target, nc, has_scores)
 
 
 @njit(cache=True, inline="always")
@@ -530,14 +530,25 @@ def _note_time(CL, t):
 
 
 @njit(cache=True)
-def run_loop(st):
-    """Drive all cluster and instance events on one clock until none remain or the horizon."""
-    P, R, I, CE = st.P, st.R, st.I, st.CE
-    N = P[P_N_INST]
-    horizon = P[P_HORIZON]
+def seed_arrivals(st):
+    """Schedule every request's arrival and fill the token bucket (once, before the loop)."""
+    R = st.R
     for r in range(R.shape[1]):
         _cpush(st.CE, st.CL, R[R_ARRIVAL, r], CE_ARRIVAL, r)
     st.CLF[CLF_TOKENS] = st.PF[PF_TB_CAP]
+
+
+@njit(cache=True)
+def run_until(st, stop):
+    """Drive all cluster and instance events on one clock until none remain or the horizon
+    (RUN_DONE), or until the next event is later than ``stop`` (RUN_PAUSED: call again to resume),
+    or, when autoscaling with a queue trigger, right after the routing that crossed it
+    (RUN_TRIGGER)."""
+    P, I, CE = st.P, st.I, st.CE
+    N = P[P_N_INST]
+    horizon = P[P_HORIZON]
+    autoscale = P[P_AS_ON] != 0
+    trigger = autoscale and P[P_AS_QTRIG] > 0
     while True:
         ct = INT64_MAX
         if st.CL[CL_CSIZE] > 0:
@@ -550,21 +561,36 @@ def run_loop(st):
                 it = t
                 idx = i
         if ct == INT64_MAX and idx == -1:
-            break
+            return RUN_DONE
         if ct <= it:
+            if ct > stop:
+                return RUN_PAUSED
             t, kind, r = ckey_pop(CE[CE_TIME], CE[CE_PRIO], CE[CE_SEQ], CE[CE_REQ], st.CL[CL_CSIZE])
             st.CL[CL_CSIZE] -= 1
             if t > horizon:
-                break
+                return RUN_DONE
             _note_time(st.CL, t)
             _cluster_event(st, t, kind, r)
+            if trigger and kind == CE_ROUTING and queue_trigger(st):
+                return RUN_TRIGGER
         else:
+            if it > stop:
+                return RUN_PAUSED
             if it > horizon:
-                break
+                return RUN_DONE
             _note_time(st.CL, it)
             if process_event(st, idx) == EV_QUEUED:
                 if I[I_PENDING, idx] > 0:
                     I[I_PENDING, idx] -= 1
+            if autoscale and I[I_LC, idx] == LC_DRAINING:
+                drain_progress(st, idx, it)
+
+
+@njit(cache=True)
+def run_loop(st):
+    """Run the whole simulation in one go (fixed cluster, no autoscaler)."""
+    seed_arrivals(st)
+    run_until(st, INT64_MAX)
 
 
 @njit(cache=True)

@@ -32,7 +32,7 @@ instance (on the link, in flight, or queued at the decode instance).  While it i
 import numpy as np
 from numba import njit
 
-from .goheap import ckey_push
+from .cevents import CE_XF_DONE, CE_XF_READY, cpush
 from .kvcache import release
 from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_CSIZE, CL_SEQ, CL_XF_BLOCKS,
                      CL_XF_LINK_FREE, CL_XF_N, CL_XF_Q, CL_XF_TIME, P_BLOCK, P_PD_GRAN,
@@ -51,17 +51,6 @@ POOL_MONOLITHIC = 0
 POOL_PREFILL = 1
 POOL_DECODE = 2
 
-# cluster event kinds of the transfer (after arrival 0, admission 1, routing 2)
-CE_XF_READY = np.int64(3)
-CE_XF_DONE = np.int64(4)
-
-
-@njit(cache=True, inline="always")
-def ce_push(CE, CL, t, kind, r):
-    """Schedule a cluster event (time, kind, sequence) for request r."""
-    CL[CL_CSIZE] = ckey_push(CE[CE_TIME], CE[CE_PRIO], CE[CE_SEQ], CE[CE_REQ], CL[CL_CSIZE],
-                             t, kind, CL[CL_SEQ], r)
-    CL[CL_SEQ] += 1
 
 
 @njit(cache=True)
@@ -74,10 +63,10 @@ def prefill_progress(st, r, end):
         R[R_PD, r] = PD_XFER
         R[R_PF_DONE, r] = end
         st.CL[CL_XF_Q] += 1
-        ce_push(st.CE, st.CL, end, CE_XF_READY, r)
+        cpush(st.CE, st.CL, end, CE_XF_READY, r)
         return True
     if st.P[P_PD_PIPELINE] != 0 and R[R_PI, r] // st.P[P_BLOCK] > R[R_XF_SENT, r]:
-        ce_push(st.CE, st.CL, end, CE_XF_READY, r)
+        cpush(st.CE, st.CL, end, CE_XF_READY, r)
     return False
 
 
@@ -100,7 +89,7 @@ def transfer_ready(st, t, r):
         R[R_XF_SENT, r] = ready
         CL[CL_XF_BLOCKS] += k
     if R[R_PD, r] == PD_XFER:
-        ce_push(st.CE, CL, max(t, R[R_XF_ARRIVE, r]), CE_XF_DONE, r)
+        cpush(st.CE, CL, max(t, R[R_XF_ARRIVE, r]), CE_XF_DONE, r)
 
 
 @njit(cache=True)

@@ -23,11 +23,12 @@ from .hashtable import ht_put
 from .kvcache import (allocate, content_append, content_hash, get_cached_blocks, list_append,
                       pop_free, release)
 from .latency import blackbox_step_us, roofline_step_us
+from .warmup import warmup_step_time
 from .layout import (CL_CODE_NONFINITE, CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK,
                      KB_REF, R_BL_LEN, R_BL_START, R_TOK_PTR, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
                      I_EV_SIZE, I_IN_TOKENS, I_KV_CLOCK, I_OUT_TOKENS, I_PEAK_KV, I_PEND_LAT,
                      I_PREEMPTS, I_STEP_PENDING, I_STEPS, I_USED, I_WAITQ_SUM, I_WQ_HEAD,
-                     I_WQ_LEN, IF_KV_INTEGRAL, P_ALPHA2, P_BLOCK, P_LAT_KIND, P_LEGACY,
+                     I_WQ_LEN, IF_KV_INTEGRAL, P_ALPHA2, P_AS_ON, P_BLOCK, P_LAT_KIND, P_LEGACY,
                      P_LONG_THR, P_MAX_RUNNING, P_MAX_SCHED, P_PRIO, P_SCHED, P_TOTAL_BLOCKS, P_TP,
                      PF_ALPHA0, PF_ALPHA1, R_ARRIVAL, R_COMPUTED, R_DONE, R_FIRST, R_HWM,
                      R_ID_RANK, R_ITL_SUM, R_LAST_EMIT, R_LAST_EMIT_STEP, R_N_IN, R_N_OUT,
@@ -505,6 +506,8 @@ def step(st, i, now):
         _drop(st, i, wq_pop_front(st.WQ, st.I, i))
     I[I_WAITQ_SUM, i] += I[I_WQ_LEN, i]
     dt = _step_time(st.R, I, st.BATCH, st.SC, st.P, st.RP, st.BETA, i, prefill, decode)
+    if st.P[P_AS_ON] != 0:  # autoscaling: a warming instance is slower
+        dt = warmup_step_time(st, i, now, dt)
     _log_step(st.SLOG, i, s_idx, dt)
     _execute(st.R, I, st.BATCH, st.SEGS, st.CL, st.P[P_ALPHA2], i, s_idx, now, dt)
     used = I[I_USED, i]

@@ -47,7 +47,8 @@ R_XF_ARRIVE = 36     # arrival time of the last block put on the link
 R_PF_DONE = 37       # time its prefill finished on the prefill instance (-1)
 R_PF_FREE = 38       # time the prefill instance released its blocks (-1)
 R_DC_ADMIT = 39      # time the decode instance admitted it and allocated its blocks (-1)
-NR = 40
+R_WAIT_NEXT = 40    # next request in the router wait list (autoscaling: no routable instance)
+NR = 41
 
 # I: int64 (NI, n_instances)
 I_CLOCK = 0
@@ -88,7 +89,13 @@ I_PX_SALT = 34
 I_NEXT_T = 35      # time of the instance's earliest pending event (INT64_MAX if none)
 I_ROUTABLE = 36    # 1 while the router may send it new requests
 I_POOL = 37        # P/D pool: 0 monolithic, 1 prefill, 2 decode (disagg.POOL_*)
-NI = 38
+# lifecycle (autoscaling; kernels/autoscale.py)
+I_LC = 38          # lifecycle state LC_* (initial instances READY, spare slots STOPPED)
+I_LC_EPOCH = 39    # bumped when a start is cancelled: stale lifecycle events are ignored
+I_WARM_FROM = 40   # time the instance became routable (warmup penalty starts)
+I_WARM_END = 41    # time the warmup penalty ends (READY); 0 = never warming
+I_LC_STOP_T = 42   # time of its last transition to STOPPED (-1 never)
+NI = 43
 
 # IF: float64 (NIF, n_instances)
 IF_KV_INTEGRAL = 0
@@ -146,7 +153,11 @@ P_PD_XF_BASE = 30    # µs added to every transfer unit's arrival
 P_PD_BP_THRESH = 31  # backpressure when the decode transfer queue holds >= this (0 = off)
 P_PD_BP_RETRY = 32   # µs between prefill routing retries of a throttled request
 P_PD_OBS = 33        # router prefix index maintained (either scorer profile uses prefix-affinity)
-NP_ = 34
+P_AS_ON = 34         # 1 when the autoscaler drives the lifecycle
+P_DRAIN = 35         # drain mode DRAIN_* (codes.py)
+P_WARM_PROFILE = 36  # warmup profile WARM_* (codes.py)
+P_AS_QTRIG = 37      # event trigger: load per routable instance that stops the loop (0 = off)
+NP_ = 38
 
 # PF: float64 parameters
 PF_ALPHA0 = 0
@@ -157,7 +168,8 @@ PF_TB_CAP = 4
 PF_TB_RATE = 5
 PF_PD_BLOCK_BYTES = 6  # KV bytes of one block
 PF_PD_BW = 7           # transfer link bandwidth, bytes per µs
-NPF = 8
+PF_WARM_PENALTY = 8  # step-time multiplier when warmup starts (1 = none)
+NPF = 9
 
 # SC: int64 scratch rows (NSC, width)
 SC_CACHED = 0
@@ -206,7 +218,14 @@ CL_XF_BLOCKS = 14     # P/D: blocks transferred
 CL_XF_TIME = 15       # P/D: sum over transfers of (arrival - prefill end), µs
 CL_PD_DISAGG = 16     # P/D: requests routed disaggregated
 CL_CODE_NONFINITE = 17  # NaN/inf values returned by code policies (scores and priorities)
-NCL = 18
+CL_WAIT_HEAD = 18    # router wait list (requests parked while no instance is routable)
+CL_WAIT_TAIL = 19
+CL_WAIT_LEN = 20
+CL_PARKED = 21       # requests ever parked
+CL_REROUTED = 22     # requests sent back to the router by a drain
+CL_BAD_ROUTE = 23    # routings to an instance not WARMING/READY (must stay 0)
+CL_TRIG = 24         # 1 while the queue trigger is above its threshold
+NCL = 25
 CLF_TOKENS = 0
 CLF_LAST_REFILL = 1
 NCLF = 2

@@ -391,6 +391,12 @@ def generate_spec_requests(spec: WorkloadSpec, *, horizon_us: int | None,
     gens = _client_generators(seed, clients)
     prefixes = _prefix_tokens(seed, clients)
     cap = 2 * max_req if max_req > 0 else 0
+    profile = spec.load_profile
+    real_horizon = horizon
+    if profile is not None and horizon < UNBOUNDED_HORIZON_US:
+        # generate in operational time and warp to real time below (client activity windows
+        # are then read in operational time too)
+        horizon = profile.operational_us(horizon)
     batches = []
     for i, c in enumerate(clients):
         rate = spec.aggregate_rate * (c.rate_fraction / total_frac) / 1e6 if total_frac else 0.0
@@ -410,7 +416,10 @@ def generate_spec_requests(spec: WorkloadSpec, *, horizon_us: int | None,
             batches.append(_session_client(c, gens[i], sampler, h, cap, expected, prefix))
         else:
             batches.append(_standard_client(c, gens[i], sampler, h, cap, expected, prefix))
-    return _assemble(spec, batches, horizon, max_req, gens, client_ids)
+    if profile is not None:
+        for b in batches:
+            b.arrival = np.minimum(profile.to_real_us(b.arrival), max(real_horizon - 1, 0))
+    return _assemble(spec, batches, real_horizon, max_req, gens, client_ids)
 
 
 def _assemble(spec, batches, horizon, max_req, gens, client_ids) -> SpecRequests:

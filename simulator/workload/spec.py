@@ -229,6 +229,9 @@ class WorkloadSpec:
     num_requests: int = 0
     clients: tuple[ClientSpec, ...] = ()
     servegen_data: ServeGenDataSpec | None = None
+    # rate multiplier over time (workload/load_profile.py); out of the repr so that specs without
+    # one keep their experiment digest (search.experiment.experiment_digest adds it when set)
+    load_profile: "LoadProfile | None" = field(default=None, repr=False)
 
     def slo_targets_by_class(self) -> dict[str, dict]:
         """``{slo_class: {ttft_ms/tpot_ms/e2e_ms: value}}`` declared by the clients (the first
@@ -562,7 +565,7 @@ class _Parser:
 
     def spec(self, doc, base_dir: str) -> WorkloadSpec:
         keys = ("version", "seed", "category", "aggregate_rate", "horizon", "num_requests",
-                "clients", "servegen_data")
+                "clients", "servegen_data", "load_profile")
         self.mapping(doc, "", keys, ("aggregate_rate",))
         g = doc.get
         kw = {}
@@ -598,6 +601,9 @@ class _Parser:
                 self.fail("clients", "must list at least one client (or give servegen_data)")
             parsed = load_servegen_clients(sg, base_dir=base_dir, src=self.src)
         kw["clients"] = parsed
+        if g("load_profile") is not None:
+            from .load_profile import parse_load_profile
+            kw["load_profile"] = parse_load_profile(self, g("load_profile"))
         return WorkloadSpec(**kw)
 
 

@@ -81,7 +81,10 @@ EXTENSIONS = {"latency-model": "auto", "legacy-blis-quirks": False, "trace-outpu
               "pd-transfer-base-latency": 0, "pd-transfer-granularity": "request",
               "pd-transfer-pipelining": False, "pd-kv-bytes-per-token": 131072.0,
               "pd-backpressure-threshold": 0, "pd-backpressure-retry": 1000,
-              "pd-decode-scorers": ""}
+              "pd-decode-scorers": "",
+              "autoscaler": "", "min-replicas": 1, "max-replicas": 0,
+              "autoscaler-interval": 10.0, "provisioning-delay": 0.0, "model-load-time": 0.0,
+              "warmup-duration": 0.0, "warmup-profile": "linear", "drain-policy": "wait"}
 
 
 def resolve(*argv: str):

@@ -366,7 +366,8 @@ def test_scorers_in_unit_interval(data, n_inst, tb):
     loads = [w + b + p for w, b, p in zip(wq, batch, pend)]
 
     out = np.full(n_inst, np.nan)
-    kc.score_queue_depth(stt, 0, np.arange(n_inst), n_inst, out)
+    cand = np.arange(n_inst, dtype=np.int64)   # every instance is a candidate
+    kc.score_queue_depth(stt, 0, cand, n_inst, out)
     assert ((out >= 0) & (out <= 1)).all()
     assert out.tolist() == SI.queue_depth_scores(loads)
     if min(loads) == max(loads):
@@ -375,12 +376,12 @@ def test_scorers_in_unit_interval(data, n_inst, tb):
         assert out[int(np.argmin(loads))] == 1.0 and out[int(np.argmax(loads))] == 0.0
 
     out[:] = np.nan
-    kc.score_kv_utilization(stt, 0, np.arange(n_inst), n_inst, out)
+    kc.score_kv_utilization(stt, 0, cand, n_inst, out)
     assert ((out >= 0) & (out <= 1)).all()
     assert out.tolist() == SI.kv_utilization_scores(used, tb)
 
     out[:] = np.nan
-    kc.score_load_balance(stt, 0, np.arange(n_inst), n_inst, out)
+    kc.score_load_balance(stt, 0, cand, n_inst, out)
     assert ((out > 0) & (out <= 1)).all()
     assert out.tolist() == SI.load_balance_scores(loads)
 
@@ -414,9 +415,10 @@ def test_router_prefix_index_bounded(trace, cfg, cap, policy, scorers):
     assert (stt.I[L.I_LRU_SIZE] <= cap).all()
     SI.check_prefix_index(stt, cfg)
     out = np.empty(cfg.num_instances)
+    cand = np.arange(cfg.num_instances, dtype=np.int64)
     nb = res.n_in // 16
     for r in range(wl.num_requests):
-        kc.score_prefix_affinity(stt, r, np.arange(cfg.num_instances), cfg.num_instances, out)
+        kc.score_prefix_affinity(stt, r, cand, cfg.num_instances, out)
         assert ((out >= 0) & (out <= 1)).all()
         if nb[r] > 0:
             m = out * nb[r]

@@ -1,0 +1,174 @@
+"""Autoscale policies: one interface, a registry of templates.
+
+A policy is a class whose ``evaluate(ctx: AutoscaleContext) -> ScaleDecision`` looks at the
+cluster and says whether to scale and to which replica count.  ``PARAMS`` declares its tunable
+parameters as ``name -> (default, low, high)`` (validated at the boundary, evolved by the search).
+Adding a policy = one class + one entry in :data:`POLICIES`.  Policies may keep state between
+evaluations (one instance per run); they must not read clocks or global randomness.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class AutoscaleContext:
+    """What a policy sees at an evaluation.
+
+    ``replicas`` counts started instances (provisioning, loading, warming or ready; not draining
+    or stopped), ``ready`` the routable ones.  ``load`` is queued + running + in-flight requests
+    on routable instances plus requests waiting in the router; ``queue_depth`` only the waiting
+    part (wait queues + router wait list).  ``kv_utilization`` is the mean KV-block utilisation
+    of routable instances (0 when none).  ``request_rate`` is arrivals per second over the last
+    ``window_s``; ``slo_attainment`` the fraction of first tokens in that window within the TTFT
+    target (1 when none).  ``since_last_action_s`` is ``inf`` before the first scale action.
+    """
+
+    now_s: float
+    replicas: int
+    ready: int
+    min_replicas: int
+    max_replicas: int
+    request_rate: float
+    load: int
+    queue_depth: int
+    kv_utilization: float
+    slo_attainment: float
+    since_last_action_s: float
+    window_s: float
+    triggered: bool = False
+
+
+@dataclass(frozen=True)
+class ScaleDecision:
+    """``action`` is ``"none"``, ``"up"`` or ``"down"``; ``target`` the wanted replica count (the
+    controller clips it into [min, max]); ``reason`` a short text for the decision trace."""
+
+    action: str
+    target: int
+    reason: str = ""
+
+
+def _hold(ctx: AutoscaleContext, reason: str = "") -> ScaleDecision:
+    return ScaleDecision("none", ctx.replicas, reason)
+
+
+def _towards(ctx: AutoscaleContext, desired: int, reason: str) -> ScaleDecision:
+    desired = min(max(desired, ctx.min_replicas), ctx.max_replicas)
+    if desired > ctx.replicas:
+        return ScaleDecision("up", desired, reason)
+    if desired < ctx.replicas:
+        return ScaleDecision("down", desired, reason)
+    return _hold(ctx, reason)
+
+
+class Policy:
+    """Base: ``self.p`` holds every declared parameter (defaults filled in)."""
+
+    PARAMS: dict[str, tuple[float, float, float]] = {}
+
+    def __init__(self, params: Mapping[str, float] | None = None):
+        self.p = {k: float(v[0]) for k, v in self.PARAMS.items()}
+        self.p.update({k: float(v) for k, v in (params or {}).items()})
+
+    def cooling(self, ctx: AutoscaleContext) -> bool:
+        """True while the last action is more recent than the ``cooldown_s`` parameter."""
+        return ctx.since_last_action_s < self.p.get("cooldown_s", 0.0)
+
+    def evaluate(self, ctx: AutoscaleContext) -> ScaleDecision:  # pragma: no cover - interface
+        """Decide; see the module docstring."""
+        raise NotImplementedError
+
+
+class Threshold(Policy):
+    """Bands with hysteresis: add ``step`` replicas when load per replica exceeds ``up_load`` or
+    KV utilisation exceeds ``up_kv`` or SLO attainment falls below ``slo_target``; remove
+    ``step`` when load per replica is below ``down_load`` and KV utilisation below ``down_kv``
+    (the gap between the bands is the hysteresis); nothing during ``cooldown_s``."""
+
+    PARAMS = {"up_load": (16.0, 0.5, 512.0), "down_load": (4.0, 0.0, 512.0),
+              "up_kv": (0.8, 0.0, 1.0), "down_kv": (0.3, 0.0, 1.0),
+              "slo_target": (0.0, 0.0, 1.0), "step": (1.0, 1.0, 64.0),
+              "cooldown_s": (30.0, 0.0, 3600.0)}
+
+    def evaluate(self, ctx):
+        if self.cooling(ctx):
+            return _hold(ctx, "cooldown")
+        per = ctx.load / max(ctx.replicas, 1)
+        step = int(self.p["step"])
+        if per > self.p["up_load"]:
+            return _towards(ctx, ctx.replicas + step, f"load/replica {per:.1f} > {self.p['up_load']:g}")
+        if ctx.kv_utilization > self.p["up_kv"]:
+            return _towards(ctx, ctx.replicas + step, f"kv {ctx.kv_utilization:.2f} > {self.p['up_kv']:g}")
+        if ctx.slo_attainment < self.p["slo_target"]:
+            return _towards(ctx, ctx.replicas + step,
+                            f"slo {ctx.slo_attainment:.2f} < {self.p['slo_target']:g}")
+        if per < self.p["down_load"] and ctx.kv_utilization < self.p["down_kv"]:
+            return _towards(ctx, ctx.replicas - step, f"load/replica {per:.1f} < {self.p['down_load']:g}")
+        return _hold(ctx)
+
+
+class TargetUtilization(Policy):
+    """Keep KV utilisation near ``target``: desired = ceil(replicas * utilisation / target),
+    acted on only when utilisation / target is off by more than ``tolerance``."""
+
+    PARAMS = {"target": (0.6, 0.05, 1.0), "tolerance": (0.1, 0.0, 1.0),
+              "cooldown_s": (30.0, 0.0, 3600.0)}
+
+    def evaluate(self, ctx):
+        if self.cooling(ctx):
+            return _hold(ctx, "cooldown")
+        ratio = ctx.kv_utilization / self.p["target"]
+        if abs(ratio - 1.0) <= self.p["tolerance"]:
+            return _hold(ctx, "within tolerance")
+        return _towards(ctx, math.ceil(ctx.replicas * ratio),
+                        f"kv {ctx.kv_utilization:.2f} vs target {self.p['target']:g}")
+
+
+class QueueDepthPerReplica(Policy):
+    """Size the pool so each replica holds about ``target`` requests:
+    desired = ceil(load / target)."""
+
+    PARAMS = {"target": (8.0, 0.5, 512.0), "cooldown_s": (30.0, 0.0, 3600.0)}
+
+    def evaluate(self, ctx):
+        if self.cooling(ctx):
+            return _hold(ctx, "cooldown")
+        return _towards(ctx, math.ceil(ctx.load / self.p["target"]),
+                        f"load {ctx.load} / target {self.p['target']:g}")
+
+
+class Oscillator(Policy):
+    """Pathological (for tests): alternately scales up and down by ``step`` every ``period``
+    evaluations, whatever the load."""
+
+    PARAMS = {"period": (1.0, 1.0, 100.0), "step": (1.0, 1.0, 64.0)}
+
+    def __init__(self, params=None):
+        super().__init__(params)
+        self.calls = 0
+
+    def evaluate(self, ctx):
+        self.calls += 1
+        period = int(self.p["period"])
+        if self.calls % period:
+            return _hold(ctx)
+        up = (self.calls // period) % 2 == 1
+        step = int(self.p["step"])
+        return _towards(ctx, ctx.replicas + (step if up else -step), "oscillate")
+
+
+POLICIES: dict[str, type[Policy]] = {
+    "threshold": Threshold,
+    "target-utilization": TargetUtilization,
+    "queue-depth-per-replica": QueueDepthPerReplica,
+    "oscillator": Oscillator,
+}
+"""Registry: autoscaler policy name -> class."""
+
+
+def make_policy(name: str, params: Mapping[str, float] | None = None) -> Policy:
+    """A fresh policy instance (names and params are validated by :mod:`.config`)."""
+    return POLICIES[name](params)

@@ -1,0 +1,237 @@
+"""Instance lifecycle under autoscaling: start/stop, drains, the router wait list, cold caches.
+
+Lifecycle (codes.LC_*): STOPPED -> PROVISIONING -> LOADING -> WARMING -> READY -> DRAINING ->
+STOPPED.  Transitions up to READY are cluster events (``CE_LIFECYCLE``, payload
+``epoch * n_slots + instance``; a cancelled start bumps the epoch so its pending events are
+ignored).  WARMING and READY instances are routable (``I_ROUTABLE``); a WARMING instance serves
+with the warmup penalty on its step times (kernels/warmup.py).  A DRAINING instance receives
+nothing new and keeps serving what it holds (drain mode ``wait``), or first sends its queued
+(``redirect``) or queued and running (``immediate``) requests back to the router, which re-routes
+them (counted in ``CL_REROUTED``; running requests lose their KV blocks and progress, exactly as
+a preemption).  It becomes STOPPED once it holds no request and no pending event; a stopped
+instance forgets its prefix cache and the router's prefix index for it (a restart is cold).
+
+Requests routed while no instance is routable wait in a FIFO router wait list (linked through
+``R_WAIT_NEXT``) and are routed again, in order, when an instance becomes routable.
+"""
+import numpy as np
+from numba import njit
+
+from ..codes import (DRAIN_IMMEDIATE, DRAIN_WAIT, LC_DRAINING, LC_LOADING, LC_PROVISIONING,
+                     LC_READY, LC_STOPPED, LC_WARMING)
+from .cevents import CE_LIFECYCLE, CE_ROUTING, cpush
+from .hashtable import ht_del
+from .instance import S_IN_PIPELINE, _close_segment, wq_pop_front
+from .kvcache import release
+from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_CSIZE, CL_PARKED, CL_REROUTED, CL_SEQ,
+                     CL_TRIG, CL_WAIT_HEAD, CL_WAIT_LEN, CL_WAIT_TAIL, CPU_HAS, I_BATCH_LEN,
+                     I_CPU_USED, I_EV_SIZE, I_KV_SALT, I_LC, I_LC_EPOCH, I_LC_STOP_T,
+                     I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING, I_PX_SALT, I_ROUTABLE,
+                     I_WARM_END, I_WARM_FROM, I_WQ_LEN, P_AS_QTRIG, P_CPU_BLOCKS, P_DRAIN,
+                     P_N_INST, P_TOTAL_BLOCKS, PX_HASH, PX_NEXT, R_PI, R_STATE, R_WAIT_NEXT)
+
+
+# run_until return codes
+RUN_DONE = 0       # no event left (or the horizon passed)
+RUN_PAUSED = 1     # the next event is later than the stop time
+RUN_TRIGGER = 2    # the queue-depth trigger fired
+
+
+# ---------------------------------------------------------------- router wait list
+
+@njit(cache=True)
+def park(st, r):
+    """Hold request r in the router wait list until an instance becomes routable."""
+    CL, R = st.CL, st.R
+    R[R_WAIT_NEXT, r] = -1
+    if CL[CL_WAIT_LEN] == 0:
+        CL[CL_WAIT_HEAD] = r
+    else:
+        R[R_WAIT_NEXT, CL[CL_WAIT_TAIL]] = r
+    CL[CL_WAIT_TAIL] = r
+    CL[CL_WAIT_LEN] += 1
+    CL[CL_PARKED] += 1
+
+
+@njit(cache=True)
+def release_wait_list(st, t):
+    """Route every parked request again at time t, in parking order."""
+    CL, R = st.CL, st.R
+    r = CL[CL_WAIT_HEAD]
+    for _ in range(CL[CL_WAIT_LEN]):
+        nxt = R[R_WAIT_NEXT, r]
+        cpush(st.CE, CL, t, CE_ROUTING, r)
+        r = nxt
+    CL[CL_WAIT_LEN] = 0
+    CL[CL_WAIT_HEAD] = -1
+    CL[CL_WAIT_TAIL] = -1
+
+
+# ---------------------------------------------------------------- drains and stops
+
+@njit(cache=True)
+def _to_router(st, r, t):
+    st.R[R_STATE, r] = S_IN_PIPELINE
+    st.CL[CL_REROUTED] += 1
+    cpush(st.CE, st.CL, t, CE_ROUTING, r)
+
+
+@njit(cache=True)
+def _send_back_queued(st, i, t):
+    while st.I[I_WQ_LEN, i] > 0:
+        _to_router(st, wq_pop_front(st.WQ, st.I, i), t)
+
+
+@njit(cache=True)
+def _send_back_running(st, i, t):
+    """Evict the running batch to the router, as a preemption would (KV freed, progress reset)."""
+    I, R = st.I, st.R
+    for k in range(I[I_BATCH_LEN, i]):
+        r = st.BATCH[i, k]
+        _close_segment(R, st.SEGS, st.CL, r, i)
+        release(st, r)
+        R[R_PI, r] = 0
+        _to_router(st, r, t)
+    I[I_BATCH_LEN, i] = 0
+
+
+@njit(cache=True)
+def _forget_caches(st, i):
+    """Cold restart: drop instance i's cached KV block hashes (GPU and CPU tier) and the
+    router's prefix index entries for it."""
+    I, BH, HT = st.I, st.BH, st.HT
+    tb = st.P[P_TOTAL_BLOCKS]
+    salt = I[I_KV_SALT, i]
+    for b in range(i * tb, (i + 1) * tb):
+        if BH[b] != 0:
+            ht_del(HT, BH[b] ^ salt)
+            BH[b] = 0
+    if st.P[P_CPU_BLOCKS] > 0:
+        for b in range(i * tb, (i + 1) * tb):
+            st.CPU[CPU_HAS, b] = 0
+        I[I_CPU_USED, i] = 0
+    node = I[I_LRU_HEAD, i]
+    while node >= 0:
+        ht_del(st.PXT, st.PXA[PX_HASH, node] ^ I[I_PX_SALT, i])
+        node = st.PXA[PX_NEXT, node]
+    I[I_LRU_HEAD, i] = -1
+    I[I_LRU_TAIL, i] = -1
+    I[I_LRU_SIZE, i] = 0
+
+
+@njit(cache=True)
+def _maybe_stop(st, i, t):
+    I = st.I
+    if (I[I_BATCH_LEN, i] == 0 and I[I_WQ_LEN, i] == 0 and I[I_PENDING, i] == 0
+            and I[I_EV_SIZE, i] == 0):
+        I[I_LC, i] = LC_STOPPED
+        I[I_LC_STOP_T, i] = t
+        _forget_caches(st, i)
+
+
+@njit(cache=True)
+def drain_progress(st, i, t):
+    """After an event of DRAINING instance i: send newly queued requests back (unless the drain
+    mode is ``wait``) and stop the instance once it is empty."""
+    if st.P[P_DRAIN] != DRAIN_WAIT:
+        _send_back_queued(st, i, t)
+    _maybe_stop(st, i, t)
+
+
+# ---------------------------------------------------------------- lifecycle transitions
+
+@njit(cache=True)
+def _become_routable(st, i, t):
+    st.I[I_ROUTABLE, i] = 1
+    if st.CL[CL_WAIT_LEN] > 0:
+        release_wait_list(st, t)
+
+
+@njit(cache=True)
+def lifecycle_event(st, t, payload):
+    """A due transition PROVISIONING -> LOADING -> WARMING -> READY (stale epochs ignored)."""
+    I = st.I
+    n = st.P[P_N_INST]
+    i = payload % n
+    if payload // n != I[I_LC_EPOCH, i]:
+        return
+    lc = I[I_LC, i]
+    if lc == LC_PROVISIONING:
+        I[I_LC, i] = LC_LOADING
+    elif lc == LC_LOADING:
+        I[I_LC, i] = LC_WARMING
+        _become_routable(st, i, t)
+    elif lc == LC_WARMING:
+        I[I_LC, i] = LC_READY
+
+
+@njit(cache=True)
+def start_instance(st, i, t, t_loading, t_warming, t_ready):
+    """Scale up with slot i at time t.  A DRAINING instance is taken back at once (WARMING if its
+    warmup is not over, else READY); a STOPPED one starts PROVISIONING and moves on at the given
+    absolute times (t <= t_loading <= t_warming <= t_ready).  Returns False if i was neither."""
+    I = st.I
+    lc = I[I_LC, i]
+    if lc == LC_DRAINING:
+        I[I_LC, i] = LC_WARMING if t < I[I_WARM_END, i] else LC_READY
+        _become_routable(st, i, t)
+        return True
+    if lc != LC_STOPPED:
+        return False
+    I[I_LC, i] = LC_PROVISIONING
+    I[I_LC_EPOCH, i] += 1
+    I[I_WARM_FROM, i] = t_warming
+    I[I_WARM_END, i] = t_ready
+    payload = I[I_LC_EPOCH, i] * st.P[P_N_INST] + i
+    cpush(st.CE, st.CL, t_loading, CE_LIFECYCLE, payload)
+    cpush(st.CE, st.CL, t_warming, CE_LIFECYCLE, payload)
+    cpush(st.CE, st.CL, t_ready, CE_LIFECYCLE, payload)
+    return True
+
+
+@njit(cache=True)
+def stop_instance(st, i, t):
+    """Scale down slot i at time t: a start not yet routable is cancelled (STOPPED at once); a
+    routable instance starts draining per the drain mode.  Returns False if i was neither."""
+    I = st.I
+    lc = I[I_LC, i]
+    if lc == LC_PROVISIONING or lc == LC_LOADING:
+        I[I_LC_EPOCH, i] += 1
+        I[I_LC, i] = LC_STOPPED
+        I[I_LC_STOP_T, i] = t
+        return True
+    if lc != LC_WARMING and lc != LC_READY:
+        return False
+    I[I_LC, i] = LC_DRAINING
+    I[I_ROUTABLE, i] = 0
+    if st.P[P_DRAIN] == DRAIN_IMMEDIATE:
+        _send_back_running(st, i, t)
+    drain_progress(st, i, t)
+    return True
+
+
+@njit(cache=True)
+def queue_trigger(st):
+    """True when the load per routable instance (queued + running + in flight, plus the router
+    wait list) first reaches ``P_AS_QTRIG``; re-arms when it falls below."""
+    I = st.I
+    load = st.CL[CL_WAIT_LEN]
+    nr = 0
+    for i in range(st.P[P_N_INST]):
+        if I[I_ROUTABLE, i] != 0:
+            nr += 1
+            load += I[I_WQ_LEN, i] + I[I_BATCH_LEN, i] + I[I_PENDING, i]
+    above = load >= st.P[P_AS_QTRIG] * max(nr, 1)
+    if above and st.CL[CL_TRIG] == 0:
+        st.CL[CL_TRIG] = 1
+        return True
+    if not above:
+        st.CL[CL_TRIG] = 0
+    return False
+
+
+@njit(cache=True)
+def routed_to_unroutable(st, i):
+    """True if instance i may not receive new requests (checked at every autoscaled routing)."""
+    lc = st.I[I_LC, i]
+    return lc != LC_WARMING and lc != LC_READY

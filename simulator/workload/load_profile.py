@@ -1,0 +1,100 @@
+"""Load profiles: a time-varying multiplier m(t) > 0 of a workload spec's request rate.
+
+Arrivals are generated at the spec's base rate in *operational time* s and mapped to real time
+t = Λ⁻¹(s), where Λ(t) = ∫₀ᵗ m(u) du; a Poisson stream of rate λ becomes one of rate λ·m(t)
+(other arrival processes keep their shape in operational time).  Profiles (times in seconds)::
+
+    load_profile: {type: step,    factor: 3, start_s: 60, end_s: 120}   # end_s optional
+    load_profile: {type: ramp,    factor: 3, start_s: 60, end_s: 120}   # 1 -> factor, then held
+    load_profile: {type: spike,   factor: 5, start_s: 60, duration_s: 10}
+    load_profile: {type: diurnal, amplitude: 0.5, period_s: 600}        # 1 + a·sin(2πt/period)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+PROFILE_TYPES = ("step", "ramp", "spike", "diurnal")
+_GRID_S = 0.01   # resolution of the numerical inverse of Λ
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """A rate multiplier (see the module docstring)."""
+
+    type: str
+    factor: float = 1.0
+    start_s: float = 0.0
+    end_s: float = math.inf
+    amplitude: float = 0.0
+    period_s: float = 1.0
+
+    def multiplier(self, t_s: np.ndarray) -> np.ndarray:
+        """m(t) at times ``t_s`` (seconds)."""
+        t = np.asarray(t_s, dtype=np.float64)
+        if self.type == "diurnal":
+            return 1.0 + self.amplitude * np.sin(2.0 * math.pi * t / self.period_s)
+        if self.type == "ramp":
+            width = max(self.end_s - self.start_s, 1e-12)
+            frac = np.clip((t - self.start_s) / width, 0.0, 1.0)
+            return 1.0 + (self.factor - 1.0) * frac
+        inside = (t >= self.start_s) & (t < self.end_s)   # step and spike
+        return np.where(inside, self.factor, 1.0)
+
+    def _grid(self, s_max: float):
+        """Real-time grid and Λ on it, long enough that Λ reaches ``s_max`` seconds."""
+        m_min = max(min(1.0, self.factor) if self.type != "diurnal" else 1.0 - self.amplitude, 1e-6)
+        t_end = s_max / m_min + 2 * _GRID_S
+        t = np.arange(0.0, t_end + _GRID_S, _GRID_S)
+        mid = self.multiplier(t[:-1] + _GRID_S / 2)
+        lam = np.concatenate(([0.0], np.cumsum(mid * _GRID_S)))
+        return t, lam
+
+    def operational_us(self, real_us: int) -> int:
+        """Λ(t) for a real-time bound (µs)."""
+        t, lam = self._grid(real_us / 1e6 * max(self.factor, 1.0 + self.amplitude, 1.0))
+        return int(np.interp(real_us / 1e6, t, lam) * 1e6)
+
+    def to_real_us(self, op_us: np.ndarray) -> np.ndarray:
+        """Λ⁻¹: operational arrival times (µs) to real ones (µs), order preserved."""
+        op = np.asarray(op_us, dtype=np.int64)
+        if op.size == 0:
+            return op.copy()
+        t, lam = self._grid(float(op.max()) / 1e6)
+        real = np.interp(op / 1e6, lam, t) * 1e6
+        return np.maximum.accumulate(np.floor(real).astype(np.int64)) if _sorted(op) else \
+            np.floor(real).astype(np.int64)
+
+
+def _sorted(a: np.ndarray) -> bool:
+    return bool(a.size < 2 or (a[1:] >= a[:-1]).all())
+
+
+def parse_load_profile(p, node, path: str = "load_profile") -> LoadProfile:
+    """Validate a ``load_profile`` mapping with the spec parser ``p`` (its one-line errors)."""
+    keys = {"step": ("factor", "start_s", "end_s"), "ramp": ("factor", "start_s", "end_s"),
+            "spike": ("factor", "start_s", "duration_s"), "diurnal": ("amplitude", "period_s")}
+    if not isinstance(node, dict):
+        p.fail(path, f"must be a mapping, got {node!r}")
+    typ = p.choice(node.get("type"), f"{path}.type", PROFILE_TYPES)
+    p.mapping(node, path, ("type",) + keys[typ], ("type",) + keys[typ][:2])
+    kw = {"type": typ}
+    if typ == "diurnal":
+        a = p.nonneg(node["amplitude"], f"{path}.amplitude")
+        if a >= 1.0:
+            p.fail(f"{path}.amplitude", f"must be in [0, 1), got {a}")
+        kw.update(amplitude=a, period_s=p.positive(node["period_s"], f"{path}.period_s"))
+        return LoadProfile(**kw)
+    kw.update(factor=p.positive(node["factor"], f"{path}.factor"),
+              start_s=p.nonneg(node["start_s"], f"{path}.start_s"))
+    if typ == "spike":
+        kw["end_s"] = kw["start_s"] + p.positive(node.get("duration_s", 1.0), f"{path}.duration_s")
+    elif node.get("end_s") is not None:
+        kw["end_s"] = p.positive(node["end_s"], f"{path}.end_s")
+        if kw["end_s"] <= kw["start_s"]:
+            p.fail(f"{path}.end_s", f"must be greater than start_s {kw['start_s']}, got {kw['end_s']}")
+    elif typ == "ramp":
+        p.fail(f"{path}.end_s", "is required for a ramp")
+    return LoadProfile(**kw)
