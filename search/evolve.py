@@ -90,7 +90,9 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
     names = [o.key for o in experiment.objectives.multi] if multi else ["fitness"]
     write_outputs(out_dir, champion_bundle=bundle, hall_of_fame=hof, logbook=state.logbook,
                   summaries=summaries, experiment_name=experiment.name, heldout_seeds=heldout,
-                  pareto=pareto, pareto_labels=names[:2], primary=experiment.objectives.primary,
+                  pareto=pareto, pareto_labels=names,
+                  pareto_directions=[o.direction for o in experiment.objectives.multi] if multi else None,
+                  primary=experiment.objectives.primary,
                   wall_time_s=time.perf_counter() - start, generations=state.generation,
                   stop_reason=state.stop_reason, evaluations=len(evaluator.cache),
                   failures=_failures(evaluator.cache))

@@ -13,16 +13,7 @@ from pathlib import Path
 
 from simulator.errors import InputError
 
-
-def layout_of(policy: dict) -> str:
-    """``monolithic`` or ``disaggregated P+D`` from a Pareto point's policy bundle."""
-    d = policy.get("disaggregation")
-    if not d:
-        return "monolithic"
-    how = d["decider"]
-    if how == "prefix-threshold":
-        how += f" > {d['prefix_threshold']} tokens"
-    return f"disaggregated {d['prefill_replicas']}P+{d['decode_replicas']}D ({how})"
+from .report import layout_label
 
 
 def winners(points: list[dict]) -> list[tuple[int, str, float, float]]:
@@ -33,7 +24,7 @@ def winners(points: list[dict]) -> list[tuple[int, str, float, float]]:
     for p in points:
         ttft, gpus, e2e = (-v for v in p["objectives"][:3])
         g = int(round(gpus))
-        cand = (ttft, e2e, layout_of(p["policy"]))
+        cand = (ttft, e2e, layout_label(p["policy"]))
         if g not in best or cand < best[g]:
             best[g] = cand
     return [(g, lay, t, e) for g, (t, e, lay) in sorted(best.items())]

@@ -124,6 +124,87 @@ def plot_pareto(front_points, path: Path, labels=("objective 1", "objective 2"))
     atomic_write(path, buf.getvalue())
 
 
+def policy_label(bundle: dict, layout: bool = False) -> str:
+    """Short description of a policy bundle for report tables: routing (with scorer weights),
+    priority/scheduler when not the defaults, the autoscaler and (``layout``) the P/D layout."""
+    routing = bundle.get("routing", {})
+    parts = [routing.get("policy", "")]
+    if routing.get("scorers"):
+        parts[0] += " " + ",".join(f"{s['name']}:{s['weight']:.3g}" for s in routing["scorers"])
+    prio = bundle.get("priority", {}).get("policy", "constant")
+    sched = bundle.get("scheduler", "fcfs")
+    if prio != "constant" or sched != "fcfs":
+        parts.append(f"{prio}/{sched}")
+    asc = bundle.get("autoscaler")
+    if asc:
+        parts.append(f"autoscaler {asc['policy']} {asc['min_replicas']}-{asc['max_replicas']} "
+                     f"replicas")
+    if layout:
+        parts.append(layout_label(bundle))
+    return "; ".join(p for p in parts if p)
+
+
+def layout_label(bundle: dict) -> str:
+    """``monolithic`` or ``disaggregated PP+DD (decider)`` from a policy bundle."""
+    d = bundle.get("disaggregation")
+    if not d:
+        return "monolithic"
+    how = d["decider"]
+    if how == "prefix-threshold":
+        how += f" > {d['prefix_threshold']} tokens"
+    return f"disaggregated {d['prefill_replicas']}P+{d['decode_replicas']}D ({how})"
+
+
+def natural_values(point: dict, directions: list[str]) -> list[float]:
+    """A Pareto point's objective values in their own units and sign (pareto.json stores
+    ``min`` objectives negated, as the search maximises every objective)."""
+    return [-v if d == "min" else v for v, d in zip(point["objectives"], directions)]
+
+
+def pareto_section(pareto: list[dict], keys: list[str], directions: list[str]) -> list[str]:
+    """Report lines for the Pareto front: its distinct trade-off points (objective values as
+    scored on the train seeds, penalties included), best first on the first objective; and,
+    when ``gpus`` is an objective, the layout with the best first objective per GPU count."""
+    distinct: dict[tuple, dict] = {}
+    for p in pareto:
+        distinct.setdefault(tuple(round(v, 6) for v in p["objectives"]), p)
+    points = sorted(distinct.values(), key=lambda p: [-v for v in p["objectives"]])
+    head = " | ".join(f"{k} ({d})" for k, d in zip(keys, directions))
+    lines = [f"Pareto front: {len(points)} distinct trade-off points ({len(pareto)} policies; "
+             "objective values on the train seeds, anomaly penalties included; all in "
+             "`pareto.json`):", "", f"| # | {head} | policy |",
+             "|---|" + "---|" * len(keys) + "---|"]
+    for n, p in enumerate(points, 1):
+        vals = " | ".join(f"{v:.4g}" for v in natural_values(p, directions))
+        lines.append(f"| {n} | {vals} | {policy_label(p['policy'], layout='gpus' in keys)} |")
+    lines.append("")
+    if "gpus" in keys and len(keys) > 1:
+        lines += layout_winners(points, keys, directions)
+    return lines
+
+
+def layout_winners(points: list[dict], keys: list[str], directions: list[str]) -> list[str]:
+    """Report lines: for each GPU count on the front and each other objective, the layout of
+    the front point that does best on that objective (which layout wins, and by how much)."""
+    g_at = keys.index("gpus")
+    others = [k for k in range(len(keys)) if k != g_at]
+    best: dict[tuple[int, int], tuple[float, float, str]] = {}   # (gpus, objective) -> ...
+    for p in points:
+        vals = natural_values(p, directions)
+        g = int(round(vals[g_at]))
+        for k in others:
+            oriented = vals[k] if directions[k] == "min" else -vals[k]
+            if (g, k) not in best or oriented < best[(g, k)][0]:
+                best[(g, k)] = (oriented, vals[k], layout_label(p["policy"]))
+    head = " | ".join(f"best on {keys[k]} ({directions[k]})" for k in others)
+    lines = ["Which layout wins, per GPU count on the front:", "", f"| GPUs | {head} |",
+             "|---|" + "---|" * len(others)]
+    for g in sorted({g for g, _ in best}):
+        cells = " | ".join(f"{best[(g, k)][2]}: {best[(g, k)][1]:.4g}" for k in others)
+        lines.append(f"| {g} | {cells} |")
+    return lines + [""]
+
+
 def comparison_table(summaries: dict[str, dict], reference: str = "llm-d-default",
                      primary: str | None = None) -> str:
     """Markdown table: each policy's mean ± stdev over seeds per metric and its relative change
@@ -180,7 +261,8 @@ def headline(summaries: dict[str, dict], primary: str, policy: str = "champion",
 def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict], logbook,
                   summaries: dict[str, dict], experiment_name: str, heldout_seeds,
                   primary: str = "", pareto: list[dict] | None = None,
-                  pareto_labels=("objective 1", "objective 2"), wall_time_s: float | None = None,
+                  pareto_labels=("objective 1", "objective 2"),
+                  pareto_directions: list[str] | None = None, wall_time_s: float | None = None,
                   generations: int | None = None, stop_reason: str | None = None,
                   evaluations: int | None = None, failures: list[dict] | None = None,
                   champion_source: str | None = None) -> None:
@@ -191,9 +273,13 @@ def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict],
     atomic_write(out / "hall_of_fame.json", json.dumps(hall_of_fame, indent=2) + "\n")
     atomic_write(out / "logbook.csv", logbook_csv(logbook))
     plot_convergence(logbook, out / "convergence.png")
+    directions = list(pareto_directions or ["max"] * len(pareto_labels))
     if pareto is not None:
+        for p in pareto:
+            p["metrics"] = dict(zip(pareto_labels, natural_values(p, directions)))
         atomic_write(out / "pareto.json", json.dumps(pareto, indent=2) + "\n")
-        plot_pareto([p["objectives"] for p in pareto], out / "pareto.png", tuple(pareto_labels))
+        plot_pareto([natural_values(p, directions) for p in pareto], out / "pareto.png",
+                    tuple(pareto_labels))
     atomic_write(out / "heldout.json", json.dumps(summaries, indent=2) + "\n")
     atomic_write(out / "failures.json", json.dumps(failures or [], indent=2) + "\n")
     lines = [f"# Search report: {experiment_name}", ""]
@@ -214,7 +300,10 @@ def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict],
                   f"`{primary}`.", ""]
     lines += [f"Champion vs baselines on the held-out seeds {list(heldout_seeds)} "
               "(mean ± stdev over seeds; change relative to the llm-d default profile):", "",
-              comparison_table(summaries, primary=primary or None), "",
+              comparison_table(summaries, primary=primary or None), ""]
+    if pareto:
+        lines += pareto_section(pareto, list(pareto_labels), directions)
+    lines += [
               "Champion policy (`blis run --policy-config champion.yaml`):", "", "```yaml",
               yaml.safe_dump(champion_bundle, sort_keys=False).rstrip(), "```", ""]
     if champion_source is not None:

@@ -48,6 +48,16 @@ def test_evolve_nsga2_writes_pareto_outputs(small_experiment, tmp_path):
     for a in front:   # nobody on the front dominates another member
         assert not any(b["objectives"][0] >= a["objectives"][0] and b["objectives"][1] >= a["objectives"][1]
                        and b["objectives"] != a["objectives"] for b in front)
+    for p in front:   # metrics: the objectives in their own sign (p99 minimised, so stored negated)
+        assert p["metrics"] == {"p99_ttft": -p["objectives"][0], "throughput": p["objectives"][1]}
+        assert p["metrics"]["p99_ttft"] > 0
+    report = (out / "report.md").read_text()
+    distinct = {tuple(p["objectives"]) for p in front}
+    assert f"Pareto front: {len(distinct)} distinct trade-off points ({len(front)} policies" in report
+    rows = [ln for ln in report.splitlines() if re.match(r"\| \d+ \| ", ln)]
+    assert len(rows) == len(distinct)
+    first = [float(r.split("|")[2]) for r in rows]
+    assert first == sorted(first)   # best (lowest) p99 first
 
 
 def test_evolve_bad_experiment_is_one_line_exit_2(tmp_path, capsys):

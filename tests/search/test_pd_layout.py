@@ -5,7 +5,8 @@ from __future__ import annotations
 from search.evaluate import build_sim_config, pd_layout
 from search.experiment import load_experiment
 from search.genome import GeneSpace, bundle_dict, decode_sim_params
-from search.pd_report import layout_of, winners
+from search.pd_report import winners
+from search.report import layout_label
 from simulator.config import PolicyConfig
 
 
@@ -40,4 +41,4 @@ def test_report_names_the_best_layout_per_gpu_count():
            {"objectives": [-80.0, -2.0, -990.0], "policy": mono}]
     assert winners(pts) == [(2, "monolithic", 80.0, 990.0),
                             (4, "disaggregated 1P+3D (always)", 40.0, 950.0)]
-    assert layout_of(mono) == "monolithic"
+    assert layout_label(mono) == "monolithic"
