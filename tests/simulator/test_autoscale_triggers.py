@@ -101,6 +101,16 @@ def test_slo_trigger_rearms_when_attainment_recovers():
     assert times == crossings
 
 
+def test_a_trigger_after_the_last_tick_does_not_end_the_run_early():
+    """With a finite horizon and ticks beyond it, the loop runs to the horizon in one go; a
+    trigger firing on the way is evaluated and the run then goes on to the horizon."""
+    wl = _step_load(**OVERLOAD)
+    cfg = dataclasses.replace(_cfg(), horizon=20_000_000)
+    res = run_with_state(cfg, _policy(SLO_ASC), wl)[0]
+    assert [e.trigger for e in res.autoscale.events][:1] == ["slo"]
+    assert (res.req_state == REQ_COMPLETED).all()
+
+
 def test_slo_trigger_off_never_evaluates_between_ticks():
     wl = _step_load(**OVERLOAD)
     off = dataclasses.replace(SLO_ASC, trigger_slo_attainment=0.0)
