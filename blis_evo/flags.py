@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from simulator import registry
-from simulator.autoscale.config import DRAIN_POLICIES, WARMUP_PROFILES
+from simulator.autoscale.config import DRAIN_POLICIES, MAX_SLO_WINDOW, WARMUP_PROFILES
 from simulator.autoscale.policies import POLICIES as _AUTOSCALERS
 from simulator.config import INT64_MAX
 from simulator.errors import InputError
@@ -121,6 +121,14 @@ def _int_above(lo: int) -> Validator:
     def check(name: str, value: int) -> None:
         if value <= lo:
             raise InputError(f"--{name} must be > {lo}, got {value}")
+
+    return check
+
+
+def _int_range(lo: int, hi: int) -> Validator:
+    def check(name: str, value: int) -> None:
+        if not lo <= value <= hi:
+            raise InputError(f"--{name} must be in [{lo}, {hi}], got {value}")
 
     return check
 
@@ -424,12 +432,20 @@ FLAGS: tuple[Flag, ...] = (
       + ", ".join(WARMUP_PROFILES), _one_of(tuple(WARMUP_PROFILES)), reference=False),
     F("drain-policy", "str", "wait", "autoscaler: scale-down drain mode: "
       + ", ".join(DRAIN_POLICIES), _one_of(tuple(DRAIN_POLICIES)), reference=False),
+    F("autoscaler-slo-ttft", "float", 1000.0, "autoscaler: TTFT target (ms) of the SLO "
+      "attainment the policy and the SLO trigger see", _finite_non_negative, reference=False),
+    F("autoscaler-slo-trigger", "float", 0.0, "autoscaler: also evaluate when the SLO "
+      "attainment of the last --autoscaler-slo-window first tokens falls below this (0 = off)",
+      _unit_interval, reference=False),
+    F("autoscaler-slo-window", "int", 50, "autoscaler: first tokens in the SLO trigger's window",
+      _int_range(1, MAX_SLO_WINDOW), reference=False),
 )
 del F
 
 AUTOSCALER_FLAGS = ("autoscaler", "min-replicas", "max-replicas", "autoscaler-interval",
                     "provisioning-delay", "model-load-time", "warmup-duration", "warmup-profile",
-                    "drain-policy")
+                    "drain-policy", "autoscaler-slo-ttft", "autoscaler-slo-trigger",
+                    "autoscaler-slo-window")
 """The autoscaler flags (blis_evo.settings maps them onto the ``autoscaler`` bundle section)."""
 
 EXPERIMENT_COMPATIBLE: tuple[str, ...] = (

@@ -188,6 +188,8 @@ _AUTOSCALER_KEYS = (  # (flag name, autoscaler mapping key)
     ("autoscaler-interval", "interval_s"), ("provisioning-delay", "provisioning_delay_s"),
     ("model-load-time", "model_load_time_s"), ("warmup-duration", "warmup_duration_s"),
     ("warmup-profile", "warmup_profile"), ("drain-policy", "drain_policy"),
+    ("autoscaler-slo-ttft", "slo_ttft_ms"), ("autoscaler-slo-trigger", "trigger_slo_attainment"),
+    ("autoscaler-slo-window", "trigger_slo_window"),
 )
 
 

@@ -42,7 +42,8 @@ def decision_order(result: SimResult) -> np.ndarray:
 def decision_regret(result: SimResult, order: np.ndarray, counterfactual_k: int) -> np.ndarray | None:
     """Per-decision counterfactual regret aligned with ``order``, or None when the run recorded
     none (tracing off, ``counterfactual_k == 0``) or the recorded targets do not match the
-    reconstructed order (then per-request attribution would be wrong)."""
+    reconstructed order (then per-request attribution would be wrong; e.g. when autoscaler
+    drains re-routed requests, the trace holds more routings than there are requests)."""
     targets = np.asarray(result.route_target)
     if not result.trace_on or counterfactual_k <= 0 or targets.size != order.size:
         return None

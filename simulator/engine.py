@@ -7,6 +7,7 @@ Nothing here loops over requests in Python except cheap one-off preparation.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import namedtuple
 
 import numba
@@ -114,6 +115,9 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray
         P[L.P_DRAIN] = DRAIN_POLICIES[asc.drain_policy]
         P[L.P_WARM_PROFILE] = WARMUP_PROFILES[asc.warmup_profile]
         P[L.P_AS_QTRIG] = asc.trigger_load_per_replica
+        P[L.P_AS_SLO_WIN] = asc.slo_trigger_window
+        P[L.P_AS_SLO_TTFT] = int(math.floor(asc.slo_ttft_ms * 1e3))
+        P[L.P_AS_SLO_MAXMISS] = asc.slo_trigger_max_misses()
     PF = np.zeros(L.NPF, dtype=np.float64)
     PF[L.PF_ALPHA0] = alpha[0]
     PF[L.PF_ALPHA1] = alpha[1]
@@ -163,8 +167,18 @@ def _code_functions(policy: PolicyConfig):
     return tuple(out)
 
 
-def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
-    """Allocate every array of a run (one allocator for all state, sized up front)."""
+def route_trace_capacity(cfg: SimConfig, policy: PolicyConfig, n: int) -> int:
+    """Routing decisions the trace holds: one per request in a fixed cluster; room for
+    re-routings too when autoscaled (drains send requests back to the router), 1 untraced."""
+    if not cfg.trace_decisions:
+        return 1
+    return n if policy.autoscaler is None else 2 * n + 64
+
+
+def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload,
+                route_capacity: int | None = None) -> State:
+    """Allocate every array of a run (one allocator for all state, sized up front);
+    ``route_capacity`` overrides :func:`route_trace_capacity`."""
     n = wl.num_requests
     N = n_slots(cfg, policy)
     B = cfg.block_size
@@ -257,12 +271,13 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     SEGS.append(np.zeros((max(n, 16), 5), dtype=np.int64))
     lru_nodes = N * cfg.router_lru_capacity if P[L.P_PREFIX_OBS] else 1
     PXA = np.full((3, lru_nodes), -1, dtype=np.int64)
-    CL = np.zeros(L.NCL, dtype=np.int64)
+    CL = np.zeros(L.NCL + P[L.P_AS_SLO_WIN], dtype=np.int64)  # + the SLO trigger's ring
     CL[L.CL_ARENA_TOP] = arena_size
     CL[L.CL_WAIT_HEAD] = -1
     CL[L.CL_WAIT_TAIL] = -1
-    n_routes = n if cfg.trace_decisions else 1
+    n_routes = route_capacity if route_capacity is not None else route_trace_capacity(cfg, policy, n)
     ce_cap = n + 1 + (3 * N if policy.autoscaler is not None else 0)  # + pending lifecycle events
+    ce_cap += n if P[L.P_AS_SLO_WIN] else 0   # + one first-token event per request (SLO trigger)
     return State(
         R=R, RF=np.zeros(n, dtype=np.float64), TOK=tokens, KVH=kvh, RH=rh,
         I=I, IF=np.zeros((L.NIF, N), dtype=np.float64),
@@ -296,6 +311,9 @@ def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
     hit_rate = np.array([cache_hit_rate(I, i) for i in range(N)], dtype=np.float64)
     thrash = np.where(I[L.I_OFFLOADS] > 0, I[L.I_THRASH] / np.maximum(I[L.I_OFFLOADS], 1), 0.0)
     n_routes = int(st.CL[L.CL_NROUTES])
+    if n_routes > st.ROUTE_TARGET.shape[0]:
+        raise RuntimeError(f"decision trace overflow: {n_routes} routings, "
+                           f"room for {st.ROUTE_TARGET.shape[0]}")
     return SimResult(
         n_in=R[L.R_N_IN].copy(), n_out=n_out.copy(), req_state=state,
         req_instance=R[L.R_INST].copy(), arrival_us=R[L.R_ARRIVAL].copy(),
@@ -332,6 +350,13 @@ def run_with_state(cfg: SimConfig, policy: PolicyConfig, workload: Workload):
         kc.run_loop(kst)
         return _finish(st, kst, cfg, workload), st
     outcome = run_autoscaled(st, kst, cfg, policy.autoscaler)
+    routes = int(st.CL[L.CL_NROUTES])
+    if routes > st.ROUTE_TARGET.shape[0]:
+        # drains re-routed more requests than the trace had room for: the run is deterministic,
+        # so run it again with a trace of exactly that size
+        st = build_state(cfg, policy, workload, route_capacity=routes)
+        kst = _kernel_state(st)
+        outcome = run_autoscaled(st, kst, cfg, policy.autoscaler)
     return dataclasses.replace(_finish(st, kst, cfg, workload), autoscale=outcome), st
 
 

@@ -766,7 +766,8 @@ def slo_attainment(result: SimResult, targets: dict) -> dict:
 
 def trace_summary(result: SimResult) -> dict:
     """Decision-trace summary: admissions split admitted/rejected, routing target histogram
-    (keys ``instance_<i>`` in string order) and regret mean/max (0 without counterfactuals)."""
+    (keys ``instance_<i>`` in string order; every routing, so re-routings by autoscaler drains
+    count too) and regret mean/max over the routings (0 without counterfactuals)."""
     targets = np.asarray(result.route_target, dtype=np.int64)
     regret = np.asarray(result.route_regret, dtype=np.float64)
     admitted = int(result.admitted) if result.admitted >= 0 else int(targets.size)

@@ -30,7 +30,8 @@ class SimResult:
       (int32): the multiset of per-token ITL entries of completed requests, run-length encoded.
     Control plane: ``admitted``/``rejected`` admission decisions (an admitted request may still be
       waiting for its routing decision at the horizon), ``route_target`` per routing decision in
-      decision order (int32, traced runs only), ``route_regret`` (float64) when counterfactual_k > 0.
+      decision order (int32, traced runs only; under autoscaling drains a re-routed request has
+      one decision per routing), ``route_regret`` (float64) when counterfactual_k > 0.
     ``code_nonfinite``: NaN/inf values returned by code policies (routing scores and
       priorities; each counted as the lowest value).
     """

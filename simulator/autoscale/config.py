@@ -11,6 +11,10 @@ Schema (every key optional except ``policy``; times in seconds)::
       initial_replicas: 2          # default: the cluster's num_instances clipped into [min, max]
       interval_s: 10               # periodic evaluation
       trigger_load_per_replica: 0  # > 0: also evaluate when load per routable instance reaches it
+      trigger_slo_attainment: 0    # > 0: also evaluate when the fraction of the last
+                                   # trigger_slo_window first tokens with TTFT <= slo_ttft_ms
+                                   # falls below it (in (0, 1]; 0 = off)
+      trigger_slo_window: 50       # first tokens in that window (1 .. 100000)
       provisioning_delay_s: 30     # a number, {uniform: [lo, hi]} or {exponential: mean}
       model_load_time_s: 20        # same forms
       warmup_duration_s: 10
@@ -38,6 +42,7 @@ DRAIN_POLICIES = {"wait": codes.DRAIN_WAIT, "immediate": codes.DRAIN_IMMEDIATE,
 WARMUP_PROFILES = {"linear": codes.WARM_LINEAR, "exponential": codes.WARM_EXPONENTIAL,
                    "step": codes.WARM_STEP}
 DELAY_KINDS = ("fixed", "uniform", "exponential")
+MAX_SLO_WINDOW = 100_000   # the SLO trigger's ring lives in the kernel's cluster scalars
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class AutoscalerConfig:
     initial_replicas: int | None = None
     interval_s: float = 10.0
     trigger_load_per_replica: int = 0
+    trigger_slo_attainment: float = 0.0
+    trigger_slo_window: int = 50
     provisioning_delay_s: DelaySpec = field(default_factory=DelaySpec)
     model_load_time_s: DelaySpec = field(default_factory=DelaySpec)
     warmup_duration_s: float = 0.0
@@ -82,9 +89,21 @@ class AutoscalerConfig:
         n = num_instances if self.initial_replicas is None else self.initial_replicas
         return min(max(n, self.min_replicas), self.max_replicas)
 
+    @property
+    def slo_trigger_window(self) -> int:
+        """First tokens in the SLO trigger's window; 0 when the trigger is off."""
+        return self.trigger_slo_window if self.trigger_slo_attainment > 0 else 0
+
+    def slo_trigger_max_misses(self) -> int:
+        """Most misses a full SLO-trigger window may hold while its attainment
+        ``(window - misses) / window`` still meets ``trigger_slo_attainment``."""
+        k = self.trigger_slo_window
+        return max(m for m in range(k + 1) if (k - m) / k >= self.trigger_slo_attainment)
+
 
 KEYS = ("policy", "params", "min_replicas", "max_replicas", "initial_replicas", "interval_s",
-        "trigger_load_per_replica", "provisioning_delay_s", "model_load_time_s",
+        "trigger_load_per_replica", "trigger_slo_attainment", "trigger_slo_window",
+        "provisioning_delay_s", "model_load_time_s",
         "warmup_duration_s", "warmup_profile", "warmup_penalty", "drain_policy", "slo_ttft_ms",
         "oscillation_window_s")
 
@@ -166,6 +185,14 @@ def parse_autoscaler(doc: Any, path: str = "autoscaler") -> AutoscalerConfig:
     if "trigger_load_per_replica" in doc:
         out["trigger_load_per_replica"] = _int(doc["trigger_load_per_replica"],
                                                f"{path}.trigger_load_per_replica")
+    if "trigger_slo_attainment" in doc:
+        out["trigger_slo_attainment"] = _num(doc["trigger_slo_attainment"],
+                                             f"{path}.trigger_slo_attainment", 0.0, 1.0)
+    if "trigger_slo_window" in doc:
+        out["trigger_slo_window"] = _int(doc["trigger_slo_window"], f"{path}.trigger_slo_window", 1)
+        if out["trigger_slo_window"] > MAX_SLO_WINDOW:
+            _fail(f"{path}.trigger_slo_window",
+                  f"must be <= {MAX_SLO_WINDOW}, got {out['trigger_slo_window']}")
     if "interval_s" in doc:
         out["interval_s"] = _num(doc["interval_s"], f"{path}.interval_s", 1e-3)
     for k in ("warmup_duration_s", "slo_ttft_ms", "oscillation_window_s"):
@@ -209,6 +236,8 @@ def to_mapping(cfg: AutoscalerConfig) -> dict:
     if cfg.initial_replicas is not None:
         out["initial_replicas"] = cfg.initial_replicas
     out.update(interval_s=cfg.interval_s, trigger_load_per_replica=cfg.trigger_load_per_replica,
+               trigger_slo_attainment=cfg.trigger_slo_attainment,
+               trigger_slo_window=cfg.trigger_slo_window,
                provisioning_delay_s=delay(cfg.provisioning_delay_s),
                model_load_time_s=delay(cfg.model_load_time_s),
                warmup_duration_s=cfg.warmup_duration_s, warmup_profile=cfg.warmup_profile,

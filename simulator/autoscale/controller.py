@@ -1,5 +1,8 @@
 """Runs a simulation under an autoscaler: the event loop pauses at every evaluation tick (and
-when the queue trigger fires), the policy decides, the decision is actuated, the loop resumes.
+when the queue or SLO trigger fires), the policy decides, the decision is actuated, the loop
+resumes.  Each evaluation has a trigger: ``interval`` (a periodic tick), ``load`` (the queue
+trigger) or ``slo`` (the SLO-attainment trigger); it is in the policy's context and in the
+scale action's record.
 
 Actuation of a scale-up on a stopped slot draws the provisioning delay and model-load time from
 a Generator derived from the run seed (``[seed, RNG_TAG]``, one draw each per start, in decision
@@ -21,8 +24,8 @@ import numpy as np
 from simulator import codes
 from simulator.kernels import cluster as kc
 from simulator.kernels import layout as L
-from simulator.kernels.autoscale import (CE_LIFECYCLE, RUN_DONE, RUN_PAUSED, start_instance,
-                                         stop_instance)
+from simulator.kernels.autoscale import (CE_LIFECYCLE, RUN_DONE, RUN_PAUSED, RUN_SLO,
+                                         start_instance, stop_instance)
 
 from .config import AutoscalerConfig
 from .policies import AutoscaleContext, ScaleDecision, make_policy
@@ -35,7 +38,8 @@ _STARTED = (codes.LC_PROVISIONING, codes.LC_LOADING, codes.LC_WARMING, codes.LC_
 @dataclass(frozen=True)
 class ScaleRecord:
     """One scale action: time (s), ``up``/``down``, replicas before and after, the reason, the
-    instance slots acted on and, for a scale-up, when each becomes routable (s)."""
+    instance slots acted on, for a scale-up when each becomes routable (s), and what triggered
+    the evaluation (``interval``, ``load`` or ``slo``)."""
 
     time_s: float
     action: str
@@ -44,6 +48,7 @@ class ScaleRecord:
     reason: str
     instances: tuple[int, ...]
     routable_at_s: tuple[float, ...] = ()
+    trigger: str = "interval"
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,16 @@ class _Run:
         lc = self.st.I[L.I_LC]
         return int(np.isin(lc, _STARTED).sum())
 
-    def context(self, now: int, triggered: bool) -> AutoscaleContext:
+    def window_attainment(self) -> float:
+        """Attainment over the SLO trigger's window (its last ``trigger_slo_window`` first
+        tokens, fewer until that many were seen); 1 when the trigger is off or none was seen."""
+        k = int(self.st.P[L.P_AS_SLO_WIN])
+        seen = min(int(self.st.CL[L.CL_SLO_SEEN]), k)
+        if seen == 0:
+            return 1.0
+        return (seen - int(self.st.CL[L.CL_SLO_MISS])) / seen
+
+    def context(self, now: int, trigger: str) -> AutoscaleContext:
         st, asc = self.st, self.asc
         I, R = st.I, st.R
         routable = I[L.I_ROUTABLE] != 0
@@ -123,7 +137,8 @@ class _Run:
             min_replicas=asc.min_replicas, max_replicas=asc.max_replicas,
             request_rate=n_arr / (self.window_us / 1e6), load=load, queue_depth=queued + waiting,
             kv_utilization=kv, slo_attainment=slo, since_last_action_s=since,
-            window_s=self.window_us / 1e6, triggered=triggered)
+            window_s=self.window_us / 1e6, triggered=trigger != "interval", trigger=trigger,
+            window_slo_attainment=self.window_attainment())
 
     # ---------------------------------------------------------------- actuation
     def _scale_up(self, now: int, k: int) -> list[int]:
@@ -168,7 +183,7 @@ class _Run:
         self.close_stopped()
         return done, ()
 
-    def apply(self, now: int, d: ScaleDecision) -> None:
+    def apply(self, now: int, d: ScaleDecision, trigger: str = "interval") -> None:
         """Actuate a decision (target clipped into [min, max]) and record it if it acts."""
         if d.action not in ("up", "down"):
             return
@@ -182,7 +197,7 @@ class _Run:
             return
         after = self.replicas()
         self.events.append(ScaleRecord(now / 1e6, d.action, before, after, d.reason, tuple(slots),
-                                       ready_at))
+                                       ready_at, trigger))
         self.timeline.append((now, after))
         self.last_action_us = now
 
@@ -223,19 +238,18 @@ def run_autoscaled(st, kst, cfg, asc: AutoscalerConfig) -> AutoscaleOutcome:
     kc.seed_arrivals(kst)
     tick = run.window_us
     while True:
-        if tick > horizon:
-            kc.run_until(kst, np.int64(horizon))
-            break
-        code = kc.run_until(kst, np.int64(tick))
+        code = kc.run_until(kst, np.int64(min(tick, horizon)))
         if code == RUN_DONE:
             break
         if code == RUN_PAUSED:
-            now, triggered = tick, False
+            if tick > horizon:  # the next event is past the horizon
+                break
+            now, trigger = tick, "interval"
             tick += run.window_us
         else:
-            now, triggered = int(st.CL[L.CL_LAST_T]), True
+            now, trigger = int(st.CL[L.CL_LAST_T]), "slo" if code == RUN_SLO else "load"
         if not run.work_left():
             break
         run.close_stopped()
-        run.apply(now, run.policy.evaluate(run.context(now, triggered)))
+        run.apply(now, run.policy.evaluate(run.context(now, trigger)), trigger)
     return run.outcome()

@@ -23,7 +23,11 @@ class AutoscaleContext:
     part (wait queues + router wait list).  ``kv_utilization`` is the mean KV-block utilisation
     of routable instances (0 when none).  ``request_rate`` is arrivals per second over the last
     ``window_s``; ``slo_attainment`` the fraction of first tokens in that window within the TTFT
-    target (1 when none).  ``since_last_action_s`` is ``inf`` before the first scale action.
+    target (1 when none); ``window_slo_attainment`` the same over the SLO trigger's window (the
+    last ``trigger_slo_window`` first tokens; 1 when that trigger is off or none was seen).
+    ``since_last_action_s`` is ``inf`` before the first scale action.  ``trigger`` says why the
+    policy is called: ``interval`` (periodic), ``load`` (queue trigger) or ``slo`` (SLO trigger);
+    ``triggered`` is True for the two event triggers.
     """
 
     now_s: float
@@ -39,6 +43,8 @@ class AutoscaleContext:
     since_last_action_s: float
     window_s: float
     triggered: bool = False
+    trigger: str = "interval"
+    window_slo_attainment: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,9 @@ class Policy:
 
 class Threshold(Policy):
     """Bands with hysteresis: add ``step`` replicas when load per replica exceeds ``up_load`` or
-    KV utilisation exceeds ``up_kv`` or SLO attainment falls below ``slo_target``; remove
-    ``step`` when load per replica is below ``down_load`` and KV utilisation below ``down_kv``
+    KV utilisation exceeds ``up_kv`` or SLO attainment (the lower of the interval's and the SLO
+    trigger window's) falls below ``slo_target``; remove ``step`` when load per replica is
+    below ``down_load`` and KV utilisation below ``down_kv``
     (the gap between the bands is the hysteresis); nothing during ``cooldown_s``."""
 
     PARAMS = {"up_load": (16.0, 0.5, 512.0), "down_load": (4.0, 0.0, 512.0),
@@ -102,9 +109,9 @@ class Threshold(Policy):
             return _towards(ctx, ctx.replicas + step, f"load/replica {per:.1f} > {self.p['up_load']:g}")
         if ctx.kv_utilization > self.p["up_kv"]:
             return _towards(ctx, ctx.replicas + step, f"kv {ctx.kv_utilization:.2f} > {self.p['up_kv']:g}")
-        if ctx.slo_attainment < self.p["slo_target"]:
-            return _towards(ctx, ctx.replicas + step,
-                            f"slo {ctx.slo_attainment:.2f} < {self.p['slo_target']:g}")
+        slo = min(ctx.slo_attainment, ctx.window_slo_attainment)
+        if slo < self.p["slo_target"]:
+            return _towards(ctx, ctx.replicas + step, f"slo {slo:.2f} < {self.p['slo_target']:g}")
         if per < self.p["down_load"] and ctx.kv_utilization < self.p["down_kv"]:
             return _towards(ctx, ctx.replicas - step, f"load/replica {per:.1f} < {self.p['down_load']:g}")
         return _hold(ctx)

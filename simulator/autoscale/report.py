@@ -16,7 +16,7 @@ def autoscale_summary(result) -> dict:
     ``avg_replicas``, ``slo_met_per_replica_second`` (requests meeting the TTFT target per
     replica-second), ``scale_oscillation`` (anomaly count), ``rerouted_requests``,
     ``parked_requests`` and ``decisions`` (the scale-action trace: time_s, action, from, to,
-    reason, instances)."""
+    reason, instances, routable_at_s, trigger)."""
     out = result.autoscale
     rs = out.replica_seconds
     return {
@@ -31,6 +31,6 @@ def autoscale_summary(result) -> dict:
         "parked_requests": out.parked,
         "decisions": [{"time_s": e.time_s, "action": e.action, "from": e.from_replicas,
                        "to": e.to_replicas, "reason": e.reason, "instances": list(e.instances),
-                       "routable_at_s": list(e.routable_at_s)}
+                       "routable_at_s": list(e.routable_at_s), "trigger": e.trigger}
                       for e in out.events],
     }

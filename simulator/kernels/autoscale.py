@@ -11,6 +11,12 @@ them (counted in ``CL_REROUTED``; running requests lose their KV blocks and prog
 a preemption).  It becomes STOPPED once it holds no request and no pending event; a stopped
 instance forgets its prefix cache and the router's prefix index for it (a restart is cold).
 
+The SLO trigger (on when ``P_AS_SLO_WIN`` > 0) keeps the miss bits of the last ``window`` first
+tokens, in first-token time order, in a ring at ``CL[CL_SLO_RING:]``: the instance that produces
+a first token schedules a ``CE_FIRST_TOKEN`` cluster event at that token's time, and the event
+updates the ring.  When the window is full and its misses (TTFT > ``P_AS_SLO_TTFT``) first exceed
+``P_AS_SLO_MAXMISS`` the loop stops (``RUN_SLO``); it re-arms once the window meets the target.
+
 Requests routed while no instance is routable wait in a FIFO router wait list (linked through
 ``R_WAIT_NEXT``) and are routed again, in order, when an instance becomes routable.
 """
@@ -28,13 +34,16 @@ from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_CSIZE, CL_PARKED, CL_R
                      I_CPU_USED, I_EV_SIZE, I_KV_SALT, I_LC, I_LC_EPOCH, I_LC_STOP_T,
                      I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING, I_PX_SALT, I_ROUTABLE,
                      I_WARM_END, I_WARM_FROM, I_WQ_LEN, P_AS_QTRIG, P_CPU_BLOCKS, P_DRAIN,
-                     P_N_INST, P_TOTAL_BLOCKS, PX_HASH, PX_NEXT, R_PI, R_STATE, R_WAIT_NEXT)
+                     P_N_INST, P_TOTAL_BLOCKS, PX_HASH, PX_NEXT, R_PI, R_STATE, R_WAIT_NEXT,
+                     CL_SLO_MISS, CL_SLO_RING, CL_SLO_SEEN, CL_SLO_TRIG, P_AS_SLO_MAXMISS,
+                     P_AS_SLO_TTFT, P_AS_SLO_WIN, R_TTFT)
 
 
 # run_until return codes
 RUN_DONE = 0       # no event left (or the horizon passed)
 RUN_PAUSED = 1     # the next event is later than the stop time
 RUN_TRIGGER = 2    # the queue-depth trigger fired
+RUN_SLO = 3        # the SLO-attainment trigger fired
 
 
 # ---------------------------------------------------------------- router wait list
@@ -235,3 +244,29 @@ def routed_to_unroutable(st, i):
     """True if instance i may not receive new requests (checked at every autoscaled routing)."""
     lc = st.I[I_LC, i]
     return lc != LC_WARMING and lc != LC_READY
+
+
+@njit(cache=True)
+def slo_trigger(st, r):
+    """Count request r's first token (its ``CE_FIRST_TOKEN`` event) in the SLO window; True when
+    the window is full and its attainment first falls below the target (edge-triggered: re-arms
+    when the window meets the target again)."""
+    CL, P = st.CL, st.P
+    k = P[P_AS_SLO_WIN]
+    seen = CL[CL_SLO_SEEN]
+    slot = CL_SLO_RING + seen % k
+    miss = 1 if st.R[R_TTFT, r] > P[P_AS_SLO_TTFT] else 0
+    if seen >= k:
+        CL[CL_SLO_MISS] -= CL[slot]
+    CL[slot] = miss
+    CL[CL_SLO_MISS] += miss
+    CL[CL_SLO_SEEN] = seen + 1
+    if seen + 1 < k:
+        return False
+    below = CL[CL_SLO_MISS] > P[P_AS_SLO_MAXMISS]
+    if below and CL[CL_SLO_TRIG] == 0:
+        CL[CL_SLO_TRIG] = 1
+        return True
+    if not below:
+        CL[CL_SLO_TRIG] = 0
+    return False

@@ -15,6 +15,7 @@ CE_ROUTING = np.int64(2)     # the router picks an instance
 CE_XF_READY = np.int64(3)    # P/D: a transfer unit is ready for the link (kernels/disagg.py)
 CE_XF_DONE = np.int64(4)     # P/D: a request's last KV block arrived at its decode instance
 CE_LIFECYCLE = np.int64(5)   # autoscaling: an instance's next lifecycle transition (kernels/autoscale.py)
+CE_FIRST_TOKEN = np.int64(6)  # autoscaling SLO trigger: a request's first token (kernels/autoscale.py)
 
 
 @njit(cache=True, inline="always")

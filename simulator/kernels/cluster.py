@@ -16,10 +16,10 @@ from ..codes import (PD_DECIDE_ALWAYS, PD_DECIDE_NEVER, ADMIT_CODE, ADMIT_REJECT
                      ROUTE_LEAST_LOADED, ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED,
                      SCORER_KV_UTILIZATION, SCORER_LOAD_BALANCE, SCORER_PREFIX_AFFINITY,
                      SCORER_QUEUE_DEPTH)
-from .autoscale import (RUN_DONE, RUN_PAUSED, RUN_TRIGGER, drain_progress, lifecycle_event,
-                        park, queue_trigger, routed_to_unroutable)
-from .cevents import (CE_ADMISSION, CE_ARRIVAL, CE_LIFECYCLE, CE_ROUTING, CE_XF_DONE,
-                      CE_XF_READY, cpush as _cpush)
+from .autoscale import (RUN_DONE, RUN_PAUSED, RUN_SLO, RUN_TRIGGER, drain_progress,
+                        lifecycle_event, park, queue_trigger, routed_to_unroutable, slo_trigger)
+from .cevents import (CE_ADMISSION, CE_ARRIVAL, CE_FIRST_TOKEN, CE_LIFECYCLE, CE_ROUTING,
+                      CE_XF_DONE, CE_XF_READY, cpush as _cpush)
 from .disagg import (PD_HELD, PD_PREFILL, POOL_DECODE, POOL_PREFILL, transfer_handover,
                      transfer_ready)
 from .goheap import ckey_pop
@@ -31,7 +31,7 @@ from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_BAD_ROUTE
                      CL_NSEGS, CL_REJECTED, CL_RR, CL_SEQ, CLF_LAST_REFILL, CLF_TOKENS,
                      I_BATCH_LEN, I_LC, I_NEXT_T, I_ROUTABLE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
-                     IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_AS_ON, P_AS_QTRIG, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
+                     IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_AS_ON, P_AS_QTRIG, P_AS_SLO_WIN, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
                      P_PREFIX_OBS, P_REFRESH, P_ROUTER_BLOCK, P_ROUTING, P_RT_LAT, P_TOTAL_BLOCKS,
                      P_TRACE, P_PD, P_PD_DECIDER, P_PD_THRESH, P_PD_BP_THRESH, P_PD_BP_RETRY,
                      P_PD_OBS, I_POOL, CL_XF_Q, CL_PD_BP, CL_PD_DISAGG, R_N_OUT, R_PD,
@@ -444,13 +444,15 @@ def _cluster_event(st, t, kind, r):
 @njit(cache=True, inline="always")
 def _dispatch(st, t, r, target, nc, has_scores):
     """Send routed request r to ``target`` (it arrives there now) and record the decision (with
-    its regret over the candidates st.CAND[:nc]) when decisions are traced."""
+    its regret over the candidates st.CAND[:nc]) when decisions are traced.  Every routing is
+    counted; one beyond the trace's room is not stored (the engine re-runs with a larger trace)."""
     P, R, I = st.P, st.R, st.I
-    if P[P_TRACE] != 0 and st.CL[CL_NROUTES] < st.ROUTE_TARGET.shape[0]:
+    if P[P_TRACE] != 0:
         k = st.CL[CL_NROUTES]
-        st.ROUTE_TARGET[k] = target
-        if P[P_CF_K] > 0:
-            st.ROUTE_REGRET[k] = _regret(st, st.CAND, nc, target, has_scores)
+        if k < st.ROUTE_TARGET.shape[0]:
+            st.ROUTE_TARGET[k] = target
+            if P[P_CF_K] > 0:
+                st.ROUTE_REGRET[k] = _regret(st, st.CAND, nc, target, has_scores)
         st.CL[CL_NROUTES] = k + 1
     R[R_INST, r] = target
     R[R_ROUTED, r] = t
@@ -543,12 +545,14 @@ def run_until(st, stop):
     """Drive all cluster and instance events on one clock until none remain or the horizon
     (RUN_DONE), or until the next event is later than ``stop`` (RUN_PAUSED: call again to resume),
     or, when autoscaling with a queue trigger, right after the routing that crossed it
-    (RUN_TRIGGER)."""
+    (RUN_TRIGGER), or with an SLO trigger, right after the first token that took the window's
+    attainment below its target (RUN_SLO)."""
     P, I, CE = st.P, st.I, st.CE
     N = P[P_N_INST]
     horizon = P[P_HORIZON]
     autoscale = P[P_AS_ON] != 0
     trigger = autoscale and P[P_AS_QTRIG] > 0
+    slo = autoscale and P[P_AS_SLO_WIN] > 0
     while True:
         ct = INT64_MAX
         if st.CL[CL_CSIZE] > 0:
@@ -570,6 +574,10 @@ def run_until(st, stop):
             if t > horizon:
                 return RUN_DONE
             _note_time(st.CL, t)
+            if slo and kind == CE_FIRST_TOKEN:
+                if slo_trigger(st, r):
+                    return RUN_SLO
+                continue
             _cluster_event(st, t, kind, r)
             if trigger and kind == CE_ROUTING and queue_trigger(st):
                 return RUN_TRIGGER

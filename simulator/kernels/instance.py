@@ -18,6 +18,7 @@ from ..codes import (LAT_ROOFLINE, PRIO_CODE, PRIO_CONSTANT, PRIO_INVERTED_SLO, 
                      SCHED_PRIORITY_FCFS, SCHED_REVERSE_PRIORITY, SCHED_SJF)
 from .disagg import (PD_AWAIT, PD_PREFILL, awaiting_dropped, decode_admit_span,
                      decode_admitted, prefill_progress)
+from .cevents import CE_FIRST_TOKEN, cpush
 from .goheap import go_pop, go_push
 from .hashtable import ht_put
 from .kvcache import (allocate, content_append, content_hash, get_cached_blocks, list_append,
@@ -28,7 +29,7 @@ from .layout import (CL_CODE_NONFINITE, CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISS
                      KB_REF, R_BL_LEN, R_BL_START, R_TOK_PTR, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
                      I_EV_SIZE, I_IN_TOKENS, I_KV_CLOCK, I_OUT_TOKENS, I_PEAK_KV, I_PEND_LAT,
                      I_PREEMPTS, I_STEP_PENDING, I_STEPS, I_USED, I_WAITQ_SUM, I_WQ_HEAD,
-                     I_WQ_LEN, IF_KV_INTEGRAL, P_ALPHA2, P_AS_ON, P_BLOCK, P_LAT_KIND, P_LEGACY,
+                     I_WQ_LEN, IF_KV_INTEGRAL, P_ALPHA2, P_AS_ON, P_AS_SLO_WIN, P_BLOCK, P_LAT_KIND, P_LEGACY,
                      P_LONG_THR, P_MAX_RUNNING, P_MAX_SCHED, P_PRIO, P_SCHED, P_TOTAL_BLOCKS, P_TP,
                      PF_ALPHA0, PF_ALPHA1, R_ARRIVAL, R_COMPUTED, R_DONE, R_FIRST, R_HWM,
                      R_ID_RANK, R_ITL_SUM, R_LAST_EMIT, R_LAST_EMIT_STEP, R_N_IN, R_N_OUT,
@@ -432,8 +433,9 @@ def _step_time(R, I, BATCH, SC, P, RP, BETA, i, prefill, decode):
 
 
 @njit(cache=True, inline="always")
-def _execute(R, I, BATCH, SEGS, CL, a2, i, s_idx, now, dt):
-    """Advance every batched request by its scheduled work; record first tokens and ITLs."""
+def _execute(R, I, BATCH, SEGS, CL, CE, slo, a2, i, s_idx, now, dt):
+    """Advance every batched request by its scheduled work; record first tokens and ITLs (and,
+    when the autoscaler's SLO trigger is on (``slo``), schedule each first token's event)."""
     end = now + dt
     for k in range(I[I_BATCH_LEN, i]):
         r = BATCH[i, k]
@@ -459,6 +461,8 @@ def _execute(R, I, BATCH, SEGS, CL, a2, i, s_idx, now, dt):
             R[R_LAST_EMIT, r] = end
             R[R_SEG_FROM, r] = s_idx + 1
             R[R_LAST_EMIT_STEP, r] = s_idx
+            if slo:
+                cpush(CE, CL, end, CE_FIRST_TOKEN, r)
 
 
 @njit(cache=True)
@@ -509,7 +513,8 @@ def step(st, i, now):
     if st.P[P_AS_ON] != 0:  # autoscaling: a warming instance is slower
         dt = warmup_step_time(st, i, now, dt)
     _log_step(st.SLOG, i, s_idx, dt)
-    _execute(st.R, I, st.BATCH, st.SEGS, st.CL, st.P[P_ALPHA2], i, s_idx, now, dt)
+    _execute(st.R, I, st.BATCH, st.SEGS, st.CL, st.CE, st.P[P_AS_SLO_WIN] != 0, st.P[P_ALPHA2],
+             i, s_idx, now, dt)
     used = I[I_USED, i]
     if used > I[I_PEAK_KV, i]:
         I[I_PEAK_KV, i] = used

@@ -157,7 +157,10 @@ P_AS_ON = 34         # 1 when the autoscaler drives the lifecycle
 P_DRAIN = 35         # drain mode DRAIN_* (codes.py)
 P_WARM_PROFILE = 36  # warmup profile WARM_* (codes.py)
 P_AS_QTRIG = 37      # event trigger: load per routable instance that stops the loop (0 = off)
-NP_ = 38
+P_AS_SLO_WIN = 38    # SLO trigger: window of last first tokens (0 = off; kernels/autoscale.py)
+P_AS_SLO_TTFT = 39   # SLO trigger: TTFT target, µs (a first token misses when TTFT > this)
+P_AS_SLO_MAXMISS = 40  # SLO trigger: most misses in a full window that still meet the target
+NP_ = 41
 
 # PF: float64 parameters
 PF_ALPHA0 = 0
@@ -225,7 +228,12 @@ CL_PARKED = 21       # requests ever parked
 CL_REROUTED = 22     # requests sent back to the router by a drain
 CL_BAD_ROUTE = 23    # routings to an instance not WARMING/READY (must stay 0)
 CL_TRIG = 24         # 1 while the queue trigger is above its threshold
-NCL = 25
+CL_SLO_SEEN = 25     # SLO trigger: first tokens counted so far
+CL_SLO_MISS = 26     # SLO trigger: misses among the last min(seen, window) first tokens
+CL_SLO_TRIG = 27     # 1 while the SLO trigger's attainment is below its target
+NCL = 28
+CL_SLO_RING = NCL    # SLO trigger: CL[NCL : NCL + window] is its ring of miss bits (CL is
+                     # allocated that much longer when the trigger is on)
 CLF_TOKENS = 0
 CLF_LAST_REFILL = 1
 NCLF = 2

@@ -32,6 +32,18 @@ BAD = {
     "bad-profile": (["--autoscaler", "threshold", "--warmup-profile", "cubic"], "--warmup-profile"),
     "min-above-max": (["--autoscaler", "threshold", "--min-replicas", "5", "--max-replicas", "2"],
                       "min_replicas"),
+    "slo-trigger-above-1": (["--autoscaler", "threshold", "--autoscaler-slo-trigger", "1.5"],
+                            "--autoscaler-slo-trigger"),
+    "slo-window-zero": (["--autoscaler", "threshold", "--autoscaler-slo-window", "0"],
+                        "--autoscaler-slo-window"),
+    "slo-ttft-negative": (["--autoscaler", "threshold", "--autoscaler-slo-ttft", "-5"],
+                          "--autoscaler-slo-ttft"),
+    "yaml-slo-trigger": ("autoscaler: {policy: threshold, trigger_slo_attainment: 2}\n",
+                         "autoscaler.trigger_slo_attainment"),
+    "yaml-slo-window": ("autoscaler: {policy: threshold, trigger_slo_window: 0.5}\n",
+                        "autoscaler.trigger_slo_window"),
+    "yaml-slo-window-huge": ("autoscaler: {policy: threshold, trigger_slo_window: 1000000}\n",
+                             "autoscaler.trigger_slo_window"),
     "yaml-unknown-key": ("autoscaler: {policy: threshold, max_replica: 3}\n", "autoscaler.max_replica"),
     "yaml-bad-param": ("autoscaler: {policy: threshold, params: {up_load: -1}}\n", "params.up_load"),
     "yaml-foreign-param": ("autoscaler: {policy: oscillator, params: {up_load: 3}}\n", "params.up_load"),
@@ -70,6 +82,35 @@ def test_bundle_autoscaler_runs_and_reports(tmp_path):
     code, out, err = call_main([*argv, "--max-replicas", "1"])
     assert code == 0, err
     assert json.loads(res.read_text())["autoscaler"]["scale_events"] == 0
+
+
+SLO_BUNDLE = """\
+routing: {policy: least-loaded}
+autoscaler:
+  policy: threshold
+  params: {up_load: 512, up_kv: 1.0, slo_target: 0.9, cooldown_s: 0}
+  min_replicas: 1
+  max_replicas: 3
+"""
+
+
+def test_slo_trigger_flags_evaluate_between_ticks(tmp_path):
+    """A 1 ms TTFT target nobody meets: with ticks 1000 s apart, only the SLO trigger can make
+    the policy act, once the first window of 20 first tokens is full (then not again: the
+    attainment never recovers, so the edge-triggered trigger does not re-arm)."""
+    (tmp_path / "p.yaml").write_text(SLO_BUNDLE)
+    res = tmp_path / "r.json"
+    argv = ["run", *BASE[:-4], "--num-requests", "100", "--rate", "20", "--policy-config",
+            str(tmp_path / "p.yaml"), "--autoscaler-interval", "1000", "--autoscaler-slo-ttft",
+            "1", "--autoscaler-slo-window", "20", "--results-path", str(res)]
+    code, out, err = call_main(argv)
+    assert code == 0, err
+    assert json.loads(res.read_text())["autoscaler"]["scale_events"] == 0   # trigger off
+    code, out, err = call_main([*argv, "--autoscaler-slo-trigger", "0.9"])
+    assert code == 0, err
+    decisions = json.loads(res.read_text())["autoscaler"]["decisions"]
+    assert [(d["action"], d["trigger"]) for d in decisions] == [("up", "slo")]
+    assert decisions[0]["reason"].startswith("slo 0.00 < 0.9")
 
 
 def test_flags_without_autoscaler_warn_and_run_a_fixed_cluster(tmp_path):

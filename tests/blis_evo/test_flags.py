@@ -84,7 +84,9 @@ EXTENSIONS = {"latency-model": "auto", "legacy-blis-quirks": False, "trace-outpu
               "pd-decode-scorers": "",
               "autoscaler": "", "min-replicas": 1, "max-replicas": 0,
               "autoscaler-interval": 10.0, "provisioning-delay": 0.0, "model-load-time": 0.0,
-              "warmup-duration": 0.0, "warmup-profile": "linear", "drain-policy": "wait"}
+              "warmup-duration": 0.0, "warmup-profile": "linear", "drain-policy": "wait",
+              "autoscaler-slo-ttft": 1000.0, "autoscaler-slo-trigger": 0.0,
+              "autoscaler-slo-window": 50}
 
 
 def resolve(*argv: str):
