@@ -47,12 +47,12 @@ ROUTING = PolicyKind("routing", "score", (
 
 ADMISSION = PolicyKind("admission", "admit", (
     Feature("input_tokens", "tokens", "the request's prompt length"),
-    Feature("queue_depth", "requests", "wait-queue lengths summed over instances"),
-    Feature("batch_size", "requests", "running-batch sizes summed over instances"),
-    Feature("pending", "requests", "routed-not-yet-queued requests summed over instances"),
-    Feature("kv_utilization", "fraction 0..1", "mean KV-cache utilisation over instances "
-            "(router snapshots)"),
-    Feature("num_instances", "instances", "number of instances in the cluster"),
+    Feature("queue_depth", "requests", "wait-queue lengths summed over the routable instances"),
+    Feature("batch_size", "requests", "running-batch sizes summed over the routable instances"),
+    Feature("pending", "requests", "routed-not-yet-queued requests summed over the routable instances"),
+    Feature("kv_utilization", "fraction 0..1", "mean KV-cache utilisation over the routable "
+            "instances (router snapshots)"),
+    Feature("num_instances", "instances", "routable instances (all of them in a fixed cluster; see Autoscaling)"),
 ), "bool: admit the request (a number is read by its truth value: 0 rejects)")
 
 PRIORITY = PolicyKind("priority", "priority", (

@@ -264,27 +264,16 @@ def score_dimension(code, st, r, cand, nc, out):
 # A policy picks one of the candidates cand[:nc] (nc >= 1); ties go to the lowest index.
 
 @njit(cache=True)
-def _least_loaded(I, cand, nc):
+def _by_load(I, cand, nc, most):
+    """The candidate with the least (``most``: the highest) effective load, ties to the lowest
+    index."""
     best = cand[0]
-    lo = effective_load(I, best)
+    ref = effective_load(I, best)
     for k in range(1, nc):
         i = cand[k]
         load = effective_load(I, i)
-        if load < lo:
-            lo = load
-            best = i
-    return best
-
-
-@njit(cache=True)
-def _most_loaded(I, cand, nc):
-    best = cand[0]
-    hi = effective_load(I, best)
-    for k in range(1, nc):
-        i = cand[k]
-        load = effective_load(I, i)
-        if load > hi:
-            hi = load
+        if (load > ref) if most else (load < ref):
+            ref = load
             best = i
     return best
 
@@ -368,16 +357,16 @@ def route(st, r, cand, nc):
     I = st.I
     code = st.P[P_ROUTING]
     if code == ROUTE_LEAST_LOADED:
-        return _least_loaded(I, cand, nc), False
+        return _by_load(I, cand, nc, False), False
     if code == ROUTE_ALWAYS_BUSIEST:
-        return _most_loaded(I, cand, nc), False
+        return _by_load(I, cand, nc, True), False
     if code == ROUTE_PREFIX_AFFINITY:
         h = st.R[R_FULL_HASH, r] ^ (I[I_POOL, cand[0]] * PD_POOL_SALT)  # one affinity per P/D pool
         if h in st.AFFINITY:
             t = st.AFFINITY[h]
             if I[I_ROUTABLE, t] != 0:
                 return t, False
-        t = _least_loaded(I, cand, nc)
+        t = _by_load(I, cand, nc, False)
         st.AFFINITY[h] = t
         return t, False
     if code == ROUTE_WEIGHTED:
