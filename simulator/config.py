@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from .autoscale.config import AutoscalerConfig
     from .codepolicy import CodePolicy
 
 INT64_MAX = np.iinfo(np.int64).max

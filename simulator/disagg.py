@@ -39,8 +39,10 @@ def disagg_params(cfg: SimConfig, policy: PolicyConfig, sc_codes: np.ndarray,
     dcodes, dweights = sc_codes, sc_weights
     if dc.decode_scorers and len(sc_codes):
         dcodes, dweights = _scorer_table(replace(policy, scorers=tuple(dc.decode_scorers)))
-    obs = int(np.any(sc_codes == codes.SCORER_PREFIX_AFFINITY)
-              or np.any(dcodes == codes.SCORER_PREFIX_AFFINITY))
+    # the router keeps its prefix index when a scorer profile or a code rule reads it, or the
+    # prefix-threshold decider needs it
+    obs = int(P[L.P_PREFIX_OBS] != 0 or np.any(dcodes == codes.SCORER_PREFIX_AFFINITY)
+              or dc.decider == "prefix-threshold")
     P[L.P_PREFIX_OBS] = obs
     P[L.P_PD_OBS] = obs
     P[L.P_PD] = 1

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .disagg import PdOutcome
 
 # Request lifecycle codes (``SimResult.req_state``).
 REQ_NOT_ARRIVED = 0   # never reached the cluster before the horizon

@@ -28,7 +28,7 @@ from .instance import (EV_ARRIVAL, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJE
 from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
 from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_BAD_ROUTE, CL_CLOCK_REGRESS, CL_CODE_NONFINITE, CL_LAST_T, CL_CSIZE, CL_NROUTES,
-                     CL_NSEGS, CL_REJECTED, CL_RR, CL_SEQ, CLF_LAST_REFILL, CLF_TOKENS,
+                     CL_NSEGS, CL_REJECTED, CL_RR, CLF_LAST_REFILL, CLF_TOKENS,
                      I_BATCH_LEN, I_LC, I_NEXT_T, I_ROUTABLE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
                      IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_AS_ON, P_AS_QTRIG, P_AS_SLO_WIN, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
@@ -279,14 +279,14 @@ def _by_load(I, cand, nc, most):
 
 
 @njit(cache=True)
-def _weighted(st, r, cand, nc):
+def _weighted(st, r, cand, nc, codes, weights, observe):
     scores = st.SCF[SCF_SCORES]
     dim = st.SCF[SCF_DIM]
     for k in range(nc):
         scores[cand[k]] = 0.0
-    for s in range(st.SCODES.shape[0]):
-        score_dimension(st.SCODES[s], st, r, cand, nc, dim)
-        w = st.SWEIGHTS[s]
+    for s in range(codes.shape[0]):
+        score_dimension(codes[s], st, r, cand, nc, dim)
+        w = weights[s]
         for k in range(nc):
             i = cand[k]
             v = dim[i]
@@ -302,7 +302,7 @@ def _weighted(st, r, cand, nc):
         if scores[i] > best_score:
             best_score = scores[i]
             best = i
-    if st.P[P_PREFIX_OBS] != 0:
+    if observe:
         _observe_prefix(st, r, best)
     return best
 
@@ -317,11 +317,12 @@ def _observe_prefix(st, r, target):
 
 
 @njit(cache=True)
-def _code_route(st, r, cand, nc):
+def _code_route(st, r, cand, nc, observe):
     """Routing code policy: score() per candidate instance, argmax with ties to the lowest index (as
     the weighted router).  A NaN/inf score counts as -inf and is counted.  When the code reads
-    ``prefix_match`` (P_PREFIX_OBS) the decision is recorded in the prefix index, so the feature
-    means what the prefix-affinity scorer's score means; otherwise it is 0 and not computed."""
+    ``prefix_match`` (P_PREFIX_OBS: the router keeps a prefix index) the feature means what the
+    prefix-affinity scorer's score means, otherwise it is 0 and not computed; ``observe``
+    records the decision in the index."""
     I, IF = st.I, st.IF
     scores = st.SCF[SCF_SCORES]
     a = st.R[R_RH_PTR, r]
@@ -345,15 +346,16 @@ def _code_route(st, r, cand, nc):
         if s > best_score:
             best_score = s
             best = i
-    if st.P[P_PREFIX_OBS] != 0:
+    if observe:
         _observe_prefix(st, r, best)
     return best
 
 
 @njit(cache=True)
-def route(st, r, cand, nc):
+def route(st, r, cand, nc, codes, weights, observe):
     """Pick the target among the candidates; returns (target, has_scores); weighted and code
-    scores land in SCF."""
+    scores land in SCF.  ``codes``/``weights``: the weighted router's scorer table (P/D decode
+    profile or the main one); ``observe``: record the pick in the router's prefix index."""
     I = st.I
     code = st.P[P_ROUTING]
     if code == ROUTE_LEAST_LOADED:
@@ -370,9 +372,9 @@ def route(st, r, cand, nc):
         st.AFFINITY[h] = t
         return t, False
     if code == ROUTE_WEIGHTED:
-        return _weighted(st, r, cand, nc), True
+        return _weighted(st, r, cand, nc, codes, weights, observe), True
     if code == ROUTE_CODE:
-        return _code_route(st, r, cand, nc), True
+        return _code_route(st, r, cand, nc, observe), True
     t = cand[st.CL[CL_RR] % nc]
     st.CL[CL_RR] += 1
     return t, False
@@ -424,7 +426,8 @@ def _cluster_event(st, t, kind, r):
         if nc == 0:  # no routable instance (autoscaling): wait in the router
             park(st, r)
             return
-        target, has_scores = route(st, r, st.CAND, nc)
+        target, has_scores = route(st, r, st.CAND, nc, st.SCODES, st.SWEIGHTS,
+                                   P[P_PREFIX_OBS] != 0)
         if P[P_AS_ON] != 0 and routed_to_unroutable(st, target):
             st.CL[CL_BAD_ROUTE] += 1
         _dispatch(st, t, r, target, nc, has_scores)
@@ -470,13 +473,9 @@ def route_pd(st, t, r):
     then pick a prefill instance; a request not disaggregated is served on the decode instance.
     Under backpressure a disaggregated request waits and retries prefill routing."""
     P, R, I = st.P, st.R, st.I
-    obs = P[P_PREFIX_OBS]
-    P[P_PREFIX_OBS] = 0                  # index updates happen below, once, for the final pick
-    main_codes, main_weights = st.SCODES, st.SWEIGHTS
-    st.SCODES, st.SWEIGHTS = st.DSCODES, st.DSWEIGHTS
+    # the prefix index is updated below, once, for the final pick(s) (P_PD_OBS)
     ncd = pool_candidates(st, POOL_DECODE)
-    d, has_scores = route(st, r, st.CAND, ncd)
-    st.SCODES, st.SWEIGHTS = main_codes, main_weights
+    d, has_scores = route(st, r, st.CAND, ncd, st.DSCODES, st.DSWEIGHTS, False)
     nc = ncd
     code = P[P_PD_DECIDER]
     disagg = R[R_N_OUT, r] > 1 and code != PD_DECIDE_NEVER
@@ -492,11 +491,10 @@ def route_pd(st, t, r):
             if R[R_PD, r] != PD_HELD:
                 R[R_PD, r] = PD_HELD
                 st.CL[CL_PD_BP] += 1
-            P[P_PREFIX_OBS] = obs
             _cpush(st.CE, st.CL, t + P[P_PD_BP_RETRY], CE_ROUTING, r)
             return
         nc = pool_candidates(st, POOL_PREFILL)
-        target, has_scores = route(st, r, st.CAND, nc)
+        target, has_scores = route(st, r, st.CAND, nc, st.SCODES, st.SWEIGHTS, False)
         R[R_PD, r] = PD_PREFILL
         R[R_PD_PREFILL, r] = target
         R[R_PD_DECODE, r] = d
@@ -505,7 +503,6 @@ def route_pd(st, t, r):
     else:
         R[R_PD, r] = 0
         R[R_PD_DECODE, r] = d
-    P[P_PREFIX_OBS] = obs
     if P[P_PD_OBS] != 0:
         _observe_prefix(st, r, d)
         if disagg:

@@ -34,7 +34,7 @@ from numba import njit
 
 from .cevents import CE_XF_DONE, CE_XF_READY, cpush
 from .kvcache import release
-from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_CSIZE, CL_SEQ, CL_XF_BLOCKS,
+from .layout import (I_PENDING, CL_XF_BLOCKS,
                      CL_XF_LINK_FREE, CL_XF_N, CL_XF_Q, CL_XF_TIME, P_BLOCK, P_PD_GRAN,
                      P_PD_PIPELINE, P_PD_XF_BASE, PF_PD_BLOCK_BYTES, PF_PD_BW, R_DC_ADMIT,
                      R_INST, R_N_IN, R_PD, R_PD_DECODE, R_PF_DONE, R_PF_FREE, R_PI, R_XF_ARRIVE,
@@ -126,6 +126,11 @@ def decode_admitted(st, r, now):
 
 @njit(cache=True)
 def awaiting_dropped(st, r):
-    """A PD_AWAIT request the decode instance can never fit leaves the transfer queue."""
-    if st.R[R_PD, r] == PD_AWAIT:
+    """Undo what a dropped disaggregated request still holds: a PD_AWAIT one (the decode
+    instance can never fit it) leaves the transfer queue; a PD_PREFILL one (dropped on its prefill
+    instance) no longer counts as pending at its decode instance."""
+    R = st.R
+    if R[R_PD, r] == PD_AWAIT:
         st.CL[CL_XF_Q] -= 1
+    elif R[R_PD, r] == PD_PREFILL:
+        st.I[I_PENDING, R[R_PD_DECODE, r]] -= 1

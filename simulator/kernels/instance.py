@@ -25,7 +25,7 @@ from .kvcache import (allocate, content_append, content_hash, get_cached_blocks,
                       pop_free, release)
 from .latency import blackbox_step_us, roofline_step_us
 from .warmup import warmup_step_time
-from .layout import (CL_CODE_NONFINITE, CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK,
+from .layout import (P_PD, CL_CODE_NONFINITE, CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK,
                      KB_REF, R_BL_LEN, R_BL_START, R_TOK_PTR, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
                      I_EV_SIZE, I_IN_TOKENS, I_KV_CLOCK, I_OUT_TOKENS, I_PEAK_KV, I_PEND_LAT,
                      I_PREEMPTS, I_STEP_PENDING, I_STEPS, I_USED, I_WAITQ_SUM, I_WQ_HEAD,
@@ -471,6 +471,7 @@ def _complete(st, i, s_idx, now, dt):
     R, I, BATCH = st.R, st.I, st.BATCH
     end = now + dt
     legacy = st.P[P_LEGACY] != 0
+    pd = st.P[P_PD] != 0
     keep = 0
     for k in range(I[I_BATCH_LEN, i]):
         r = BATCH[i, k]
@@ -487,7 +488,7 @@ def _complete(st, i, s_idx, now, dt):
             release(st, r)
             I[I_COMPLETED, i] += 1
             push_event(st.EVH, st.I, i, end, r, EV_LEFT)
-        elif R[R_PD, r] == PD_PREFILL and prefill_progress(st, r, end):
+        elif pd and R[R_PD, r] == PD_PREFILL and prefill_progress(st, r, end):
             pass  # prefill done on a P/D prefill instance: it left for the KV transfer
         else:
             BATCH[i, keep] = r
@@ -547,6 +548,7 @@ def process_event(st, i):
             R[R_QUEUED, r] = t
         need = (R[R_N_IN, r] + R[R_N_OUT, r] + P[P_BLOCK] - 1) // P[P_BLOCK]
         if need > P[P_TOTAL_BLOCKS]:
+            awaiting_dropped(st, r)
             R[R_STATE, r] = S_DROPPED
             I[I_DROPPED, i] += 1
         else:

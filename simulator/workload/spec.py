@@ -24,10 +24,14 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simulator.errors import InputError
+
+if TYPE_CHECKING:
+    from .load_profile import LoadProfile
 
 ARRIVAL_PROCESSES = ("poisson", "gamma", "weibull")
 DIST_TYPES = ("gaussian", "exponential", "pareto_lognormal", "empirical")

@@ -107,6 +107,7 @@ def _check_pd_invariants(cfg, res, stt):
         assert np.isin(s, (REQ_COMPLETED, REQ_DROPPED, REQ_REJECTED)).all()
         assert pd.transfer_queue == 0
         assert (stt.I[L.I_USED] == 0).all()
+        assert (stt.I[L.I_PENDING] == 0).all()   # no routed request left unaccounted
         served_dis = dis & (s == REQ_COMPLETED)
         assert freed[served_dis].all()
         assert (stt.I[L.I_IN_TOKENS].sum() == res.n_in[s == REQ_COMPLETED].sum()
@@ -236,3 +237,54 @@ def test_prefix_threshold_decider():
     never = run_with("never")
     assert never.pd.disaggregated == 0 and (never.req_instance == 1).all()
     assert (never.req_state == REQ_COMPLETED).all()
+
+
+def test_request_dropped_on_its_prefill_instance_leaves_no_pending_load():
+    """A request too large for any KV cache is dropped where its prefill runs; the decode
+    instance chosen for it must not keep counting it as routed-not-yet-queued load."""
+    lat = LatencyConfig(alpha=(1.0, 0.0, 1.0), beta=(1000.0, 1.0, 1.0))
+    ins = [[7] * 2000] + [[i] * 32 for i in range(1, 6)]
+    wl = workload_from_lists([0, 10, 20, 30, 40, 50], ins, [[1] * 8] * 6)
+    cfg = SimConfig(num_instances=3, total_kv_blocks=64, latency=lat,
+                    disaggregation=DisaggConfig(prefill_replicas=1, decode_replicas=2))
+    res, stt = run_with_state(cfg, PolicyConfig(routing="least-loaded"), wl)
+    assert res.req_state[0] == REQ_DROPPED and (res.req_state[1:] == REQ_COMPLETED).all()
+    assert res.pd.req_decode_instance[0] >= 1
+    assert stt.I[L.I_PENDING].tolist() == [0, 0, 0]
+
+
+def test_code_routing_reads_prefix_match_when_disaggregated():
+    """A code rule that follows prefix_match keeps each shared prefix on one decode instance in a
+    P/D deployment, as it does on a monolithic cluster."""
+    from simulator.codepolicy import load_code_policy
+    rule = load_code_policy(
+        "def score(queue_depth, batch_size, pending, kv_utilization, free_kv_blocks,"
+        " prefix_match, cache_hit_rate):\n"
+        "    return prefix_match - 0.01 * (queue_depth + batch_size + pending)\n", "routing")
+    rng = np.random.default_rng(0)
+    prefixes = [rng.integers(1, 1000, 64).tolist() for _ in range(3)]
+    ins = [prefixes[i // 4] + [5000 + i] * 16 for i in range(12)]
+    wl = workload_from_lists([i * 10 for i in range(12)], ins, [[2] * 4] * 12)
+    lat = LatencyConfig(alpha=(1.0, 0.0, 1.0), beta=(1000.0, 1.0, 1.0))
+    pol = PolicyConfig(routing="code", routing_code=rule)
+    cfg = SimConfig(num_instances=6, total_kv_blocks=256, latency=lat,
+                    disaggregation=DisaggConfig(prefill_replicas=3, decode_replicas=3))
+    res, _ = run_with_state(cfg, pol, wl)
+    decode = res.pd.req_decode_instance
+    for g in range(3):   # every request of a prefix group after the first follows the first
+        assert len(set(decode[g * 4:(g + 1) * 4].tolist())) == 1
+    assert len(set(decode.tolist())) == 3   # and the load term spreads the groups
+
+
+def test_prefix_threshold_decider_keeps_a_prefix_index_without_a_prefix_scorer():
+    """prefix-threshold counts only the uncached prompt even when no scorer reads prefixes: a
+    repeated prompt is disaggregated the first time only."""
+    lat = LatencyConfig(alpha=(1.0, 0.0, 1.0), beta=(1000.0, 1.0, 1.0))
+    prompt = list(range(1, 321))
+    wl = workload_from_lists([0, 100000], [prompt, prompt], [[1] * 8] * 2)
+    cfg = SimConfig(num_instances=2, total_kv_blocks=256, latency=lat,
+                    disaggregation=DisaggConfig(prefill_replicas=1, decode_replicas=1,
+                                                decider="prefix-threshold",
+                                                prefix_threshold=100))
+    res, _ = run_with_state(cfg, PolicyConfig(routing="round-robin"), wl)
+    assert res.pd.req_prefill_instance.tolist() == [0, -1]

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
-import json, sys
+import dataclasses, json, sys
 import numpy as np
 from simulator import run, SimConfig, PolicyConfig, LatencyConfig, ScorerSpec
 from simulator.workload.types import workload_from_lists
@@ -30,13 +30,20 @@ cfg = SimConfig(num_instances=3, total_kv_blocks=40, block_size=8, max_running_r
 pol = PolicyConfig(routing="weighted", scheduler="priority-fcfs", priority="slo-based",
                    scorers=(ScorerSpec("prefix-affinity", 2.0), ScorerSpec("queue-depth", 1.0),
                             ScorerSpec("load-balance", 1.0)))
-res = run(cfg, pol, wl)
+from simulator.config import DisaggConfig
+pd_cfg = dataclasses.replace(cfg, num_instances=4, disaggregation=DisaggConfig(
+    prefill_replicas=2, decode_replicas=2, decider="prefix-threshold", prefix_threshold=24,
+    granularity="block", pipelining=True, bandwidth_gbps=0.5, base_latency_us=300,
+    decode_scorers=(ScorerSpec("queue-depth", 1.0),)))
 out = {}
-for name in ("req_state", "req_instance", "ttft_us", "e2e_us", "sched_delay_us", "preemptions",
-             "inst_completed", "inst_preemptions", "inst_cache_hit_rate", "itl_values_us",
-             "itl_counts", "route_target", "route_regret"):
-    v = getattr(res, name)
-    out[name] = [None if (isinstance(x, float) and x != x) else x for x in v.tolist()]
+for key, c in (("monolithic", cfg), ("disaggregated", pd_cfg)):
+    res = run(c, pol, wl)
+    for name in ("req_state", "req_instance", "ttft_us", "e2e_us", "sched_delay_us",
+                 "preemptions", "inst_completed", "inst_preemptions", "inst_cache_hit_rate",
+                 "itl_values_us", "itl_counts", "route_target", "route_regret"):
+        v = getattr(res, name)
+        out[key + "." + name] = [None if (isinstance(x, float) and x != x) else x
+                                 for x in v.tolist()]
 print(json.dumps(out))
 """
 
@@ -56,4 +63,5 @@ def test_pure_python_kernels_match_compiled_kernels():
     compiled = _run(False)
     interpreted = _run(True)
     assert interpreted == compiled
-    assert sum(compiled["inst_completed"]) > 0
+    assert sum(compiled["monolithic.inst_completed"]) > 0
+    assert sum(compiled["disaggregated.inst_completed"]) > 0
