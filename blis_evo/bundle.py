@@ -105,11 +105,12 @@ def _q(text: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def parse_scorers(text: str) -> tuple[ScorerSpec, ...]:
+def parse_scorers(text: str, flag: str = "--routing-scorers") -> tuple[ScorerSpec, ...]:
     """Parse ``--routing-scorers`` ("name:weight,name:weight"); ``""`` gives ``()``.
 
     Names must be registered scorers and appear at most once; weights must be finite and > 0.
-    Raises InputError ("--routing-scorers: ...") on the first bad entry.
+    Raises InputError ("<flag>: ...", ``--routing-scorers`` unless another flag takes the same
+    syntax) on the first bad entry.
     """
     if text == "":
         return ()
@@ -119,25 +120,25 @@ def parse_scorers(text: str) -> tuple[ScorerSpec, ...]:
         part = raw.strip()
         name, sep, weight_text = part.partition(":")
         if not sep:
-            raise InputError(f"--routing-scorers: invalid scorer config {_q(part)} (expected name:weight)")
+            raise InputError(f"{flag}: invalid scorer config {_q(part)} (expected name:weight)")
         name = name.strip()
         if not registry.is_valid("scorer", name) or name == "":
             valid = ", ".join(registry.valid_names("scorer"))
-            raise InputError(f"--routing-scorers: unknown scorer {_q(name)}; valid: {valid}")
+            raise InputError(f"{flag}: unknown scorer {_q(name)}; valid: {valid}")
         if name in seen:
             raise InputError(
-                f"--routing-scorers: duplicate scorer {_q(name)}; each scorer may appear at most once"
+                f"{flag}: duplicate scorer {_q(name)}; each scorer may appear at most once"
             )
         seen.add(name)
         try:
             weight = parse_go_float(weight_text.strip())
         except ValueError:
             raise InputError(
-                f"--routing-scorers: invalid weight {_q(weight_text.strip())} for scorer {_q(name)}"
+                f"{flag}: invalid weight {_q(weight_text.strip())} for scorer {_q(name)}"
             ) from None
         if not math.isfinite(weight) or weight <= 0:
             raise InputError(
-                f"--routing-scorers: scorer {_q(name)} weight must be a finite positive number, "
+                f"{flag}: scorer {_q(name)} weight must be a finite positive number, "
                 f"got {go_float_str(weight)}"
             )
         specs.append(ScorerSpec(name, weight))

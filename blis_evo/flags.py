@@ -524,7 +524,8 @@ def _type_for(flag: Flag) -> Callable[[str], Any]:
 
 
 def _add_flag(parser: argparse.ArgumentParser, flag: Flag) -> None:
-    default_txt = "" if flag.kind == "bool" else f" (default: {_show_default(flag)})"
+    default_txt = (" (a value needs '=': --" + flag.name + "=VALUE)" if flag.kind == "bool"
+                   else f" (default: {_show_default(flag)})")
     common = dict(dest=flag.dest, default=None, help=flag.help + default_txt)
     if flag.kind == "bool":
         parser.add_argument(flag.option, nargs="?", const=True, type=_type_for(flag),

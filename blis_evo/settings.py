@@ -32,7 +32,7 @@ from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfi
 from simulator.registry import CODE_POLICY
 from simulator.errors import InputError
 
-from .disagg_settings import resolve_disaggregation
+from .disagg_settings import PD_FIELDS, resolve_disaggregation
 from .bundle import PolicyBundle, bundle_from_policy, load_policy_bundle, parse_scorers
 from .flags import (AUTOSCALER_FLAGS, CODE_PREFIX, EXPERIMENT_COMPATIBLE, FLAGS, FLAGS_BY_NAME,
                     explicit_flags, go_float_str, parse_fitness_weights, parse_run_args)
@@ -153,21 +153,27 @@ def _choose_scorers(routing: str, flag_text: str, bundle: PolicyBundle | None) -
     return DEFAULT_SCORERS
 
 
-def _code_policy(family: str, value: str) -> tuple[str, CodePolicy | None]:
+def _code_policy(family: str, value: str,
+                 bundle: PolicyBundle | None = None) -> tuple[str, CodePolicy | None]:
     """(policy name, code policy) of a policy value: ``code:PATH`` loads and sandbox-checks
-    the file (InputError naming the flag, or ``PATH:LINE: ...`` for rejected code)."""
+    the file (InputError naming where the path came from, the flag or the bundle's
+    ``code_path``, or ``PATH:LINE: ...`` for rejected code)."""
     if not value.startswith(CODE_PREFIX):
         return value, None
-    return CODE_POLICY, load_code_policy_file(value[len(CODE_PREFIX):], family,
-                                              flag=f"--{family}-policy")
+    source = f"--{family}-policy"
+    if bundle is not None and getattr(bundle, f"{family}_policy", None) == value:
+        source = f"policy-config {family}.code_path"
+    return CODE_POLICY, load_code_policy_file(value[len(CODE_PREFIX):], family, flag=source)
 
 
 def _policy_config(v: dict[str, Any], bundle: PolicyBundle | None) -> PolicyConfig:
     """The PolicyConfig of effective flag values ``v`` (scorers: flag > bundle > default)."""
     defaults = PolicyConfig()
-    admission, admission_code = _code_policy("admission", v["admission-policy"] or defaults.admission)
-    routing, routing_code = _code_policy("routing", v["routing-policy"] or defaults.routing)
-    priority, priority_code = _code_policy("priority", v["priority-policy"] or defaults.priority)
+    admission, admission_code = _code_policy(
+        "admission", v["admission-policy"] or defaults.admission, bundle)
+    routing, routing_code = _code_policy("routing", v["routing-policy"] or defaults.routing, bundle)
+    priority, priority_code = _code_policy(
+        "priority", v["priority-policy"] or defaults.priority, bundle)
     return PolicyConfig(
         admission=admission,
         token_bucket_capacity=float(v["token-bucket-capacity"]),
@@ -212,6 +218,23 @@ def _autoscaler_config(v: dict[str, Any], explicit: frozenset[str],
     if doc.get("max_replicas", 0) == 0:
         doc["max_replicas"] = max(v["num-instances"], doc.get("min_replicas", 1))
     return parse_autoscaler(doc, "autoscaler")
+
+
+def _check_autoscaled_cluster(asc: AutoscalerConfig | None, disagg, v: dict[str, Any],
+                              explicit: frozenset[str]) -> None:
+    """Cross-field rules of an autoscaled run: the deployment is monolithic, and an explicit
+    ``--num-instances`` (the initial replica count) lies within [min, max] replicas."""
+    if asc is None:
+        return
+    if disagg is not None:
+        raise InputError("--autoscaler: autoscaling applies to monolithic deployments; drop "
+                         "--architecture disaggregated (or the bundle's disaggregation section) "
+                         "or the autoscaler")
+    n = v["num-instances"]
+    if "num-instances" in explicit and not asc.min_replicas <= n <= asc.max_replicas:
+        raise InputError(f"--num-instances: {n} is the initial replica count of an autoscaled "
+                         f"cluster and must lie within --min-replicas {asc.min_replicas} .. "
+                         f"--max-replicas {asc.max_replicas}")
 
 
 def policy_from_bundle(bundle: PolicyBundle) -> PolicyConfig:
@@ -339,8 +362,13 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
     )
     disagg = resolve_disaggregation(
         v, explicit, dict(bundle.disaggregation) if bundle is not None else {},
-        parse_scorers(v["pd-decode-scorers"]),
+        parse_scorers(v["pd-decode-scorers"], "--pd-decode-scorers"),
         v["num-instances"] if "num-instances" in explicit else None)
+    _check_autoscaled_cluster(policy.autoscaler, disagg, v, explicit)
+    pd_flags = {f for f, *_ in PD_FIELDS if f != "architecture"} | {"pd-decode-scorers"}
+    if disagg is None and explicit & pd_flags:
+        warnings.append("P/D flags (--prefill-replicas, --decode-replicas, --pd-*) have no effect "
+                        "on a monolithic deployment (use --architecture disaggregated)")
     latency = LatencyInputs(
         model=v["model"],
         hardware=v["hardware"],
@@ -372,8 +400,11 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         seed=v["seed"],
     )
     if experiment is not None:
+        from search.evaluate import deployed_policy
+
         c = experiment.cluster
         sim = _experiment_sim(experiment, v, explicit, bundle)
+        policy = deployed_policy(policy, experiment)
         latency = dataclasses.replace(latency, model=c.model, hardware=c.hardware, tp=c.tp,
                                       vllm_version=c.vllm_version, total_kv_blocks_explicit=True)
         wl = dataclasses.replace(wl, kind="experiment", spec_path="",

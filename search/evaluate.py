@@ -158,8 +158,18 @@ def slo_targets(exp: Experiment) -> dict:
     return {} if spec is None else spec.slo_targets_by_class()
 
 
+def deployed_policy(policy: PolicyConfig, exp: Experiment) -> PolicyConfig:
+    """``policy`` as the experiment deploys it: the experiment's ``autoscaler`` section scales
+    the cluster of every policy that brings no autoscaler of its own (baselines included), so
+    search genomes, baselines, replays and ``blis run --experiment`` all run the same deployment."""
+    if exp.autoscaler is not None and policy.autoscaler is None:
+        return replace(policy, autoscaler=exp.autoscaler)
+    return policy
+
+
 def _seed_metrics(policy: PolicyConfig, exp: Experiment, seed: int,
                   sim_params: Mapping[str, int] | None) -> tuple[RawMetrics, dict]:
+    policy = deployed_policy(policy, exp)
     wl = experiment_workload(exp, int(seed))
     res = simulator.run(build_sim_config(exp, seed, sim_params), policy, wl)
     weights = {k: v for k, v in exp.objectives.weights if k != SLO_ATTAINMENT}

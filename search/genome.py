@@ -206,6 +206,12 @@ class GeneSpace:
             if key in (*SIM_PARAMS, *LAYOUT_PARAMS) and kind != "int":
                 raise InputError(f"{_PREFIX}.{key}: must be an int gene ({{int: [low, high]}})")
             low, high = _bounds(entry[kind], f"{key}.{kind}", integer=kind == "int")
+            if key == "num_instances" and low < 1:
+                raise InputError(f"{_PREFIX}.num_instances: a cluster needs >= 1 instance "
+                                 f"(got low bound {low:g})")
+            if key == "pd_prefill_replicas" and base.autoscaler is not None:
+                raise InputError(f"{_PREFIX}.pd_prefill_replicas: autoscaling (the experiment's "
+                                 "autoscaler section) applies to monolithic deployments only")
             genes.append(Gene(key, kind, low, high))
         self.autoscaler_params: tuple[str, ...] = ()
         genes += self._autoscaler_genes(spec, base)

@@ -12,19 +12,24 @@ import sys
 from pathlib import Path
 
 from simulator.errors import InputError
+from simulator.fileio import atomic_write
 
 from .report import layout_label
 
 
 def winners(points: list[dict]) -> list[tuple[int, str, float, float]]:
     """Per GPU count on the front: (gpus, layout, p99 TTFT ms, mean E2E ms) of the point with the
-    lowest p99 TTFT.  Objectives are ordered [p99_ttft, gpus, mean_e2e] as in the experiments,
-    all minimised, so pareto.json stores them negated (fitness is maximised)."""
+    lowest p99 TTFT (mean E2E breaks ties).  Reads each point's ``metrics`` (objective values in
+    their own sign, written by search.report); InputError when a point lacks ``p99_ttft``,
+    ``gpus`` or ``mean_e2e``."""
     best: dict[int, tuple[float, float, str]] = {}
     for p in points:
-        ttft, gpus, e2e = (-v for v in p["objectives"][:3])
-        g = int(round(gpus))
-        cand = (ttft, e2e, layout_label(p["policy"]))
+        m = p.get("metrics") if isinstance(p, dict) else None
+        if not isinstance(m, dict) or not {"p99_ttft", "gpus", "mean_e2e"} <= set(m):
+            raise InputError("pareto.json: each point needs metrics p99_ttft, gpus and mean_e2e "
+                             "(a P/D layout search: experiments/disaggregation_layout*.yaml)")
+        g = int(round(m["gpus"]))
+        cand = (m["p99_ttft"], m["mean_e2e"], layout_label(p["policy"]))
         if g not in best or cand < best[g]:
             best[g] = cand
     return [(g, lay, t, e) for g, (t, e, lay) in sorted(best.items())]
@@ -40,6 +45,8 @@ def report(runs: dict[str, Path]) -> str:
             points = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise InputError(f"{path}: cannot read a pareto.json ({exc})") from None
+        if not isinstance(points, list):
+            raise InputError(f"{path}: expected a list of Pareto points")
         for g, lay, t, e in winners(points):
             lines.append(f"| {name} | {g} | {lay} | {t:.1f} | {e:.1f} |")
     return "\n".join(lines) + "\n"
@@ -62,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"pd_report: error: {exc}", file=sys.stderr)
         return 2
-    sys.stdout.write(text)
     if a.out:
-        Path(a.out).write_text(text)
+        try:
+            atomic_write(Path(a.out), text)
+        except OSError as exc:
+            print(f"pd_report: error: --out: cannot write {a.out} ({exc.strerror})", file=sys.stderr)
+            return 2
+    sys.stdout.write(text)
     return 0
 
 

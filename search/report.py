@@ -26,6 +26,9 @@ SUMMARY_METRICS: dict[str, str] = {
     "throughput_rps": "throughput_rps",
     "tokens_per_sec": "tokens_per_sec",
     "slo_attainment": "slo_attainment.overall",
+    "replica_seconds": "replica_seconds",
+    "avg_replicas": "avg_replicas",
+    "gpus": "gpus",
 }
 """Summary column -> per-seed metric key of ``search.evaluate.Evaluation.per_seed``."""
 TABLE_COLUMNS = ("fitness", "p99_ttft_ms", "mean_ttft_ms", "mean_e2e_ms", "throughput_rps",
@@ -206,12 +209,14 @@ def layout_winners(points: list[dict], keys: list[str], directions: list[str]) -
 
 
 def comparison_table(summaries: dict[str, dict], reference: str = "llm-d-default",
-                     primary: str | None = None) -> str:
+                     primary: str | None = None, objectives: tuple[str, ...] = ()) -> str:
     """Markdown table: each policy's mean ± stdev over seeds per metric and its relative change
-    vs ``reference`` (a raw change: negative is better for latencies, positive for the rest)."""
+    vs ``reference`` (a raw change: negative is better for latencies, positive for the rest).
+    ``objectives``: the experiment's multi-objective keys, shown too (e.g. replica-seconds)."""
     columns = list(TABLE_COLUMNS)
     if primary and objective_column(primary) not in columns:
         columns.insert(1, objective_column(primary))
+    columns += [objective_column(k) for k in objectives if objective_column(k) not in columns]
     metrics = [m for m in columns if any(m in s for s in summaries.values())]
     head = "| policy | " + " | ".join(metrics) + " |\n|---|" + "---|" * len(metrics) + "\n"
     ref = summaries.get(reference, {})
@@ -300,7 +305,8 @@ def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict],
                   f"`{primary}`.", ""]
     lines += [f"Champion vs baselines on the held-out seeds {list(heldout_seeds)} "
               "(mean ± stdev over seeds; change relative to the llm-d default profile):", "",
-              comparison_table(summaries, primary=primary or None), ""]
+              comparison_table(summaries, primary=primary or None,
+                               objectives=tuple(pareto_labels) if pareto is not None else ()), ""]
     if pareto:
         lines += pareto_section(pareto, list(pareto_labels), directions)
     lines += [

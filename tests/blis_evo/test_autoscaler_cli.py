@@ -49,6 +49,10 @@ BAD = {
     "yaml-foreign-param": ("autoscaler: {policy: oscillator, params: {up_load: 3}}\n", "params.up_load"),
     "yaml-bad-delay": ("autoscaler: {policy: threshold, model_load_time_s: {gamma: 3}}\n",
                        "model_load_time_s"),
+    "with-disaggregation": (["--autoscaler", "threshold", "--num-instances", "2", "--architecture",
+                             "disaggregated"], "--autoscaler: autoscaling applies to monolithic"),
+    "initial-above-max": (["--autoscaler", "threshold", "--num-instances", "5", "--max-replicas",
+                           "3"], "--num-instances: 5 is the initial replica count"),
 }
 
 

@@ -98,7 +98,8 @@ def test_bundle_code_path_is_relative_to_the_bundle_folder(tmp_path, monkeypatch
     ("routing: {policy: weighted, code_path: qd.py}\n", "routing.code_path: only used with policy: code"),
     ("scheduler: code\n", "scheduler: unknown scheduler"),
     ("routing: {policy: cod}\n", "code (with code_path)"),
-    ("priority: {policy: code, code_path: missing.py}\n", "code policy: cannot read "),
+    ("priority: {policy: code, code_path: missing.py}\n",
+     "policy-config priority.code_path: code policy: cannot read "),
 ])
 def test_bad_bundle_code_policies_are_one_line_errors(tmp_path, text, expected):
     bundle = _write(tmp_path / "b.yaml", text)

@@ -17,7 +17,7 @@ BAD = {
     "bandwidth": ([*PD, "--pd-transfer-bandwidth", "0"], "--pd-transfer-bandwidth: must be a finite"),
     "pipelining": ([*PD, "--pd-transfer-pipelining"], "needs --pd-transfer-granularity block"),
     "num-instances": ([*PD, "--num-instances", "5"], "--num-instances 5 != --prefill-replicas 1"),
-    "decode-scorers": ([*PD, "--pd-decode-scorers", "nope:1"], "unknown scorer"),
+    "decode-scorers": ([*PD, "--pd-decode-scorers", "nope:1"], "--pd-decode-scorers: unknown scorer"),
     "yaml-key": (["--policy-config", "TMP/p.yaml"], "disaggregation.transfer.bandwith_gbps"),
 }
 BAD_YAML = "disaggregation:\n  architecture: disaggregated\n  transfer: {bandwith_gbps: 3}\n"
@@ -58,3 +58,14 @@ def test_bundle_section_and_flags_give_the_same_run(tmp_path):
     assert pd["transfer_bytes"] > 0 and 0 < pd["pools"]["prefill"]["busy_fraction"] <= 1
     assert da["anomalies"]["pd_backpressure"] == 0
     assert len(da["instances"]) == 3
+
+
+def test_pd_flags_on_a_monolithic_run_warn(tmp_path):
+    """P/D flags without --architecture disaggregated change nothing, and the user is told."""
+    from tests.blis_evo.test_cli import call_main
+
+    res = tmp_path / "r.json"
+    code, _, err = call_main(["run", *BASE, "--prefill-replicas", "2", "--results-path", str(res)])
+    assert code == 0, err
+    assert "P/D flags (--prefill-replicas, --decode-replicas, --pd-*) have no effect" in err
+    assert "disaggregation" not in json.loads(res.read_text())

@@ -9,9 +9,10 @@ import pytest
 
 from search.evaluate import evaluate
 from search.experiment import load_experiment, parse_experiment
-from search.genome import bundle_dict, experiment_space
+from search.genome import GeneSpace, bundle_dict, experiment_space
 from simulator.autoscale.config import parse_autoscaler
 from simulator.autoscale.policies import POLICIES
+from simulator.config import PolicyConfig
 from simulator.errors import InputError
 
 EXP = "experiments/autoscale_cost_latency.yaml"
@@ -59,3 +60,25 @@ def test_experiment_autoscaler_section_is_validated():
     text = open(EXP).read().replace("\nautoscaler:\n  policy: threshold", "\nautoscaler_off:\n  policy: threshold")
     with pytest.raises(InputError):
         parse_experiment(text, src="x.yaml")
+
+
+def test_layout_genes_that_cannot_run_are_rejected_at_load(small_exp):
+    """An autoscaled experiment cannot evolve a P/D pool, and no experiment a cluster of 0."""
+    with pytest.raises(InputError, match="pd_prefill_replicas: autoscaling"):
+        GeneSpace({"pd_prefill_replicas": {"int": [0, 2]}},
+                  base=PolicyConfig(autoscaler=small_exp.autoscaler))
+    with pytest.raises(InputError, match="num_instances: a cluster needs >= 1 instance"):
+        GeneSpace({"num_instances": {"int": [0, 4]}})
+
+
+def test_baselines_run_under_the_experiment_autoscaler(small_exp):
+    """The experiment's autoscaler scales every policy that brings none (the baselines), so the
+    report compares like with like; a policy with its own autoscaler keeps it."""
+    from search.evaluate import BASELINES, deployed_policy
+
+    rr = deployed_policy(BASELINES["round-robin"], small_exp)
+    assert rr.autoscaler == small_exp.autoscaler and rr.routing == "round-robin"
+    own = dataclasses.replace(small_exp.autoscaler, min_replicas=3)
+    assert deployed_policy(PolicyConfig(autoscaler=own), small_exp).autoscaler == own
+    # the step load makes the experiment's autoscaler act on the baseline too
+    assert evaluate(BASELINES["round-robin"], small_exp, [1]).per_seed[0]["scale_events"] > 0

@@ -36,9 +36,25 @@ def test_report_names_the_best_layout_per_gpu_count():
     mono = {"admission": {"policy": "always-admit"}}
     dis = {**mono, "disaggregation": {"prefill_replicas": 1, "decode_replicas": 3,
                                       "decider": "always"}}
-    pts = [{"objectives": [-50.0, -4.0, -900.0], "policy": mono},
-           {"objectives": [-40.0, -4.0, -950.0], "policy": dis},
-           {"objectives": [-80.0, -2.0, -990.0], "policy": mono}]
+    def point(ttft, gpus, e2e, policy):
+        return {"metrics": {"p99_ttft": ttft, "gpus": gpus, "mean_e2e": e2e}, "policy": policy}
+
+    pts = [point(50.0, 4.0, 900.0, mono), point(40.0, 4.0, 950.0, dis),
+           point(80.0, 2.0, 990.0, mono)]
     assert winners(pts) == [(2, "monolithic", 80.0, 990.0),
                             (4, "disaggregated 1P+3D (always)", 40.0, 950.0)]
     assert layout_label(mono) == "monolithic"
+
+
+def test_pd_report_rejects_a_front_without_layout_metrics(tmp_path, capsys):
+    from search.pd_report import main
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "pareto.json").write_text('[{"objectives": [-1.0, -2.0], "metrics": {"p99_ttft": 1.0,'
+                                     ' "throughput": 2.0}, "policy": {}}]')
+    assert main([f"x={run}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "metrics p99_ttft, gpus and mean_e2e" in err[0]
+    (run / "pareto.json").write_text('{"not": "a list"}')
+    assert main([f"x={run}"]) == 2
+    assert "expected a list" in capsys.readouterr().err
