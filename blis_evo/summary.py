@@ -2,8 +2,9 @@
 
 :func:`summarize_text` turns a run (``SimResult`` + the ``Workload`` it simulated + the SLO
 targets) into a deterministic 500-1500-token report in the shape of the evolutionary-policy
-design's example: outcome vs targets, key issues with counts (routing away from cached
-prefixes, bursty tenants hurting the realtime class, KV pressure, load imbalance),
+design's example: outcome vs targets, key issues with counts (rejections by admission, routing
+away from cached prefixes, bursty tenants hurting the realtime class, KV pressure, load
+imbalance within a pool of instances that could receive requests),
 counterfactual regret, the worst decisions with their context and a suggested focus.  It is
 what ``blis run --summarize-trace=text`` prints and what the OpenEvolve evaluator and the GEPA
 adapter hand to the LLM.  The analyses live in :mod:`blis_evo.trace_analysis`.
@@ -29,7 +30,13 @@ BURST_HARM_RATIO = 1.2
 """A tenant's bursts are an issue when the realtime class's mean TTFT inside them exceeds this
 multiple of its mean TTFT outside them (and some realtime TTFT misses arrived inside)."""
 IMBALANCE_RATIO = 1.5
-"""Routed-request ratio (busiest / idlest instance) above which load imbalance is an issue."""
+"""Routed-request ratio (busiest / idlest instance of a pool; per routable second when
+autoscaled) above which load imbalance is an issue."""
+IMBALANCE_MIN_GAP = 2
+"""...and only when the busiest instance got at least this many requests more than the idlest."""
+STICKY_SHARE = 0.5
+"""Imbalance is blamed on prefix stickiness only when at least this share of the busiest
+instance's routings went to it while it held part of the request's prefix."""
 
 
 def approx_tokens(text: str) -> int:
@@ -69,6 +76,10 @@ def _targets_by_label(slo_targets: Mapping | None) -> dict:
     return out
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _ms(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:,.0f} ms"
 
@@ -104,10 +115,7 @@ def _outcome(run: _Run, priority_policy: str) -> list[str]:
              f"- Throughput: {raw.tokens_per_sec:,.1f} tok/s, {raw.requests_per_sec:.2f} req/s; "
              f"completed {completed}/{arrived} (rejected {rejected}, dropped {dropped}, "
              f"unfinished {arrived - completed - rejected - dropped})",
-             f"- TTFT: mean {_ms(raw.ttft.mean / 1000)}, p50 {_ms(raw.ttft.p50 / 1000)}, "
-             f"p99 {_ms(raw.ttft.p99 / 1000)}",
-             f"- E2E: mean {_ms(raw.e2e.mean / 1000)}, p50 {_ms(raw.e2e.p50 / 1000)}, "
-             f"p99 {_ms(raw.e2e.p99 / 1000)}"]
+             _dist_line("TTFT", raw.ttft), _dist_line("E2E", raw.e2e)]
     if run.targets:
         att = slo_attainment(res, {k: v for k, v in run.targets.items()})
         lines.append(f"- SLO attainment (all targets met): {100 * att['overall']:.1f}% overall")
@@ -130,14 +138,154 @@ def _outcome(run: _Run, priority_policy: str) -> list[str]:
     tput = tenant_throughput(res)
     if len(tput) >= 2:
         lines.append(f"- Tenant fairness (Jain): {jain_fairness_index(tput):.3f} over {len(tput)} tenants")
-    routed = np.bincount(np.asarray(res.req_instance)[run.order].astype(np.int64),
-                         minlength=int(res.num_instances))
-    inst = [f"i{i}: {int(routed[i])} routed, hit {100 * float(res.inst_cache_hit_rate[i]):.0f}%, "
-            f"{int(res.inst_preemptions[i])} preempt" for i in range(int(res.num_instances))]
-    lines.append("- Instances: " + "; ".join(inst))
+    lines.append("- Instances: " + "; ".join(_instance_notes(run)))
     if res.code_nonfinite:
         lines.append(f"- Code policy returned NaN/inf {int(res.code_nonfinite)} times "
                      "(each counted as the lowest score)")
+    return lines
+
+
+def _dist_line(name: str, dist) -> str:
+    if not dist.count:
+        return f"- {name}: n/a (no request has one)"
+    return (f"- {name}: mean {_ms(dist.mean / 1000)}, p50 {_ms(dist.p50 / 1000)}, "
+            f"p99 {_ms(dist.p99 / 1000)}")
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """Instances that could receive the same kind of routing, with what each received."""
+
+    name: str                 # "" (whole cluster), "prefill" or "decode"
+    instances: np.ndarray     # instance ids (ever routable when autoscaled)
+    counts: np.ndarray        # routings each received
+    seconds: np.ndarray | None  # routable seconds each (autoscaled runs), else None
+
+
+def _pools(run: _Run) -> list[_Pool]:
+    """The run's pools: under P/D the prefill instances with the prefill routings and the
+    decode instances with the decode routings, else the whole cluster with the final routing
+    of each request; under autoscaling only instances that were ever routable."""
+    res = run.result
+    n = int(res.num_instances)
+    secs = ta.routable_seconds(res)
+    if res.pd is None:
+        groups = [("", np.arange(n), np.asarray(res.req_instance)[run.order])]
+    else:
+        pool = np.asarray(res.pd.inst_pool)
+        groups = [(name, np.flatnonzero(pool == code), np.asarray(per)[run.order])
+                  for name, code, per in (("prefill", 1, res.pd.req_prefill_instance),
+                                          ("decode", 2, res.pd.req_decode_instance))]
+    out = []
+    for name, inst, picks in groups:
+        picks = picks[picks >= 0].astype(np.int64)
+        counts = np.bincount(picks, minlength=n)
+        if secs is not None:
+            inst = inst[secs[inst] > 0]
+        out.append(_Pool(name, inst, counts[inst], None if secs is None else secs[inst]))
+    return out
+
+
+def _instance_notes(run: _Run) -> list[str]:
+    res = run.result
+    secs = ta.routable_seconds(res)
+    role = {}
+    got = {}
+    for p in _pools(run):
+        for k, i in enumerate(p.instances.tolist()):
+            role[i] = p.name
+            got[i] = int(p.counts[k])
+    notes = []
+    for i in range(int(res.num_instances)):
+        if i not in role:
+            notes.append(f"i{i}: never routable")
+            continue
+        what = {"": "routed", "prefill": "prefills", "decode": "decodes"}[role[i]]
+        tag = f" ({role[i]})" if role[i] else ""
+        alive = f" in {secs[i]:.1f} routable s" if secs is not None else ""
+        notes.append(f"i{i}{tag}: {got[i]} {what}{alive}, hit "
+                     f"{100 * float(res.inst_cache_hit_rate[i]):.0f}%, "
+                     f"{int(res.inst_preemptions[i])} preempt")
+    return notes
+
+
+@dataclass(frozen=True)
+class _Imbalance:
+    pool: str
+    busy: int
+    idle: int
+    ratio: float
+    sticky: float     # share of the busiest instance's routings where it held part of the prefix
+    lines: list
+
+
+def _imbalances(run: _Run) -> list[_Imbalance]:
+    """Per pool with 2+ instances, the busiest vs the idlest instance (requests, or requests
+    per routable second when autoscaled) when their ratio exceeds :data:`IMBALANCE_RATIO`."""
+    out = []
+    target = ta.dispatch_instance(run.result)[run.order]
+    for p in _pools(run):
+        if p.instances.size < 2:
+            continue
+        rate = p.counts / p.seconds if p.seconds is not None else p.counts.astype(np.float64)
+        hi, lo = int(np.argmax(rate)), int(np.argmin(rate))
+        if p.counts[hi] - p.counts[lo] < IMBALANCE_MIN_GAP:
+            continue
+        ratio = rate[hi] / rate[lo] if rate[lo] > 0 else math.inf
+        if ratio <= IMBALANCE_RATIO:
+            continue
+        busy, idle = int(p.instances[hi]), int(p.instances[lo])
+        mine = target == busy
+        sticky = _stickiness(run, target, p, busy)
+        where = f" in the {p.name} pool" if p.name else ""
+        times = "no requests at all" if math.isinf(ratio) else f"{ratio:.1f}x"
+        if p.seconds is None:
+            head = (f"LOAD IMBALANCE{where}: instance {busy} got {int(p.counts[hi])} requests, "
+                    f"instance {idle} only {int(p.counts[lo])} ({times})")
+        else:
+            head = (f"LOAD IMBALANCE{where}: instance {busy} got {int(p.counts[hi])} requests in "
+                    f"{p.seconds[hi]:.1f} routable s ({rate[hi]:.2f}/s), instance {idle} only "
+                    f"{int(p.counts[lo])} in {p.seconds[lo]:.1f} s ({rate[lo]:.2f}/s) "
+                    f"({'none' if math.isinf(ratio) else f'{ratio:.1f}x'} per routable second)")
+        lines = [head]
+        if mine.any() and p.name != "decode":
+            lines.append(f"   - {_pct(int(np.sum(run.audit.chosen[mine] > 0)), int(mine.sum()))} "
+                         f"of instance {busy}'s routings went where part of the prefix was held")
+        out.append(_Imbalance(p.name, busy, idle, ratio, sticky, lines))
+    return out
+
+
+def _stickiness(run: _Run, target: np.ndarray, pool: _Pool, busy: int) -> float:
+    """Share of the busiest instance's routings that went to it while it held part of the
+    prefix -- 0 unless prefix stickiness explains the imbalance: the decisions where no
+    instance of the pool held any of the prefix ("cold") must not also pile onto it (a router
+    stuck on one instance regardless of prefixes is not sticky).  0 for the decode pool (the
+    audit follows the first pick)."""
+    mine = target == busy
+    if pool.name == "decode" or not mine.any():
+        return 0.0
+    in_pool = np.isin(target, pool.instances)
+    cold = in_pool & (run.audit.chosen == 0) & (run.audit.best_other == 0)
+    if int(cold.sum()) < 2 or np.mean(target[cold] == busy) > IMBALANCE_RATIO / pool.instances.size:
+        return 0.0
+    return float(np.mean(run.audit.chosen[mine] > 0))
+
+
+def _admission(run: _Run) -> list[str] | None:
+    """The rejected requests (of those that arrived) and which classes/tenants they hit."""
+    rej = np.asarray(run.result.req_state) == REQ_REJECTED
+    n_rej, n_arr = int(rej.sum()), int(run.arrived.sum())
+    if not n_rej:
+        return None
+    lines = [f"ADMISSION: {n_rej} of {n_arr} arrived requests ({_pct(n_rej, n_arr)}) rejected"
+             + (" -- nothing was served" if n_rej == n_arr else "")]
+    for what, labels in (("class", run.cls), ("tenant", run.tenant)):
+        names = sorted(set(labels[run.arrived].tolist()))
+        if len(names) < 2 and what == "tenant":
+            continue
+        parts = [f"{nm} {int(np.sum(rej & (labels == nm)))}/{int(np.sum(run.arrived & (labels == nm)))}"
+                 for nm in names]
+        lines.append(f"   - rejected by {what}: " + ", ".join(parts))
     return lines
 
 
@@ -147,7 +295,9 @@ class _Issues:
     routed_away: int
     bursty: list
     preemptions: int
-    imbalance: float
+    imbalances: list
+    rejected: int
+    all_rejected: bool
 
 
 def _realtime(run: _Run) -> tuple[str | None, np.ndarray, np.ndarray]:
@@ -165,6 +315,9 @@ def _realtime(run: _Run) -> tuple[str | None, np.ndarray, np.ndarray]:
 def _issues(run: _Run) -> _Issues:
     res, audit = run.result, run.audit
     found: list[list[str]] = []
+    admission = _admission(run)
+    if admission:
+        found.append(admission)
     decisions = int(run.order.size)
     away = audit.routed_away
     n_away = int(away.sum())
@@ -204,33 +357,39 @@ def _issues(run: _Run) -> _Issues:
             f"   - instance {worst} had the most ({int(res.inst_preemptions[worst])}); KV allocation "
             f"failures {int(np.sum(res.inst_kv_alloc_failures))}; thrashing rate up to "
             f"{float(np.max(res.inst_kv_thrashing_rate)):.3f}"])
-    routed = np.bincount(np.asarray(res.req_instance)[run.order].astype(np.int64),
-                         minlength=int(res.num_instances))
-    imbalance = float(routed.max() / max(1, routed.min())) if routed.size else 1.0
-    if routed.size > 1 and imbalance > IMBALANCE_RATIO:
-        found.append([f"LOAD IMBALANCE: instance {int(np.argmax(routed))} got {int(routed.max())} "
-                      f"requests, instance {int(np.argmin(routed))} only {int(routed.min())} "
-                      f"({imbalance:.1f}x)"])
+    imbalances = _imbalances(run)
+    found.extend(im.lines for im in imbalances)
     lines = [f"## Key Issues ({len(found)} detected)"]
     if not found:
-        lines.append("No prefix-routing, burst, KV-pressure or imbalance issue detected.")
+        lines.append("No admission, prefix-routing, burst, KV-pressure or imbalance issue detected.")
     for k, block in enumerate(found, 1):
         lines.append(f"{k}. {block[0]}")
         lines.extend(block[1:])
-    return _Issues(lines, n_away, bursty, n_pre, imbalance)
+    n_rej = int(np.sum(np.asarray(res.req_state) == REQ_REJECTED))
+    return _Issues(lines, n_away, bursty, n_pre, imbalances, n_rej,
+                   bool(n_rej) and n_rej == int(run.arrived.sum()))
 
 
 def _counterfactual(run: _Run) -> list[str]:
     lines = ["## Counterfactual Analysis"]
-    if run.regret is None:
+    res = run.result
+    traced = int(np.asarray(res.route_target).size)
+    if run.regret is None and res.trace_on and run.counterfactual_k > 0 and traced != run.order.size:
+        lines.append(f"- Routing regret: not attributable to requests ({traced} routings traced "
+                     f"for {run.order.size} routed requests: autoscaler drains re-routed some)")
+    elif run.regret is None:
         lines.append("- Routing regret: not recorded (run with --trace-level decisions "
                      "--counterfactual-k K, K > 0)")
+    elif run.regret.size == 0:
+        lines.append("- Routing regret: no routing decisions")
     else:
         reg = run.regret
         pos = int(np.sum(reg > 0))
-        lines.append(f"- Routing regret (best alternative's routing score minus the chosen one's; "
-                     f"queue-depth difference for unscored policies): mean {reg.mean():.4f}, "
-                     f"max {reg.max() if reg.size else 0.0:.4f}; {pos} of {reg.size} decisions "
+        scope = (" of the first pick, i.e. the prefill instance for disaggregated requests and "
+                 "the decode instance otherwise" if res.pd is not None else "")
+        lines.append(f"- Routing regret{scope} (best alternative's routing score minus the "
+                     f"chosen one's; queue-depth difference for unscored policies): mean "
+                     f"{reg.mean():.4f}, max {reg.max():.4f}; {pos} of {reg.size} decisions "
                      f"({_pct(pos, reg.size)}) had positive regret")
     audit = run.audit
     miss = audit.routed_away & (audit.chosen == 0)
@@ -260,7 +419,11 @@ def _worst_section(run: _Run, k: int) -> list[str]:
     res, audit = run.result, run.audit
     for n, d in enumerate(picks, 1):
         r = int(run.order[d])
-        target = int(res.req_instance[r])
+        target = int(ta.dispatch_instance(res)[r])
+        if res.pd is not None and int(res.pd.req_prefill_instance[r]) >= 0:
+            dest = f"prefill instance {target}, decode instance {int(res.pd.req_decode_instance[r])}"
+        else:
+            dest = f"instance {target}"
         load = ta.outstanding_at(res, run.order, d)
         held = " ".join(f"i{i}={int(audit.held[d, i])}" for i in range(load.size))
         tg = run.targets.get(run.cls[r], {})
@@ -268,7 +431,7 @@ def _worst_section(run: _Run, k: int) -> list[str]:
             if "ttft_ms" in tg else ""
         lines.append(f"{n}. t={int(res.routed_us[r]) / 1e6:.3f} s | request_{r} "
                      f"({run.tenant[r]}, {run.cls[r]}, {int(res.n_in[r])} prompt tokens) -> "
-                     f"instance {target}")
+                     f"{dest}")
         lines.append(f"   Context: outstanding requests {' '.join(f'i{i}={int(v)}' for i, v in enumerate(load))}; "
                      f"prefix blocks known held {held} (of {int(audit.blocks[d])})")
         lines.append(f"   Result: TTFT {_ms(run.ttft_ms[r])}{ttft_t}; E2E {_ms(run.e2e_ms[r])}; "
@@ -285,6 +448,12 @@ def _worst_section(run: _Run, k: int) -> list[str]:
 
 def _focus(run: _Run, issues: _Issues) -> list[str]:
     lines = ["## Suggested Focus"]
+    if issues.all_rejected:
+        lines.append("- Admission rejects every request, so nothing is served: admit at least "
+                     "the requests the cluster has capacity for")
+    elif issues.rejected:
+        lines.append("- Check that admission rejects only what the cluster cannot serve within "
+                     "the SLO targets (rejected requests count as SLO misses)")
     if issues.routed_away:
         lines.append("- Weight prefix_match more when it is high on some instance, so that "
                      "load terms (queue_depth, pending) only break near-ties between prefix holders")
@@ -295,9 +464,15 @@ def _focus(run: _Run, issues: _Issues) -> list[str]:
     if issues.preemptions:
         lines.append("- Avoid instances near KV exhaustion: use kv_utilization / free_kv_blocks "
                      "to steer long prompts away before preemptions start")
-    if issues.imbalance > IMBALANCE_RATIO:
-        lines.append("- Spread load: prefix stickiness is overloading one instance; cap it with "
-                     "queue_depth + batch_size + pending")
+    for im in issues.imbalances:
+        where = f" across the {im.pool} pool" if im.pool else ""
+        if im.sticky >= STICKY_SHARE and im.pool != "decode":
+            lines.append(f"- Spread load{where}: prefix stickiness is overloading instance "
+                         f"{im.busy}; cap it with queue_depth + batch_size + pending")
+        else:
+            lines.append(f"- Spread load{where}: instance {im.busy} gets far more requests than "
+                         f"instance {im.idle}; weight load terms (queue_depth + batch_size + "
+                         "pending) so routing follows outstanding work")
     if len(lines) == 1:
         lines.append("- No dominant issue: tune the balance between prefix_match and load terms "
                      "for the p99 TTFT tail, and cache_hit_rate for throughput")
@@ -338,15 +513,41 @@ def summarize_text(result: SimResult, workload: Workload, slo_targets: Mapping |
     arrival = np.asarray(result.arrival_us)[run.arrived]
     span = float(arrival.max()) / 1e6 if arrival.size else 0.0
     head = ["# Trace summary",
-            f"Policy: {policy_label or 'unnamed'}. Cluster of {int(result.num_instances)} instances; "
-            f"{int(run.arrived.sum())} requests arrived over {span:.1f} s; {int(order.size)} "
-            f"routing decisions. Loads are outstanding requests (queued + running + in flight); "
-            f"prefix blocks are {ROUTER_BLOCK}-token blocks an instance is known to hold from "
-            f"earlier routings."]
+            f"Policy: {policy_label or 'unnamed'}. {_cluster_line(result)}; "
+            f"{int(run.arrived.sum())} requests arrived over {span:.1f} s; "
+            f"{_plural(int(order.size), 'routing decision')}. Loads are outstanding requests "
+            f"(queued + running + in flight); prefix blocks are {ROUTER_BLOCK}-token blocks an "
+            f"instance is known to hold from earlier routings{_known_note(result)}."]
     issues = _issues(run)
     sections = [head, _outcome(run, priority_policy), issues.lines, _counterfactual(run),
                 _worst_section(run, worst_examples), _focus(run, issues)]
     return "\n\n".join("\n".join(s) for s in sections) + "\n"
+
+
+def _cluster_line(result: SimResult) -> str:
+    n = int(result.num_instances)
+    if result.autoscale is not None:
+        out = result.autoscale
+        text = (f"Autoscaled cluster of {_plural(n, 'instance slot')} "
+                f"({out.min_replicas}-{out.max_replicas} replicas, {out.avg_replicas:.2f} on average)")
+    else:
+        text = f"Cluster of {_plural(n, 'instance')}"
+    if result.pd is not None:
+        pool = np.asarray(result.pd.inst_pool)
+        text += (f" in P/D pools ({int(np.sum(pool == 1))} prefill, {int(np.sum(pool == 2))} "
+                 "decode; one decision per request picks both)")
+    return text
+
+
+def _known_note(result: SimResult) -> str:
+    notes = []
+    if result.pd is not None:
+        notes.append("under P/D a request's prefix counts as held by its prefill and its decode "
+                     "instance, and only instances of the chosen instance's pool are compared")
+    if result.autoscale is not None:
+        notes.append("a stopped instance forgets its prefixes and only instances routable at "
+                     "the time are compared")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def policy_label(policy) -> str:
