@@ -36,7 +36,7 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
            out: str | Path | None = None, resume: str | Path | None = None,
            ray_address: str | None = None, seed: int | None = None, progress: bool = False) -> SearchResult:
     """Run the search for ``experiment`` (an Experiment) and write its outputs to ``out``."""
-    from .evaluate import BASELINES, compare_policies, with_baselines
+    from .evaluate import BASELINES, compare_policies, deployed_policy, with_baselines
     from .experiment import experiment_digest
     from .ga import run_search
     from .genome import bundle_dict, decode_sim_params, experiment_space
@@ -63,12 +63,14 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
         evs = evaluator(genomes)
         return [tuple(ev.objectives) if multi else (float(ev.fitness),) for ev in evs]
 
+    # the baselines as the experiment deploys them (with its autoscaler) seed the population
+    baselines = [deployed_policy(p, experiment) for p in BASELINES.values()]
     start = time.perf_counter()
     state = _run_closing(evaluator, bar, lambda: run_search(
         space, evaluate_batch, algorithm=s.algorithm, population=s.population,
         generations=generations, cxpb=s.cxpb, mutpb=s.mutpb, tournament=s.tournament,
         seed=seed, n_objectives=n_obj, patience=s.patience or None, target=s.target,
-        seed_genomes=[space.encode(p) for p in BASELINES.values() if _encodable(space, p)],
+        seed_genomes=[space.encode(p) for p in baselines if _encodable(space, p)],
         **_loop_io(out_dir, resume, bar, evaluator, experiment_digest(experiment))))
     best = state.champion
     champion = space.decode(best)
