@@ -28,7 +28,7 @@ from .instance import (EV_ARRIVAL, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJE
 from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
 from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_BAD_ROUTE, CL_CLOCK_REGRESS, CL_CODE_NONFINITE, CL_LAST_T, CL_CSIZE, CL_NROUTES,
-                     CL_NSEGS, CL_REJECTED, CL_RR, CLF_LAST_REFILL, CLF_TOKENS,
+                     CL_NSEGS, CL_REJECTED, CL_RR, CL_RR_PREFILL, CLF_LAST_REFILL, CLF_TOKENS,
                      I_BATCH_LEN, I_LC, I_NEXT_T, I_ROUTABLE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
                      IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_AS_ON, P_AS_QTRIG, P_AS_SLO_WIN, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
@@ -375,8 +375,9 @@ def route(st, r, cand, nc, codes, weights, observe):
         return _weighted(st, r, cand, nc, codes, weights, observe), True
     if code == ROUTE_CODE:
         return _code_route(st, r, cand, nc, observe), True
-    t = cand[st.CL[CL_RR] % nc]
-    st.CL[CL_RR] += 1
+    k = CL_RR_PREFILL if I[I_POOL, cand[0]] == POOL_PREFILL else CL_RR   # one counter per pool
+    t = cand[st.CL[k] % nc]
+    st.CL[k] += 1
     return t, False
 
 

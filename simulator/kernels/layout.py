@@ -231,7 +231,8 @@ CL_TRIG = 24         # 1 while the queue trigger is above its threshold
 CL_SLO_SEEN = 25     # SLO trigger: first tokens counted so far
 CL_SLO_MISS = 26     # SLO trigger: misses among the last min(seen, window) first tokens
 CL_SLO_TRIG = 27     # 1 while the SLO trigger's attainment is below its target
-NCL = 28
+CL_RR_PREFILL = 28   # P/D: round-robin counter of the prefill pool (CL_RR serves the others)
+NCL = 29
 CL_SLO_RING = NCL    # SLO trigger: CL[NCL : NCL + window] is its ring of miss bits (CL is
                      # allocated that much longer when the trigger is on)
 CLF_TOKENS = 0

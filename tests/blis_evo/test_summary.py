@@ -184,10 +184,10 @@ def _pool_counts(res, per_request, pool):
 
 
 def test_pd_imbalance_is_per_pool_and_regret_per_prefill_pick():
-    """Round-robin's one counter alternates prefill and decode picks, so with two instances per
-    pool every request lands on the same prefill and the same decode instance: a real
-    imbalance inside each pool -- reported per pool, never prefill against decode."""
-    res, wl, cfg, pol = _pd_run("round-robin", 100_000)
+    """always-busiest with requests far apart (loads tie at 0, ties to the lowest index) sends
+    every request to the same prefill and the same decode instance: a real imbalance inside
+    each pool -- reported per pool, never prefill against decode."""
+    res, wl, cfg, pol = _pd_run("always-busiest", 100_000)
     text = summarize_run(res, wl, None, sim_cfg=cfg, policy=pol)
     pf = _pool_counts(res, res.pd.req_prefill_instance, 1)
     dc = _pool_counts(res, res.pd.req_decode_instance, 2)

@@ -288,3 +288,17 @@ def test_prefix_threshold_decider_keeps_a_prefix_index_without_a_prefix_scorer()
                                                 prefix_threshold=100))
     res, _ = run_with_state(cfg, PolicyConfig(routing="round-robin"), wl)
     assert res.pd.req_prefill_instance.tolist() == [0, -1]
+
+
+def test_round_robin_cycles_each_pool_on_its_own():
+    """Round-robin keeps one rotation per pool: with 2 prefill + 2 decode replicas, consecutive
+    disaggregated requests alternate within both pools (a shared counter would advance twice per
+    request and pin every request to one prefill and one decode replica)."""
+    lat = LatencyConfig(alpha=(1.0, 0.0, 1.0), beta=(1000.0, 1.0, 1.0))
+    wl = workload_from_lists([i * 1000 for i in range(8)], [[i + 1] * 64 for i in range(8)],
+                             [[1] * 4] * 8)
+    cfg = SimConfig(num_instances=4, total_kv_blocks=256, latency=lat,
+                    disaggregation=DisaggConfig(prefill_replicas=2, decode_replicas=2))
+    res, _ = run_with_state(cfg, PolicyConfig(routing="round-robin"), wl)
+    assert res.pd.req_prefill_instance.tolist() == [0, 1] * 4
+    assert res.pd.req_decode_instance.tolist() == [2, 3] * 4
