@@ -37,12 +37,12 @@ from .instance import S_IN_PIPELINE, _close_segment, wq_pop_front
 from .kvcache import release
 from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_CSIZE, CL_PARKED, CL_REROUTED, CL_SEQ,
                      CL_TRIG, CL_WAIT_HEAD, CL_WAIT_LEN, CL_WAIT_TAIL, CPU_HAS, I_BATCH_LEN,
-                     I_CPU_USED, I_EV_SIZE, I_KV_SALT, I_LC, I_LC_EPOCH, I_LC_SEQ, I_LC_STOP_T,
-                     I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING, I_PX_SALT, I_ROUTABLE,
-                     I_WARM_END, I_WARM_FROM, I_WQ_LEN, P_AS_QTRIG, P_CPU_BLOCKS, P_DRAIN,
-                     P_N_INST, P_TOTAL_BLOCKS, PX_HASH, PX_NEXT, R_PI, R_STATE, R_WAIT_NEXT,
-                     CL_SLO_MISS, CL_SLO_RING, CL_SLO_SEEN, CL_SLO_TRIG, P_AS_SLO_MAXMISS,
-                     P_AS_SLO_TTFT, P_AS_SLO_WIN, R_TTFT)
+                     I_CPU_USED, I_EV_SIZE, I_IN_TOKENS, I_KV_SALT, I_LC, I_LC_EPOCH, I_LC_SEQ,
+                     I_LC_STOP_T, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING, I_PX_SALT,
+                     I_ROUTABLE, I_WARM_END, I_WARM_FROM, I_WQ_LEN, P_AS_QTRIG, P_CPU_BLOCKS,
+                     P_DRAIN, P_N_INST, P_TOTAL_BLOCKS, PX_HASH, PX_NEXT, R_N_IN, R_PI, R_STATE,
+                     R_WAIT_NEXT, CL_SLO_MISS, CL_SLO_RING, CL_SLO_SEEN, CL_SLO_TRIG,
+                     P_AS_SLO_MAXMISS, P_AS_SLO_TTFT, P_AS_SLO_WIN, R_TTFT)
 
 
 # run_until return codes
@@ -85,8 +85,11 @@ def release_wait_list(st, t):
 # ---------------------------------------------------------------- drains and stops
 
 @njit(cache=True)
-def _to_router(st, r, t):
+def _to_router(st, r, i, t):
+    """Send request r back from draining instance i to the router; i's input-token count forgets
+    it (the instance that finally queues it counts it)."""
     st.R[R_STATE, r] = S_IN_PIPELINE
+    st.I[I_IN_TOKENS, i] -= st.R[R_N_IN, r]
     st.CL[CL_REROUTED] += 1
     cpush(st.CE, st.CL, t, CE_ROUTING, r)
 
@@ -94,7 +97,7 @@ def _to_router(st, r, t):
 @njit(cache=True)
 def _send_back_queued(st, i, t):
     while st.I[I_WQ_LEN, i] > 0:
-        _to_router(st, wq_pop_front(st.WQ, st.I, i), t)
+        _to_router(st, wq_pop_front(st.WQ, st.I, i), i, t)
 
 
 @njit(cache=True)
@@ -106,7 +109,7 @@ def _send_back_running(st, i, t):
         _close_segment(R, st.SEGS, st.CL, r, i)
         release(st, r)
         R[R_PI, r] = 0
-        _to_router(st, r, t)
+        _to_router(st, r, i, t)
     I[I_BATCH_LEN, i] = 0
 
 
