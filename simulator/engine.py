@@ -175,6 +175,14 @@ def route_trace_capacity(cfg: SimConfig, policy: PolicyConfig, n: int) -> int:
     return n if policy.autoscaler is None else 2 * n + 64
 
 
+def cluster_queue_capacity(n: int, slots: int, autoscaled: bool, slo_trigger: bool) -> int:
+    """Room the cluster event queue needs.  A request has at most one pending arrival, admission,
+    routing or transfer event at a time (n); an autoscaled slot at most one lifecycle event (each
+    transition schedules the next; cancels and restarts delete the slot's pending one); the SLO
+    trigger adds one first-token event per request, ever (a first token is recorded once)."""
+    return n + 1 + (slots if autoscaled else 0) + (n if slo_trigger else 0)
+
+
 def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload,
                 route_capacity: int | None = None) -> State:
     """Allocate every array of a run (one allocator for all state, sized up front);
@@ -276,8 +284,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload,
     CL[L.CL_WAIT_HEAD] = -1
     CL[L.CL_WAIT_TAIL] = -1
     n_routes = route_capacity if route_capacity is not None else route_trace_capacity(cfg, policy, n)
-    ce_cap = n + 1 + (3 * N if policy.autoscaler is not None else 0)  # + pending lifecycle events
-    ce_cap += n if P[L.P_AS_SLO_WIN] else 0   # + one first-token event per request (SLO trigger)
+    ce_cap = cluster_queue_capacity(n, N, policy.autoscaler is not None, bool(P[L.P_AS_SLO_WIN]))
     return State(
         R=R, RF=np.zeros(n, dtype=np.float64), TOK=tokens, KVH=kvh, RH=rh,
         I=I, IF=np.zeros((L.NIF, N), dtype=np.float64),

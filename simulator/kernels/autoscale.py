@@ -2,13 +2,19 @@
 
 Lifecycle (codes.LC_*): STOPPED -> PROVISIONING -> LOADING -> WARMING -> READY -> DRAINING ->
 STOPPED.  Transitions up to READY are cluster events (``CE_LIFECYCLE``, payload
-``epoch * n_slots + instance``; a cancelled start bumps the epoch so its pending events are
-ignored).  WARMING and READY instances are routable (``I_ROUTABLE``); a WARMING instance serves
-with the warmup penalty on its step times (kernels/warmup.py).  A DRAINING instance receives
-nothing new and keeps serving what it holds (drain mode ``wait``), or first sends its queued
-(``redirect``) or queued and running (``immediate``) requests back to the router, which re-routes
-them (counted in ``CL_REROUTED``; running requests lose their KV blocks and progress, exactly as
-a preemption).  It becomes STOPPED once it holds no request and no pending event; a stopped
+``epoch * n_slots + instance``), scheduled one at a time: each transition schedules the next, so a
+slot has at most one pending lifecycle event.  A start reserves three sequence numbers for its
+transitions, so ties with other events break exactly as if all three were scheduled at the start.
+A cancelled start bumps the epoch after deleting its pending event, and a restart deletes the
+pending event of the slot's previous start (stale events are ignored anyway), so the cluster
+queue holds at most one lifecycle event per slot.
+
+WARMING and READY instances are routable (``I_ROUTABLE``); a WARMING instance serves with the
+warmup penalty on its step times (kernels/warmup.py).  A DRAINING instance receives nothing new
+and keeps serving what it holds (drain mode ``wait``), or first sends its queued (``redirect``)
+or queued and running (``immediate``) requests back to the router, which re-routes them (counted
+in ``CL_REROUTED``; running requests lose their KV blocks and progress, exactly as a
+preemption).  It becomes STOPPED once it holds no request and no pending event; a stopped
 instance forgets its prefix cache and the router's prefix index for it (a restart is cold).
 
 The SLO trigger (on when ``P_AS_SLO_WIN`` > 0) keeps the miss bits of the last ``window`` first
@@ -25,18 +31,18 @@ from numba import njit
 
 from ..codes import (DRAIN_IMMEDIATE, DRAIN_WAIT, LC_DRAINING, LC_LOADING, LC_PROVISIONING,
                      LC_READY, LC_STOPPED, LC_WARMING)
-from .cevents import CE_LIFECYCLE, CE_ROUTING, cpush
+from .cevents import CE_LIFECYCLE, CE_ROUTING, cpush, cpush_seq, cremove
 from .hashtable import ht_del
 from .instance import S_IN_PIPELINE, _close_segment, wq_pop_front
 from .kvcache import release
 from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_CSIZE, CL_PARKED, CL_REROUTED, CL_SEQ,
                      CL_TRIG, CL_WAIT_HEAD, CL_WAIT_LEN, CL_WAIT_TAIL, CPU_HAS, I_BATCH_LEN,
-                     I_CPU_USED, I_EV_SIZE, I_KV_SALT, I_LC, I_LC_EPOCH, I_LC_STOP_T,
-                     I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING, I_PX_SALT, I_ROUTABLE,
-                     I_WARM_END, I_WARM_FROM, I_WQ_LEN, P_AS_QTRIG, P_CPU_BLOCKS, P_DRAIN,
-                     P_N_INST, P_TOTAL_BLOCKS, PX_HASH, PX_NEXT, R_PI, R_STATE, R_WAIT_NEXT,
-                     CL_SLO_MISS, CL_SLO_RING, CL_SLO_SEEN, CL_SLO_TRIG, P_AS_SLO_MAXMISS,
-                     P_AS_SLO_TTFT, P_AS_SLO_WIN, R_TTFT)
+                     I_CPU_USED, I_EV_SIZE, I_IN_TOKENS, I_KV_SALT, I_LC, I_LC_EPOCH, I_LC_SEQ,
+                     I_LC_STOP_T, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING, I_PX_SALT,
+                     I_ROUTABLE, I_WARM_END, I_WARM_FROM, I_WQ_LEN, P_AS_QTRIG, P_CPU_BLOCKS,
+                     P_DRAIN, P_N_INST, P_TOTAL_BLOCKS, PX_HASH, PX_NEXT, R_N_IN, R_PI, R_STATE,
+                     R_WAIT_NEXT, CL_SLO_MISS, CL_SLO_RING, CL_SLO_SEEN, CL_SLO_TRIG,
+                     P_AS_SLO_MAXMISS, P_AS_SLO_TTFT, P_AS_SLO_WIN, R_TTFT)
 
 
 # run_until return codes
@@ -79,8 +85,11 @@ def release_wait_list(st, t):
 # ---------------------------------------------------------------- drains and stops
 
 @njit(cache=True)
-def _to_router(st, r, t):
+def _to_router(st, r, i, t):
+    """Send request r back from draining instance i to the router; i's input-token count forgets
+    it (the instance that finally queues it counts it)."""
     st.R[R_STATE, r] = S_IN_PIPELINE
+    st.I[I_IN_TOKENS, i] -= st.R[R_N_IN, r]
     st.CL[CL_REROUTED] += 1
     cpush(st.CE, st.CL, t, CE_ROUTING, r)
 
@@ -88,7 +97,7 @@ def _to_router(st, r, t):
 @njit(cache=True)
 def _send_back_queued(st, i, t):
     while st.I[I_WQ_LEN, i] > 0:
-        _to_router(st, wq_pop_front(st.WQ, st.I, i), t)
+        _to_router(st, wq_pop_front(st.WQ, st.I, i), i, t)
 
 
 @njit(cache=True)
@@ -100,7 +109,7 @@ def _send_back_running(st, i, t):
         _close_segment(R, st.SEGS, st.CL, r, i)
         release(st, r)
         R[R_PI, r] = 0
-        _to_router(st, r, t)
+        _to_router(st, r, i, t)
     I[I_BATCH_LEN, i] = 0
 
 
@@ -156,9 +165,15 @@ def _become_routable(st, i, t):
         release_wait_list(st, t)
 
 
+@njit(cache=True, inline="always")
+def _payload(st, i):
+    return st.I[I_LC_EPOCH, i] * st.P[P_N_INST] + i
+
+
 @njit(cache=True)
 def lifecycle_event(st, t, payload):
-    """A due transition PROVISIONING -> LOADING -> WARMING -> READY (stale epochs ignored)."""
+    """A due transition PROVISIONING -> LOADING -> WARMING -> READY (stale epochs ignored); each
+    schedules the next one, with the sequence number its start reserved."""
     I = st.I
     n = st.P[P_N_INST]
     i = payload % n
@@ -167,8 +182,10 @@ def lifecycle_event(st, t, payload):
     lc = I[I_LC, i]
     if lc == LC_PROVISIONING:
         I[I_LC, i] = LC_LOADING
+        cpush_seq(st.CE, st.CL, I[I_WARM_FROM, i], CE_LIFECYCLE, I[I_LC_SEQ, i] + 1, payload)
     elif lc == LC_LOADING:
         I[I_LC, i] = LC_WARMING
+        cpush_seq(st.CE, st.CL, I[I_WARM_END, i], CE_LIFECYCLE, I[I_LC_SEQ, i] + 2, payload)
         _become_routable(st, i, t)
     elif lc == LC_WARMING:
         I[I_LC, i] = LC_READY
@@ -187,14 +204,14 @@ def start_instance(st, i, t, t_loading, t_warming, t_ready):
         return True
     if lc != LC_STOPPED:
         return False
+    cremove(st.CE, st.CL, CE_LIFECYCLE, _payload(st, i))  # left by a start stopped while warming
     I[I_LC, i] = LC_PROVISIONING
     I[I_LC_EPOCH, i] += 1
     I[I_WARM_FROM, i] = t_warming
     I[I_WARM_END, i] = t_ready
-    payload = I[I_LC_EPOCH, i] * st.P[P_N_INST] + i
-    cpush(st.CE, st.CL, t_loading, CE_LIFECYCLE, payload)
-    cpush(st.CE, st.CL, t_warming, CE_LIFECYCLE, payload)
-    cpush(st.CE, st.CL, t_ready, CE_LIFECYCLE, payload)
+    I[I_LC_SEQ, i] = st.CL[CL_SEQ]
+    st.CL[CL_SEQ] += 3
+    cpush_seq(st.CE, st.CL, t_loading, CE_LIFECYCLE, I[I_LC_SEQ, i], _payload(st, i))
     return True
 
 
@@ -205,6 +222,7 @@ def stop_instance(st, i, t):
     I = st.I
     lc = I[I_LC, i]
     if lc == LC_PROVISIONING or lc == LC_LOADING:
+        cremove(st.CE, st.CL, CE_LIFECYCLE, _payload(st, i))
         I[I_LC_EPOCH, i] += 1
         I[I_LC, i] = LC_STOPPED
         I[I_LC_STOP_T, i] = t

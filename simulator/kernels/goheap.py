@@ -57,33 +57,27 @@ def _cless(tm, pr, sq, a, b):
     return sq[a] < sq[b]
 
 
-@njit(cache=True)
-def ckey_push(tm, pr, sq, pay, size, t, p, s, payload):
-    """Push onto a heap ordered by (time, priority, seq); returns the new size."""
-    j = size
-    tm[j] = t
-    pr[j] = p
-    sq[j] = s
-    pay[j] = payload
+@njit(cache=True, inline="always")
+def _cswap(tm, pr, sq, pay, a, b):
+    tm[a], tm[b] = tm[b], tm[a]
+    pr[a], pr[b] = pr[b], pr[a]
+    sq[a], sq[b] = sq[b], sq[a]
+    pay[a], pay[b] = pay[b], pay[a]
+
+
+@njit(cache=True, inline="always")
+def _csift_up(tm, pr, sq, pay, j):
     while j > 0:
         i = (j - 1) // 2
         if not _cless(tm, pr, sq, j, i):
             break
-        tm[i], tm[j] = tm[j], tm[i]
-        pr[i], pr[j] = pr[j], pr[i]
-        sq[i], sq[j] = sq[j], sq[i]
-        pay[i], pay[j] = pay[j], pay[i]
+        _cswap(tm, pr, sq, pay, i, j)
         j = i
-    return size + 1
 
 
-@njit(cache=True)
-def ckey_pop(tm, pr, sq, pay, size):
-    """Pop the minimum (time, priority, seq) entry; returns (time, priority, payload)."""
-    n = size - 1
-    rt, rp, rpay = tm[0], pr[0], pay[0]
-    tm[0], pr[0], sq[0], pay[0] = tm[n], pr[n], sq[n], pay[n]
-    i = 0
+@njit(cache=True, inline="always")
+def _csift_down(tm, pr, sq, pay, i, n):
+    """Sift entry i down within the heap tm[:n] (and its parallel arrays)."""
     while True:
         j1 = 2 * i + 1
         if j1 >= n:
@@ -93,9 +87,35 @@ def ckey_pop(tm, pr, sq, pay, size):
             j = j1 + 1
         if not _cless(tm, pr, sq, j, i):
             break
-        tm[i], tm[j] = tm[j], tm[i]
-        pr[i], pr[j] = pr[j], pr[i]
-        sq[i], sq[j] = sq[j], sq[i]
-        pay[i], pay[j] = pay[j], pay[i]
+        _cswap(tm, pr, sq, pay, i, j)
         i = j
+
+
+@njit(cache=True)
+def ckey_push(tm, pr, sq, pay, size, t, p, s, payload):
+    """Push onto a heap ordered by (time, priority, seq); returns the new size."""
+    tm[size], pr[size], sq[size], pay[size] = t, p, s, payload
+    _csift_up(tm, pr, sq, pay, size)
+    return size + 1
+
+
+@njit(cache=True)
+def ckey_remove(tm, pr, sq, pay, size, j):
+    """Delete entry j from the (time, priority, seq) heap; returns the new size.  Pop order of the
+    other entries is unchanged: their keys are distinct, so the heap's layout never shows."""
+    n = size - 1
+    tm[j], pr[j], sq[j], pay[j] = tm[n], pr[n], sq[n], pay[n]
+    if j < n:
+        _csift_up(tm, pr, sq, pay, j)     # the moved entry may belong higher or lower
+        _csift_down(tm, pr, sq, pay, j, n)
+    return n
+
+
+@njit(cache=True)
+def ckey_pop(tm, pr, sq, pay, size):
+    """Pop the minimum (time, priority, seq) entry; returns (time, priority, payload)."""
+    n = size - 1
+    rt, rp, rpay = tm[0], pr[0], pay[0]
+    tm[0], pr[0], sq[0], pay[0] = tm[n], pr[n], sq[n], pay[n]
+    _csift_down(tm, pr, sq, pay, 0, n)
     return rt, rp, rpay

@@ -95,7 +95,8 @@ I_LC_EPOCH = 39    # bumped when a start is cancelled: stale lifecycle events ar
 I_WARM_FROM = 40   # time the instance became routable (warmup penalty starts)
 I_WARM_END = 41    # time the warmup penalty ends (READY); 0 = never warming
 I_LC_STOP_T = 42   # time of its last transition to STOPPED (-1 never)
-NI = 43
+I_LC_SEQ = 43      # first of the 3 cluster-event sequence numbers its current start reserved
+NI = 44
 
 # IF: float64 (NIF, n_instances)
 IF_KV_INTEGRAL = 0

@@ -43,18 +43,44 @@ class LoadProfile:
         inside = (t >= self.start_s) & (t < self.end_s)   # step and spike
         return np.where(inside, self.factor, 1.0)
 
-    def _grid(self, s_max: float):
-        """Real-time grid and Λ on it, long enough that Λ reaches ``s_max`` seconds."""
-        m_min = max(min(1.0, self.factor) if self.type != "diurnal" else 1.0 - self.amplitude, 1e-6)
-        t_end = s_max / m_min + 2 * _GRID_S
-        t = np.arange(0.0, t_end + _GRID_S, _GRID_S)
-        mid = self.multiplier(t[:-1] + _GRID_S / 2)
-        lam = np.concatenate(([0.0], np.cumsum(mid * _GRID_S)))
-        return t, lam
+    def _min_multiplier(self) -> float:
+        if self.type == "diurnal":
+            return max(1.0 - self.amplitude, 1e-6)
+        return max(min(1.0, self.factor), 1e-6)
+
+    def _reach_bound(self, s: float) -> float:
+        """A real time by which Λ has reached ``s`` (an upper bound of Λ⁻¹(s), in seconds)."""
+        if self.type == "diurnal":          # Λ(t) = t + a·period/2π·(1 - cos(2πt/period)) >= t
+            return s
+        f = self.factor
+        if s <= self.start_s or (f >= 1.0 and self.type == "ramp"):   # m = 1 before start_s
+            return s
+        if self.type == "ramp":             # m >= factor from start_s on
+            return self.start_s + (s - self.start_s) / f
+        dip = f * (self.end_s - self.start_s)    # step and spike: Λ⁻¹ exactly
+        if s <= self.start_s + dip:
+            return self.start_s + (s - self.start_s) / f
+        return s + (self.end_s - self.start_s) * (1.0 - f)
+
+    def _grid(self, s_max: float, t_min: float = 0.0):
+        """Real-time grid and Λ on it, long enough that Λ reaches ``s_max`` seconds and the grid
+        reaches ``t_min`` seconds.  It starts at a bound of the time Λ reaches ``s_max`` and
+        doubles while short (the numerical Λ may lag the exact one by a cell), never beyond
+        ``s_max / min m`` (where Λ must have reached it); every grid is a prefix of the longest,
+        so the interpolations over it do not depend on where it stops."""
+        cap = max(t_min, s_max / self._min_multiplier()) + 2 * _GRID_S
+        t_end = min(max(t_min, self._reach_bound(s_max)) + 2 * _GRID_S, cap)
+        while True:
+            t = np.arange(0.0, t_end + _GRID_S, _GRID_S)
+            mid = self.multiplier(t[:-1] + _GRID_S / 2)
+            lam = np.concatenate(([0.0], np.cumsum(mid * _GRID_S)))
+            if t_end >= cap or (lam[-1] >= s_max and t[-1] >= t_min):
+                return t, lam
+            t_end = min(2.0 * t_end, cap)
 
     def operational_us(self, real_us: int) -> int:
         """Λ(t) for a real-time bound (µs)."""
-        t, lam = self._grid(real_us / 1e6 * max(self.factor, 1.0 + self.amplitude, 1.0))
+        t, lam = self._grid(0.0, t_min=real_us / 1e6)
         return int(np.interp(real_us / 1e6, t, lam) * 1e6)
 
     def to_real_us(self, op_us: np.ndarray) -> np.ndarray:

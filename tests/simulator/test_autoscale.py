@@ -184,6 +184,22 @@ def test_drains_conserve_requests(drain):
     SI.check_kv_conservation(s, SimConfig(num_instances=3, total_kv_blocks=4000))
 
 
+@pytest.mark.parametrize("drain", ["immediate", "redirect"])
+def test_rerouted_requests_count_their_input_tokens_once(drain):
+    # the drains of test_drains_conserve_requests send queued (and running) requests back to the
+    # router; a request's input tokens belong to the instance that finally queued it
+    wl = _step_load(200, 200, 0.0, 0.0, 2.0, n_out=400)
+    asc = AutoscalerConfig(policy="oscillator", min_replicas=1, max_replicas=3, initial_replicas=2,
+                           interval_s=0.25, drain_policy=drain)
+    res, _ = _run(wl, asc, n0=2, routing="round-robin")
+    assert res.autoscale.rerouted > 0
+    queued = res.queued_us >= 0
+    assert int(res.inst_input_tokens.sum()) == int(res.n_in[queued].sum())
+    for i in range(asc.max_replicas):
+        mine = queued & (res.req_instance == i)
+        assert int(res.inst_input_tokens[i]) == int(res.n_in[mine].sum()), i
+
+
 def test_oscillator_triggers_the_anomaly_and_threshold_does_not():
     wl = _step_load(20, 20, 0.0, 0.0, 10.0)
     osc = AutoscalerConfig(policy="oscillator", min_replicas=1, max_replicas=3, interval_s=0.5,
