@@ -103,6 +103,7 @@ class _Run:
                 self.spans.append((i, self.open.pop(i), int(I[L.I_LC_STOP_T, i])))
 
     def replicas(self) -> int:
+        """Started replicas now (provisioning through ready), the count min/max bound."""
         lc = self.st.I[L.I_LC]
         return int(np.isin(lc, _STARTED).sum())
 
@@ -116,6 +117,7 @@ class _Run:
         return (seen - int(self.st.CL[L.CL_SLO_MISS])) / seen
 
     def context(self, now: int, trigger: str) -> AutoscaleContext:
+        """What the policy sees at time ``now`` (µs), evaluated because of ``trigger``."""
         st, asc = self.st, self.asc
         I, R = st.I, st.R
         routable = I[L.I_ROUTABLE] != 0
@@ -212,6 +214,7 @@ class _Run:
 
     # ---------------------------------------------------------------- result
     def outcome(self) -> AutoscaleOutcome:
+        """The run's scale events, replica spans and cost figures (module docstring)."""
         st, asc = self.st, self.asc
         end = int(min(max(int(st.CL[L.CL_LAST_T]), self.timeline[-1][0]), st.P[L.P_HORIZON]))
         self.close_stopped()

@@ -97,6 +97,7 @@ class _Checker:
         self.read: set[str] = set()  # features the code reads
 
     def reject(self, node, what: str | None = None):
+        """Reject ``node`` (one line naming the construct and its line)."""
         raise _Reject(node, f"{what or _describe(node)} is not allowed in a code policy")
 
     def _target(self, node):
@@ -112,10 +113,12 @@ class _Checker:
     # ---- statements
 
     def body(self, stmts, budget: int):
+        """Check a statement list; ``budget`` is the loop iterations still allowed around it."""
         for s in stmts:
             self.stmt(s, budget)
 
     def stmt(self, node, budget: int):
+        """Check one statement against the allowlist, updating the definitely-assigned locals."""
         if isinstance(node, ast.Return):
             if node.value is None:
                 self.reject(node, "return without a value")
@@ -156,6 +159,7 @@ class _Checker:
             self.reject(node)
 
     def loop(self, node: ast.For, budget: int):
+        """Check a ``for _ in range(CONST)`` loop and charge its iterations to the budget."""
         it = node.iter
         if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
                 and it.func.id == "range" and not it.keywords and 1 <= len(it.args) <= 3):
@@ -180,6 +184,7 @@ class _Checker:
     # ---- expressions
 
     def expr(self, node):
+        """Check one expression: constants, allowed names, operators, ternaries, calls."""
         if isinstance(node, ast.Constant):
             if type(node.value) not in (int, float, bool):
                 self.reject(node)
@@ -221,6 +226,7 @@ class _Checker:
             self.reject(node)
 
     def call(self, node: ast.Call):
+        """Check a call: ``min``/``max``/``abs`` or an allowlisted ``math`` function."""
         if node.keywords:
             self.reject(node, f"keyword argument in {_describe(node)}")
         f = node.func

@@ -26,7 +26,6 @@ updates the ring.  When the window is full and its misses (TTFT > ``P_AS_SLO_TTF
 Requests routed while no instance is routable wait in a FIFO router wait list (linked through
 ``R_WAIT_NEXT``) and are routed again, in order, when an instance becomes routable.
 """
-import numpy as np
 from numba import njit
 
 from ..codes import (DRAIN_IMMEDIATE, DRAIN_WAIT, LC_DRAINING, LC_LOADING, LC_PROVISIONING,
@@ -35,7 +34,7 @@ from .cevents import CE_LIFECYCLE, CE_ROUTING, cpush, cpush_seq, cremove
 from .hashtable import ht_del
 from .instance import S_IN_PIPELINE, _close_segment, wq_pop_front
 from .kvcache import release
-from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_CSIZE, CL_PARKED, CL_REROUTED, CL_SEQ,
+from .layout import (CL_PARKED, CL_REROUTED, CL_SEQ,
                      CL_TRIG, CL_WAIT_HEAD, CL_WAIT_LEN, CL_WAIT_TAIL, CPU_HAS, I_BATCH_LEN,
                      I_CPU_USED, I_EV_SIZE, I_IN_TOKENS, I_KV_SALT, I_LC, I_LC_EPOCH, I_LC_SEQ,
                      I_LC_STOP_T, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING, I_PX_SALT,
