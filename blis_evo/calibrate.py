@@ -85,9 +85,9 @@ import numpy as np
 import yaml
 
 from simulator.errors import InputError
-from simulator.fileio import atomic_write
+from simulator.fileio import atomic_write, read_text
 
-from .commands import EXIT_OK, check_output_file, run_subcommand
+from .commands import EXIT_OK, check_output_file, one_line, run_subcommand
 
 
 THETA = ("alpha0", "alpha1", "alpha2", "beta0", "beta1", "beta2")
@@ -221,7 +221,7 @@ def load_observed(path: str, seed: int = DEFAULT_SEED) -> Observed:
     try:
         trace = read_trace_v2(path, seed=seed)
     except InputError as exc:
-        raise InputError(f"--trace: {' '.join(str(exc).split())}") from None
+        raise InputError(f"--trace: {one_line(exc)}") from None
     rec = trace.observed
     warm_up = int(trace.header.get("warm_up_requests") or 0)
     kept, compare, excluded = _exclusions(rec, warm_up)
@@ -687,12 +687,11 @@ def _read_defaults_file(path: str) -> dict:
     """The existing ``--save-defaults`` file (empty mapping if absent); InputError if unusable."""
     if not os.path.exists(path):
         return {}
+    text = read_text(path, "--save-defaults")
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"--save-defaults: cannot read {path!r}: {' '.join(str(exc).split())}") \
-            from None
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"--save-defaults: cannot read {path!r}: {one_line(exc)}") from None
     doc = {} if doc is None else doc
     if not isinstance(doc, dict) or not isinstance(doc.get("models", []), list) \
             or not isinstance(doc.get("defaults", {}), dict):
@@ -900,7 +899,7 @@ def given_latency(args):
             if not args.fit:
                 raise
             load_defaults(args.defaults_filepath or None)  # an unreadable file stays an error
-            return None, None, f"note: {' '.join(str(exc).split())}; comparing the fit only"
+            return None, None, f"note: {one_line(exc)}; comparing the fit only"
         return (Coefficients(tuple(res.config.alpha[:3]), tuple(res.config.beta[:3])),
                 res.total_kv_blocks, "")
     if not args.fit:

@@ -42,7 +42,6 @@ PD_FIELDS = (
     ("pd-backpressure-threshold", "backpressure.threshold", "int", 0),
     ("pd-backpressure-retry", "backpressure.retry_us", "int", 1000),
 )
-PD_FLAG_NAMES = tuple(f[0] for f in PD_FIELDS)
 _SECTION_KEYS = ("architecture", "prefill_replicas", "decode_replicas", "decider",
                  "prefix_threshold", "transfer", "backpressure", "decode_scorers")
 

@@ -442,12 +442,6 @@ FLAGS: tuple[Flag, ...] = (
 )
 del F
 
-AUTOSCALER_FLAGS = ("autoscaler", "min-replicas", "max-replicas", "autoscaler-interval",
-                    "provisioning-delay", "model-load-time", "warmup-duration", "warmup-profile",
-                    "drain-policy", "autoscaler-slo-ttft", "autoscaler-slo-trigger",
-                    "autoscaler-slo-window")
-"""The autoscaler flags (blis_evo.settings maps them onto the ``autoscaler`` bundle section)."""
-
 EXPERIMENT_COMPATIBLE: tuple[str, ...] = (
     "experiment", "seed", "log", "results-path", "fitness-weights",
     # policies (explicit flag > --policy-config > llm-d default profile)

@@ -51,7 +51,7 @@ import numpy as np
 
 from simulator.errors import InputError
 
-from .commands import EXIT_INTERRUPTED, EXIT_OK, one_line, run_subcommand
+from .commands import EXIT_INTERRUPTED, EXIT_OK, check_output_dir, one_line, run_subcommand
 from .flags import InputErrorParser
 
 
@@ -736,11 +736,9 @@ def summary_line(work: ObserveWorkload, result: ObserveResult, trace_dir: str) -
 
 
 def _check_output_dir(path: str) -> None:
-    from .cli import _check_trace_output
-
     if path == "":
         raise InputError("--trace-output: must not be empty")
-    _check_trace_output(path)
+    check_output_dir(path, "--trace-output")
 
 
 def run(opts: ObserveOptions) -> int:

@@ -34,7 +34,7 @@ from simulator.errors import InputError
 
 from .disagg_settings import PD_FIELDS, resolve_disaggregation
 from .bundle import PolicyBundle, bundle_from_policy, load_policy_bundle, parse_scorers
-from .flags import (AUTOSCALER_FLAGS, CODE_PREFIX, EXPERIMENT_COMPATIBLE, FLAGS, FLAGS_BY_NAME,
+from .flags import (CODE_PREFIX, EXPERIMENT_COMPATIBLE, FLAGS, FLAGS_BY_NAME,
                     explicit_flags, go_float_str, parse_fitness_weights, parse_run_args)
 
 SHIPPED_DEFAULTS_YAML = str(Path(__file__).resolve().parent / "data" / "defaults.yaml")
@@ -335,7 +335,7 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         warnings.append(f"--counterfactual-k={v['counterfactual-k']} has no effect without --trace-level decisions")
     if trace_level == "none" and summarize:
         warnings.append("--summarize-trace has no effect without --trace-level decisions")
-    if policy.autoscaler is None and explicit & set(AUTOSCALER_FLAGS[1:]):
+    if policy.autoscaler is None and explicit & {f for f, _ in _AUTOSCALER_KEYS}:
         warnings.append("autoscaler flags have no effect without --autoscaler or a bundle autoscaler section")
     if routing != "weighted" and v["routing-scorers"] != "":
         warnings.append(f"--routing-scorers has no effect when routing policy is {routing!r} (only 'weighted')")

@@ -93,16 +93,6 @@ def _p99(values: np.ndarray) -> float:
     return float(np.percentile(v, 99)) if v.size else float("nan")
 
 
-def _mean(values: np.ndarray) -> float:
-    v = values[~np.isnan(values)]
-    return float(v.mean()) if v.size else float("nan")
-
-
-# ---------------------------------------------------------------------------------------------
-# Sections
-# ---------------------------------------------------------------------------------------------
-
-
 def _outcome(run: _Run, priority_policy: str) -> list[str]:
     res = run.result
     raw = raw_metrics(res, priority_policy)
