@@ -201,17 +201,37 @@ def _update_archives(state: SearchState, target) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _plain(individuals) -> list:
-    return [(list(ind), tuple(ind.fitness.values)) for ind in individuals]
+def _plain(individuals, encode=list) -> list:
+    """Checkpoint rows ``(encode(individual), fitness values)``."""
+    return [(encode(ind), tuple(ind.fitness.values)) for ind in individuals]
 
 
-def _individuals(cls, rows) -> list:
+def _individuals(make, rows) -> list:
+    """Individuals rebuilt from checkpoint rows: ``make(encoded)`` with the saved fitness."""
     out = []
     for genes, values in rows:
-        ind = cls(genes)
+        ind = make(genes)
         ind.fitness.values = values
         out.append(ind)
     return out
+
+
+def restore_archive(archive, make, rows):
+    """Fill a HallOfFame / ParetoFront from checkpoint rows in their saved order (``update``
+    would reorder entries of equal fitness and could change the champion on resume)."""
+    archive.items = _individuals(make, rows)
+    archive.keys = [ind.fitness for ind in reversed(archive.items)]
+    return archive
+
+
+def check_resume_settings(old: dict, settings: dict) -> None:
+    """InputError naming the first search setting that differs from the checkpoint's."""
+    for key, value in settings.items():
+        if old.get(key) != value:
+            if key == "fingerprint":
+                raise InputError("--resume: the experiment differs from the one the checkpoint was "
+                                 "made with (its cached evaluations would be wrong); start a new --out")
+            raise InputError(f"--resume: setting {key} is {value!r} but the checkpoint has {old.get(key)!r}")
 
 
 def save_checkpoint(state: SearchState, path: str) -> None:
@@ -258,22 +278,12 @@ def _individual_class(weights: tuple[float, ...]):
 
 
 def _restore(payload: dict, settings: dict) -> SearchState:
-    old = payload["settings"]
-    for key, value in settings.items():
-        if old.get(key) != value:
-            if key == "fingerprint":
-                raise InputError("--resume: the experiment differs from the one the checkpoint was "
-                                 "made with (its cached evaluations would be wrong); start a new --out")
-            raise InputError(f"--resume: setting {key} is {value!r} but the checkpoint has {old.get(key)!r}")
+    check_resume_settings(payload["settings"], settings)
     cls = _individual_class(settings["weights"])
-    hof = tools.HallOfFame(settings["hof_size"])
-    hof.items = _individuals(cls, payload["halloffame"])
-    hof.keys = [ind.fitness for ind in reversed(hof.items)]
+    hof = restore_archive(tools.HallOfFame(settings["hof_size"]), cls, payload["halloffame"])
     pareto = None
     if payload["pareto"] is not None:
-        pareto = tools.ParetoFront()
-        pareto.items = _individuals(cls, payload["pareto"])
-        pareto.keys = [ind.fitness for ind in reversed(pareto.items)]
+        pareto = restore_archive(tools.ParetoFront(), cls, payload["pareto"])
     rng = np.random.default_rng()
     rng.bit_generator.state = payload["rng_state"]
     return SearchState(population=_individuals(cls, payload["population"]),

@@ -37,7 +37,8 @@ from simulator.config import PolicyConfig
 from simulator.errors import InputError
 from simulator.fileio import atomic_write
 
-from .ga import SearchState, _record, sel_distinct_best
+from .ga import (SearchState, _individuals, _plain, _record, check_resume_settings,
+                 restore_archive, sel_distinct_best)
 
 FEATURES = tuple(f.name for f in ROUTING.features)
 MAX_HEIGHT = 8
@@ -245,10 +246,9 @@ def _evaluate(individuals: list, evaluate_batch) -> int:
 
 
 def _save(state: SearchState, path: str) -> None:
-    plain = lambda inds: [(str(i), tuple(i.fitness.values)) for i in inds]  # noqa: E731
     payload = {"version": CHECKPOINT_VERSION, "genome": "gp", "settings": state.settings,
-               "generation": state.generation, "population": plain(state.population),
-               "halloffame": plain(state.halloffame), "logbook": state.logbook,
+               "generation": state.generation, "population": _plain(state.population, str),
+               "halloffame": _plain(state.halloffame, str), "logbook": state.logbook,
                "rng_state": state.rng.getstate(), "stall": state.stall,
                "nevals_total": state.nevals_total, "extra": state.extra}
     atomic_write(path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
@@ -263,23 +263,13 @@ def _load(path: str, settings: dict) -> SearchState:
     if not isinstance(payload, dict) or payload.get("genome") != "gp" \
             or payload.get("version") != CHECKPOINT_VERSION:
         raise InputError(f"--resume: {path} is not a --genome gp search checkpoint")
-    if payload["settings"] != settings:
-        raise InputError("--resume: the checkpoint was written with different search settings "
-                         "or experiment")
-
-    def trees(rows):
-        out = []
-        for text, fit in rows:
-            t = parse_rule(text)
-            t.fitness.values = fit
-            out.append(t)
-        return out
-
-    hof = tools.HallOfFame(settings["hof_size"])
-    hof.update(trees(payload["halloffame"]))
+    check_resume_settings(payload["settings"], settings)
+    hof = restore_archive(tools.HallOfFame(settings["hof_size"]), parse_rule,
+                          payload["halloffame"])
     rng = random.Random()
     rng.setstate(payload["rng_state"])
-    return SearchState(population=trees(payload["population"]), generation=payload["generation"],
+    return SearchState(population=_individuals(parse_rule, payload["population"]),
+                       generation=payload["generation"],
                        halloffame=hof, pareto=None, logbook=payload["logbook"], rng=rng,
                        settings=settings, stall=payload["stall"],
                        nevals_total=payload["nevals_total"], extra=payload["extra"])

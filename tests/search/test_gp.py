@@ -155,3 +155,26 @@ def test_api_evolve_knows_the_gp_genome():
 
     with pytest.raises(ValueError, match="genome"):
         api.evolve("default", genome="tree")
+
+
+def test_gp_checkpoint_keeps_the_hall_of_fame_order_of_tied_rules(tmp_path):
+    """Equivalent rules often tie; a resumed search must keep the saved champion, so the hall of
+    fame is restored in its saved order (DEAP's update would put the later tie first)."""
+    from deap import tools
+
+    from search.ga import SearchState
+    from search.gp import _load, _save
+
+    first, second = parse_rule("add(pending, queue_depth)"), parse_rule("add(queue_depth, pending)")
+    for t in (first, second):
+        t.fitness.values = (0.5,)
+    hof = tools.HallOfFame(4)
+    hof.update([first, second])
+    saved = [str(t) for t in hof]
+    settings = {"genome": "gp", "hof_size": 4}
+    state = SearchState(population=[first, second], generation=1, halloffame=hof, pareto=None,
+                        logbook=tools.Logbook(), rng=random.Random(3), settings=settings)
+    _save(state, str(tmp_path / "c.pkl"))
+    back = _load(str(tmp_path / "c.pkl"), settings)
+    assert [str(t) for t in back.halloffame] == saved
+    assert [str(t) for t in back.population] == [str(first), str(second)]
