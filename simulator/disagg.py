@@ -44,7 +44,6 @@ def disagg_params(cfg: SimConfig, policy: PolicyConfig, sc_codes: np.ndarray,
     obs = int(P[L.P_PREFIX_OBS] != 0 or np.any(dcodes == codes.SCORER_PREFIX_AFFINITY)
               or dc.decider == "prefix-threshold")
     P[L.P_PREFIX_OBS] = obs
-    P[L.P_PD_OBS] = obs
     P[L.P_PD] = 1
     P[L.P_PD_DECIDER] = registry.code_of("pd-decider", dc.decider)
     P[L.P_PD_THRESH] = dc.prefix_threshold

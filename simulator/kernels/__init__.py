@@ -11,6 +11,7 @@ by the source file's absolute path and mtime, so a copy of the project (the work
 kernel files are located by the digest alone, so any copy of the same sources loads the same
 cached machine code.
 """
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -35,6 +36,12 @@ def _kernel_digest() -> str:
     return h.hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=None)
+def _file_digest(path: str) -> str:
+    """sha256 of a kernel source file, read once per process (numba asks once per function)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 class _KernelCacheLocator(caching.UserProvidedCacheLocator):
     """Cache location of this package's kernels: ``CACHE_DIR/kernels`` (CACHE_DIR already names
     the kernel digest) with the file's content hash as freshness stamp, independent of where
@@ -45,7 +52,7 @@ class _KernelCacheLocator(caching.UserProvidedCacheLocator):
         self._cache_path = os.path.join(numba.config.CACHE_DIR, "kernels")
 
     def get_source_stamp(self):
-        return hashlib.sha256(Path(self._py_file).read_bytes()).hexdigest()
+        return _file_digest(self._py_file)
 
     @classmethod
     def from_function(cls, py_func, py_file):

@@ -32,7 +32,7 @@ from ..codes import (DRAIN_IMMEDIATE, DRAIN_WAIT, LC_DRAINING, LC_LOADING, LC_PR
                      LC_READY, LC_STOPPED, LC_WARMING)
 from .cevents import CE_LIFECYCLE, CE_ROUTING, cpush, cpush_seq, cremove
 from .hashtable import ht_del
-from .instance import S_IN_PIPELINE, _close_segment, wq_pop_front
+from .instance import S_IN_PIPELINE, effective_load, _close_segment, wq_pop_front
 from .kvcache import release
 from .layout import (CL_PARKED, CL_REROUTED, CL_SEQ,
                      CL_TRIG, CL_WAIT_HEAD, CL_WAIT_LEN, CL_WAIT_TAIL, CPU_HAS, I_BATCH_LEN,
@@ -246,7 +246,7 @@ def queue_trigger(st):
     for i in range(st.P[P_N_INST]):
         if I[I_ROUTABLE, i] != 0:
             nr += 1
-            load += I[I_WQ_LEN, i] + I[I_BATCH_LEN, i] + I[I_PENDING, i]
+            load += effective_load(I, i)
     above = load >= st.P[P_AS_QTRIG] * max(nr, 1)
     if above and st.CL[CL_TRIG] == 0:
         st.CL[CL_TRIG] = 1

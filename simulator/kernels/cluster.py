@@ -23,7 +23,7 @@ from .cevents import (CE_ADMISSION, CE_ARRIVAL, CE_FIRST_TOKEN, CE_LIFECYCLE, CE
 from .disagg import (PD_HELD, PD_PREFILL, POOL_DECODE, POOL_PREFILL, transfer_handover,
                      transfer_ready)
 from .goheap import ckey_pop
-from .instance import (EV_ARRIVAL, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJECTED, SEG_RANGE,
+from .instance import (EV_ARRIVAL, effective_load, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJECTED, SEG_RANGE,
                        process_event, push_event)
 from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
@@ -34,7 +34,7 @@ from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_BAD_ROUTE
                      IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_AS_ON, P_AS_QTRIG, P_AS_SLO_WIN, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
                      P_PREFIX_OBS, P_REFRESH, P_ROUTER_BLOCK, P_ROUTING, P_RT_LAT, P_TOTAL_BLOCKS,
                      P_TRACE, P_PD, P_PD_DECIDER, P_PD_THRESH, P_PD_BP_THRESH, P_PD_BP_RETRY,
-                     P_PD_OBS, I_POOL, CL_XF_Q, CL_PD_BP, CL_PD_DISAGG, R_N_OUT, R_PD,
+                     I_POOL, CL_XF_Q, CL_PD_BP, CL_PD_DISAGG, R_N_OUT, R_PD,
                      R_PD_PREFILL, R_PD_DECODE, PF_TB_CAP, PF_TB_RATE, PX_HASH, PX_NEXT, PX_PREV, R_ARRIVAL,
                      R_FULL_HASH, R_INST, R_N_IN, R_ROUTED, R_RH_PTR, R_STATE, SCF_DIM,
                      SCF_SCORES)
@@ -57,12 +57,6 @@ def refresh_snapshots(I, IF, P, clock):
             I[I_SNAP_FREE, i] = total - I[I_USED, i]
             IF[IF_SNAP_HIT, i] = cache_hit_rate(I, i)
             I[I_SNAP_LAST, i] = clock
-
-
-@njit(cache=True)
-def effective_load(I, i):
-    """Queue depth + batch size + routed-but-not-yet-queued requests."""
-    return I[I_WQ_LEN, i] + I[I_BATCH_LEN, i] + I[I_PENDING, i]
 
 
 # ---------------------------------------------------------------- admission
@@ -325,17 +319,15 @@ def _code_route(st, r, cand, nc, observe):
     records the decision in the index."""
     I, IF = st.I, st.IF
     scores = st.SCF[SCF_SCORES]
-    a = st.R[R_RH_PTR, r]
-    n = 0
-    if st.P[P_PREFIX_OBS] != 0:
-        n = st.R[R_N_IN, r] // st.P[P_ROUTER_BLOCK]
+    pmatch = st.SCF[SCF_DIM]
+    indexed = st.P[P_PREFIX_OBS] != 0
+    if indexed:
+        score_prefix_affinity(st, r, cand, nc, pmatch)
     best = cand[0]
     best_score = -np.inf
     for k in range(nc):
         i = cand[k]
-        pm = 0.0
-        if n > 0:
-            pm = prefix_match(st.PXT, I, i, st.RH, a, n) / n
+        pm = pmatch[i] if indexed else 0.0
         s = st.SCORE_FN(np.float64(I[I_WQ_LEN, i]), np.float64(I[I_BATCH_LEN, i]),
                         np.float64(I[I_PENDING, i]), IF[IF_SNAP_UTIL, i],
                         np.float64(I[I_SNAP_FREE, i]), pm, IF[IF_SNAP_HIT, i])
@@ -474,7 +466,7 @@ def route_pd(st, t, r):
     then pick a prefill instance; a request not disaggregated is served on the decode instance.
     Under backpressure a disaggregated request waits and retries prefill routing."""
     P, R, I = st.P, st.R, st.I
-    # the prefix index is updated below, once, for the final pick(s) (P_PD_OBS)
+    # the prefix index is updated below, once, for the final pick(s)
     ncd = pool_candidates(st, POOL_DECODE)
     d, has_scores = route(st, r, st.CAND, ncd, st.DSCODES, st.DSWEIGHTS, False)
     nc = ncd
@@ -482,7 +474,7 @@ def route_pd(st, t, r):
     disagg = R[R_N_OUT, r] > 1 and code != PD_DECIDE_NEVER
     if disagg and code != PD_DECIDE_ALWAYS:
         uncached = R[R_N_IN, r]
-        if P[P_PD_OBS] != 0:
+        if P[P_PREFIX_OBS] != 0:
             n = R[R_N_IN, r] // P[P_ROUTER_BLOCK]
             uncached -= prefix_match(st.PXT, I, d, st.RH, R[R_RH_PTR, r], n) * P[P_ROUTER_BLOCK]
         disagg = uncached > P[P_PD_THRESH]
@@ -504,7 +496,7 @@ def route_pd(st, t, r):
     else:
         R[R_PD, r] = 0
         R[R_PD_DECODE, r] = d
-    if P[P_PD_OBS] != 0:
+    if P[P_PREFIX_OBS] != 0:
         _observe_prefix(st, r, d)
         if disagg:
             _observe_prefix(st, r, target)

@@ -25,7 +25,7 @@ from .kvcache import (allocate, content_append, content_hash, get_cached_blocks,
                       pop_free, release)
 from .latency import blackbox_step_us, roofline_step_us
 from .warmup import warmup_step_time
-from .layout import (P_PD, CL_CODE_NONFINITE, CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK,
+from .layout import (P_PD, I_PENDING, CL_CODE_NONFINITE, CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK,
                      KB_REF, R_BL_LEN, R_BL_START, R_TOK_PTR, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
                      I_EV_SIZE, I_IN_TOKENS, I_KV_CLOCK, I_OUT_TOKENS, I_PEAK_KV, I_PEND_LAT,
                      I_PREEMPTS, I_STEP_PENDING, I_STEPS, I_USED, I_WAITQ_SUM, I_WQ_HEAD,
@@ -61,6 +61,12 @@ S_DROPPED = 6
 # ITL record kinds (SEGS rows: kind, request, instance, a, b)
 SEG_RANGE = np.int64(0)   # one ITL entry per step index in [a, b] of the instance's step log
 SEG_VALUE = np.int64(1)   # one ITL entry of value a (µs, alpha2 included)
+
+
+@njit(cache=True)
+def effective_load(I, i):
+    """Queue depth + batch size + routed-but-not-yet-queued requests (the router's load)."""
+    return I[I_WQ_LEN, i] + I[I_BATCH_LEN, i] + I[I_PENDING, i]
 
 
 @njit(cache=True)

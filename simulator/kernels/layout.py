@@ -153,15 +153,14 @@ P_PD_GRAN = 29       # 0 whole request, 1 per block
 P_PD_XF_BASE = 30    # µs added to every transfer unit's arrival
 P_PD_BP_THRESH = 31  # backpressure when the decode transfer queue holds >= this (0 = off)
 P_PD_BP_RETRY = 32   # µs between prefill routing retries of a throttled request
-P_PD_OBS = 33        # router prefix index maintained (either scorer profile uses prefix-affinity)
-P_AS_ON = 34         # 1 when the autoscaler drives the lifecycle
-P_DRAIN = 35         # drain mode DRAIN_* (codes.py)
-P_WARM_PROFILE = 36  # warmup profile WARM_* (codes.py)
-P_AS_QTRIG = 37      # event trigger: load per routable instance that stops the loop (0 = off)
-P_AS_SLO_WIN = 38    # SLO trigger: window of last first tokens (0 = off; kernels/autoscale.py)
-P_AS_SLO_TTFT = 39   # SLO trigger: TTFT target, µs (a first token misses when TTFT > this)
-P_AS_SLO_MAXMISS = 40  # SLO trigger: most misses in a full window that still meet the target
-NP_ = 41
+P_AS_ON = 33         # 1 when the autoscaler drives the lifecycle
+P_DRAIN = 34         # drain mode DRAIN_* (codes.py)
+P_WARM_PROFILE = 35  # warmup profile WARM_* (codes.py)
+P_AS_QTRIG = 36      # event trigger: load per routable instance that stops the loop (0 = off)
+P_AS_SLO_WIN = 37    # SLO trigger: window of last first tokens (0 = off; kernels/autoscale.py)
+P_AS_SLO_TTFT = 38   # SLO trigger: TTFT target, µs (a first token misses when TTFT > this)
+P_AS_SLO_MAXMISS = 39  # SLO trigger: most misses in a full window that still meet the target
+NP_ = 40
 
 # PF: float64 parameters
 PF_ALPHA0 = 0
