@@ -39,7 +39,7 @@ ROUTER_BLOCK = 16          # the reference's prefix scorer hashes 16-token block
 State = namedtuple("State", [
     "R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HT", "P", "PF",
     "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
-    "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET", "CAND",
+    "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTES", "CAND",
     "DSCODES", "DSWEIGHTS", "SCORE_FN", "ADMIT_FN", "PRIO_FN"])
 State.__doc__ = ("Every array of one run (packed layouts: simulator/kernels/layout.py) and the "
                  "code-policy functions (built-in stand-ins when unused).")
@@ -167,12 +167,10 @@ def _code_functions(policy: PolicyConfig):
     return tuple(out)
 
 
-def route_trace_capacity(cfg: SimConfig, policy: PolicyConfig, n: int) -> int:
-    """Routing decisions the trace holds: one per request in a fixed cluster; room for
-    re-routings too when autoscaled (drains send requests back to the router), 1 untraced."""
-    if not cfg.trace_decisions:
-        return 1
-    return n if policy.autoscaler is None else 2 * n + 64
+def route_trace_capacity(cfg: SimConfig, n: int) -> int:
+    """Initial room of the decision trace: one routing per request (1 when untraced); the
+    kernel doubles it when drains re-route requests beyond that."""
+    return max(n, 1) if cfg.trace_decisions else 1
 
 
 def cluster_queue_capacity(n: int, slots: int, autoscaled: bool, slo_trigger: bool) -> int:
@@ -183,10 +181,8 @@ def cluster_queue_capacity(n: int, slots: int, autoscaled: bool, slo_trigger: bo
     return n + 1 + (slots if autoscaled else 0) + (n if slo_trigger else 0)
 
 
-def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload,
-                route_capacity: int | None = None) -> State:
-    """Allocate every array of a run (one allocator for all state, sized up front);
-    ``route_capacity`` overrides :func:`route_trace_capacity`."""
+def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
+    """Allocate every array of a run (one allocator for all state, sized up front)."""
     n = wl.num_requests
     N = n_slots(cfg, policy)
     B = cfg.block_size
@@ -283,7 +279,8 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload,
     CL[L.CL_ARENA_TOP] = arena_size
     CL[L.CL_WAIT_HEAD] = -1
     CL[L.CL_WAIT_TAIL] = -1
-    n_routes = route_capacity if route_capacity is not None else route_trace_capacity(cfg, policy, n)
+    ROUTES = List()   # decision trace: row 0 target instance, row 1 regret (grows when full)
+    ROUTES.append(np.zeros((2, route_trace_capacity(cfg, n)), dtype=np.float64))
     ce_cap = cluster_queue_capacity(n, N, policy.autoscaler is not None, bool(P[L.P_AS_SLO_WIN]))
     return State(
         R=R, RF=np.zeros(n, dtype=np.float64), TOK=tokens, KVH=kvh, RH=rh,
@@ -297,8 +294,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload,
         PXT=new_table(lru_nodes), PXA=PXA,
         CE=np.zeros((4, ce_cap), dtype=np.int64), CL=CL, CLF=np.zeros(L.NCLF, dtype=np.float64),
         AFFINITY=Dict.empty(types.int64, types.int64),
-        ROUTE_TARGET=np.zeros(n_routes, dtype=np.int32),
-        ROUTE_REGRET=np.zeros(n_routes, dtype=np.float64),
+        ROUTES=ROUTES,
         CAND=np.zeros(N, dtype=np.int64), DSCODES=dsc_codes, DSWEIGHTS=dsc_weights,
         SCORE_FN=score_fn, ADMIT_FN=admit_fn, PRIO_FN=prio_fn)
 
@@ -318,9 +314,7 @@ def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
     hit_rate = np.array([cache_hit_rate(I, i) for i in range(N)], dtype=np.float64)
     thrash = np.where(I[L.I_OFFLOADS] > 0, I[L.I_THRASH] / np.maximum(I[L.I_OFFLOADS], 1), 0.0)
     n_routes = int(st.CL[L.CL_NROUTES])
-    if n_routes > st.ROUTE_TARGET.shape[0]:
-        raise RuntimeError(f"decision trace overflow: {n_routes} routings, "
-                           f"room for {st.ROUTE_TARGET.shape[0]}")
+    routes = st.ROUTES[0]
     return SimResult(
         n_in=R[L.R_N_IN].copy(), n_out=n_out.copy(), req_state=state,
         req_instance=R[L.R_INST].copy(), arrival_us=R[L.R_ARRIVAL].copy(),
@@ -338,8 +332,8 @@ def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
         inst_steps=I[L.I_STEPS].copy(), inst_waitq_sum=I[L.I_WAITQ_SUM].copy(),
         itl_values_us=itl_v, itl_counts=itl_c, itl_instance=itl_i,
         rejected=int(st.CL[L.CL_REJECTED]), admitted=int(st.CL[L.CL_ADMITTED]),
-        route_target=st.ROUTE_TARGET[:n_routes].copy(),
-        route_regret=st.ROUTE_REGRET[:n_routes].copy(),
+        route_target=routes[0, :n_routes].astype(np.int32),
+        route_regret=routes[1, :n_routes].copy(),
         trace_on=bool(cfg.trace_decisions), num_instances=N,
         code_nonfinite=int(st.CL[L.CL_CODE_NONFINITE]),
         slo_class=wl.slo_class, slo_names=wl.slo_names, tenant=wl.tenant,
@@ -357,13 +351,6 @@ def run_with_state(cfg: SimConfig, policy: PolicyConfig, workload: Workload):
         kc.run_loop(kst)
         return _finish(st, kst, cfg, workload), st
     outcome = run_autoscaled(st, kst, cfg, policy.autoscaler)
-    routes = int(st.CL[L.CL_NROUTES])
-    if routes > st.ROUTE_TARGET.shape[0]:
-        # drains re-routed more requests than the trace had room for: the run is deterministic,
-        # so run it again with a trace of exactly that size
-        st = build_state(cfg, policy, workload, route_capacity=routes)
-        kst = _kernel_state(st)
-        outcome = run_autoscaled(st, kst, cfg, policy.autoscaler)
     return dataclasses.replace(_finish(st, kst, cfg, workload), autoscale=outcome), st
 
 

@@ -429,15 +429,20 @@ def _cluster_event(st, t, kind, r):
 @njit(cache=True, inline="always")
 def _dispatch(st, t, r, target, nc, has_scores):
     """Send routed request r to ``target`` (it arrives there now) and record the decision (with
-    its regret over the candidates st.CAND[:nc]) when decisions are traced.  Every routing is
-    counted; one beyond the trace's room is not stored (the engine re-runs with a larger trace)."""
+    its regret over the candidates st.CAND[:nc]) when decisions are traced; the trace doubles
+    when full (drains re-route requests, so there may be more routings than requests)."""
     P, R, I = st.P, st.R, st.I
     if P[P_TRACE] != 0:
         k = st.CL[CL_NROUTES]
-        if k < st.ROUTE_TARGET.shape[0]:
-            st.ROUTE_TARGET[k] = target
-            if P[P_CF_K] > 0:
-                st.ROUTE_REGRET[k] = _regret(st, st.CAND, nc, target, has_scores)
+        routes = st.ROUTES[0]
+        if k == routes.shape[1]:
+            grown = np.zeros((2, 2 * k), dtype=np.float64)
+            grown[:, :k] = routes
+            st.ROUTES[0] = grown
+            routes = grown
+        routes[0, k] = target
+        if P[P_CF_K] > 0:
+            routes[1, k] = _regret(st, st.CAND, nc, target, has_scores)
         st.CL[CL_NROUTES] = k + 1
     R[R_INST, r] = target
     R[R_ROUTED, r] = t

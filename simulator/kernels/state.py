@@ -5,7 +5,7 @@ from numba.experimental import structref
 
 FIELDS = ("R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HT", "P", "PF",
           "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
-          "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTE_TARGET", "ROUTE_REGRET", "CAND",
+          "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTES", "CAND",
           "DSCODES", "DSWEIGHTS", "SCORE_FN", "ADMIT_FN", "PRIO_FN")
 
 
@@ -28,10 +28,10 @@ structref.define_boxing(KernelStateType, KernelState)
 @njit(cache=True)
 def pack_state(R, RF, TOK, KVH, RH, I, IF, BATCH, KB, BH, CPU, HT, P, PF, BETA, RP, SCODES,
                SWEIGHTS, SC, SCF, EVH, WQ, SLOG, SEGS, ARENA, PXT, PXA, CE, CL, CLF, AFFINITY,
-               ROUTE_TARGET, ROUTE_REGRET, CAND, DSCODES, DSWEIGHTS, SCORE_FN, ADMIT_FN, PRIO_FN):
+               ROUTES, CAND, DSCODES, DSWEIGHTS, SCORE_FN, ADMIT_FN, PRIO_FN):
     """Wrap the arrays (shared, not copied) and the code-policy functions (first-class
     functions of the fixed signatures in kernels/codefn.py) into one KernelState."""
     return KernelState(R, RF, TOK, KVH, RH, I, IF, BATCH, KB, BH, CPU, HT, P, PF, BETA, RP,
                        SCODES, SWEIGHTS, SC, SCF, EVH, WQ, SLOG, SEGS, ARENA, PXT, PXA, CE, CL,
-                       CLF, AFFINITY, ROUTE_TARGET, ROUTE_REGRET, CAND, DSCODES, DSWEIGHTS,
+                       CLF, AFFINITY, ROUTES, CAND, DSCODES, DSWEIGHTS,
                        SCORE_FN, ADMIT_FN, PRIO_FN)

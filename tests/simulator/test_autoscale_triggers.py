@@ -135,7 +135,7 @@ DRAIN_ASC = AutoscalerConfig(policy="oscillator", min_replicas=1, max_replicas=3
 
 def _drained(monkeypatch=None, capacity=None):
     if monkeypatch is not None:
-        monkeypatch.setattr(engine, "route_trace_capacity", lambda cfg, policy, n: capacity)
+        monkeypatch.setattr(engine, "route_trace_capacity", lambda cfg, n: capacity)
     wl = _step_load(200, 200, 0.0, 0.0, 2.0, n_out=400)   # long decodes, drained every other tick
     return _run(DRAIN_ASC, wl, n0=2, trace=True, drain="immediate", routing="round-robin"), wl
 
@@ -162,9 +162,9 @@ def test_trace_records_every_routing_including_reroutes():
     assert sum(trace["target_distribution"].values()) == routed + out.rerouted
 
 
-def test_trace_overflow_reruns_with_room_for_every_routing(monkeypatch):
+def test_trace_grows_to_hold_every_routing(monkeypatch):
     full, _ = _drained()
-    small, _ = _drained(monkeypatch, capacity=4)     # far too small: the engine re-runs
+    small, _ = _drained(monkeypatch, capacity=4)     # far too small: the kernel grows it
     assert np.array_equal(small.route_target, full.route_target)
     assert np.array_equal(small.route_regret, full.route_regret)
     assert small.autoscale.events == full.autoscale.events
