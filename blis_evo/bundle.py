@@ -42,7 +42,7 @@ import yaml
 from simulator import registry
 from simulator.config import INT64_MAX as _INT64_MAX, PolicyConfig, ScorerSpec
 from simulator.autoscale.config import AutoscalerConfig, parse_autoscaler
-from simulator.errors import InputError
+from simulator.errors import InputError, one_line
 from simulator.fileio import read_text
 
 from .disagg_settings import parse_disagg_section
@@ -357,7 +357,7 @@ def load_policy_bundle(path: str) -> PolicyBundle:
     try:
         docs = list(yaml.load_all(text, Loader=_StrictLoader))
     except yaml.YAMLError as exc:
-        raise InputError(f"{_PREFIX} {path}: invalid YAML: {' '.join(str(exc).split())}") from None
+        raise InputError(f"{_PREFIX} {path}: invalid YAML: {one_line(exc)}") from None
     if not docs or docs[0] is None:
         raise InputError(f"{_PREFIX} {path}: file is empty")
     if len(docs) > 1:

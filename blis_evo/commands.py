@@ -6,16 +6,11 @@ import os
 import sys
 from typing import Any, Callable
 
-from simulator.errors import InputError
+from simulator.errors import InputError, one_line  # noqa: F401 - one_line: the CLI's helper
 
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 2
 EXIT_INTERRUPTED = 130
-
-
-def one_line(text: Any) -> str:
-    """``text`` with all whitespace runs collapsed to single spaces (errors are one line)."""
-    return " ".join(str(text).split())
 
 
 def check_output_file(path: str, flag: str) -> None:

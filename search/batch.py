@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from simulator.errors import InputError
+from simulator.errors import InputError, one_line
 
 from .batch_jobs import Batch, Run, load_batch
 from .evolve import evolve
@@ -186,7 +186,7 @@ def _record_failure(run: Run, exc: Exception) -> str:
     one-line error for the summary."""
     from .report import atomic_write
 
-    line = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    line = f"{type(exc).__name__}: {one_line(exc)}"
     try:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         atomic_write(run.folder / FAILURE_FILE, text)
@@ -304,7 +304,7 @@ def run_batch(batch: Batch, err=None) -> list[dict]:
                 row = execute_run(run, plan, workers=batch.workers, ray_address=batch.ray_address)
             except InputError as exc:
                 raise InputError(f"{run.name} seed {run.seed} ({run.folder}): "
-                                 f"{' '.join(str(exc).split())}") from None
+                                 f"{one_line(exc)}") from None
             _say(err, f"{label}: {progress_text(row)}")
             rows.append(row)
     finally:
@@ -321,7 +321,7 @@ def _start_ray(batch: Batch, ensure_ray) -> bool:
         return bool(ensure_ray(batch.workers, batch.ray_address))
     except Exception as exc:  # noqa: BLE001 - reported as one line
         raise InputError(f"{batch.source}: workers/ray_address: cannot start or join Ray: "
-                         f"{' '.join(str(exc).split())}") from None
+                         f"{one_line(exc)}") from None
 
 
 def _generations(n: int) -> str:
@@ -464,7 +464,7 @@ def main(argv: Sequence[str] | None = None, out=None, err=None) -> int:
         out.write(write_summary(batch, rows))
         out.flush()
     except InputError as exc:
-        print(f"batch: error: {' '.join(str(exc).split()) or 'invalid input'}", file=err)
+        print(f"batch: error: {one_line(exc) or 'invalid input'}", file=err)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("batch: interrupted (rerun the same command to resume)", file=err)

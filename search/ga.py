@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from deap import tools
 
-from simulator.errors import InputError
+from simulator.errors import InputError, one_line
 from simulator.fileio import atomic_write
 
 from .genome import FitnessMulti, GeneSpace, Individual, IndividualMulti
@@ -260,7 +260,7 @@ def load_checkpoint(path: str) -> dict:
             payload = pickle.load(fh)
     except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file is bad input
         raise InputError(f"--resume: cannot read checkpoint {path}: "
-                         f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
+                         f"{type(exc).__name__}: {one_line(exc)}") from None
     if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
         raise InputError(f"--resume: {path} is not a version-{CHECKPOINT_VERSION} search checkpoint")
     return payload

@@ -96,7 +96,7 @@ def ensure_ray(workers: int, ray_address: str | None = None) -> bool:
     """
     import ray
 
-    from simulator.errors import InputError
+    from simulator.errors import InputError, one_line
 
     if ray.is_initialized():
         return False
@@ -111,7 +111,7 @@ def ensure_ray(workers: int, ray_address: str | None = None) -> bool:
                      log_to_driver=False, runtime_env={"env_vars": env} if env else None)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         raise InputError(f"--ray-address: cannot start or join Ray at {address or 'a local runtime'}: "
-                         f"{' '.join(str(exc).split())}") from None
+                         f"{one_line(exc)}") from None
     return True
 
 

@@ -24,6 +24,7 @@ from typing import Iterable
 import yaml
 
 import simulator
+from simulator.errors import one_line
 from blis_evo.api import resolve_policy
 from blis_evo.summary import summarize_run
 from search.evaluate import (BASELINES, Evaluation, build_sim_config, evaluate, experiment_workload,
@@ -100,10 +101,6 @@ def _metrics(ev: Evaluation, score: float, exp: Experiment) -> dict:
     return {k: float(v) for k, v in out.items()}
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
-
-
 def evaluate_program(path: str | Path, exp: Experiment, seeds: Iterable[int] | None = None, *,
                      kind: str | None = None, summary: bool = True) -> ProgramResult:
     """Score the program at ``path`` on ``exp`` (``seeds`` default: the train seeds); see
@@ -126,7 +123,7 @@ def evaluate_program(path: str | Path, exp: Experiment, seeds: Iterable[int] | N
                                  sim_cfg=cfg, policy=policy)
     except Exception as exc:  # noqa: BLE001 -- any failure of an untrusted program scores 0
         return ProgramResult(score=0.0, metrics={"combined_score": 0.0, "error": 1.0},
-                             summary="", error=_one_line(exc))
+                             summary="", error=one_line(f"{type(exc).__name__}: {exc}"))
     return ProgramResult(score=score, metrics=_metrics(ev, score, exp), summary=text,
                          evaluation=ev)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from simulator.config import PolicyConfig
-from simulator.errors import InputError
+from simulator.errors import InputError, one_line
 
 from blis_evo.commands import EXIT_OK, check_output_file, run_subcommand
 
@@ -61,7 +61,7 @@ def experiment_from_arg(text: str | None, flag: str = "--experiment"):
     try:
         return load_experiment(text)
     except InputError as exc:
-        raise InputError(f"{flag}: {' '.join(str(exc).split())}") from None
+        raise InputError(f"{flag}: {one_line(exc)}") from None
 
 
 def load_policy(path: str) -> tuple[PolicyConfig, dict[str, int]]:
@@ -265,7 +265,7 @@ def _load_policy_arg(path: str) -> tuple[PolicyConfig, dict[str, int]]:
     try:
         return load_policy(path)
     except InputError as exc:
-        msg = " ".join(str(exc).split())
+        msg = one_line(exc)
         if msg.startswith("--policy-config: "):
             msg = msg[len("--policy-config: "):]
         raise InputError(f"--policy: {msg}") from None

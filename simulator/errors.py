@@ -1,4 +1,11 @@
-"""The one exception type for bad user input (flags, YAML, CSV)."""
+"""The one exception type for bad user input (flags, YAML, CSV), and the one-line rule its
+messages follow."""
+from typing import Any
+
+
+def one_line(text: Any) -> str:
+    """``text`` with all whitespace runs collapsed to single spaces (errors are one line)."""
+    return " ".join(str(text).split())
 
 
 class InputError(ValueError):

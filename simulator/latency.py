@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import yaml
 
 from simulator.config import LatencyConfig
-from simulator.errors import InputError
+from simulator.errors import InputError, one_line
 
 # ---------------------------------------------------------------------------------------------
 # Layout of the roofline parameter vector (``LatencyConfig.roofline_params``).
@@ -100,7 +100,7 @@ def load_defaults(path: str | os.PathLike | None = None) -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        msg = " ".join(str(exc).split())
+        msg = one_line(exc)
         raise InputError(f"--defaults-filepath: {str(p)!r} is not valid YAML: {msg}") from None
     if data is None:
         data = {}

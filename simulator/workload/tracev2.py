@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
-from simulator.errors import InputError
+from simulator.errors import InputError, one_line
 from simulator.fileio import atomic_write
 from simulator.workload.distribution import MAX_TOKEN_ID
 from simulator.workload.types import Workload
@@ -513,7 +513,7 @@ def _read_header_doc(path: str) -> dict:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)
     except yaml.YAMLError as exc:
-        raise InputError(f"{path}: invalid YAML in trace header: {' '.join(str(exc).split())}") \
+        raise InputError(f"{path}: invalid YAML in trace header: {one_line(exc)}") \
             from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: trace header is not UTF-8 text") from None
@@ -671,7 +671,7 @@ def _load_tokens(path: str, n_in: np.ndarray, n_out: np.ndarray):
     except InputError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(f"{path}: unreadable token sidecar: {' '.join(str(exc).split())}") \
+        raise InputError(f"{path}: unreadable token sidecar: {one_line(exc)}") \
             from None
     n = n_in.shape[0]
     if ptr.dtype.kind not in "iu" or tokens.dtype.kind not in "iu" or ptr.ndim != 1 \
