@@ -165,8 +165,9 @@ def natural_values(point: dict, directions: list[str]) -> list[float]:
 
 
 def pareto_section(pareto: list[dict], keys: list[str], directions: list[str]) -> list[str]:
-    """Report lines for the Pareto front: its distinct trade-off points (objective values as
-    scored on the train seeds, penalties included), best first on the first objective; and,
+    """Report lines for the Pareto front (points carrying ``metrics``, as write_outputs stores
+    them): its distinct trade-off points (objective values as scored on the train seeds,
+    penalties included), best first on the first objective; and,
     when ``gpus`` is an objective, the layout with the best first objective per GPU count."""
     distinct: dict[tuple, dict] = {}
     for p in pareto:
@@ -178,7 +179,7 @@ def pareto_section(pareto: list[dict], keys: list[str], directions: list[str]) -
              "`pareto.json`):", "", f"| # | {head} | policy |",
              "|---|" + "---|" * len(keys) + "---|"]
     for n, p in enumerate(points, 1):
-        vals = " | ".join(f"{v:.4g}" for v in natural_values(p, directions))
+        vals = " | ".join(f"{p['metrics'][k]:.4g}" for k in keys)
         lines.append(f"| {n} | {vals} | {policy_label(p['policy'], layout='gpus' in keys)} |")
     lines.append("")
     if "gpus" in keys and len(keys) > 1:
@@ -193,7 +194,7 @@ def layout_winners(points: list[dict], keys: list[str], directions: list[str]) -
     others = [k for k in range(len(keys)) if k != g_at]
     best: dict[tuple[int, int], tuple[float, float, str]] = {}   # (gpus, objective) -> ...
     for p in points:
-        vals = natural_values(p, directions)
+        vals = [p["metrics"][key] for key in keys]
         g = int(round(vals[g_at]))
         for k in others:
             oriented = vals[k] if directions[k] == "min" else -vals[k]
@@ -283,7 +284,7 @@ def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict],
         for p in pareto:
             p["metrics"] = dict(zip(pareto_labels, natural_values(p, directions)))
         atomic_write(out / "pareto.json", json.dumps(pareto, indent=2) + "\n")
-        plot_pareto([natural_values(p, directions) for p in pareto], out / "pareto.png",
+        plot_pareto([list(p["metrics"].values()) for p in pareto], out / "pareto.png",
                     tuple(pareto_labels))
     atomic_write(out / "heldout.json", json.dumps(summaries, indent=2) + "\n")
     atomic_write(out / "failures.json", json.dumps(failures or [], indent=2) + "\n")
