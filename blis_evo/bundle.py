@@ -39,7 +39,10 @@ from typing import Any
 
 import yaml
 
-from simulator import registry
+from simulator.policies import registry
+from simulator.policies.declare import INT, Param
+from simulator.policies.registry import family, policy_params
+from simulator.policy_encoding import POLICY_FAMILIES
 from simulator.config import INT64_MAX as _INT64_MAX, PolicyConfig, ScorerSpec
 from simulator.autoscale.config import AutoscalerConfig, parse_autoscaler
 from simulator.errors import InputError, one_line
@@ -56,8 +59,6 @@ class PolicyBundle:
     """The contents of a policy bundle; ``None`` / ``()`` means the field was not set."""
 
     admission_policy: str | None = None
-    token_bucket_capacity: float | None = None
-    token_bucket_refill_rate: float | None = None
     routing_policy: str | None = None
     scorers: tuple[ScorerSpec, ...] = ()
     priority_policy: str | None = None
@@ -66,6 +67,11 @@ class PolicyBundle:
     long_prefill_token_threshold: int | None = None
     disaggregation: tuple = ()   # ((flag name, value), ...) set by the P/D section (disagg_settings)
     autoscaler: AutoscalerConfig | None = None
+    params: tuple[tuple[str, float], ...] = ()  # declared policy parameters the bundle sets
+
+    def param(self, name: str) -> float | None:
+        """The value the bundle gives policy parameter ``name``, or None when it sets none."""
+        return dict(self.params).get(name)
 
     def engine_params(self) -> dict[str, int]:
         """The ``engine`` knobs that are set, as ``{name: int}`` in :data:`ENGINE_KEYS` order
@@ -85,14 +91,37 @@ def bundle_from_policy(policy: PolicyConfig) -> PolicyBundle:
     """
     return PolicyBundle(
         admission_policy=policy.admission,
-        token_bucket_capacity=float(policy.token_bucket_capacity),
-        token_bucket_refill_rate=float(policy.token_bucket_refill_rate),
         routing_policy=policy.routing,
         scorers=tuple(policy.scorers),
         priority_policy=policy.priority,
         scheduler=policy.scheduler,
         autoscaler=policy.autoscaler,
+        params=policy.params,
     )
+
+
+def policy_sections(policy: PolicyConfig) -> dict[str, Any]:
+    """The policy sections of a bundle (``admission``, ``routing``, ``priority``,
+    ``scheduler``) that reproduce ``policy``, from the declarations: each family's choice at its
+    bundle path, followed by the parameters of the chosen policy (ints as ints), and the
+    scorer list under ``weighted`` routing.  The inverse of :func:`bundle_from_mapping` on
+    these sections."""
+    out: dict[str, Any] = {}
+    for key in POLICY_FAMILIES:
+        fam = family(key)
+        name = getattr(policy, key)
+        if len(fam.bundle) == 1:
+            out[fam.bundle[0]] = name
+            continue
+        section = out.setdefault(fam.bundle[0], {})
+        section[fam.bundle[1]] = name
+        if fam.has(name):
+            for p in fam.get(name).params:
+                value = policy.param(p.name)
+                section[p.name] = int(value) if p.kind == INT else float(value)
+        if key == "routing" and name == "weighted":
+            section["scorers"] = [{"name": s.name, "weight": float(s.weight)} for s in policy.scorers]
+    return out
 
 
 def _q(text: str) -> str:
@@ -217,11 +246,11 @@ def _number(value: Any, path: str) -> float | None:
 
 def _policy_name(family: str, label: str, value: Any, path: str) -> str | None:
     name = _string(value, path)
-    if name == registry.CODE_POLICY and family in registry.CODE_POLICY_FAMILIES:
+    if name == registry.CODE_POLICY and registry.accepts_code(family):
         return name
     if name is not None and not registry.is_valid(family, name):
         valid = ", ".join(registry.valid_names(family))
-        if family in registry.CODE_POLICY_FAMILIES:
+        if registry.accepts_code(family):
             valid += f", {registry.CODE_POLICY} (with code_path)"
         raise InputError(f"{_PREFIX} {path}: unknown {label} {_q(name)}; valid options: {valid}")
     return name
@@ -244,14 +273,16 @@ def _with_code_path(name: str | None, section: dict, path: str, base_dir: str | 
     return f"{registry.CODE_POLICY}:{code_path}"
 
 
-def _non_negative(value: float | None, path: str) -> float | None:
-    if value is None:
+def _param_value(param: Param, value: Any, path: str) -> float | None:
+    """A declared policy parameter's bundle value, checked against its declaration (None when
+    unset)."""
+    number = _number(value, path)
+    if number is None:
         return None
-    if not math.isfinite(value):
-        raise InputError(f"{_PREFIX} {path}: must be a finite number, got {go_float_str(value)}")
-    if value < 0:
-        raise InputError(f"{_PREFIX} {path}: must be non-negative, got {go_float_str(value)}")
-    return value
+    problem = param.problem(value)
+    if problem is not None:
+        raise InputError(f"{_PREFIX} {path}: {problem}")
+    return number
 
 
 def _non_negative_int(value: Any, path: str) -> int | None:
@@ -304,42 +335,44 @@ def bundle_from_mapping(doc: Any, base_dir: str | None = None) -> PolicyBundle:
     folder; None = as given, i.e. relative to the working directory)."""
     top = _mapping(doc, "", ("admission", "routing", "priority", "scheduler", "engine",
                              "disaggregation", "autoscaler"))
-    admission = _mapping(top.get("admission"), "admission",
-                         ("policy", "token_bucket_capacity", "token_bucket_refill_rate",
-                          "code_path"))
-    routing = _mapping(top.get("routing"), "routing", ("policy", "scorers", "code_path"))
-    priority = _mapping(top.get("priority"), "priority", ("policy", "code_path"))
+    sections: dict[str, dict] = {}
+    for key in POLICY_FAMILIES:   # each family's section: its choice, code_path, parameters
+        fam = family(key)
+        if len(fam.bundle) == 2:
+            allowed = (fam.bundle[1], *(p.name for p in fam.params()),
+                       *(("scorers",) if key == "routing" else ()),
+                       *(("code_path",) if fam.code_policy is not None else ()))
+            sections[key] = _mapping(top.get(fam.bundle[0]), fam.bundle[0], allowed)
     # Same check order as the reference: names, then token-bucket numbers, then scorers.
-    admission_policy = _policy_name("admission", "admission policy", admission.get("policy"),
-                                    "admission.policy")
-    routing_policy = _policy_name("routing", "routing policy", routing.get("policy"), "routing.policy")
-    priority_policy = _policy_name("priority", "priority policy", priority.get("policy"),
-                                   "priority.policy")
-    scheduler = _policy_name("scheduler", "scheduler", top.get("scheduler"), "scheduler")
-    admission_policy = _with_code_path(admission_policy, admission, "admission", base_dir)
-    routing_policy = _with_code_path(routing_policy, routing, "routing", base_dir)
-    priority_policy = _with_code_path(priority_policy, priority, "priority", base_dir)
-    capacity = _non_negative(
-        _number(admission.get("token_bucket_capacity"), "admission.token_bucket_capacity"),
-        "admission.token_bucket_capacity")
-    refill = _non_negative(
-        _number(admission.get("token_bucket_refill_rate"), "admission.token_bucket_refill_rate"),
-        "admission.token_bucket_refill_rate")
-    scorers = _scorer_list(routing.get("scorers"), "routing.scorers")
+    names: dict[str, str | None] = {}
+    for key in POLICY_FAMILIES:
+        fam = family(key)
+        path = ".".join(fam.bundle)
+        value = sections[key].get(fam.bundle[1]) if key in sections else top.get(fam.bundle[0])
+        names[key] = _policy_name(key, fam.label, value, path)
+    for key in sections:
+        if family(key).code_policy is not None:
+            names[key] = _with_code_path(names[key], sections[key], family(key).bundle[0], base_dir)
+    params = []
+    for fam, _pol, p in policy_params():
+        if fam.key in sections:
+            value = _param_value(p, sections[fam.key].get(p.name), f"{fam.bundle[0]}.{p.name}")
+            if value is not None:
+                params.append((p.name, value))
+    scorers = _scorer_list(sections["routing"].get("scorers"), "routing.scorers")
     engine = _mapping(top.get("engine"), "engine", ENGINE_KEYS)
     knobs = {k: _non_negative_int(engine.get(k), f"engine.{k}") for k in ENGINE_KEYS}
     autoscaler = None
     if top.get("autoscaler") is not None:
         autoscaler = parse_autoscaler(top["autoscaler"], f"{_PREFIX} autoscaler")
     return PolicyBundle(
-        admission_policy=admission_policy,
-        token_bucket_capacity=capacity,
-        token_bucket_refill_rate=refill,
-        routing_policy=routing_policy,
+        admission_policy=names["admission"],
+        routing_policy=names["routing"],
         scorers=scorers,
-        priority_policy=priority_policy,
-        scheduler=scheduler,
+        priority_policy=names["priority"],
+        scheduler=names["scheduler"],
         autoscaler=autoscaler,
+        params=tuple(params),
         **knobs,
         disaggregation=tuple(parse_disagg_section(top.get("disaggregation")).items()),
     )

@@ -173,7 +173,7 @@ def _log_run_config(settings: RunSettings, sim, log) -> None:
                  ", ".join("%s:%.1f" % (s.name, s.weight) for s in pol.scorers))
     if pol.admission == "token-bucket":
         log.info("Token bucket: capacity=%.0f, refill-rate=%.0f",
-                 pol.token_bucket_capacity, pol.token_bucket_refill_rate)
+                 pol.param("token_bucket_capacity"), pol.param("token_bucket_refill_rate"))
     if settings.trace_level != "none" and not (settings.summarize_trace or settings.trace_report):
         log.info("Decision tracing enabled (trace-level=%s). Use --summarize-trace to print summary.",
                  settings.trace_level)

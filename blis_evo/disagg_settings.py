@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from simulator import registry
+from simulator.policies import registry
 from simulator.config import DEFAULT_KV_BYTES_PER_TOKEN, DisaggConfig
 from simulator.errors import InputError
 

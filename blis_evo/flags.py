@@ -16,14 +16,15 @@ consumes the next token (so ``--alpha-coeffs -1,2,3`` works), a bare bool flag m
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from simulator import registry
-from simulator.autoscale.config import DRAIN_POLICIES, MAX_SLO_WINDOW, WARMUP_PROFILES
-from simulator.autoscale.policies import POLICIES as _AUTOSCALERS
+from simulator.policies import registry
+from simulator.policies.declare import INT, Param
+from simulator.autoscale.config import MAX_SLO_WINDOW
 from simulator.config import INT64_MAX
 from simulator.errors import InputError
 
@@ -37,7 +38,6 @@ WORKLOAD_TYPES = ("distribution", "traces", "chatbot", "summarization", "content
 LATENCY_MODELS = ("blackbox", "roofline")
 SUMMARY_MODES = ("text",)
 """Named values ``--summarize-trace`` takes besides the Go booleans."""
-AUTOSCALER_POLICIES = tuple(_AUTOSCALERS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,21 +165,53 @@ CODE_PREFIX = registry.CODE_POLICY + ":"
 def policy_choices(family: str) -> str:
     """The valid values of a policy flag, for help and errors (``code:PATH`` where allowed)."""
     names = registry.valid_names(family)
-    if family in registry.CODE_POLICY_FAMILIES:
+    if registry.accepts_code(family):
         names = names + [CODE_PREFIX + "PATH"]
     return ", ".join(names)
 
 
 def _policy(family: str, label: str) -> Validator:
     def check(name: str, value: str) -> None:
-        if family in registry.CODE_POLICY_FAMILIES and value.startswith(CODE_PREFIX):
+        if registry.accepts_code(family) and value.startswith(CODE_PREFIX):
             if value == CODE_PREFIX:
                 raise InputError(f"--{name}: {CODE_PREFIX}PATH needs the path of a code policy file")
             return
-        if not registry.is_valid(family, value):
+        if value != "" and value not in registry.valid_names(family):  # "": the default
             raise InputError(f"--{name}: unknown {label} {value!r}; valid: {policy_choices(family)}")
 
     return check
+
+
+def _param_check(param: Param) -> Validator:
+    def check(name: str, value: float) -> None:
+        problem = param.problem(value)
+        if problem is not None:
+            raise InputError(f"--{name} {problem}")
+
+    return check
+
+
+def family_flag(key: str, *, reference: bool = True, default: str | None = None,
+                help: str | None = None) -> "Flag":
+    """The flag choosing family ``key``'s policy, from its declaration: choices and validation
+    read the registry when the flag is checked, so registered policies are accepted."""
+    fam = registry.family(key)
+    text = (help or fam.help) + ": " + policy_choices(key)
+    return Flag(fam.flag, "str", fam.default if default is None else default, text,
+                _policy(key, fam.label), reference=reference)
+
+
+def param_flags(key: str) -> tuple["Flag", ...]:
+    """One flag per declared parameter of family ``key``'s policies (kind, default, bounds,
+    unit and help from the declaration)."""
+    out = []
+    for pol in registry.family(key).policies:
+        for p in pol.params:
+            kind = "int" if p.kind == INT else "float"
+            default = int(p.default) if p.kind == INT else float(p.default)
+            out.append(Flag(p.flag, kind, default, f"{pol.name}: {p.help} ({p.unit})",
+                            _param_check(p), reference=p.reference and pol.reference))
+    return tuple(out)
 
 
 def _finite_list(name: str, value: Sequence[float]) -> None:
@@ -285,8 +317,11 @@ class Flag:
         return self.name.replace("-", "_")
 
 
-F = Flag
-FLAGS: tuple[Flag, ...] = (
+@functools.lru_cache(maxsize=4)
+def _build_flags(_families: tuple) -> tuple[Flag, ...]:
+    """The flag table for one state of the policy registry (``_families`` is the cache key)."""
+    F = Flag
+    return (
     # general
     F("seed", "int", 42, "seed for request generation"),
     F("horizon", "int", INT64_MAX, "simulation horizon in ticks (µs)", _int_above(0)),
@@ -331,26 +366,15 @@ FLAGS: tuple[Flag, ...] = (
     F("output-tokens-max", "int", 7000, "max output length"),
     # cluster and policies
     F("num-instances", "int", 1, "number of instances", _int_at_least(1)),
-    F("admission-policy", "str", "always-admit",
-      "admission policy: " + policy_choices("admission"),
-      _policy("admission", "admission policy")),
     F("admission-latency", "int", 0, "admission latency (µs)", _int_at_least(0)),
     F("routing-latency", "int", 0, "routing latency (µs)", _int_at_least(0)),
-    F("token-bucket-capacity", "float", 10000.0, "token-bucket capacity (tokens)",
-      _finite_non_negative),
-    F("token-bucket-refill-rate", "float", 1000.0, "token-bucket refill rate (tokens/second)",
-      _finite_non_negative),
-    F("routing-policy", "str", "round-robin",
-      "routing policy: " + policy_choices("routing"),
-      _policy("routing", "routing policy")),
+    family_flag("admission"), *param_flags("admission"),
+    family_flag("routing"), *param_flags("routing"),
     F("routing-scorers", "str", "",
-      "weighted-routing scorers name:weight,... (default prefix-affinity:3,queue-depth:2,kv-utilization:2)",
-      _scorers),
-    F("priority-policy", "str", "constant",
-      "priority policy: " + policy_choices("priority"),
-      _policy("priority", "priority policy")),
-    F("scheduler", "str", "fcfs", "instance scheduler: " + ", ".join(registry.valid_names("scheduler")),
-      _policy("scheduler", "scheduler")),
+      "weighted-routing scorers name:weight,... (default prefix-affinity:3,queue-depth:2,"
+      "kv-utilization:2); scorers: " + ", ".join(registry.valid_names("scorer")), _scorers),
+    family_flag("priority"), *param_flags("priority"),
+    family_flag("scheduler"), *param_flags("scheduler"),
     F("policy-config", "str", "", "policy bundle YAML (explicit flags override it)"),
     # evaluation and tracing
     F("fitness-weights", "str", "",
@@ -393,8 +417,8 @@ FLAGS: tuple[Flag, ...] = (
       "decode pools)", reference=False),
     F("prefill-replicas", "int", 1, "disaggregated: prefill pool size", reference=False),
     F("decode-replicas", "int", 1, "disaggregated: decode pool size", reference=False),
-    F("pd-decider", "str", "always", "disaggregated: which requests are disaggregated: "
-      "always, never, prefix-threshold", reference=False),
+    family_flag("pd-decider", reference=False,
+                help="disaggregated: which requests are disaggregated"),
     F("pd-prefix-threshold", "int", 256, "prefix-threshold decider: disaggregate when the "
       "uncached prompt exceeds this many tokens", reference=False),
     F("pd-transfer-bandwidth", "float", 25.0, "P/D KV transfer link bandwidth (GB/s)",
@@ -414,9 +438,8 @@ FLAGS: tuple[Flag, ...] = (
     F("pd-decode-scorers", "str", "", "decode pool's weighted-routing scorers name:weight,... "
       "(default: --routing-scorers)", reference=False),
     # autoscaler (blis-evo extension; flags override the bundle's autoscaler section)
-    F("autoscaler", "str", "", "autoscaler policy (default: fixed cluster): "
-      + ", ".join(AUTOSCALER_POLICIES), _one_of(AUTOSCALER_POLICIES, empty_ok=True),
-      reference=False),
+    family_flag("autoscaler", reference=False, default="",
+                help="autoscaler policy (default: fixed cluster)"),
     F("min-replicas", "int", 1, "autoscaler: minimum replicas", _int_at_least(1), reference=False),
     F("max-replicas", "int", 0, "autoscaler: maximum replicas (0: max(--num-instances, "
       "--min-replicas))", _int_at_least(0), reference=False),
@@ -428,10 +451,9 @@ FLAGS: tuple[Flag, ...] = (
       _finite_non_negative, reference=False),
     F("warmup-duration", "float", 0.0, "autoscaler: warmup of a new replica (s)",
       _finite_non_negative, reference=False),
-    F("warmup-profile", "str", "linear", "autoscaler: warmup penalty profile: "
-      + ", ".join(WARMUP_PROFILES), _one_of(tuple(WARMUP_PROFILES)), reference=False),
-    F("drain-policy", "str", "wait", "autoscaler: scale-down drain mode: "
-      + ", ".join(DRAIN_POLICIES), _one_of(tuple(DRAIN_POLICIES)), reference=False),
+    family_flag("warmup-profile", reference=False, help="autoscaler: warmup penalty profile"),
+    family_flag("drain", reference=False,
+                help="autoscaler: scale-down drain mode"),
     F("autoscaler-slo-ttft", "float", 1000.0, "autoscaler: TTFT target (ms) of the SLO "
       "attainment the policy and the SLO trigger see", _finite_non_negative, reference=False),
     F("autoscaler-slo-trigger", "float", 0.0, "autoscaler: also evaluate when the SLO "
@@ -439,24 +461,45 @@ FLAGS: tuple[Flag, ...] = (
       _unit_interval, reference=False),
     F("autoscaler-slo-window", "int", 50, "autoscaler: first tokens in the SLO trigger's window",
       _int_range(1, MAX_SLO_WINDOW), reference=False),
-)
-del F
+    )
+
+
+def run_flags() -> tuple[Flag, ...]:
+    """The ``blis run`` flag table: the fixed flags plus, at their places, one flag per policy
+    family and per declared policy parameter, derived from the policy registry as it is now
+    (so a registered policy's parameters are flags too)."""
+    return _build_flags(registry.families())
+
+
+def flag_by_name(name: str) -> Flag | None:
+    """The flag called ``name`` (without ``--``), or None."""
+    for flag in run_flags():
+        if flag.name == name:
+            return flag
+    return None
+
+def experiment_compatible() -> tuple[str, ...]:
+    """Flags allowed together with ``--experiment`` (see :data:`EXPERIMENT_COMPATIBLE`): the
+    fixed ones plus every policy family's flag and declared parameter flag."""
+    policy = [registry.family(key).flag for key in ("admission", "routing", "priority",
+                                                    "scheduler")]
+    policy += [p.flag for _, _, p in registry.policy_params()]
+    return ("experiment", "seed", "log", "results-path", "fitness-weights", "policy-config",
+            *policy, "routing-scorers", *EXPERIMENT_COMPATIBLE)
+
 
 EXPERIMENT_COMPATIBLE: tuple[str, ...] = (
-    "experiment", "seed", "log", "results-path", "fitness-weights",
-    # policies (explicit flag > --policy-config > llm-d default profile)
-    "policy-config", "admission-policy", "token-bucket-capacity", "token-bucket-refill-rate",
-    "routing-policy", "routing-scorers", "priority-policy", "scheduler",
     # the engine knobs a search evolves (explicit flag > bundle engine section > experiment)
     "snapshot-refresh-interval", "long-prefill-token-threshold",
     # observability (does not change the simulated outcome)
     "trace-level", "counterfactual-k", "summarize-trace",
 )
-"""Flags allowed together with ``--experiment``.  Every other flag defines the cluster (model,
+"""Flags allowed together with ``--experiment`` besides the general ones and the policy flags
+(explicit flag > ``--policy-config`` > llm-d default profile) that
+:func:`experiment_compatible` adds.  Every other flag defines the cluster (model,
 hardware, sizes, latency, KV tiers, infrastructure latencies), the workload or the engine mode,
 which the experiment fixes, and is a one-line error: the run must be the search's simulation."""
 
-FLAGS_BY_NAME: dict[str, Flag] = {f.name: f for f in FLAGS}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -556,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "fresh seeds), blis replay --trace DIR (simulate a recorded trace), "
                          "blis observe (record a real server), blis calibrate (compare a trace "
                          "with the simulator and fit alpha/beta); each takes --help.")
-    for flag in FLAGS:
+    for flag in run_flags():
         _add_flag(run, flag)
     return parser
 
@@ -568,6 +611,7 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     ``-`` work), and a bare bool flag becomes ``--flag=true``.  Tokens after ``--`` are untouched.
     """
     out: list[str] = []
+    by_name = {f.name: f for f in run_flags()}
     i = 0
     argv = list(argv)
     while i < len(argv):
@@ -575,7 +619,7 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
         if tok == "--":
             out.extend(argv[i:])
             break
-        flag = FLAGS_BY_NAME.get(tok[2:]) if tok.startswith("--") else None
+        flag = by_name.get(tok[2:]) if tok.startswith("--") else None
         if flag is not None and flag.kind == "bool":
             out.append(tok + "=true")
         elif flag is not None and i + 1 < len(argv):
@@ -601,4 +645,4 @@ def parse_run_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def explicit_flags(ns: argparse.Namespace) -> frozenset[str]:
     """Names of the flags the user set (cobra ``Changed()``)."""
-    return frozenset(f.name for f in FLAGS if getattr(ns, f.dest, None) is not None)
+    return frozenset(f.name for f in run_flags() if getattr(ns, f.dest, None) is not None)

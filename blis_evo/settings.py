@@ -9,7 +9,7 @@ The bundle's ``engine`` section (blis-evo extension) sits at the same level for
 ``--experiment E`` (blis-evo extension) takes the cluster and workload from a search experiment
 (:mod:`search.experiment`): ``sim`` is then the exact SimConfig the search simulates for
 ``--seed`` (``search.evaluate.build_sim_config``), only the flags in
-:data:`blis_evo.flags.EXPERIMENT_COMPATIBLE` may be given, the policy defaults to the llm-d
+:func:`blis_evo.flags.experiment_compatible` flags may be given, the policy defaults to the llm-d
 weighted profile when there is no ``--policy-config``, and the engine knobs default to the
 experiment's values.
 
@@ -29,12 +29,12 @@ from typing import Any
 from simulator.autoscale.config import AutoscalerConfig, parse_autoscaler, to_mapping
 from simulator.codepolicy import CodePolicy, load_code_policy_file
 from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfig
-from simulator.registry import CODE_POLICY
+from simulator.policies.registry import CODE_POLICY, policy_params
 from simulator.errors import InputError
 
 from .disagg_settings import PD_FIELDS, resolve_disaggregation
 from .bundle import PolicyBundle, bundle_from_policy, load_policy_bundle, parse_scorers
-from .flags import (CODE_PREFIX, EXPERIMENT_COMPATIBLE, FLAGS, FLAGS_BY_NAME,
+from .flags import (CODE_PREFIX, experiment_compatible, flag_by_name, run_flags,
                     explicit_flags, go_float_str, parse_fitness_weights, parse_run_args)
 
 SHIPPED_DEFAULTS_YAML = str(Path(__file__).resolve().parent / "data" / "defaults.yaml")
@@ -110,8 +110,6 @@ _ENGINE_FLAGS = (  # (flag name, SimConfig / bundle engine attribute)
 _BUNDLE_FIELDS = (
     # (flag name, PolicyBundle attribute)
     ("admission-policy", "admission_policy"),
-    ("token-bucket-capacity", "token_bucket_capacity"),
-    ("token-bucket-refill-rate", "token_bucket_refill_rate"),
     ("routing-policy", "routing_policy"),
     ("priority-policy", "priority_policy"),
     ("scheduler", "scheduler"),
@@ -119,16 +117,18 @@ _BUNDLE_FIELDS = (
 
 
 def effective_values(ns: argparse.Namespace, bundle: PolicyBundle | None) -> dict[str, Any]:
-    """Flag name -> value after precedence: explicit flag > bundle field > reference default."""
+    """Flag name -> value after precedence: explicit flag > bundle field > reference default
+    (declared policy parameters: their flag > the bundle's value > the declared default)."""
     values: dict[str, Any] = {}
-    for flag in FLAGS:
+    for flag in run_flags():
         given = getattr(ns, flag.dest, None)
         values[flag.name] = flag.default if given is None else given
     if bundle is not None:
-        for name, attr in _BUNDLE_FIELDS:
-            from_bundle = getattr(bundle, attr)
-            if from_bundle is not None and getattr(ns, name.replace("-", "_"), None) is None:
-                values[name] = from_bundle
+        from_bundle = [(name, getattr(bundle, attr)) for name, attr in _BUNDLE_FIELDS]
+        from_bundle += [(p.flag, bundle.param(p.name)) for _, _, p in policy_params()]
+        for name, value in from_bundle:
+            if value is not None and getattr(ns, name.replace("-", "_"), None) is None:
+                values[name] = value
     return values
 
 
@@ -176,8 +176,7 @@ def _policy_config(v: dict[str, Any], bundle: PolicyBundle | None) -> PolicyConf
         "priority", v["priority-policy"] or defaults.priority, bundle)
     return PolicyConfig(
         admission=admission,
-        token_bucket_capacity=float(v["token-bucket-capacity"]),
-        token_bucket_refill_rate=float(v["token-bucket-refill-rate"]),
+        params=tuple((p.name, float(v[p.flag])) for _, _, p in policy_params()),
         routing=routing,
         scorers=_choose_scorers(routing, v["routing-scorers"], bundle),
         priority=priority,
@@ -249,10 +248,10 @@ def policy_from_bundle(bundle: PolicyBundle) -> PolicyConfig:
 
 
 def _check_experiment_flags(explicit: frozenset[str]) -> None:
-    """With ``--experiment`` only :data:`EXPERIMENT_COMPATIBLE` flags may be given."""
-    for flag in FLAGS:
-        if flag.name in explicit and flag.name not in EXPERIMENT_COMPATIBLE:
-            allowed = ", ".join("--" + n for n in EXPERIMENT_COMPATIBLE if n != "experiment")
+    """With ``--experiment`` only :func:`experiment_compatible` flags may be given."""
+    for flag in run_flags():
+        if flag.name in explicit and flag.name not in experiment_compatible():
+            allowed = ", ".join("--" + n for n in experiment_compatible() if n != "experiment")
             raise InputError(
                 f"--{flag.name} cannot be combined with --experiment (the experiment defines the "
                 f"cluster and workload); allowed with --experiment: {allowed}")
@@ -282,7 +281,7 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
     raw = effective_values(ns, None)
 
     # Checks that come first in the reference (log level, model), then the workload choice.
-    FLAGS_BY_NAME["log"].validator("log", raw["log"])  # type: ignore[misc]
+    flag_by_name("log").validator("log", raw["log"])  # type: ignore[misc]
     experiment = None
     if raw["experiment"] != "":
         _check_experiment_flags(explicit)
@@ -299,7 +298,7 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
             bundle = bundle_from_policy(BASELINES["llm-d-default"])
     v = effective_values(ns, bundle)
 
-    for flag in FLAGS:
+    for flag in run_flags():
         if flag.validator is not None:
             flag.validator(flag.name, v[flag.name])
 

@@ -35,11 +35,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from deap import base, creator
 
-from simulator import registry
+from blis_evo.bundle import policy_sections
 from simulator.autoscale.config import to_mapping as autoscaler_mapping
 from simulator.autoscale.policies import POLICIES as AUTOSCALERS
 from simulator.config import PolicyConfig, ScorerSpec
 from simulator.errors import InputError
+from simulator.policies.declare import INT
+from simulator.policies.registry import family, policy_params, valid_names
+from simulator.policy_encoding import POLICY_FAMILIES
 
 # ---------------------------------------------------------------------------------------------
 # DEAP classes (module top level: picklable by reference in Ray workers)
@@ -64,17 +67,20 @@ Individual = creator.Individual
 IndividualMulti = creator.IndividualMulti
 
 _PREFIX = "search_space"
-_FAMILIES = {  # search_space key -> (registry family, PolicyConfig field)
-    "routing": ("routing", "routing"),
-    "scheduler": ("scheduler", "scheduler"),
-    "priority": ("priority", "priority"),
-    "admission": ("admission", "admission"),
-}
-# numeric policy parameters (PolicyConfig fields) and the phenotype condition that makes them matter
-_POLICY_PARAMS = {
-    "token_bucket_capacity": ("admission", "token-bucket"),
-    "token_bucket_refill_rate": ("admission", "token-bucket"),
-}
+_GENE_ORDER = ("routing", "scheduler", "priority", "admission")
+"""The policy families a space may search (each a ``cat`` gene under the family's ``gene``
+key), in gene order."""
+
+
+def _families() -> dict[str, str]:
+    """search_space key -> policy family (and PolicyConfig field) of the searchable families."""
+    return {family(key).gene: key for key in _GENE_ORDER}
+
+
+def _policy_params() -> dict[str, tuple[str, str]]:
+    """Declared policy parameter -> (family, policy that uses it): a parameter gene matters
+    only when its family chose that policy (otherwise it keeps the base value)."""
+    return {p.name: (fam.key, pol.name) for fam, pol, p in policy_params()}
 # numeric SimConfig knobs a search may also evolve (returned by decode_sim_params)
 SIM_PARAMS = ("snapshot_refresh_interval", "long_prefill_token_threshold")
 # deployment-layout genes (search.evaluate.build_sim_config turns them into a SimConfig):
@@ -155,7 +161,8 @@ class GeneSpace:
                  base: PolicyConfig = PolicyConfig()):
         if not isinstance(spec, Mapping):
             raise InputError(f"{_PREFIX}: expected a mapping, got {_type_name(spec)}")
-        allowed = (*_FAMILIES, "scorers", *_POLICY_PARAMS, *SIM_PARAMS, *LAYOUT_PARAMS,
+        families, policy_param_genes = _families(), _policy_params()
+        allowed = (*families, "scorers", *policy_param_genes, *SIM_PARAMS, *LAYOUT_PARAMS,
                    *AUTOSCALER_KEYS)
         for key in spec:
             if key not in allowed:
@@ -163,17 +170,17 @@ class GeneSpace:
         self.weight_decimals = int(weight_decimals)
         self.base = base
         genes: list[Gene] = []
-        for key, (family, _field) in _FAMILIES.items():
+        for key, family_key in families.items():
             if key not in spec:
                 continue
             entry = _only_keys(spec[key], key, ("choices",))
             choices = entry.get("choices")
             if not isinstance(choices, list) or not choices:
                 raise InputError(f"{_PREFIX}.{key}.choices: expected a non-empty list of names")
-            valid = registry.valid_names(family)
+            valid = valid_names(family_key)
             for name in choices:
                 if not isinstance(name, str) or name not in valid:
-                    raise InputError(f"{_PREFIX}.{key}.choices: unknown {family} policy {name!r}; "
+                    raise InputError(f"{_PREFIX}.{key}.choices: unknown {family_key} policy {name!r}; "
                                      f"valid: {', '.join(valid)}")
             if len(set(choices)) != len(choices):
                 raise InputError(f"{_PREFIX}.{key}.choices: duplicate names in {choices!r}")
@@ -183,7 +190,7 @@ class GeneSpace:
             scorers = spec["scorers"]
             if not isinstance(scorers, dict) or not scorers:
                 raise InputError(f"{_PREFIX}.scorers: expected a non-empty mapping name -> {{weight: [low, high]}}")
-            valid = registry.valid_names("scorer")
+            valid = valid_names("scorer")
             for name, entry in scorers.items():
                 if name not in valid:
                     raise InputError(f"{_PREFIX}.scorers.{name}: unknown scorer; valid: {', '.join(valid)}")
@@ -196,16 +203,22 @@ class GeneSpace:
                 genes.append(Gene(f"scorer.{name}.on", "bit", 0.0, 1.0))
                 genes.append(Gene(f"scorer.{name}.weight", "real", low, high))
             self.scorer_names = tuple(scorers)
-        for key in (*_POLICY_PARAMS, *SIM_PARAMS, *LAYOUT_PARAMS):
+        declared = {p.name: p for _, _, p in policy_params()}
+        for key in (*policy_param_genes, *SIM_PARAMS, *LAYOUT_PARAMS):
             if key not in spec:
                 continue
             entry = spec[key]
             if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in ("int", "real"):
                 raise InputError(f"{_PREFIX}.{key}: expected {{int: [low, high]}} or {{real: [low, high]}}")
             kind = next(iter(entry))
-            if key in (*SIM_PARAMS, *LAYOUT_PARAMS) and kind != "int":
+            integer_only = key in (*SIM_PARAMS, *LAYOUT_PARAMS) or (
+                key in declared and declared[key].kind == INT)
+            if integer_only and kind != "int":
                 raise InputError(f"{_PREFIX}.{key}: must be an int gene ({{int: [low, high]}})")
             low, high = _bounds(entry[kind], f"{key}.{kind}", integer=kind == "int")
+            if key in declared and not declared[key].low <= low <= high <= declared[key].high:
+                raise InputError(f"{_PREFIX}.{key}.{kind}: [{low:g}, {high:g}] is outside the "
+                                 f"parameter's range: {declared[key].bounds_text()}")
             if key == "num_instances" and low < 1:
                 raise InputError(f"{_PREFIX}.num_instances: a cluster needs >= 1 instance "
                                  f"(got low bound {low:g})")
@@ -238,7 +251,7 @@ class GeneSpace:
                                      f"valid: {', '.join(AUTOSCALERS)}")
             genes.append(Gene("autoscaler", "cat", 0.0, float(len(choices) - 1), tuple(choices)))
         params = spec.get("autoscaler_params") or {}
-        known = {k for cls in AUTOSCALERS.values() for k in cls.PARAMS} | set(AUTOSCALER_BOUNDS)
+        known = {p.name for cls in AUTOSCALERS.values() for p in cls.PARAMS} | set(AUTOSCALER_BOUNDS)
         for name, entry in _only_keys(params, "autoscaler_params", tuple(sorted(known))).items():
             path = f"autoscaler_params.{name}"
             if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in ("int", "real"):
@@ -316,7 +329,7 @@ def decode(space: GeneSpace, genome: Sequence[float]) -> PolicyConfig:
     """
     _check_length(space, genome)
     fields: dict[str, Any] = {}
-    for key, (_family, field_name) in _FAMILIES.items():
+    for key, field_name in _families().items():
         i = space.index.get(key)
         if i is not None:
             fields[field_name] = space.genes[i].choices[int(genome[i])]
@@ -339,17 +352,17 @@ def decode(space: GeneSpace, genome: Sequence[float]) -> PolicyConfig:
     elif policy.routing != "weighted":
         policy = replace(policy, scorers=space.base.scorers)
     params = {}
-    for key, (family, value) in _POLICY_PARAMS.items():
+    for key, (family_key, value) in _policy_params().items():
         i = space.index.get(key)
         if i is None:
             continue
-        if getattr(policy, family) != value:
-            params[key] = getattr(space.base, key)
+        if getattr(policy, family_key) != value:
+            params[key] = space.base.param(key)
         elif space.genes[i].kind == "int":
             params[key] = float(int(genome[i]))
         else:
             params[key] = _round_sig(float(genome[i]))
-    policy = replace(policy, **params)
+    policy = policy.with_params(params)
     if policy.autoscaler is not None and (space.autoscaler_params or "autoscaler" in space.index):
         policy = replace(policy, autoscaler=_decode_autoscaler(space, genome, policy.autoscaler))
     return policy
@@ -362,7 +375,7 @@ def _decode_autoscaler(space: GeneSpace, genome: Sequence[float], asc):
     i = space.index.get("autoscaler")
     if i is not None:
         name = space.genes[i].choices[int(genome[i])]
-    declared = AUTOSCALERS[name].PARAMS
+    declared = {p.name: p for p in AUTOSCALERS[name].PARAMS}
     values = dict(asc.params) if name == asc.policy else {}
     bounds = {"min_replicas": asc.min_replicas, "max_replicas": asc.max_replicas}
     for p in space.autoscaler_params:
@@ -370,7 +383,7 @@ def _decode_autoscaler(space: GeneSpace, genome: Sequence[float], asc):
         if p in bounds:
             bounds[p] = int(v)
         elif p in declared:
-            values[p] = _round_sig(min(max(v, declared[p][1]), declared[p][2]))
+            values[p] = _round_sig(min(max(v, declared[p].low), declared[p].high))
     params = tuple((k, float(values[k])) for k in declared if k in values)
     hi = max(bounds["max_replicas"], bounds["min_replicas"])
     return replace(asc, policy=name, params=params, min_replicas=bounds["min_replicas"],
@@ -397,9 +410,14 @@ def canonical(space: GeneSpace, genome: Sequence[float]) -> tuple:
     """
     p = decode(space, genome)
     sim = decode_sim_params(space, genome)
-    return (p.admission, p.token_bucket_capacity, p.token_bucket_refill_rate, p.routing,
-            tuple((s.name, s.weight) for s in p.scorers), p.priority, p.scheduler,
-            tuple(sorted(sim.items()))) + ((p.autoscaler,) if p.autoscaler is not None else ())
+    form: list = []
+    for key in POLICY_FAMILIES:   # each choice followed by its family's parameter values
+        form.append(getattr(p, key))
+        form.extend(p.param(param.name) for param in family(key).params())
+        if key == "routing":
+            form.append(tuple((s.name, s.weight) for s in p.scorers))
+    form.append(tuple(sorted(sim.items())))
+    return tuple(form) + ((p.autoscaler,) if p.autoscaler is not None else ())
 
 
 def encode(space: GeneSpace, policy: PolicyConfig,
@@ -425,7 +443,7 @@ def encode(space: GeneSpace, policy: PolicyConfig,
         if g.name == "autoscaler" or g.name.startswith("autoscaler."):
             genome.append(_encode_autoscaler_gene(g, asc))
         elif g.kind == "cat":
-            value = getattr(policy, _FAMILIES[g.name][1])
+            value = getattr(policy, _families()[g.name])
             if value not in g.choices:
                 raise InputError(f"{_PREFIX}.{g.name}: {value!r} is not among the choices {list(g.choices)}")
             genome.append(g.choices.index(value))
@@ -439,10 +457,11 @@ def encode(space: GeneSpace, policy: PolicyConfig,
                     raise InputError(f"{_PREFIX}.scorers.{name}.weight: {w} outside [{g.low}, {g.high}]")
                 genome.append(float(min(max(w, g.low), g.high)))
         else:
-            if g.name in _POLICY_PARAMS:
-                family, active = _POLICY_PARAMS[g.name]
-                value = float(getattr(policy, g.name))
-                relevant = getattr(policy, family) == active
+            owners = _policy_params()
+            if g.name in owners:
+                family_key, active = owners[g.name]
+                value = policy.param(g.name)
+                relevant = getattr(policy, family_key) == active
             else:
                 value = float(sim_params.get(g.name, g.low))
                 relevant = g.name in sim_params
@@ -480,15 +499,7 @@ def bundle_dict(policy: PolicyConfig, sim_params: Mapping[str, int] | None = Non
     Raises ValueError on a ``sim_params`` key outside :data:`SIM_PARAMS`.
     Dump with ``yaml.safe_dump(bundle_dict(p, sp), sort_keys=False)``.
     """
-    admission: dict[str, Any] = {"policy": policy.admission}
-    if policy.admission == "token-bucket":
-        admission["token_bucket_capacity"] = float(policy.token_bucket_capacity)
-        admission["token_bucket_refill_rate"] = float(policy.token_bucket_refill_rate)
-    routing: dict[str, Any] = {"policy": policy.routing}
-    if policy.routing == "weighted":
-        routing["scorers"] = [{"name": s.name, "weight": float(s.weight)} for s in policy.scorers]
-    out: dict[str, Any] = {"admission": admission, "routing": routing,
-                           "priority": {"policy": policy.priority}, "scheduler": policy.scheduler}
+    out: dict[str, Any] = policy_sections(policy)
     sim_params = dict(sim_params or {})
     unknown = sorted(set(sim_params) - set(SIM_PARAMS) - set(LAYOUT_PARAMS))
     if unknown:

@@ -6,10 +6,12 @@ boundary); the engine trusts them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
+
+from .policies.registry import find_param, policy_params
 
 if TYPE_CHECKING:
     from .autoscale.config import AutoscalerConfig
@@ -54,13 +56,18 @@ class LatencyConfig:
 class PolicyConfig:
     """Control-plane policies (the part a search evolves).
 
-    ``routing``/``admission``/``priority`` = "code" take their rule from the matching
-    ``*_code`` :class:`~simulator.codepolicy.CodePolicy` (required then, ignored otherwise).
+    ``admission``/``routing``/``priority``/``scheduler`` name a declared policy of the family of
+    that name (:mod:`simulator.policies.registry`).  ``routing``/``admission``/``priority`` =
+    "code" take their rule from the matching ``*_code``
+    :class:`~simulator.codepolicy.CodePolicy` (required then, ignored otherwise).
+
+    ``params`` holds the value of every declared policy parameter (``Param``s of the
+    kernel families, e.g. ``token_bucket_capacity``) as ``(name, value)`` pairs in declaration
+    order: pass only the ones to set, the rest are filled with their declared defaults, so two
+    configs that mean the same are equal.  Read one with :meth:`param`.
     """
 
     admission: str = "always-admit"
-    token_bucket_capacity: float = 10000.0
-    token_bucket_refill_rate: float = 1000.0
     routing: str = "round-robin"
     scorers: tuple[ScorerSpec, ...] = DEFAULT_SCORERS
     priority: str = "constant"
@@ -69,6 +76,34 @@ class PolicyConfig:
     admission_code: CodePolicy | None = None
     priority_code: CodePolicy | None = None
     autoscaler: "AutoscalerConfig | None" = None  # simulator.autoscale.config; None = fixed cluster
+    params: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self):
+        given = dict(self.params)
+        declared = [p for _, _, p in policy_params()]
+        unknown = sorted(set(given) - {p.name for p in declared})
+        if unknown:
+            raise ValueError(f"PolicyConfig.params: undeclared policy parameters {unknown}")
+        object.__setattr__(self, "params", tuple(
+            (p.name, float(given.get(p.name, p.default))) for p in declared))
+
+    def param(self, name: str) -> float:
+        """The value of declared policy parameter ``name``: the one set, else its declared
+        default (also for a parameter registered after this config was made).  KeyError if
+        no policy declares ``name``."""
+        for key, value in self.params:
+            if key == name:
+                return value
+        try:
+            return float(find_param(name)[2].default)
+        except KeyError:
+            raise KeyError(f"no declared policy parameter {name!r}") from None
+
+    def with_params(self, values: Mapping[str, float]) -> "PolicyConfig":
+        """A copy with the parameters in ``values`` replaced (names must be declared)."""
+        merged = dict(self.params)
+        merged.update(values)
+        return replace(self, params=tuple(merged.items()))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import codes, registry
+from .policies.registry import code_of
+from .policy_encoding import scorer_table
 from .config import DisaggConfig, PolicyConfig, SimConfig
 from .kernels import layout as L
 from .kernels.disagg import POOL_DECODE, POOL_PREFILL
@@ -34,18 +35,12 @@ def disagg_params(cfg: SimConfig, policy: PolicyConfig, sc_codes: np.ndarray,
                   sc_weights: np.ndarray, P: np.ndarray, PF: np.ndarray):
     """Fill the P/D rows of P and PF; returns the decode pool's scorer table (codes, weights):
     ``decode_scorers`` under weighted routing, else the routing scorer table."""
-    from .engine import _scorer_table  # the one scorer-table builder
     dc = cfg.disaggregation
     dcodes, dweights = sc_codes, sc_weights
     if dc.decode_scorers and len(sc_codes):
-        dcodes, dweights = _scorer_table(replace(policy, scorers=tuple(dc.decode_scorers)))
-    # the router keeps its prefix index when a scorer profile or a code rule reads it, or the
-    # prefix-threshold decider needs it
-    obs = int(P[L.P_PREFIX_OBS] != 0 or np.any(dcodes == codes.SCORER_PREFIX_AFFINITY)
-              or dc.decider == "prefix-threshold")
-    P[L.P_PREFIX_OBS] = obs
+        dcodes, dweights = scorer_table(policy, dc.decode_scorers)
     P[L.P_PD] = 1
-    P[L.P_PD_DECIDER] = registry.code_of("pd-decider", dc.decider)
+    P[L.P_PD_DECIDER] = code_of("pd-decider", dc.decider)
     P[L.P_PD_THRESH] = dc.prefix_threshold
     P[L.P_PD_PIPELINE] = int(dc.pipelining)
     P[L.P_PD_GRAN] = int(dc.granularity == "block")

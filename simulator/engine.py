@@ -15,8 +15,7 @@ import numpy as np
 from numba import types
 from numba.typed import Dict, List
 
-from . import codes, registry
-from .autoscale.config import DRAIN_POLICIES, WARMUP_PROFILES
+from . import codes
 from .autoscale.controller import run_autoscaled
 from .errors import InputError
 from .config import LatencyConfig, PolicyConfig, SimConfig
@@ -29,6 +28,8 @@ from .kernels.codefn import no_admit, no_priority, no_score
 from .kernels.hashtable import new_table
 from .kernels.hashing import FNV_OFFSET, SEED, aligned_block_hashes, full_input_hashes
 from .disagg import disagg_params, pd_outcome, pool_rows
+from .policies.registry import CODE_POLICY, code_of
+from .policy_encoding import encode_policies, run_needs, scorer_table
 from .result import SimResult
 from .workload.types import Workload
 
@@ -76,11 +77,14 @@ def _id_string_ranks(n: int) -> np.ndarray:
     return ranks
 
 
-def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray):
-    """Encode the configuration as an int64 and a float64 parameter vector (layout.P_*, PF_*)."""
+def _param_arrays(cfg: SimConfig, policy: PolicyConfig, needs: frozenset[str]):
+    """Encode the configuration as an int64 and a float64 parameter vector (layout.P_*, PF_*);
+    the policies' codes and parameters come from their declarations (policy_encoding)."""
     lat = cfg.latency
     alpha = tuple(lat.alpha) + (0.0,) * max(0, 3 - len(lat.alpha))
     P = np.zeros(L.NP_, dtype=np.int64)
+    PF = np.zeros(L.NPF, dtype=np.float64)
+    encode_policies(policy, P, PF)
     P[L.P_BLOCK] = cfg.block_size
     P[L.P_TOTAL_BLOCKS] = cfg.total_kv_blocks
     P[L.P_MAX_RUNNING] = cfg.max_running_reqs
@@ -93,15 +97,9 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray
     P[L.P_BASE_LAT] = cfg.kv_transfer_base_latency
     P[L.P_LEGACY] = int(cfg.legacy_blis_quirks)
     P[L.P_HORIZON] = cfg.horizon
-    P[L.P_ADMISSION] = registry.code_of("admission", policy.admission)
     P[L.P_ADM_LAT] = cfg.admission_latency
     P[L.P_RT_LAT] = cfg.routing_latency
-    P[L.P_ROUTING] = registry.code_of("routing", policy.routing)
-    P[L.P_PREFIX_OBS] = int(np.any(scorer_codes == codes.SCORER_PREFIX_AFFINITY)
-                            or (P[L.P_ROUTING] == codes.ROUTE_CODE
-                                and "prefix_match" in policy.routing_code.reads))
-    P[L.P_PRIO] = registry.code_of("priority", policy.priority)
-    P[L.P_SCHED] = registry.code_of("scheduler", policy.scheduler)
+    P[L.P_PREFIX_OBS] = int("prefix_index" in needs)
     P[L.P_REFRESH] = cfg.snapshot_refresh_interval
     P[L.P_TRACE] = int(cfg.trace_decisions)
     P[L.P_CF_K] = cfg.counterfactual_k
@@ -112,19 +110,16 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray
     if asc is not None:
         P[L.P_N_INST] = n_slots(cfg, policy)
         P[L.P_AS_ON] = 1
-        P[L.P_DRAIN] = DRAIN_POLICIES[asc.drain_policy]
-        P[L.P_WARM_PROFILE] = WARMUP_PROFILES[asc.warmup_profile]
+        P[L.P_DRAIN] = code_of("drain", asc.drain_policy)
+        P[L.P_WARM_PROFILE] = code_of("warmup-profile", asc.warmup_profile)
         P[L.P_AS_QTRIG] = asc.trigger_load_per_replica
         P[L.P_AS_SLO_WIN] = asc.slo_trigger_window
         P[L.P_AS_SLO_TTFT] = int(math.floor(asc.slo_ttft_ms * 1e3))
         P[L.P_AS_SLO_MAXMISS] = asc.slo_trigger_max_misses()
-    PF = np.zeros(L.NPF, dtype=np.float64)
     PF[L.PF_ALPHA0] = alpha[0]
     PF[L.PF_ALPHA1] = alpha[1]
     PF[L.PF_OFFLOAD_THR] = cfg.kv_offload_threshold
     PF[L.PF_BANDWIDTH] = cfg.kv_transfer_bandwidth
-    PF[L.PF_TB_CAP] = policy.token_bucket_capacity
-    PF[L.PF_TB_RATE] = policy.token_bucket_refill_rate
     PF[L.PF_WARM_PENALTY] = asc.warmup_penalty if asc is not None else 1.0
     return P, PF
 
@@ -136,16 +131,18 @@ def n_slots(cfg: SimConfig, policy: PolicyConfig) -> int:
     return policy.autoscaler.max_replicas
 
 
-def _scorer_table(policy: PolicyConfig):
-    """Scorer codes in configured order and weights normalised to sum to 1 (left-to-right sum)."""
-    if registry.code_of("routing", policy.routing) != codes.ROUTE_WEIGHTED:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    total = 0.0
-    for s in policy.scorers:
-        total += s.weight
-    sc_codes = np.array([registry.code_of("scorer", s.name) for s in policy.scorers], dtype=np.int64)
-    weights = np.array([s.weight / total for s in policy.scorers], dtype=np.float64)
-    return sc_codes, weights
+def _needs(cfg: SimConfig, policy: PolicyConfig) -> frozenset[str]:
+    """The per-run state the chosen policies need (``Policy.needs``), P/D decider and decode
+    pool scorers included."""
+    weighted = policy.routing == "weighted"
+    scorers = [s.name for s in policy.scorers] if weighted else []
+    extra = []
+    dc = cfg.disaggregation
+    if dc is not None:
+        extra.append(("pd-decider", dc.decider))
+        if weighted:
+            scorers += [s.name for s in dc.decode_scorers]
+    return run_needs(policy, scorers, extra)
 
 
 def _code_functions(policy: PolicyConfig):
@@ -155,7 +152,7 @@ def _code_functions(policy: PolicyConfig):
     for family, attr, stand_in in (("routing", "routing_code", no_score),
                                    ("admission", "admission_code", no_admit),
                                    ("priority", "priority_code", no_priority)):
-        if getattr(policy, family) != registry.CODE_POLICY:
+        if getattr(policy, family) != CODE_POLICY:
             out.append(stand_in)
             continue
         code = getattr(policy, attr)
@@ -192,9 +189,9 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     tok_ptr = np.ascontiguousarray(wl.token_ptr, dtype=np.int64)
     tokens = np.ascontiguousarray(wl.tokens, dtype=np.int32)
 
-    sc_codes, sc_weights = _scorer_table(policy)
+    sc_codes, sc_weights = scorer_table(policy)
     score_fn, admit_fn, prio_fn = _code_functions(policy)
-    P, PF = _param_arrays(cfg, policy, sc_codes)
+    P, PF = _param_arrays(cfg, policy, _needs(cfg, policy))
     dsc_codes, dsc_weights = sc_codes, sc_weights
     if cfg.disaggregation is not None:
         dsc_codes, dsc_weights = disagg_params(cfg, policy, sc_codes, sc_weights, P, PF)
@@ -220,9 +217,10 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     R[L.R_TOK_PTR] = tok_ptr[:n]
     R[L.R_KVH_PTR] = kvh_ptr[:n]
     R[L.R_RH_PTR] = rh_ptr[:n]
-    if P[L.P_ROUTING] == codes.ROUTE_PREFIX_AFFINITY:
+    needs = _needs(cfg, policy)
+    if "full_hash" in needs:
         R[L.R_FULL_HASH] = full_input_hashes(tokens, tok_ptr, n_in, np.int64(B), kvh, kvh_ptr)
-    if P[L.P_SCHED] != codes.SCHED_FCFS:
+    if "id_rank" in needs:
         R[L.R_ID_RANK] = _id_string_ranks(n)
     for row in (L.R_INST, L.R_TTFT, L.R_ROUTED, L.R_QUEUED, L.R_SCHED, L.R_FIRST, L.R_DONE,
                 L.R_SCHED_DELAY, L.R_SEG_FROM, L.R_LAST_EMIT, L.R_LAST_EMIT_STEP,

@@ -32,15 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from simulator import codes
+from simulator.policies.lifecycle import DRAIN, WARMUP
 from simulator.errors import InputError
 
 from .policies import POLICIES
 
-DRAIN_POLICIES = {"wait": codes.DRAIN_WAIT, "immediate": codes.DRAIN_IMMEDIATE,
-                  "redirect": codes.DRAIN_REDIRECT}
-WARMUP_PROFILES = {"linear": codes.WARM_LINEAR, "exponential": codes.WARM_EXPONENTIAL,
-                   "step": codes.WARM_STEP}
 DELAY_KINDS = ("fixed", "uniform", "exponential")
 MAX_SLO_WINDOW = 100_000   # the SLO trigger's ring lives in the kernel's cluster scalars
 
@@ -157,12 +153,12 @@ def parse_params(policy: str, v: Any, path: str) -> tuple[tuple[str, float], ...
         return ()
     if not isinstance(v, dict):
         _fail(path, f"expected a mapping, got {v!r}")
-    declared = POLICIES[policy].PARAMS
+    declared = {p.name: p for p in POLICIES[policy].PARAMS}
     for k in v:
         if k not in declared:
             _fail(f"{path}.{k}", f"unknown parameter of {policy} (allowed: {', '.join(declared) or 'none'})")
-    return tuple((k, _num(v[k], f"{path}.{k}", declared[k][1], declared[k][2]))
-                 for k in declared if k in v)
+    return tuple((k, _num(v[k], f"{path}.{k}", p.low, p.high))
+                 for k, p in declared.items() if k in v)
 
 
 def parse_autoscaler(doc: Any, path: str = "autoscaler") -> AutoscalerConfig:
@@ -205,10 +201,10 @@ def parse_autoscaler(doc: Any, path: str = "autoscaler") -> AutoscalerConfig:
             out[k] = parse_delay(doc[k], f"{path}.{k}")
     if "warmup_profile" in doc:
         out["warmup_profile"] = _choice(doc["warmup_profile"], f"{path}.warmup_profile",
-                                        tuple(WARMUP_PROFILES))
+                                        tuple(WARMUP.names()))
     if "drain_policy" in doc:
         out["drain_policy"] = _choice(doc["drain_policy"], f"{path}.drain_policy",
-                                      tuple(DRAIN_POLICIES))
+                                      tuple(DRAIN.names()))
     cfg = AutoscalerConfig(**out)
     check_bounds(cfg, path)
     return cfg

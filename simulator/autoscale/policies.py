@@ -2,8 +2,9 @@
 
 A policy is a class whose ``evaluate(ctx: AutoscaleContext) -> ScaleDecision`` looks at the
 cluster and says whether to scale and to which replica count.  ``PARAMS`` declares its tunable
-parameters as ``name -> (default, low, high)`` (validated at the boundary, evolved by the search).
-Adding a policy = one class + one entry in :data:`POLICIES`.  Policies may keep state between
+parameters (:class:`simulator.policies.declare.Param`: default, bounds, unit, help), which the
+bundle parser validates and the search evolves.  Adding a policy = one class + one entry in
+:data:`POLICIES` (the autoscaler family of :mod:`simulator.policies.registry` reads it).  Policies may keep state between
 evaluations (one instance per run); they must not read clocks or global randomness.
 """
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Mapping
+
+from simulator.policies.declare import FLOAT, Param
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,11 @@ def _towards(ctx: AutoscaleContext, desired: int, reason: str) -> ScaleDecision:
 class Policy:
     """Base: ``self.p`` holds every declared parameter (defaults filled in)."""
 
-    PARAMS: dict[str, tuple[float, float, float]] = {}
+    PARAMS: tuple[Param, ...] = ()
+    HELP = ""   # one line for the docs' policy table
 
     def __init__(self, params: Mapping[str, float] | None = None):
-        self.p = {k: float(v[0]) for k, v in self.PARAMS.items()}
+        self.p = {p.name: float(p.default) for p in self.PARAMS}
         self.p.update({k: float(v) for k, v in (params or {}).items()})
 
     def cooling(self, ctx: AutoscaleContext) -> bool:
@@ -88,6 +92,9 @@ class Policy:
         raise NotImplementedError
 
 
+_COOLDOWN = Param("cooldown_s", FLOAT, 30.0, 0.0, 3600.0, "s", "no action this long after the last one")
+
+
 class Threshold(Policy):
     """Bands with hysteresis: add ``step`` replicas when load per replica exceeds ``up_load`` or
     KV utilisation exceeds ``up_kv`` or SLO attainment (the lower of the interval's and the SLO
@@ -95,10 +102,16 @@ class Threshold(Policy):
     below ``down_load`` and KV utilisation below ``down_kv``
     (the gap between the bands is the hysteresis); nothing during ``cooldown_s``."""
 
-    PARAMS = {"up_load": (16.0, 0.5, 512.0), "down_load": (4.0, 0.0, 512.0),
-              "up_kv": (0.8, 0.0, 1.0), "down_kv": (0.3, 0.0, 1.0),
-              "slo_target": (0.0, 0.0, 1.0), "step": (1.0, 1.0, 64.0),
-              "cooldown_s": (30.0, 0.0, 3600.0)}
+    HELP = "load / KV / SLO bands with hysteresis and a cooldown"
+
+    PARAMS = (
+        Param("up_load", FLOAT, 16.0, 0.5, 512.0, "requests/replica", "scale up above this load"),
+        Param("down_load", FLOAT, 4.0, 0.0, 512.0, "requests/replica", "scale down below this load"),
+        Param("up_kv", FLOAT, 0.8, 0.0, 1.0, "fraction", "scale up above this KV utilisation"),
+        Param("down_kv", FLOAT, 0.3, 0.0, 1.0, "fraction", "scale down only below this KV utilisation"),
+        Param("slo_target", FLOAT, 0.0, 0.0, 1.0, "fraction", "scale up below this SLO attainment"),
+        Param("step", FLOAT, 1.0, 1.0, 64.0, "replicas", "replicas added or removed per action"),
+        _COOLDOWN)
 
     def evaluate(self, ctx):
         if self.cooling(ctx):
@@ -121,8 +134,12 @@ class TargetUtilization(Policy):
     """Keep KV utilisation near ``target``: desired = ceil(replicas * utilisation / target),
     acted on only when utilisation / target is off by more than ``tolerance``."""
 
-    PARAMS = {"target": (0.6, 0.05, 1.0), "tolerance": (0.1, 0.0, 1.0),
-              "cooldown_s": (30.0, 0.0, 3600.0)}
+    HELP = "hold KV utilisation near a target"
+
+    PARAMS = (
+        Param("target", FLOAT, 0.6, 0.05, 1.0, "fraction", "KV utilisation to hold"),
+        Param("tolerance", FLOAT, 0.1, 0.0, 1.0, "fraction", "relative deviation left alone"),
+        _COOLDOWN)
 
     def evaluate(self, ctx):
         if self.cooling(ctx):
@@ -138,7 +155,11 @@ class QueueDepthPerReplica(Policy):
     """Size the pool so each replica holds about ``target`` requests:
     desired = ceil(load / target)."""
 
-    PARAMS = {"target": (8.0, 0.5, 512.0), "cooldown_s": (30.0, 0.0, 3600.0)}
+    HELP = "size the pool to a target load per replica"
+
+    PARAMS = (
+        Param("target", FLOAT, 8.0, 0.5, 512.0, "requests/replica", "load per replica to hold"),
+        _COOLDOWN)
 
     def evaluate(self, ctx):
         if self.cooling(ctx):
@@ -151,7 +172,11 @@ class Oscillator(Policy):
     """Pathological (for tests): alternately scales up and down by ``step`` every ``period``
     evaluations, whatever the load."""
 
-    PARAMS = {"period": (1.0, 1.0, 100.0), "step": (1.0, 1.0, 64.0)}
+    HELP = "scale up and down in turn (pathological)"
+
+    PARAMS = (
+        Param("period", FLOAT, 1.0, 1.0, 100.0, "evaluations", "evaluations between actions"),
+        Param("step", FLOAT, 1.0, 1.0, 64.0, "replicas", "replicas added or removed per action"))
 
     def __init__(self, params=None):
         super().__init__(params)

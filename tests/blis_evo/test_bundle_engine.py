@@ -116,8 +116,8 @@ def test_bundle_engine_zero_overrides_nothing_else(tmp_path):
 
 # ------------------------------------------------------------------------- bundle_dict
 
-POLICY = PolicyConfig(admission="token-bucket", token_bucket_capacity=5000.0,
-                      token_bucket_refill_rate=250.5, routing="weighted",
+POLICY = PolicyConfig(admission="token-bucket", params=(("token_bucket_capacity", 5000.0),
+                      ("token_bucket_refill_rate", 250.5)), routing="weighted",
                       scorers=(ScorerSpec("prefix-affinity", 4.0), ScorerSpec("queue-depth", 1.5)),
                       priority="slo-based", scheduler="priority-fcfs")
 POLICY_DICT = {

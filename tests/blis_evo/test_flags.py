@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from blis_evo.bundle import PolicyBundle, load_policy_bundle, parse_scorers
-from blis_evo.flags import FLAGS, build_parser, parse_fitness_weights, parse_run_args
+from blis_evo.flags import run_flags, build_parser, parse_fitness_weights, parse_run_args
 from blis_evo.settings import SHIPPED_DEFAULTS_YAML, resolve_run_settings
 from simulator.config import DEFAULT_SCORERS, INT64_MAX, PolicyConfig, ScorerSpec
 from simulator.errors import InputError
@@ -108,18 +108,18 @@ def test_reference_flag_list_has_53_entries():
 
 
 def test_flag_table_matches_reference_names_and_defaults():
-    ours = {f.name: f.default for f in FLAGS if f.reference}
+    ours = {f.name: f.default for f in run_flags() if f.reference}
     assert set(ours) == set(REFERENCE_RUN_FLAGS)
     for name, ref_default in REFERENCE_RUN_FLAGS.items():
         assert ours[name] == ref_default, name
         assert type(ours[name]) is type(ref_default), name
-    extensions = {f.name: f.default for f in FLAGS if not f.reference}
+    extensions = {f.name: f.default for f in run_flags() if not f.reference}
     assert extensions == EXTENSIONS
 
 
 def test_parser_defaults_are_all_none():
     ns = parse_run_args([])
-    for flag in FLAGS:
+    for flag in run_flags():
         assert getattr(ns, flag.dest) is None, flag.name
     assert ns.command == "run"
 
@@ -225,7 +225,7 @@ def test_empty_sections_mean_unset(tmp_path):
 
 def test_yaml12_float_exponent(tmp_path):
     b = load_policy_bundle(write(tmp_path, "admission: {token_bucket_capacity: 1e3, token_bucket_refill_rate: 0}\n"))
-    assert b.token_bucket_capacity == 1000.0 and b.token_bucket_refill_rate == 0.0
+    assert b.param("token_bucket_capacity") == 1000.0 and b.param("token_bucket_refill_rate") == 0.0
 
 
 # ------------------------------------------------------------------------- precedence
@@ -256,18 +256,23 @@ PRECEDENCE_CASES = [
 ]
 
 
+def _policy_value(policy, attr):
+    """A PolicyConfig field, or a declared policy parameter of that name."""
+    return getattr(policy, attr) if hasattr(policy, attr) else policy.param(attr)
+
+
 @pytest.mark.parametrize("flag, value, attr, from_bundle, from_flag, default", PRECEDENCE_CASES)
 def test_precedence_flag_over_bundle_over_default(tmp_path, flag, value, attr, from_bundle, from_flag, default):
     path = write(tmp_path, FULL_BUNDLE)
-    assert getattr(resolve().policy, attr) == default
-    assert getattr(resolve("--policy-config", path).policy, attr) == from_bundle
-    assert getattr(resolve("--policy-config", path, flag, value).policy, attr) == from_flag
-    assert getattr(resolve(flag, value).policy, attr) == from_flag
+    assert _policy_value(resolve().policy, attr) == default
+    assert _policy_value(resolve("--policy-config", path).policy, attr) == from_bundle
+    assert _policy_value(resolve("--policy-config", path, flag, value).policy, attr) == from_flag
+    assert _policy_value(resolve(flag, value).policy, attr) == from_flag
 
 
 def test_bundle_zero_overrides_default(tmp_path):
     path = write(tmp_path, "admission: {token_bucket_capacity: 0}\n")
-    assert resolve("--policy-config", path).policy.token_bucket_capacity == 0.0
+    assert resolve("--policy-config", path).policy.param("token_bucket_capacity") == 0.0
 
 
 def test_scorer_precedence(tmp_path):

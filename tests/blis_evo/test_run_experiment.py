@@ -19,7 +19,7 @@ import yaml
 
 import simulator
 from blis_evo import cli
-from blis_evo.flags import EXPERIMENT_COMPATIBLE, FLAGS, parse_run_args
+from blis_evo.flags import experiment_compatible, run_flags, parse_run_args
 from blis_evo.settings import resolve_run_settings
 from search.evaluate import BASELINES, build_sim_config, evaluate, experiment_workload
 from search.experiment import (DEFAULT_EXPERIMENT_PATH, default_experiment_text,
@@ -214,13 +214,13 @@ def test_model_not_required_with_experiment(exp_path):
 
 
 def test_compatible_flags_exclude_cluster_and_workload_flags():
-    names = {f.name for f in FLAGS}
-    assert set(EXPERIMENT_COMPATIBLE) <= names
+    names = {f.name for f in run_flags()}
+    assert set(experiment_compatible()) <= names
     # the flags that shape the cluster or workload are not compatible
     for name in ("model", "hardware", "tp", "num-instances", "total-kv-blocks", "workload",
                  "rate", "num-requests", "workload-spec", "workload-traces-filepath", "horizon",
                  "block-size-in-tokens", "max-num-running-reqs", "max-num-scheduled-tokens"):
-        assert name not in EXPERIMENT_COMPATIBLE
+        assert name not in experiment_compatible()
 
 
 # ------------------------------------------------------------------------- bad input

@@ -164,8 +164,8 @@ def test_penalties_stop_a_request_shedding_policy_from_winning():
     work-conserving policy; only the rejection penalty ranks it below round-robin."""
     exp = default_experiment()
     shed = PolicyConfig(routing="weighted", scorers=parse_scorers("prefix-affinity:5,queue-depth:1"),
-                        admission="token-bucket", token_bucket_capacity=5000,
-                        token_bucket_refill_rate=20000)
+                        admission="token-bucket", params=(("token_bucket_capacity", 5000),
+                        ("token_bucket_refill_rate", 20000)))
     seeds = exp.seeds.train[:1]
     rr = evaluate(BASELINES["round-robin"], exp, seeds)
     llmd = evaluate(BASELINES["llm-d-default"], exp, seeds)

@@ -80,7 +80,8 @@ def test_encode_decode_round_trip_random_genomes(seed):
 
 def test_encode_decode_round_trip_llmd_default_profile():
     p = PolicyConfig(routing="weighted", scorers=DEFAULT_SCORERS, scheduler="sjf", priority="slo-based",
-                     admission="token-bucket", token_bucket_capacity=5000.0, token_bucket_refill_rate=250.5)
+                     admission="token-bucket", params=(("token_bucket_capacity", 5000.0),
+                                                           ("token_bucket_refill_rate", 250.5)))
     assert decode(SPACE, encode(SPACE, p)) == p
 
 
@@ -88,7 +89,7 @@ def test_encode_value_outside_space_raises():
     with pytest.raises(InputError, match="search_space.routing"):
         encode(SPACE, PolicyConfig(routing="always-busiest"))
     with pytest.raises(InputError, match="search_space.token_bucket_capacity"):
-        encode(SPACE, PolicyConfig(admission="token-bucket", token_bucket_capacity=5.0))
+        encode(SPACE, PolicyConfig(admission="token-bucket", params=(("token_bucket_capacity", 5.0),)))
 
 
 def test_decode_weighted_without_scorers_falls_back_to_largest_weight_scorer():
@@ -176,8 +177,8 @@ def test_bundle_dict_yaml_loads_with_blis_policy_bundle_loader(seed, tmp_path_fa
     if p.routing == "weighted":
         assert b.scorers == p.scorers
     if p.admission == "token-bucket":
-        assert (b.token_bucket_capacity, b.token_bucket_refill_rate) == (
-            p.token_bucket_capacity, p.token_bucket_refill_rate)
+        assert (b.param("token_bucket_capacity"), b.param("token_bucket_refill_rate")) == (
+            p.param("token_bucket_capacity"), p.param("token_bucket_refill_rate"))
 
 
 def test_individuals_pickle_round_trip():

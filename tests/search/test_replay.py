@@ -68,7 +68,7 @@ HAND_WRITTEN = [
      "priority: {policy: inverted-slo}\n"
      "scheduler: reverse-priority\n"
      "engine: {snapshot_refresh_interval: 10, long_prefill_token_threshold: 0}\n",
-     PolicyConfig(admission="token-bucket", token_bucket_capacity=20.0, routing="weighted",
+     PolicyConfig(admission="token-bucket", params=(("token_bucket_capacity", 20.0),), routing="weighted",
                   scorers=(ScorerSpec("queue-depth", 2.0), ScorerSpec("load-balance", 0.5)),
                   priority="inverted-slo", scheduler="reverse-priority"),
      {"snapshot_refresh_interval": 10, "long_prefill_token_threshold": 0}),

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blis_evo.output import write_results_json
-from simulator import registry
+from simulator.policies import registry
 from simulator.config import INT64_MAX, LatencyConfig, PolicyConfig, ScorerSpec, SimConfig
 from simulator.engine import build_state, run, run_with_state
 from simulator.kernels import cluster as kc
@@ -129,8 +129,9 @@ def policies(draw, routing=None):
     return PolicyConfig(
         # every admission policy, biased to always-admit so most runs serve requests
         admission=draw(st.sampled_from(registry.valid_names("admission") + ["always-admit"] * 4)),
-        token_bucket_capacity=float(draw(st.integers(0, 1500))),
-        token_bucket_refill_rate=float(draw(st.sampled_from([0, 1000, 20_000, 100_000]))),
+        params=(("token_bucket_capacity", float(draw(st.integers(0, 1500)))),
+                ("token_bucket_refill_rate",
+                 float(draw(st.sampled_from([0, 1000, 20_000, 100_000]))))),
         routing=routing or draw(st.sampled_from(registry.valid_names("routing"))),
         scorers=draw(scorer_lists()),
         priority=draw(st.sampled_from(registry.valid_names("priority"))),
