@@ -192,13 +192,14 @@ def _param_check(param: Param) -> Validator:
 
 
 def family_flag(key: str, *, reference: bool = True, default: str | None = None,
-                help: str | None = None) -> "Flag":
+                help: str | None = None, validate: bool = True) -> "Flag":
     """The flag choosing family ``key``'s policy, from its declaration: choices and validation
-    read the registry when the flag is checked, so registered policies are accepted."""
+    read the registry when the flag is checked, so registered policies are accepted.
+    ``validate=False`` where a settings section checks the value with its siblings (P/D)."""
     fam = registry.family(key)
     text = (help or fam.help) + ": " + policy_choices(key)
     return Flag(fam.flag, "str", fam.default if default is None else default, text,
-                _policy(key, fam.label), reference=reference)
+                _policy(key, fam.label) if validate else None, reference=reference)
 
 
 def param_flags(key: str) -> tuple["Flag", ...]:
@@ -417,7 +418,7 @@ def _build_flags(_families: tuple) -> tuple[Flag, ...]:
       "decode pools)", reference=False),
     F("prefill-replicas", "int", 1, "disaggregated: prefill pool size", reference=False),
     F("decode-replicas", "int", 1, "disaggregated: decode pool size", reference=False),
-    family_flag("pd-decider", reference=False,
+    family_flag("pd-decider", reference=False, validate=False,   # disagg_settings checks it
                 help="disaggregated: which requests are disaggregated"),
     F("pd-prefix-threshold", "int", 256, "prefix-threshold decider: disaggregate when the "
       "uncached prompt exceeds this many tokens", reference=False),
