@@ -1,7 +1,11 @@
 """End-to-end parity with the Go reference (BLIS cbb0de7b) on the shipped trace-replay fixtures.
 
-Each case in ``tests/fixtures/blis_parity`` is replayed in-process through ``blis_evo.cli.main``
-with ``--legacy-blis-quirks`` and compared with what the reference printed and wrote:
+Each case in ``tests/fixtures/blis_parity`` (8 cases: FCFS, chunked prefill, roofline, horizon,
+round-robin, weighted routing, fitness weights, token-bucket admission) and
+``tests/fixtures/blis_parity_more`` (9 cases: SJF, priority-FCFS, reverse-priority, least-loaded,
+always-busiest, prefix-affinity, stale snapshots, GPU+CPU KV tiers, near-preemption KV pressure)
+is replayed in-process through ``blis_evo.cli.main`` with ``--legacy-blis-quirks`` and compared
+with what the reference printed and wrote:
 per-request rows, the cluster aggregate, the per-instance blocks and the other stdout sections.
 Floats must agree to a relative tolerance of 1e-6 (absolute floor 1e-9), counts exactly.
 
@@ -24,8 +28,13 @@ from blis_evo.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / "blis_evo" / "data"
-PARITY_DIR = REPO_ROOT / "tests" / "fixtures" / "blis_parity"
-CASES = sorted(p.stem for p in PARITY_DIR.glob("*.json"))
+FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
+PARITY_DIR = FIXTURES_DIR / "blis_parity"
+PARITY_MORE_DIR = FIXTURES_DIR / "blis_parity_more"
+# Case name -> the directory holding its trace and reference outputs (names are unique across
+# both sets; test_all_cases_present checks that).
+CASE_DIRS = {p.stem: d for d in (PARITY_DIR, PARITY_MORE_DIR) for p in d.glob("*.json")}
+CASES = sorted(CASE_DIRS)
 
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
@@ -37,10 +46,16 @@ BLOCK_HEADER = "=== Simulation Metrics ==="
 SECTION_RE = re.compile(r"^=== (.+) ===$", re.M)
 
 
-def test_all_eight_cases_present():
-    assert len(CASES) == 8, CASES
+def test_all_cases_present():
+    """Both reference sets are shipped complete: 8 + 9 cases, each with its trace, no name clash."""
+    first = sorted(p.stem for p in PARITY_DIR.glob("*.json"))
+    more = sorted(p.stem for p in PARITY_MORE_DIR.glob("*.json"))
+    assert len(first) == 8, first
+    assert len(more) == 9, more
+    assert not set(first) & set(more), set(first) & set(more)
+    assert len(CASES) == 17, CASES
     for name in CASES:
-        assert (PARITY_DIR / f"{name}.csv.gz").is_file()
+        assert (CASE_DIRS[name] / f"{name}.csv.gz").is_file(), name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,7 +74,7 @@ class CaseRun:
 
 def load_fixture(name: str) -> dict:
     """The reference outputs of parity case ``name``."""
-    return json.loads((PARITY_DIR / f"{name}.json").read_text())
+    return json.loads((CASE_DIRS[name] / f"{name}.json").read_text())
 
 
 def case_argv(name: str, results_path: Path, legacy: bool = True) -> list[str]:
@@ -67,7 +82,7 @@ def case_argv(name: str, results_path: Path, legacy: bool = True) -> list[str]:
     fx = load_fixture(name)
     flags = [f.replace("{DATA}", str(DATA_DIR)) for f in fx["flags"]]
     argv = ["run", *flags, "--workload", "traces",
-            "--workload-traces-filepath", str(PARITY_DIR / f"{name}.csv.gz"),
+            "--workload-traces-filepath", str(CASE_DIRS[name] / f"{name}.csv.gz"),
             "--results-path", str(results_path)]
     if legacy:
         argv.append("--legacy-blis-quirks")

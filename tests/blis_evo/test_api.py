@@ -25,12 +25,34 @@ def test_evaluate_accepts_path_mapping_and_policy_alike(small_experiment, tmp_pa
         assert ev.per_seed == direct.per_seed
 
 
-def test_evaluate_defaults_to_heldout_seeds_and_default_experiment():
+def test_evaluate_defaults_to_heldout_seeds(small_experiment):
+    """Without ``seeds``, ``evaluate`` scores the experiment's held-out seeds (its docstring),
+    in order: the same per-seed results as passing them explicitly, and not the train seeds'."""
+    path, exp = small_experiment(num_requests=120)
+    policy = BASELINES["round-robin"]
+    ev = search.evaluate(policy, str(path))
+    assert len(ev.raw) == len(ev.per_seed) == len(exp.seeds.heldout) == 2
+    heldout = evaluate_policy(policy, exp, exp.seeds.heldout)
+    assert ev.per_seed == heldout.per_seed and ev.fitness == heldout.fitness
+    train = evaluate_policy(policy, exp, exp.seeds.train)
+    assert ev.per_seed != train.per_seed  # the seeds change the workload, so the default matters
+
+
+def test_evaluate_defaults_to_the_default_experiment():
+    """Without ``experiment``, ``evaluate`` uses the embedded default experiment, which is the
+    one ``experiments/default.yaml`` describes (the API docstring): the same results as passing
+    it explicitly, by object or by the name "default"."""
+    from search.experiment import DEFAULT_EXPERIMENT_PATH, load_experiment
+
     exp = search.default_experiment()
-    ev = search.evaluate(BASELINES["round-robin"], exp, seeds=[exp.seeds.heldout[0]])
+    assert exp == load_experiment(DEFAULT_EXPERIMENT_PATH)
+    seeds = [exp.seeds.heldout[0]]
+    policy = BASELINES["round-robin"]
+    ev = search.evaluate(policy, seeds=seeds)
     assert len(ev.raw) == 1
-    small = search.evaluate(BASELINES["round-robin"], "default", seeds=[exp.seeds.heldout[0]])
-    assert small.fitness == ev.fitness
+    assert ev.per_seed == search.evaluate(policy, exp, seeds=seeds).per_seed
+    assert ev.per_seed == search.evaluate(policy, "default", seeds=seeds).per_seed
+    assert ev.per_seed == evaluate_policy(policy, exp, seeds).per_seed
 
 
 def test_evaluate_rejects_unknown_bundle_type():

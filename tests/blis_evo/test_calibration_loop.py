@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -15,7 +14,6 @@ from test_observe import MODEL, NAME, call_main, write_spec  # noqa: E402
 
 
 def test_observe_replay_calibrate_fit_loop(tmp_path):
-    start = time.monotonic()
     spec = write_spec(tmp_path / "spec.yaml", rate=10, n=80)     # some queueing, many idle starts
     trace = tmp_path / "trace"
     with MockOpenAIServer(MODEL, model_name=NAME) as server:
@@ -46,7 +44,6 @@ def test_observe_replay_calibrate_fit_loop(tmp_path):
     assert abs(gap_fit - gap_true) / gap_true < 0.05
     # TTFT's intercept is not compared: the observed times include loopback and event-loop
     # latency (~1-2 ms) that the fit rightly absorbs; token gaps cancel it.
-    assert time.monotonic() - start < 60
 
 
 def test_replay_trace_without_a_directory_is_one_line_exit_2():

@@ -16,7 +16,7 @@ from simulator.errors import InputError
 EXAMPLES = Path(__file__).resolve().parents[2] / "blis_evo" / "data" / "examples"
 
 # The 53 `run` flags of BLIS cmd/root.go @cbb0de7b with their defaults, transcribed by hand
-# from the reference's init() (independently of blis_evo.flags.FLAGS).
+# from the reference's init() (independently of blis_evo.flags.run_flags()).
 REFERENCE_RUN_FLAGS = {
     "seed": 42,
     "horizon": 9223372036854775807,
@@ -104,17 +104,30 @@ def write(tmp_path: Path, text: str, name: str = "bundle.yaml") -> str:
 
 
 def test_reference_flag_list_has_53_entries():
+    """The 53 hand-transcribed reference flags are exactly the table's ``reference=True``
+    entries: each name once, none missing or extra, and each with the reference default
+    (same value and type: an int default stays an int, a float a float, a bool a bool)."""
     assert len(REFERENCE_RUN_FLAGS) == 53
+    table = [f for f in run_flags() if f.reference]
+    names = [f.name for f in table]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
+    assert set(names) == set(REFERENCE_RUN_FLAGS), (
+        f"only in the table: {sorted(set(names) - set(REFERENCE_RUN_FLAGS))}, "
+        f"only in the reference: {sorted(set(REFERENCE_RUN_FLAGS) - set(names))}")
+    wrong = {f.name: (f.default, REFERENCE_RUN_FLAGS[f.name]) for f in table
+             if f.default != REFERENCE_RUN_FLAGS[f.name]
+             or type(f.default) is not type(REFERENCE_RUN_FLAGS[f.name])}
+    assert not wrong, f"defaults differ (table, reference): {wrong}"
 
 
-def test_flag_table_matches_reference_names_and_defaults():
-    ours = {f.name: f.default for f in run_flags() if f.reference}
-    assert set(ours) == set(REFERENCE_RUN_FLAGS)
-    for name, ref_default in REFERENCE_RUN_FLAGS.items():
-        assert ours[name] == ref_default, name
-        assert type(ours[name]) is type(ref_default), name
+def test_flag_table_extensions_are_the_documented_ones():
+    """Every non-reference entry is a known blis-evo extension with its default, and no flag
+    name appears twice in the whole table (an extension cannot shadow a reference flag)."""
+    names = [f.name for f in run_flags()]
+    assert len(names) == len(set(names))
     extensions = {f.name: f.default for f in run_flags() if not f.reference}
     assert extensions == EXTENSIONS
+    assert not set(EXTENSIONS) & set(REFERENCE_RUN_FLAGS)
 
 
 def test_parser_defaults_are_all_none():

@@ -11,7 +11,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -458,14 +457,38 @@ def test_unbounded_generation_is_rejected():
     assert generate_from_spec(sp, horizon_us=0, max_requests=10).num_requests == 0
 
 
-def test_100k_requests_generate_fast():
+def test_100k_requests_generate_correctly():
+    """100,000 requests of the servegen-language example: a complete, packed request table
+    (sorted arrivals, CSR token layout), each client's lengths within its spec, the batch
+    client's shared 50-token prefix, and a 70/30 client mix.
+
+    The mix bound: a renewal process with gap CV c has count sd ~ c·sqrt(mean), so the batch
+    client (gamma, cv 3.5) and the chat client (Poisson, cv 1) give a batch count within
+    Z·sqrt(3.5²·0.7n + 0.3n) of 0.7n.  How long generation takes is a benchmark figure
+    (benchmarks/bench_spec_generation.py), not a test assertion.
+    """
+    n = 100_000
     sp = load_workload_spec(EXAMPLES / "servegen-language.yaml")
-    generate_from_spec(sp, horizon_us=None, max_requests=100)  # warm the compiled copy kernel
-    t = time.perf_counter()
-    wl = generate_from_spec(sp, horizon_us=None, max_requests=100_000)
-    dt = time.perf_counter() - t
-    assert wl.num_requests == 100_000
-    assert dt < 2.0, dt
+    wl = generate_from_spec(sp, horizon_us=None, max_requests=n)
+    assert wl.num_requests == n
+    assert wl.arrival_us.dtype == np.int64 and (np.diff(wl.arrival_us) >= 0).all()
+    assert wl.token_ptr.size == n + 1 and wl.token_ptr[0] == 0
+    np.testing.assert_array_equal(np.diff(wl.token_ptr), wl.n_in + wl.n_out)
+    assert wl.tokens.size == wl.token_ptr[-1]
+    assert wl.n_out.min() >= 1
+    names = list(wl.slo_names)
+    batch = np.asarray(wl.slo_class) == names.index("batch")
+    chat = np.asarray(wl.slo_class) == names.index("realtime")
+    assert (batch | chat).all()
+    assert abs(int(batch.sum()) - 0.7 * n) <= Z * math.sqrt(3.5 ** 2 * 0.7 * n + 0.3 * n)
+    # realtime-chat: gaussian input clamped to [10, 2048], no prefix group
+    assert wl.n_in[chat].min() >= 10 and wl.n_in[chat].max() <= 2048
+    # high-volume-batch: prefix group without prefix_length -> one shared 50-token prefix
+    idx = np.flatnonzero(batch)
+    assert wl.n_in[idx].min() > 50
+    first = wl.tokens[wl.token_ptr[idx[0]]:wl.token_ptr[idx[0]] + 50]
+    for i in idx[[1, idx.size // 2, -1]]:
+        np.testing.assert_array_equal(wl.tokens[wl.token_ptr[i]:wl.token_ptr[i] + 50], first)
 
 
 # ----------------------------------------------------------------------------------------------
