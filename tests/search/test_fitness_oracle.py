@@ -68,8 +68,9 @@ PENALTIES = {"priority_inversions": 2.0, "hol_blocking_events": 0.5, "rejected_r
 # overtake interactive ones there, and a small token bucket rejects part of the bursts.
 POLICY = PolicyConfig(routing="weighted",
                       scorers=(ScorerSpec("prefix-affinity", 10.0), ScorerSpec("load-balance", 1.0)),
-                      scheduler="sjf", admission="token-bucket", token_bucket_capacity=20000.0,
-                      token_bucket_refill_rate=30000.0)
+                      scheduler="sjf", admission="token-bucket",
+                      params=(("token_bucket_capacity", 20000.0),
+                              ("token_bucket_refill_rate", 30000.0)))
 
 
 def _client(cid, cls, frac, inp, out, targets=None, prefix=None, arrival=None):
