@@ -2,7 +2,7 @@
 (simulator/kernels/disagg.py has the flow) and read the P/D outcome back from the final state."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -11,6 +11,8 @@ from .config import DisaggConfig, PolicyConfig, SimConfig
 from .kernels import layout as L
 from .kernels.disagg import POOL_DECODE, POOL_PREFILL
 from .latency import RP_BYTES_PER_PARAM, RP_HEADS, RP_HIDDEN, RP_KV_HEADS, RP_LAYERS
+from .result import PdOutcome
+from .scorer_table import scorer_table
 
 
 def pool_rows(dc: DisaggConfig) -> np.ndarray:
@@ -34,11 +36,10 @@ def disagg_params(cfg: SimConfig, policy: PolicyConfig, sc_codes: np.ndarray,
                   sc_weights: np.ndarray, P: np.ndarray, PF: np.ndarray):
     """Fill the P/D rows of P and PF; returns the decode pool's scorer table (codes, weights):
     ``decode_scorers`` under weighted routing, else the routing scorer table."""
-    from .engine import _scorer_table  # the one scorer-table builder
     dc = cfg.disaggregation
     dcodes, dweights = sc_codes, sc_weights
     if dc.decode_scorers and len(sc_codes):
-        dcodes, dweights = _scorer_table(replace(policy, scorers=tuple(dc.decode_scorers)))
+        dcodes, dweights = scorer_table(replace(policy, scorers=tuple(dc.decode_scorers)))
     # the router keeps its prefix index when a scorer profile or a code rule reads it, or the
     # prefix-threshold decider needs it
     obs = int(P[L.P_PREFIX_OBS] != 0 or np.any(dcodes == codes.SCORER_PREFIX_AFFINITY)
@@ -55,37 +56,6 @@ def disagg_params(cfg: SimConfig, policy: PolicyConfig, sc_codes: np.ndarray,
     PF[L.PF_PD_BLOCK_BYTES] = kv_bytes_per_token(cfg) * cfg.block_size
     PF[L.PF_PD_BW] = dc.bandwidth_gbps * 1e3     # GB/s = 1e3 bytes per µs
     return dcodes, dweights
-
-
-@dataclass(frozen=True)
-class PdOutcome:
-    """P/D part of a ``SimResult`` (None for a monolithic run).
-
-    Per instance: ``inst_pool`` (1 prefill, 2 decode), ``inst_busy_us`` (sum of step times).
-    Per request: ``req_prefill_instance`` / ``req_decode_instance`` (-1 when not chosen; a
-    request not disaggregated has only a decode instance), ``req_phase`` (kernels/disagg.PD_*),
-    ``prefill_done_us``, ``prefill_free_us`` (prefill instance released its blocks = transfer
-    complete), ``decode_admit_us`` (decode instance allocated them), -1 when not reached.
-    Cluster: requests disaggregated, transfers completed, blocks and bytes put on the link,
-    summed transfer time (prefill end to arrival, µs), ``backpressure`` throttled requests,
-    ``transfer_queue`` requests prefilled but not yet admitted at the end.
-    """
-
-    inst_pool: np.ndarray
-    inst_busy_us: np.ndarray
-    req_prefill_instance: np.ndarray
-    req_decode_instance: np.ndarray
-    req_phase: np.ndarray
-    prefill_done_us: np.ndarray
-    prefill_free_us: np.ndarray
-    decode_admit_us: np.ndarray
-    disaggregated: int
-    transfers: int
-    transfer_blocks: int
-    transfer_bytes: float
-    transfer_time_us: int
-    backpressure: int
-    transfer_queue: int
 
 
 def pd_outcome(st, cfg: SimConfig) -> PdOutcome | None:

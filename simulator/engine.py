@@ -18,6 +18,7 @@ from numba.typed import Dict, List
 from . import codes, registry
 from .autoscale.config import DRAIN_POLICIES, WARMUP_PROFILES
 from .autoscale.controller import run_autoscaled
+from .codepolicy import compiled
 from .errors import InputError
 from .config import LatencyConfig, PolicyConfig, SimConfig
 from .kernels import cluster as kc
@@ -30,7 +31,8 @@ from .kernels.hashtable import new_table
 from .kernels.hashing import FNV_OFFSET, SEED, aligned_block_hashes, full_input_hashes
 from .disagg import disagg_params, pd_outcome, pool_rows
 from .result import SimResult
-from .workload.types import Workload
+from .scorer_table import scorer_table
+from .workload.types import Workload, workload_from_lists
 
 _WARMUP_LATENCY = LatencyConfig(alpha=(1.0, 0.0, 1.0), beta=(100.0, 1.0, 1.0))
 
@@ -136,18 +138,6 @@ def n_slots(cfg: SimConfig, policy: PolicyConfig) -> int:
     return policy.autoscaler.max_replicas
 
 
-def _scorer_table(policy: PolicyConfig):
-    """Scorer codes in configured order and weights normalised to sum to 1 (left-to-right sum)."""
-    if registry.code_of("routing", policy.routing) != codes.ROUTE_WEIGHTED:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    total = 0.0
-    for s in policy.scorers:
-        total += s.weight
-    sc_codes = np.array([registry.code_of("scorer", s.name) for s in policy.scorers], dtype=np.int64)
-    weights = np.array([s.weight / total for s in policy.scorers], dtype=np.float64)
-    return sc_codes, weights
-
-
 def _code_functions(policy: PolicyConfig):
     """(score, admit, priority) functions for the kernels: the compiled code policy of each
     family set to "code", the never-called stand-in otherwise."""
@@ -162,7 +152,6 @@ def _code_functions(policy: PolicyConfig):
         if code is None or code.kind != family:
             raise ValueError(f"PolicyConfig.{family} is 'code' but {attr} is not a {family} "
                              "CodePolicy")
-        from .codepolicy import compiled
         out.append(compiled(code))
     return tuple(out)
 
@@ -192,7 +181,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     tok_ptr = np.ascontiguousarray(wl.token_ptr, dtype=np.int64)
     tokens = np.ascontiguousarray(wl.tokens, dtype=np.int32)
 
-    sc_codes, sc_weights = _scorer_table(policy)
+    sc_codes, sc_weights = scorer_table(policy)
     score_fn, admit_fn, prio_fn = _code_functions(policy)
     P, PF = _param_arrays(cfg, policy, sc_codes)
     dsc_codes, dsc_weights = sc_codes, sc_weights
@@ -365,6 +354,5 @@ def run(cfg: SimConfig, policy: PolicyConfig, workload: Workload) -> SimResult:
 def warmup() -> None:
     """Load (or compile) every kernel once with a two-request run, so later timings and
     evaluations exclude JIT loading.  Kernel types do not depend on the policy or config."""
-    from .workload.types import workload_from_lists
     wl = workload_from_lists([0, 5], [[1] * 20, [2] * 40], [[3] * 3, [4] * 2])
     run_with_state(SimConfig(total_kv_blocks=64, latency=_WARMUP_LATENCY), PolicyConfig(), wl)
