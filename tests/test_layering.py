@@ -37,7 +37,8 @@ class ImportEdge:
 
     ``target`` is a project module when ``project`` is true, else the imported module's dotted
     name as written.  ``local``: the import runs inside a function.  ``commented``: a comment
-    sits on one of its lines or on a comment line just above it."""
+    sits on one of its lines or on a comment line just above it, or it continues a block of
+    imports whose first one is commented."""
 
     source: str
     target: str
@@ -91,9 +92,14 @@ def read_imports(name: str, path: Path, modules: dict[str, Path], root: Path) ->
     rel = path.relative_to(root).as_posix()
     edges: list[ImportEdge] = []
 
+    commented_ends: set[int] = set()  # last lines of commented import statements
+
     def add(node: ast.AST, target: str, local: bool) -> None:
-        lines = range(node.lineno, (node.end_lineno or node.lineno) + 1)
-        commented = any(n in any_comment for n in lines) or (node.lineno - 1) in only_comment
+        end = node.end_lineno or node.lineno
+        commented = (any(n in any_comment for n in range(node.lineno, end + 1))
+                     or (node.lineno - 1) in only_comment or (node.lineno - 1) in commented_ends)
+        if commented:
+            commented_ends.add(end)
         project = target.split(".")[0] in PACKAGES and target in modules
         if edges and (edges[-1].target, edges[-1].line) == (target, node.lineno):
             return  # one edge per imported module per statement
@@ -208,6 +214,11 @@ def kernel_escapes(edges) -> list[ImportEdge]:
             if e.project and in_layer(e.source, KERNELS) and not in_layer(e.target, KERNELS)]
 
 
+def unresolved_imports(edges) -> list[ImportEdge]:
+    """Imports naming a module of a project package that does not exist (a stale path)."""
+    return [e for e in edges if not e.project and e.target.split(".")[0] in PACKAGES]
+
+
 def uncommented_lazy_imports(edges) -> list[ImportEdge]:
     """Function-local imports of a project module or a heavy library without a comment."""
     return [e for e in edges
@@ -253,6 +264,10 @@ def test_blis_evo_imports_search_only_in_entry_points(edges):
     _require_none(bad, "blis_evo imports of search outside the entry points")
 
 
+def test_project_imports_resolve(edges):
+    _require_none(unresolved_imports(edges), "imports of project modules that do not exist")
+
+
 def test_no_import_cycles(edges):
     found = cycles(import_graph(edges))
     _require_none(found, "import cycles")
@@ -293,6 +308,7 @@ def test_read_imports_resolves_and_flags(tmp_path):
            "    import ray\n"
            "    # lazy: keeps search out of start-up\n"
            "    from search import s\n"
+           "    import deap\n"
            "    import json\n"
            "    from ..search.s import thing  # a comment\n")
     _write(tmp_path, "blis_evo/cli.py", "import search.s\n")
@@ -307,6 +323,7 @@ def test_read_imports_resolves_and_flags(tmp_path):
     assert ("blis_evo.x", "simulator", False, False) in got          # VALUE is no module
     assert ("blis_evo.x", "ray", True, False) in got
     assert ("blis_evo.x", "search.s", True, True) in got
+    assert ("blis_evo.x", "deap", True, True) in got                  # same commented block
     assert [str(e) for e in kernel_escapes(edges)] == [
         "simulator/kernels/k.py:1: simulator.kernels.k imports simulator.codes"]
     assert [e.source for e in forbidden_imports(edges, "simulator", ("blis_evo", "search"))] \
@@ -314,4 +331,11 @@ def test_read_imports_resolves_and_flags(tmp_path):
     assert {e.source for e in forbidden_imports(edges, "blis_evo", ("search",),
                                                 exempt=ENTRY_POINTS)} == {"blis_evo.x"}
     assert [(e.target, e.line) for e in uncommented_lazy_imports(edges)] == [("ray", 3)]
+    assert unresolved_imports(edges) == []
     assert cycles(import_graph(edges)) == [["blis_evo.x", "search.s", "simulator.codes"]]
+    _write(tmp_path, "search/t.py", "from .gone import x\nfrom search import s, u\n")
+    modules = project_modules(tmp_path)
+    edges = read_imports("search.t", modules["search.t"], modules, tmp_path)
+    assert [(e.target, e.project) for e in edges] == [("search.gone", False), ("search.s", True),
+                                                      ("search", True)]
+    assert [e.target for e in unresolved_imports(edges)] == ["search.gone"]
