@@ -68,7 +68,7 @@ def main() -> int:
     a = ap.parse_args()
 
     import simulator
-    from search.experiment import default_experiment
+    from blis_evo.experiment import default_experiment
     from search.genome import GeneSpace
     from search.parallel import Evaluator
 

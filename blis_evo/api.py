@@ -18,6 +18,16 @@ from __future__ import annotations
 from os import PathLike
 from typing import Iterable, Mapping
 
+from simulator.config import PolicyConfig
+
+from search.evaluate import evaluate as _evaluate
+from search.evolve import evolve as _evolve, evolve_gp
+from search.replay import load_policy
+
+from .bundle import bundle_from_mapping
+from .experiment import Experiment, default_experiment, experiment_from_arg, load_experiment
+from .settings import policy_from_bundle
+
 __all__ = ["evolve", "evaluate", "load_experiment", "default_experiment", "resolve_policy"]
 
 
@@ -31,32 +41,14 @@ def evolve(experiment=None, genome: str = "params", **kwargs):
     Keyword arguments are those of :func:`search.evolve.evolve` (``generations``, ``workers``,
     ``out``, ``resume``, ``ray_address``, ``seed``, ``progress``).
     """
-    from search.evolve import evolve as _evolve, evolve_gp
-
     if genome not in ("params", "gp"):
         raise ValueError(f"genome: expected 'params' or 'gp', got {genome!r}")
     run = evolve_gp if genome == "gp" else _evolve
     return run(_experiment(experiment), **kwargs)
 
 
-def load_experiment(path):
-    """Read and strictly validate an experiment YAML (see :mod:`search.experiment`)."""
-    from search.experiment import load_experiment as _load
-
-    return _load(path)
-
-
-def default_experiment():
-    """The embedded default experiment (same as ``experiments/default.yaml``)."""
-    from search.experiment import default_experiment as _default
-
-    return _default()
-
-
 def _experiment(experiment):
-    from search.experiment import Experiment
-    from search.replay import experiment_from_arg
-
+    """``experiment`` as an Experiment (an Experiment, a YAML path, None or "default")."""
     if isinstance(experiment, Experiment):
         return experiment
     return experiment_from_arg(None if experiment is None else str(experiment))
@@ -74,12 +66,8 @@ def evaluate(bundle, experiment=None, seeds: Iterable[int] | None = None):
     ``seeds``: workload seeds (common random numbers across calls); default the experiment's
     held-out seeds.  Deterministic: the same arguments give the same result in any process.
     """
-    from simulator.config import PolicyConfig
-
-    from search.evaluate import evaluate as _evaluate
-
     exp = _experiment(experiment)
-    policy, sim_params = _policy_of(bundle, PolicyConfig)
+    policy, sim_params = resolve_policy(bundle)
     seeds = tuple(exp.seeds.heldout if seeds is None else seeds)
     return _evaluate(policy, exp, seeds, sim_params)
 
@@ -87,25 +75,14 @@ def evaluate(bundle, experiment=None, seeds: Iterable[int] | None = None):
 def resolve_policy(bundle):
     """``(PolicyConfig, sim_params)`` of anything :func:`evaluate` accepts as ``bundle`` (a
     bundle YAML path, a bundle mapping, a PolicyConfig or a pair); InputError on a bad bundle."""
-    from simulator.config import PolicyConfig
-
-    return _policy_of(bundle, PolicyConfig)
-
-
-def _policy_of(bundle, policy_cls):
-    if isinstance(bundle, policy_cls):
+    if isinstance(bundle, PolicyConfig):
         return bundle, {}
-    if isinstance(bundle, tuple) and len(bundle) == 2 and isinstance(bundle[0], policy_cls):
+    if isinstance(bundle, tuple) and len(bundle) == 2 and isinstance(bundle[0], PolicyConfig):
         return bundle[0], dict(bundle[1] or {})
     if isinstance(bundle, Mapping):
-        from blis_evo.bundle import bundle_from_mapping
-        from blis_evo.settings import policy_from_bundle
-
         b = bundle_from_mapping(dict(bundle))
         return policy_from_bundle(b), b.engine_params()
     if isinstance(bundle, (str, PathLike)):
-        from search.replay import load_policy
-
         return load_policy(str(bundle))
     raise TypeError(f"bundle: expected a path, a mapping, a PolicyConfig or (PolicyConfig, "
                     f"sim_params), got {type(bundle).__name__}")

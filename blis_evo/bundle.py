@@ -1,7 +1,8 @@
-"""Policy bundle YAML (``--policy-config``) and the ``--routing-scorers`` string.
+"""Policy bundle YAML (``--policy-config``).
 
-Behaviour port of BLIS ``sim/bundle.go`` (LoadPolicyBundle + Validate) and
-``sim/routing_scorers.go`` (ParseScorerConfigs) @cbb0de7b.  The file layout is::
+Behaviour port of BLIS ``sim/bundle.go`` (LoadPolicyBundle + Validate) @cbb0de7b; the scorer
+lists are read by :mod:`blis_evo.scorers`, single values checked by :mod:`blis_evo.bundle_values`.
+The file layout is::
 
     admission: {policy, token_bucket_capacity, token_bucket_refill_rate}
     routing:   {policy, scorers: [{name, weight}, ...], code_path}
@@ -30,8 +31,6 @@ missing/null/empty value means "not set" (the CLI flag or reference default appl
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -48,10 +47,11 @@ from simulator.autoscale.config import AutoscalerConfig, parse_autoscaler
 from simulator.errors import InputError, one_line
 from simulator.fileio import read_text
 
+from .bundle_values import (PREFIX, expect_mapping, expect_number, expect_string, go_quote,
+                            type_name)
 from .disagg_settings import parse_disagg_section
-from .flags import go_float_str, parse_go_float
+from .scorers import scorer_list
 
-_PREFIX = "policy-config"
 
 
 @dataclass(frozen=True)
@@ -124,56 +124,6 @@ def policy_sections(policy: PolicyConfig) -> dict[str, Any]:
     return out
 
 
-def _q(text: str) -> str:
-    """Double-quoted string, like Go's %q for plain text."""
-    return json.dumps(text, ensure_ascii=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# --routing-scorers
-# ---------------------------------------------------------------------------------------------
-
-
-def parse_scorers(text: str, flag: str = "--routing-scorers") -> tuple[ScorerSpec, ...]:
-    """Parse ``--routing-scorers`` ("name:weight,name:weight"); ``""`` gives ``()``.
-
-    Names must be registered scorers and appear at most once; weights must be finite and > 0.
-    Raises InputError ("<flag>: ...", ``--routing-scorers`` unless another flag takes the same
-    syntax) on the first bad entry.
-    """
-    if text == "":
-        return ()
-    specs: list[ScorerSpec] = []
-    seen: set[str] = set()
-    for raw in text.split(","):
-        part = raw.strip()
-        name, sep, weight_text = part.partition(":")
-        if not sep:
-            raise InputError(f"{flag}: invalid scorer config {_q(part)} (expected name:weight)")
-        name = name.strip()
-        if not registry.is_valid("scorer", name) or name == "":
-            valid = ", ".join(registry.valid_names("scorer"))
-            raise InputError(f"{flag}: unknown scorer {_q(name)}; valid: {valid}")
-        if name in seen:
-            raise InputError(
-                f"{flag}: duplicate scorer {_q(name)}; each scorer may appear at most once"
-            )
-        seen.add(name)
-        try:
-            weight = parse_go_float(weight_text.strip())
-        except ValueError:
-            raise InputError(
-                f"{flag}: invalid weight {_q(weight_text.strip())} for scorer {_q(name)}"
-            ) from None
-        if not math.isfinite(weight) or weight <= 0:
-            raise InputError(
-                f"{flag}: scorer {_q(name)} weight must be a finite positive number, "
-                f"got {go_float_str(weight)}"
-            )
-        specs.append(ScorerSpec(name, weight))
-    return tuple(specs)
-
-
 # ---------------------------------------------------------------------------------------------
 # YAML loading
 # ---------------------------------------------------------------------------------------------
@@ -198,10 +148,10 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if not isinstance(key, (str, int, float, bool)) and key is not None:
-            raise InputError(f"{_PREFIX}: keys must be plain scalars (line {key_node.start_mark.line + 1})")
+            raise InputError(f"{PREFIX}: keys must be plain scalars (line {key_node.start_mark.line + 1})")
         if key in seen:
             raise InputError(
-                f"{_PREFIX}: duplicate key {key!r} at line {key_node.start_mark.line + 1}"
+                f"{PREFIX}: duplicate key {key!r} at line {key_node.start_mark.line + 1}"
             )
         seen.add(key)
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
@@ -210,63 +160,29 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
-            dict: "mapping"}.get(type(value), type(value).__name__)
-
-
-def _mapping(value: Any, path: str, allowed: tuple[str, ...]) -> dict:
-    """Return ``value`` as a dict ({} if null); reject non-mappings and unknown keys."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InputError(f"{_PREFIX} {path or '(top level)'}: expected a mapping, got {_type_name(value)}")
-    for key in value:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise InputError(f"{_PREFIX} {where}: unknown key (allowed: {', '.join(allowed)})")
-    return value
-
-
-def _string(value: Any, path: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InputError(f"{_PREFIX} {path}: expected a string, got {_type_name(value)}")
-    return value
-
-
-def _number(value: Any, path: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{_PREFIX} {path}: expected a number, got {_type_name(value)}")
-    return float(value)
-
-
 def _policy_name(family: str, label: str, value: Any, path: str) -> str | None:
-    name = _string(value, path)
+    name = expect_string(value, path)
     if name == registry.CODE_POLICY and registry.accepts_code(family):
         return name
     if name is not None and not registry.is_valid(family, name):
         valid = ", ".join(registry.valid_names(family))
         if registry.accepts_code(family):
             valid += f", {registry.CODE_POLICY} (with code_path)"
-        raise InputError(f"{_PREFIX} {path}: unknown {label} {_q(name)}; valid options: {valid}")
+        raise InputError(f"{PREFIX} {path}: unknown {label} {go_quote(name)}; valid options: {valid}")
     return name
 
 
 def _with_code_path(name: str | None, section: dict, path: str, base_dir: str | None) -> str | None:
     """``"code:<path>"`` for ``policy: code`` with ``code_path`` (relative paths resolved
     against ``base_dir``); ``name`` otherwise.  ``code`` needs ``code_path`` and vice versa."""
-    code_path = _string(section.get("code_path"), f"{path}.code_path")
+    code_path = expect_string(section.get("code_path"), f"{path}.code_path")
     if name != registry.CODE_POLICY:
         if code_path is not None:
-            raise InputError(f"{_PREFIX} {path}.code_path: only used with policy: "
-                             f"{registry.CODE_POLICY}, got policy {_q(name or '')}")
+            raise InputError(f"{PREFIX} {path}.code_path: only used with policy: "
+                             f"{registry.CODE_POLICY}, got policy {go_quote(name or '')}")
         return name
     if code_path is None:
-        raise InputError(f"{_PREFIX} {path}.code_path: required with policy: "
+        raise InputError(f"{PREFIX} {path}.code_path: required with policy: "
                          f"{registry.CODE_POLICY} (the code policy file)")
     if base_dir is not None and not os.path.isabs(code_path):
         code_path = os.path.join(base_dir, code_path)
@@ -276,12 +192,12 @@ def _with_code_path(name: str | None, section: dict, path: str, base_dir: str | 
 def _param_value(param: Param, value: Any, path: str) -> float | None:
     """A declared policy parameter's bundle value, checked against its declaration (None when
     unset)."""
-    number = _number(value, path)
+    number = expect_number(value, path)
     if number is None:
         return None
     problem = param.problem(value)
     if problem is not None:
-        raise InputError(f"{_PREFIX} {path}: {problem}")
+        raise InputError(f"{PREFIX} {path}: {problem}")
     return number
 
 
@@ -290,42 +206,12 @@ def _non_negative_int(value: Any, path: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{_PREFIX} {path}: expected an integer >= 0, got {_type_name(value)}")
+        raise InputError(f"{PREFIX} {path}: expected an integer >= 0, got {type_name(value)}")
     if value < 0:
-        raise InputError(f"{_PREFIX} {path}: must be an integer >= 0, got {value}")
+        raise InputError(f"{PREFIX} {path}: must be an integer >= 0, got {value}")
     if value > int(_INT64_MAX):
-        raise InputError(f"{_PREFIX} {path}: must be at most {int(_INT64_MAX)}, got {value}")
+        raise InputError(f"{PREFIX} {path}: must be at most {int(_INT64_MAX)}, got {value}")
     return int(value)
-
-
-def _scorer_list(value: Any, path: str) -> tuple[ScorerSpec, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise InputError(f"{_PREFIX} {path}: expected a list of {{name, weight}}, got {_type_name(value)}")
-    specs: list[ScorerSpec] = []
-    seen: set[str] = set()
-    for i, item in enumerate(value):
-        here = f"{path}[{i}]"
-        entry = _mapping(item, here, ("name", "weight"))
-        name = _string(entry.get("name"), f"{here}.name") or ""
-        weight = _number(entry.get("weight"), f"{here}.weight")
-        weight = 0.0 if weight is None else weight
-        if name == "" or not registry.is_valid("scorer", name):
-            valid = ", ".join(registry.valid_names("scorer"))
-            raise InputError(f"{_PREFIX} {here}.name: unknown scorer {_q(name)}; valid: {valid}")
-        if name in seen:
-            raise InputError(
-                f"{_PREFIX} {here}.name: duplicate scorer {_q(name)}; each scorer may appear at most once"
-            )
-        seen.add(name)
-        if not math.isfinite(weight) or weight <= 0:
-            raise InputError(
-                f"{_PREFIX} {here}.weight: weight of scorer {_q(name)} must be a finite positive "
-                f"number, got {go_float_str(weight)}"
-            )
-        specs.append(ScorerSpec(name, weight))
-    return tuple(specs)
 
 
 def bundle_from_mapping(doc: Any, base_dir: str | None = None) -> PolicyBundle:
@@ -333,7 +219,7 @@ def bundle_from_mapping(doc: Any, base_dir: str | None = None) -> PolicyBundle:
 
     ``base_dir``: folder relative ``code_path`` values are resolved against (the bundle file's
     folder; None = as given, i.e. relative to the working directory)."""
-    top = _mapping(doc, "", ("admission", "routing", "priority", "scheduler", "engine",
+    top = expect_mapping(doc, "", ("admission", "routing", "priority", "scheduler", "engine",
                              "disaggregation", "autoscaler"))
     sections: dict[str, dict] = {}
     for key in POLICY_FAMILIES:   # each family's section: its choice, code_path, parameters
@@ -342,7 +228,7 @@ def bundle_from_mapping(doc: Any, base_dir: str | None = None) -> PolicyBundle:
             allowed = (fam.bundle[1], *(p.name for p in fam.params()),
                        *(("scorers",) if key == "routing" else ()),
                        *(("code_path",) if fam.code_policy is not None else ()))
-            sections[key] = _mapping(top.get(fam.bundle[0]), fam.bundle[0], allowed)
+            sections[key] = expect_mapping(top.get(fam.bundle[0]), fam.bundle[0], allowed)
     # Same check order as the reference: names, then token-bucket numbers, then scorers.
     names: dict[str, str | None] = {}
     for key in POLICY_FAMILIES:
@@ -359,12 +245,12 @@ def bundle_from_mapping(doc: Any, base_dir: str | None = None) -> PolicyBundle:
             value = _param_value(p, sections[fam.key].get(p.name), f"{fam.bundle[0]}.{p.name}")
             if value is not None:
                 params.append((p.name, value))
-    scorers = _scorer_list(sections["routing"].get("scorers"), "routing.scorers")
-    engine = _mapping(top.get("engine"), "engine", ENGINE_KEYS)
+    scorers = scorer_list(sections["routing"].get("scorers"), "routing.scorers")
+    engine = expect_mapping(top.get("engine"), "engine", ENGINE_KEYS)
     knobs = {k: _non_negative_int(engine.get(k), f"engine.{k}") for k in ENGINE_KEYS}
     autoscaler = None
     if top.get("autoscaler") is not None:
-        autoscaler = parse_autoscaler(top["autoscaler"], f"{_PREFIX} autoscaler")
+        autoscaler = parse_autoscaler(top["autoscaler"], f"{PREFIX} autoscaler")
     return PolicyBundle(
         admission_policy=names["admission"],
         routing_policy=names["routing"],
@@ -390,9 +276,9 @@ def load_policy_bundle(path: str) -> PolicyBundle:
     try:
         docs = list(yaml.load_all(text, Loader=_StrictLoader))
     except yaml.YAMLError as exc:
-        raise InputError(f"{_PREFIX} {path}: invalid YAML: {one_line(exc)}") from None
+        raise InputError(f"{PREFIX} {path}: invalid YAML: {one_line(exc)}") from None
     if not docs or docs[0] is None:
-        raise InputError(f"{_PREFIX} {path}: file is empty")
+        raise InputError(f"{PREFIX} {path}: file is empty")
     if len(docs) > 1:
-        raise InputError(f"{_PREFIX} {path}: expected one YAML document, found {len(docs)}")
+        raise InputError(f"{PREFIX} {path}: expected one YAML document, found {len(docs)}")
     return bundle_from_mapping(docs[0], os.path.dirname(os.path.abspath(path)))

@@ -84,10 +84,17 @@ from typing import Sequence
 import numpy as np
 import yaml
 
+import simulator
+from simulator.config import LatencyConfig, PolicyConfig, SimConfig
 from simulator.errors import InputError
 from simulator.fileio import atomic_write, read_text
+from simulator.latency import load_defaults, resolve_latency
+from simulator.workload.tracev2 import STATUSES, read_trace_v2
+from simulator.workload.types import Workload
 
 from .commands import EXIT_OK, check_output_file, one_line, run_subcommand
+from .flags import InputErrorParser
+from .go_scalars import parse_go_float
 
 
 THETA = ("alpha0", "alpha1", "alpha2", "beta0", "beta1", "beta2")
@@ -159,8 +166,6 @@ class Observed:
 def _subset_workload(wl, idx: np.ndarray, arrival: np.ndarray, n_out: np.ndarray):
     """Requests ``idx`` of ``wl`` (in that order) with new arrival times and output lengths
     (output ids cut to ``n_out``, or padded with id 0 beyond the recorded ones)."""
-    from simulator.workload.types import Workload
-
     n_in = wl.n_in[idx].astype(np.int64)
     n_out = np.asarray(n_out, dtype=np.int64)
     ptr = np.zeros(idx.size + 1, dtype=np.int64)
@@ -182,8 +187,6 @@ def _exclusions(rec, warm_up: int) -> tuple[np.ndarray, np.ndarray, dict]:
     status, ``no_status``, ``invalid_timing`` (ok with impossible times), ``warm_up`` and
     ``replayed_failed`` (the failed rows kept for the replay; also counted under their status).
     """
-    from simulator.workload.tracev2 import STATUSES
-
     status = np.array(rec.status, dtype=object)
     ok = rec.ok
     valid = ((rec.first_chunk_us >= rec.send_us) & (rec.last_chunk_us >= rec.first_chunk_us)
@@ -216,8 +219,6 @@ def load_observed(path: str, seed: int = DEFAULT_SEED) -> Observed:
     one.  Raises InputError (naming ``--trace``) on a missing or malformed trace, or when no
     ``ok`` request with valid times is left to compare.
     """
-    from simulator.workload.tracev2 import read_trace_v2
-
     try:
         trace = read_trace_v2(path, seed=seed)
     except InputError as exc:
@@ -273,8 +274,6 @@ def real_metrics(obs: Observed) -> RequestMetrics:
 def sim_config(latency, *, num_instances: int, max_running: int, max_scheduled: int,
                kv_blocks: int, block_size: int):
     """The SimConfig of a calibration replay (other knobs at their ``blis run`` defaults)."""
-    from simulator.config import SimConfig
-
     return SimConfig(num_instances=num_instances, max_running_reqs=max_running,
                      max_scheduled_tokens=max_scheduled, total_kv_blocks=kv_blocks,
                      block_size=block_size, latency=latency)
@@ -283,9 +282,6 @@ def sim_config(latency, *, num_instances: int, max_running: int, max_scheduled: 
 def replay(obs: Observed, cfg) -> RequestMetrics:
     """Simulate the observed requests under ``cfg``; the simulated metrics, defined like the
     real ones (one-piece responses: TTFT = E2E; ITL over the real chunk count)."""
-    import simulator
-    from simulator.config import PolicyConfig
-
     res = simulator.run(cfg, PolicyConfig(), obs.workload)
     e2e = np.asarray(res.e2e_us, dtype=np.float64)
     ttft = np.where(obs.whole, e2e, np.asarray(res.ttft_us, dtype=np.float64))
@@ -817,8 +813,6 @@ class Coefficients:
 
 def build_parser(prog: str = "blis calibrate") -> argparse.ArgumentParser:
     """The ``blis calibrate`` argument parser (errors raise InputError instead of exiting)."""
-    from blis_evo.flags import InputErrorParser
-
     p = InputErrorParser(prog=prog, allow_abbrev=False,
                          description="Compare an observed trace v2 with the simulator's replay "
                                      "of it; --fit estimates alpha/beta from it.")
@@ -850,8 +844,6 @@ def build_parser(prog: str = "blis calibrate") -> argparse.ArgumentParser:
 
 def parse_coeffs(text: str, flag: str) -> tuple[float, float, float]:
     """Three finite comma-separated numbers; InputError naming ``flag`` otherwise."""
-    from blis_evo.flags import parse_go_float
-
     parts = text.split(",")
     try:
         vals = tuple(parse_go_float(x.strip()) for x in parts)
@@ -879,8 +871,6 @@ def given_latency(args):
     --alpha-coeffs/--beta-coeffs, else the --model lookup, else None (only with --fit).  With
     --fit a model without a defaults.yaml row is no error (the fit is what is wanted; --model
     names the --save-defaults row): the note says only the fit is compared."""
-    from simulator.latency import load_defaults, resolve_latency
-
     if (args.alpha_coeffs is None) != (args.beta_coeffs is None):
         raise InputError("--alpha-coeffs and --beta-coeffs must be given together")
     if args.alpha_coeffs is not None:
@@ -925,8 +915,6 @@ def cluster_settings(args, obs: Observed, kv_from_defaults: int | None) -> dict:
 
 def _replay_with(obs: Observed, cluster: dict, coeffs) -> RequestMetrics:
     """Simulated metrics of ``obs`` under ``coeffs`` on ``cluster``."""
-    from simulator.config import LatencyConfig
-
     lat = LatencyConfig(kind="blackbox", alpha=tuple(coeffs.alpha), beta=tuple(coeffs.beta))
     return replay(obs, sim_config(lat, num_instances=cluster["num_instances"],
                                   max_running=cluster["max_num_running_reqs"],

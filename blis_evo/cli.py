@@ -12,8 +12,9 @@ Behaviour port of the ``run`` command of BLIS ``cmd/root.go`` @cbb0de7b:
 5. print the report to stdout and write ``--results-path``.
 
 With ``--experiment E`` steps 2-3 take the experiment's cluster and workload for ``--seed``
-exactly as the policy search simulates them (``search.evaluate.build_sim_config`` and
-``search.evaluate.experiment_workload``), so a champion can be checked with the ordinary CLI.
+exactly as the policy search simulates them (:func:`blis_evo.deployment.build_sim_config` and
+:func:`blis_evo.deployment.experiment_workload`), so a champion can be checked with the ordinary
+CLI.
 
 Logs go to stderr (``--log``, logrus-style lines, see :mod:`blis_evo.logging_setup`); stdout is
 deterministic.  Where the reference would ``logrus.Fatalf`` or panic on bad input, ``main`` prints
@@ -30,11 +31,19 @@ from typing import Sequence
 import numpy as np
 import yaml
 
+import simulator
+from simulator import engine
 from simulator.errors import InputError
+from simulator.latency import resolve_latency
+from simulator.workload.csv_trace import load_trace_csv
+from simulator.workload.distribution import (generate_distribution, preset_workload,
+                                             validate_distribution_args)
 
 from .commands import check_output_dir, check_output_file, one_line
-from .flags import go_float_str, parse_run_args
+from .flags import parse_run_args
+from .go_scalars import go_float_str
 from .logging_setup import configure_logging, reset_logging
+from .output import print_run_report, write_results_json
 from .settings import RunSettings, resolve_run_settings
 
 EXIT_OK = 0
@@ -83,8 +92,6 @@ def subsystem_rng(seed: int, name: str) -> np.random.Generator:
 
 def _resolve_sim_config(settings: RunSettings, log):
     """SimConfig with the resolved latency model and the effective KV block count."""
-    from simulator.latency import resolve_latency
-
     li = settings.latency
     res = resolve_latency(
         model=li.model,
@@ -128,10 +135,6 @@ def build_workload(settings: RunSettings, horizon_us: int, log):
     line, like the reference.  Generated workloads draw from the ``"workload"`` subsystem RNG of
     ``--seed``.  Raises InputError on bad input.
     """
-    from simulator.workload.csv_trace import load_trace_csv
-    from simulator.workload.distribution import (generate_distribution, preset_workload,
-                                                 validate_distribution_args)
-
     ws = settings.workload
     if ws.kind == "traces":
         return load_trace_csv(ws.traces_path, horizon_us)
@@ -159,8 +162,6 @@ def build_workload(settings: RunSettings, horizon_us: int, log):
 
 def _warmup_engine(log) -> None:
     """Load (or compile) the engine's kernels outside the timed region."""
-    import simulator
-
     simulator.warmup()
 
 
@@ -193,14 +194,12 @@ def _resolve_spec(settings: RunSettings, sim):
     ``preset:NAME`` selects a built-in scenario; an explicit ``--rate`` sets its aggregate rate
     (the reference's scenario constructors take the rate as an argument).
     Returns (spec, sim config with the horizon applied, max requests, seed or None)."""
-    import dataclasses
-
-    from simulator.workload.spec import PRESET_PREFIX, load_workload_spec
+    # lazy: workload specs (and the trace v2 and generator modules below) load only for the
+    # runs that use them, not for the reference's trace and distribution workloads
+    from simulator.workload.spec import PRESET_PREFIX, load_workload_spec, scenario_spec
 
     path = settings.workload.spec_path
     if path.startswith(PRESET_PREFIX) and "rate" in settings.explicit:
-        from simulator.workload.scenarios import scenario_spec
-
         spec = scenario_spec(path[len(PRESET_PREFIX):], rate=float(settings.workload.rate))
     else:
         spec = load_workload_spec(path)
@@ -230,9 +229,11 @@ def _spec_slo_targets(spec) -> dict | None:
 def _is_trace_replay(path: str) -> bool:
     """Whether ``--workload-spec path`` names a trace v2 (its directory, or a YAML header with a
     ``trace_version`` key) rather than a workload spec."""
-    from simulator.workload.tracev2 import is_trace_v2
+    if not path:
+        return False
+    from simulator.workload.tracev2 import is_trace_v2  # lazy: see _resolve_spec
 
-    return bool(path) and is_trace_v2(path)
+    return is_trace_v2(path)
 
 
 def _resolve_trace_replay(settings: RunSettings, sim):
@@ -240,7 +241,7 @@ def _resolve_trace_replay(settings: RunSettings, sim):
     unless ``--horizon`` was given; an explicit ``--num-requests`` keeps the first N requests;
     ``--seed`` seeds synthetic token ids when the trace has no token sidecar.
     Returns (trace, sim config with the horizon applied)."""
-    from simulator.workload.tracev2 import head_trace, read_trace_v2
+    from simulator.workload.tracev2 import head_trace, read_trace_v2  # lazy: see _resolve_spec
 
     trace = read_trace_v2(settings.workload.spec_path, seed=int(settings.workload.seed))
     horizon = sim.horizon
@@ -261,6 +262,7 @@ def _write_trace_output(settings: RunSettings, sim, workload, result, details, s
                         slo_targets, log) -> None:
     """Export what was simulated as a trace v2 into ``--trace-output`` (see
     :mod:`simulator.workload.tracev2`); replaying it reproduces the run."""
+    # lazy: see _resolve_spec
     from simulator.workload.tracev2 import clients_from_spec, write_trace_v2
 
     clients, workload_spec = None, ""
@@ -286,12 +288,8 @@ def _simulate_and_report(settings: RunSettings, sim, workload, start: float, slo
                          client_network, log):
     """Run the engine, print the stdout report and write ``--results-path``; return the
     SimResult.  ``start`` is when workload generation began (for the wall-clock log line)."""
-    from simulator.engine import run as run_engine
-
-    from .output import print_run_report, write_results_json
-
     log.debug("Workload: %d requests", workload.num_requests)
-    result = run_engine(sim, settings.policy, workload)
+    result = engine.run(sim, settings.policy, workload)
     log.info("Simulation wall-clock time: %.3fs", time.perf_counter() - start)
 
     out = sys.stdout
@@ -299,7 +297,7 @@ def _simulate_and_report(settings: RunSettings, sim, workload, start: float, slo
                      fitness_weights=settings.fitness_weights,
                      summarize_trace=settings.summarize_trace, out=out)
     if settings.trace_report:
-        from .summary import summarize_run
+        from .summary import summarize_run  # lazy: only --summarize-trace=text loads the report
 
         out.write("=== Trace Report ===\n" + summarize_run(result, workload, slo_targets,
                                                           sim_cfg=sim, policy=settings.policy))
@@ -317,13 +315,13 @@ def _experiment_client_network(exp, seed: int):
     """Per-request client network arrays of a spec/preset experiment whose clients declare a
     network block (for ``client_ttft_ms`` / ``client_e2e_ms`` in the results file), else None.
 
-    Regenerates the same requests as ``search.evaluate.experiment_workload`` (same spec,
+    Regenerates the same requests as ``blis_evo.deployment.experiment_workload`` (same spec,
     bounds and seed) to obtain the per-request details that the memoised table drops.
     """
     w = exp.workload
     if w.spec is None or not any(getattr(c, "network", None) is not None for c in w.spec.clients):
         return None
-    from simulator.workload.generator import generate_spec_requests
+    from simulator.workload.generator import generate_spec_requests  # lazy: see _resolve_spec
 
     details = generate_spec_requests(w.spec, horizon_us=w.horizon_us, max_requests=w.num_requests,
                                      seed=int(seed))
@@ -335,7 +333,8 @@ def _execute_experiment(settings: RunSettings, log) -> int:
     """``blis run --experiment E --seed S``: one simulation of the experiment's cluster and
     workload for seed S (``settings.sim`` is already the search's SimConfig for S), reported
     like any ``blis run``.  The numbers equal ``search.evaluate.evaluate(policy, E, [S], ...)``."""
-    from search.evaluate import experiment_workload, slo_targets
+    # lazy: only --experiment runs load the experiment's workload readers
+    from .deployment import experiment_workload, slo_targets
 
     exp = settings.experiment
     sim = settings.sim
@@ -383,6 +382,7 @@ def execute(settings: RunSettings, log) -> int:
     client_network = None
     generated = None
     if spec is not None:
+        # lazy: see _resolve_spec
         from simulator.workload.generator import generate_spec_requests
 
         generated = generate_spec_requests(spec, horizon_us=sim.horizon,
@@ -443,7 +443,7 @@ def _trace_replay_as_run_args(args: Sequence[str]) -> list[str]:
 
     Raises InputError (naming ``--trace``) when the value is missing or is not a trace v2
     directory, or when ``--workload-spec`` is given too (it would silently win)."""
-    from simulator.workload.tracev2 import is_trace_v2
+    from simulator.workload.tracev2 import is_trace_v2  # lazy: see _resolve_spec
 
     if any(a == "--workload-spec" or a.startswith("--workload-spec=") for a in args):
         raise InputError("--trace and --workload-spec are the same input; give only --trace")
@@ -487,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "replay" and not _is_trace_replay_args(args[1:]):
-        from search.replay import main as replay_main
+        from search.replay import main as replay_main  # lazy: keeps the search out of blis run
 
         return replay_main(args[1:], prog="blis")
     if args and args[0] == "replay":
@@ -496,11 +496,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except InputError as exc:
             return _error(exc)
     if args and args[0] == "observe":
+        # lazy: each subcommand loads only its own modules (observe: aiohttp)
         from .observe import main as observe_main
 
         return observe_main(args[1:], prog="blis")
     if args and args[0] == "calibrate":
-        from .calibrate import main as calibrate_main
+        from .calibrate import main as calibrate_main  # lazy: as observe
 
         return calibrate_main(args[1:], prog="blis")
     try:

@@ -24,6 +24,8 @@ from simulator.policies import registry
 from simulator.config import DEFAULT_KV_BYTES_PER_TOKEN, DisaggConfig
 from simulator.errors import InputError
 
+from .scorers import scorer_list
+
 ARCHITECTURES = ("monolithic", "disaggregated")
 GRANULARITIES = ("request", "block")
 
@@ -77,8 +79,6 @@ def parse_disagg_section(doc: Any, prefix: str = "policy-config disaggregation")
     """Validate the bundle's ``disaggregation`` mapping; returns {flag name: value} for the keys
     set, plus ``"decode_scorers"`` (a ScorerSpec tuple) when given.  One-line InputError naming
     the key path on the first bad key or value."""
-    from .bundle import _scorer_list
-
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -104,7 +104,7 @@ def parse_disagg_section(doc: Any, prefix: str = "policy-config disaggregation")
         if node is not None:
             out[flag] = _check_value(f"{prefix}.{key}", kind, key, node)
     if doc.get("decode_scorers") is not None:
-        out["decode_scorers"] = _scorer_list(doc["decode_scorers"], "disaggregation.decode_scorers")
+        out["decode_scorers"] = scorer_list(doc["decode_scorers"], "disaggregation.decode_scorers")
     return out
 
 

@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import signal
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Sequence
@@ -50,6 +52,10 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from simulator.errors import InputError
+from simulator.workload.generator import generate_spec_requests
+from simulator.workload.spec import load_workload_spec
+from simulator.workload.tracev2 import (ObservedRecords, clients_from_spec, head_trace,
+                                        is_trace_v2, read_trace_v2, write_observed_trace)
 
 from .commands import EXIT_INTERRUPTED, EXIT_OK, check_output_dir, one_line, run_subcommand
 from .flags import InputErrorParser
@@ -212,14 +218,8 @@ def load_observe_workload(opts: ObserveOptions) -> ObserveWorkload:
 
     ``--num-requests`` / ``--seed`` override the spec's; a spec needs ``num_requests`` or a
     ``horizon`` to bound generation.  Raises InputError naming the flag on bad input."""
-    from simulator.workload.tracev2 import is_trace_v2
-
     if is_trace_v2(opts.workload_spec):
         return _trace_workload(opts)
-    from simulator.workload.generator import generate_spec_requests
-    from simulator.workload.spec import load_workload_spec
-    from simulator.workload.tracev2 import clients_from_spec
-
     spec = load_workload_spec(opts.workload_spec)
     limit = opts.num_requests if opts.num_requests is not None else spec.num_requests
     if limit <= 0 and spec.horizon <= 0:
@@ -233,8 +233,6 @@ def load_observe_workload(opts: ObserveOptions) -> ObserveWorkload:
 
 def _trace_workload(opts: ObserveOptions) -> ObserveWorkload:
     """The requests of a trace v2 (``--workload-spec DIR``), optionally the first N."""
-    from simulator.workload.tracev2 import head_trace, read_trace_v2
-
     trace = read_trace_v2(opts.workload_spec, seed=opts.seed or 0)
     if opts.num_requests is not None:
         trace = head_trace(trace, opts.num_requests)
@@ -275,8 +273,6 @@ DONE = "[DONE]"
 def parse_sse_line(line: bytes):
     """One SSE line → the decoded JSON object of a ``data:`` line, :data:`DONE` for
     ``data: [DONE]``, or None (blank lines, comments, other fields, undecodable data)."""
-    import json
-
     if not line.startswith(b"data:"):
         return None
     payload = line[5:].strip()
@@ -357,8 +353,6 @@ class RequestRecord:
 
 def observed_records(records: Sequence[RequestRecord]):
     """The records as a :class:`simulator.workload.tracev2.ObservedRecords` (trace order)."""
-    from simulator.workload.tracev2 import ObservedRecords
-
     col = lambda name: np.array([getattr(r, name) for r in records], dtype=np.int64)  # noqa: E731
     return ObservedRecords(col("send_us"), col("first_chunk_us"), col("last_chunk_us"),
                            col("num_chunks"), tuple(r.status for r in records),
@@ -410,7 +404,7 @@ class Observer:
     def trace_config(self):
         """An aiohttp TraceConfig that stamps :meth:`RequestRecord.sent` when a request's
         headers and body have been written (pass it to the ClientSession)."""
-        import aiohttp
+        import aiohttp  # lazy: aiohttp loads only once a run reaches the network
 
         async def on_sent(session, ctx, params) -> None:
             rec = ctx.trace_request_ctx
@@ -489,7 +483,7 @@ class Observer:
         return _Outcome("error", f"gave up after {rec.attempts} attempts: {last.message}")
 
     async def _attempt(self, body: dict, rec: RequestRecord) -> _Outcome:
-        import aiohttp
+        import aiohttp  # lazy: as in trace_config
 
         try:
             async with asyncio.timeout(self.opts.timeout_s):
@@ -563,7 +557,7 @@ async def probe_server(session, opts: ObserveOptions, prompt_ids: Sequence[int])
     ``--server-url``) when the server cannot be reached, rejects the request or does not
     stream.  429/503 and dropped connections are retried like requests.  Returns a warning
     ("" when none)."""
-    import aiohttp
+    import aiohttp  # lazy: as in Observer.trace_config
 
     body = request_body(opts.endpoint, opts.model, list(prompt_ids)[:1] or [0], 1)
     headers = {"Authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
@@ -635,6 +629,7 @@ class ObserveResult:
 async def observe_async(opts: ObserveOptions, work: ObserveWorkload) -> ObserveResult:
     """Probe the server, then send every request of ``work`` (see the module docstring).
     SIGINT (when this runs in the main thread) interrupts the run cleanly."""
+    # lazy: aiohttp and tqdm load only once a run reaches the network (bad input fails fast)
     import aiohttp
     from tqdm import tqdm
 
@@ -677,8 +672,6 @@ def _install_sigint(loop, callback) -> bool:
 
 def write_observation(opts: ObserveOptions, work: ObserveWorkload, result: ObserveResult):
     """Write the trace v2 of ``result`` into ``--trace-output``; return its TracePaths."""
-    from simulator.workload.tracev2 import write_observed_trace
-
     records = observed_records(result.records)
     header = {
         "mode": "real",
@@ -720,8 +713,6 @@ def token_mismatches(work: ObserveWorkload, records: Sequence[RequestRecord]) ->
 
 def summary_line(work: ObserveWorkload, result: ObserveResult, trace_dir: str) -> str:
     """The one-line stderr summary: statuses, retries, token-count disagreements, output."""
-    from collections import Counter
-
     recs = result.records
     counts = Counter(r.status for r in recs)
     statuses = ", ".join(f"{counts[s]} {s}" for s in

@@ -348,6 +348,7 @@ def _client_latencies_ms(result: SimResult, client_network, idx: np.ndarray):
     """
     if client_network is None:
         return None
+    # lazy: only runs whose clients declare a network (spec or trace v2 workloads) load specs
     from simulator.workload.spec import upload_delay_us
 
     n = np.asarray(result.n_in).shape[0]

@@ -7,8 +7,8 @@ The bundle's ``engine`` section (blis-evo extension) sits at the same level for
 ``--snapshot-refresh-interval`` and ``--long-prefill-token-threshold``.
 
 ``--experiment E`` (blis-evo extension) takes the cluster and workload from a search experiment
-(:mod:`search.experiment`): ``sim`` is then the exact SimConfig the search simulates for
-``--seed`` (``search.evaluate.build_sim_config``), only the flags in
+(:mod:`blis_evo.experiment`): ``sim`` is then the exact SimConfig the search simulates for
+``--seed`` (:func:`blis_evo.deployment.build_sim_config`), only the flags in
 :func:`blis_evo.flags.experiment_compatible` flags may be given, the policy defaults to the llm-d
 weighted profile when there is no ``--policy-config``, and the engine knobs default to the
 experiment's values.
@@ -32,10 +32,13 @@ from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfi
 from simulator.policies.registry import CODE_POLICY, policy_params
 from simulator.errors import InputError
 
+from .baselines import BASELINES
 from .disagg_settings import PD_FIELDS, resolve_disaggregation
-from .bundle import PolicyBundle, bundle_from_policy, load_policy_bundle, parse_scorers
-from .flags import (CODE_PREFIX, experiment_compatible, flag_by_name, run_flags,
-                    explicit_flags, go_float_str, parse_fitness_weights, parse_run_args)
+from .bundle import PolicyBundle, bundle_from_policy, load_policy_bundle
+from .flags import (CODE_PREFIX, experiment_compatible, explicit_flags, flag_by_name,
+                    parse_fitness_weights, parse_run_args, run_flags)
+from .go_scalars import go_float_str
+from .scorers import parse_scorers
 
 SHIPPED_DEFAULTS_YAML = str(Path(__file__).resolve().parent / "data" / "defaults.yaml")
 
@@ -97,7 +100,7 @@ class RunSettings:
     explicit: frozenset[str] = frozenset()  # flag names the user set (cobra Changed())
     warnings: tuple[str, ...] = field(default=())  # non-fatal notices the reference logs as warnings
     trace_output: str = ""  # --trace-output: directory for the trace v2 export ("" = none)
-    # --experiment: the loaded search.experiment.Experiment (None = a plain run).  ``sim`` is
+    # --experiment: the loaded blis_evo.experiment.Experiment (None = a plain run).  ``sim`` is
     # then final (latency and KV blocks resolved) and the workload is the experiment's.
     experiment: Any = None
     trace_report: bool = False  # --summarize-trace=text: the markdown report (blis_evo.summary)
@@ -262,7 +265,8 @@ def _experiment_sim(exp, v: dict[str, Any], explicit: frozenset[str],
     """The search's SimConfig of ``exp`` for ``--seed``, with the engine knobs set by an
     explicit flag or the bundle's ``engine`` section (otherwise the experiment's values) and the
     observability flags applied."""
-    from search.evaluate import build_sim_config
+    # lazy: only --experiment runs load the experiment's workload readers
+    from .deployment import build_sim_config
 
     sim_params = {attr: int(v[name]) for name, attr in _ENGINE_FLAGS
                   if name in explicit or (bundle is not None and getattr(bundle, attr) is not None)}
@@ -290,8 +294,8 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
 
     bundle = load_policy_bundle(raw["policy-config"]) if raw["policy-config"] != "" else None
     if raw["experiment"] != "":
-        from search.evaluate import BASELINES
-        from search.replay import experiment_from_arg
+        # lazy: only --experiment runs load the experiment loader
+        from .experiment import experiment_from_arg
 
         experiment = experiment_from_arg(raw["experiment"], flag="--experiment")
         if bundle is None:
@@ -399,7 +403,7 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         seed=v["seed"],
     )
     if experiment is not None:
-        from search.evaluate import deployed_policy
+        from .deployment import deployed_policy  # lazy: as in _experiment_sim
 
         c = experiment.cluster
         sim = _experiment_sim(experiment, v, explicit, bundle)

@@ -61,11 +61,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from blis_evo.flags import InputErrorParser
 from simulator.errors import InputError, one_line
 
 from .batch_jobs import Batch, Run, load_batch
 from .evolve import evolve
-from .report import OUTPUT_FILES
+from .ga import load_checkpoint
+from .genome import experiment_space
+from .parallel import ensure_ray
+from .report import OUTPUT_FILES, atomic_write, improvement, objective_column
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -141,8 +145,6 @@ def _same_run(marker: dict, run: Run) -> bool:
 
 def _checkpoint_generation(path: Path) -> int | None:
     """The generation a search checkpoint reached, or None if it cannot be read."""
-    from .ga import load_checkpoint
-
     try:
         return int(load_checkpoint(str(path))["generation"])
     except (InputError, KeyError, TypeError, ValueError):
@@ -184,8 +186,6 @@ def execute_run(run: Run, plan: Plan, *, workers: int, ray_address: str | None) 
 def _record_failure(run: Run, exc: Exception) -> str:
     """Write the traceback to ``failure.txt`` in the run folder (best effort) and return the
     one-line error for the summary."""
-    from .report import atomic_write
-
     line = f"{type(exc).__name__}: {one_line(exc)}"
     try:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -212,8 +212,6 @@ def _prepare_folder(run: Run, *, fresh: bool) -> None:
 def done_record(run: Run, result, wall_time_s: float, status: str) -> dict:
     """done.json: the run's identity (digest, seed, generations: what a rerun compares) and
     the figures the batch summary shows."""
-    from .report import improvement, objective_column
-
     column = objective_column(run.experiment.objectives.primary)
     return {
         "version": MARKER_VERSION,
@@ -240,8 +238,6 @@ def champion_fitness(result, exp) -> float:
     In single-objective mode that is its search fitness; under NSGA-II the search fitness is a
     vector, so the scalar comes from the evaluation cache evolve keeps in ``state.extra``.
     """
-    from .genome import experiment_space
-
     champion = result.state.champion
     evaluation = result.state.extra.get(experiment_space(exp).canonical(list(champion)))
     return float(evaluation.fitness if evaluation is not None else champion.fitness.values[0])
@@ -249,8 +245,6 @@ def champion_fitness(result, exp) -> float:
 
 def _write_json(path: Path, record) -> None:
     """Write ``record`` as indented JSON, atomically."""
-    from .report import atomic_write
-
     atomic_write(path, json.dumps(record, indent=2) + "\n")
 
 
@@ -284,8 +278,6 @@ def run_batch(batch: Batch, err=None) -> list[dict]:
     summary rows.  With workers > 1, Ray is started (or joined) once, before the first run that
     is not skipped, and shut down at the end if this call started it.  Raises InputError if
     evolve rejects its input."""
-    from .parallel import ensure_ray
-
     err = sys.stderr if err is None else err
     ray_ready = batch.workers == 1
     owns_ray = False
@@ -309,7 +301,7 @@ def run_batch(batch: Batch, err=None) -> list[dict]:
             rows.append(row)
     finally:
         if owns_ray:
-            import ray
+            import ray  # lazy: only a batch that started Ray (workers > 1) loads it
 
             ray.shutdown()
     return rows
@@ -425,8 +417,6 @@ def summary_document(rows: list[dict], batch: Batch) -> dict:
 
 def write_summary(batch: Batch, rows: list[dict]) -> str:
     """Write ``<out>/summary.md`` and ``<out>/summary.json`` atomically; returns the markdown."""
-    from .report import atomic_write
-
     text = summary_markdown(rows, batch.source)
     atomic_write(batch.out / "summary.md", text)
     _write_json(batch.out / "summary.json", summary_document(rows, batch))
@@ -440,8 +430,6 @@ def write_summary(batch: Batch, rows: list[dict]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of ``python -m search.batch`` (errors raise InputError)."""
-    from blis_evo.flags import InputErrorParser
-
     p = InputErrorParser(prog="python -m search.batch", allow_abbrev=False,
                          description="Run a list or grid of policy searches (experiments x search "
                                      "seeds) as one rerunnable job; print a summary table.")

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from blis_evo.commands import check_output_dir
+from blis_evo.experiment import _P, experiment_digest, experiment_from_arg
 from simulator.errors import InputError
-
-from .experiment import experiment_digest
+from simulator.workload.spec import load_strict_yaml
 
 TOP_KEYS = ("out", "workers", "ray_address", "generations", "jobs", "grid")
 JOB_KEYS = ("experiment", "seeds", "name", "generations")
@@ -72,8 +73,6 @@ def load_batch(path: str | os.PathLike) -> Batch:
     Raises InputError with one line naming the file and the key (e.g.
     ``jobs.yaml: jobs[1].experiment: cannot read experiment ...``).  Creates nothing.
     """
-    from .experiment import _P
-
     src = os.fspath(path)
     doc = _read_jobs_yaml(src)
     p = _P(src, os.path.dirname(os.path.abspath(src)))
@@ -97,8 +96,6 @@ def load_batch(path: str | os.PathLike) -> Batch:
 
 def _read_jobs_yaml(src: str):
     """The jobs file parsed by the strict loader (duplicate keys rejected)."""
-    from simulator.workload.spec import load_strict_yaml
-
     try:
         text = Path(src).read_text(encoding="utf-8")
     except OSError as e:
@@ -137,8 +134,6 @@ def _seeds(p, value, key: str, exp) -> tuple[int, ...]:
 def _load_entry_experiment(p, value, key: str):
     """The experiment named at ``key``: ``default`` (embedded) or a path relative to the jobs
     file; errors are prefixed with the jobs file and ``key``."""
-    from .replay import experiment_from_arg
-
     text = p.string(value, key)
     target = text if text == "default" else p.path(text, key)
     return text, experiment_from_arg(target, flag=f"{p.src}: {key}")
@@ -208,7 +203,5 @@ def _check_unique_names(p, entries: list[_Entry]) -> None:
 
 def _check_writable(src: str, out: Path, runs: Sequence[Run]) -> None:
     """Fail up front when ``out`` or a run folder exists as a file or cannot be created."""
-    from blis_evo.commands import check_output_dir
-
     for path, key in [(out, "out")] + [(r.folder, f"out ({r.name} seed {r.seed})") for r in runs]:
         check_output_dir(str(path), f"{src}: {key}")

@@ -1,40 +1,27 @@
 """Fitness evaluation of one policy on an experiment: simulate each seed, score, penalise.
 
-Common random numbers: :func:`experiment_workload` memoises the request table per
-``(experiment, seed)``, so every individual of a search sees exactly the same requests for a
-given seed.  Everything is deterministic: the same policy, experiment and seeds give the same
+Common random numbers: :func:`blis_evo.deployment.experiment_workload` memoises the request
+table per ``(experiment, seed)``, so every individual of a search sees exactly the same requests
+for a given seed.  Everything is deterministic: the same policy, experiment and seeds give the same
 :class:`Evaluation` in any process.
 """
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import numpy as np
 
 import simulator
+from blis_evo.baselines import BASELINES
+from blis_evo.deployment import build_sim_config, deployed_policy, experiment_workload, slo_targets
+from blis_evo.experiment import COST_KEYS, SLO_ATTAINMENT, Experiment
 from blis_evo.metrics import RawMetrics, evaluate as _metrics_evaluate, slo_attainment
 from simulator.codepolicy import uses_code_policy
 from simulator.metrics import class_priority_inversions
-from simulator.config import INT64_MAX, DEFAULT_SCORERS, DisaggConfig, PolicyConfig, SimConfig
+from simulator.config import INT64_MAX, PolicyConfig
 from simulator.workload.types import Workload
-
-from search.experiment import COST_KEYS, SLO_ATTAINMENT, Experiment
-
-BASELINES: dict[str, PolicyConfig] = {
-    "round-robin": PolicyConfig(routing="round-robin"),
-    "least-loaded": PolicyConfig(routing="least-loaded"),
-    "llm-d-default": PolicyConfig(routing="weighted", scorers=DEFAULT_SCORERS),
-}
-"""Hand-tuned reference policies the search must beat (llm-d default = weighted 3:2:2)."""
-
-PATHOLOGICAL = PolicyConfig(routing="always-busiest", scheduler="reverse-priority",
-                            priority="slo-based")
-"""A deliberately bad policy: everything to the busiest instance, youngest request first
-(reverse-priority under the age-based slo-based priority; note that reverse-priority with
-inverted-slo would cancel out into oldest-first).  Tests: it must rank below round-robin."""
 
 
 @dataclass(frozen=True)
@@ -76,95 +63,6 @@ def failed_evaluation(exp: Experiment, genome, error: str) -> Evaluation:
     else:
         objectives = (0.0,)
     return Evaluation(fitness=0.0, objectives=objectives, error=f"{error} (genome {list(genome)})")
-
-
-def build_sim_config(exp: Experiment, seed: int = 0,
-                     sim_params: Mapping[str, int] | None = None) -> SimConfig:
-    """The engine configuration of the experiment's cluster (``seed`` goes to ``SimConfig.seed``).
-
-    ``sim_params`` overrides SimConfig knobs a genome may evolve (``snapshot_refresh_interval``,
-    ``long_prefill_token_threshold``; see ``search.genome.decode_sim_params``).
-    """
-    c = exp.cluster
-    horizon = exp.workload.horizon_us if exp.workload.horizon_us is not None else int(INT64_MAX)
-    cfg = SimConfig(num_instances=c.num_instances, horizon=int(horizon), seed=int(seed),
-                     total_kv_blocks=c.total_kv_blocks, block_size=c.block_size,
-                     max_running_reqs=c.max_running_reqs,
-                     max_scheduled_tokens=c.max_scheduled_tokens,
-                     long_prefill_token_threshold=c.long_prefill_token_threshold,
-                     latency=c.latency)
-    if sim_params:
-        knobs = {k: int(v) for k, v in sim_params.items() if not k.startswith("pd_")}
-        cfg = replace(cfg, **knobs)
-        dc = pd_layout(cfg.num_instances, sim_params)
-        if dc is not None:
-            cfg = replace(cfg, disaggregation=dc)
-    return cfg
-
-
-def pd_layout(num_instances: int, sim_params: Mapping[str, int]) -> DisaggConfig | None:
-    """The P/D deployment the layout genes describe: ``pd_prefill_replicas`` > 0 (capped so the
-    decode pool keeps at least one instance) splits ``num_instances`` into a prefill and a decode
-    pool; ``pd_prefix_threshold``, when evolved, selects the prefix-threshold decider (else every
-    request with something to decode is disaggregated).  None: monolithic."""
-    k = min(int(sim_params.get("pd_prefill_replicas", 0)), num_instances - 1)
-    if k <= 0:
-        return None
-    if "pd_prefix_threshold" in sim_params:
-        return DisaggConfig(prefill_replicas=k, decode_replicas=num_instances - k,
-                            decider="prefix-threshold",
-                            prefix_threshold=int(sim_params["pd_prefix_threshold"]))
-    return DisaggConfig(prefill_replicas=k, decode_replicas=num_instances - k)
-
-
-@functools.lru_cache(maxsize=256)
-def experiment_workload(exp: Experiment, seed: int) -> Workload:
-    """The request table of ``exp`` for ``seed`` (memoised: the same object for every call).
-
-    Specs and presets are generated with ``workload.num_requests`` / ``horizon_us`` and the seed
-    overriding the spec's; a trace is read once (the seed does not change it; a trace-v2
-    directory uses the seed only for synthetic token ids).
-    """
-    w = exp.workload
-    if w.kind in ("spec", "preset"):
-        from simulator.workload.generator import generate_from_spec
-        return generate_from_spec(w.spec, horizon_us=w.horizon_us, max_requests=w.num_requests,
-                                  seed=int(seed))
-    from simulator.workload.tracev2 import is_trace_v2
-    if is_trace_v2(w.path):
-        from simulator.workload.tracev2 import load_trace_v2
-        wl = load_trace_v2(w.path, seed=int(seed))
-    else:
-        from simulator.workload.csv_trace import load_trace_csv
-        wl = load_trace_csv(w.path, w.horizon_us if w.horizon_us is not None else int(INT64_MAX))
-    if wl.num_requests > w.num_requests:
-        wl = _head(wl, w.num_requests)
-    return wl
-
-
-def _head(wl: Workload, n: int) -> Workload:
-    end = int(wl.token_ptr[n])
-    cut = lambda a: None if a is None else a[:n]  # noqa: E731
-    return Workload(wl.arrival_us[:n], wl.n_in[:n], wl.n_out[:n], wl.token_ptr[:n + 1],
-                    wl.tokens[:end], cut(wl.slo_class), cut(wl.tenant), wl.slo_names,
-                    wl.tenant_names)
-
-
-@functools.lru_cache(maxsize=64)
-def slo_targets(exp: Experiment) -> dict:
-    """``{slo_class: {ttft_ms/tpot_ms/e2e_ms: value}}`` from the workload spec's clients
-    (first client of a class wins); empty for traces and specs without targets."""
-    spec = exp.workload.spec
-    return {} if spec is None else spec.slo_targets_by_class()
-
-
-def deployed_policy(policy: PolicyConfig, exp: Experiment) -> PolicyConfig:
-    """``policy`` as the experiment deploys it: the experiment's ``autoscaler`` section scales
-    the cluster of every policy that brings no autoscaler of its own (baselines included), so
-    search genomes, baselines, replays and ``blis run --experiment`` all run the same deployment."""
-    if exp.autoscaler is not None and policy.autoscaler is None:
-        return replace(policy, autoscaler=exp.autoscaler)
-    return policy
 
 
 def _seed_metrics(policy: PolicyConfig, exp: Experiment, seed: int,

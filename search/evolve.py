@@ -13,7 +13,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from blis_evo.baselines import BASELINES
+from blis_evo.commands import check_output_dir
+from blis_evo.deployment import deployed_policy
+from blis_evo.experiment import default_experiment, experiment_digest, load_experiment
+from blis_evo.flags import InputErrorParser
 from simulator.errors import InputError
+
+from .evaluate import compare_policies, with_baselines
+from .ga import run_search
+from .genome import bundle_dict, decode_sim_params, experiment_space
+from .gp import RuleSpace, champion_files, rule_policy, run_gp, tree_source
+from .parallel import Evaluator
+from .report import policy_summary, write_outputs
 
 EXIT_OK = 0
 EXIT_INPUT = 2
@@ -36,13 +48,6 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
            out: str | Path | None = None, resume: str | Path | None = None,
            ray_address: str | None = None, seed: int | None = None, progress: bool = False) -> SearchResult:
     """Run the search for ``experiment`` (an Experiment) and write its outputs to ``out``."""
-    from .evaluate import BASELINES, compare_policies, deployed_policy, with_baselines
-    from .experiment import experiment_digest
-    from .ga import run_search
-    from .genome import bundle_dict, decode_sim_params, experiment_space
-    from .parallel import Evaluator
-    from .report import policy_summary, write_outputs
-
     s = experiment.search
     generations = s.generations if generations is None else generations
     workers = s.workers if workers is None else workers
@@ -133,12 +138,6 @@ def evolve_gp(experiment, *, generations: int | None = None, workers: int | None
     champion with the baselines on the held-out seeds.  Writes champion_score.py (the rule as
     a code policy), champion.yaml (a bundle running it), hall_of_fame.json, logbook.csv,
     heldout.json, report.md and the checkpoint into ``out``."""
-    from .evaluate import compare_policies, with_baselines
-    from .experiment import experiment_digest
-    from .gp import RuleSpace, champion_files, rule_policy, run_gp, tree_source
-    from .parallel import Evaluator
-    from .report import policy_summary, write_outputs
-
     s = experiment.search
     generations = s.generations if generations is None else generations
     workers = s.workers if workers is None else workers
@@ -178,8 +177,6 @@ def evolve_gp(experiment, *, generations: int | None = None, workers: int | None
 
 def _check_out_dir(path: str, flag: str) -> None:
     """Fail before simulating if the output folder can obviously not be written."""
-    from blis_evo.commands import check_output_dir
-
     check_output_dir(path, flag)
     if flag == "--resume" and not (Path(path) / "checkpoint.pkl").is_file():
         raise InputError(f"--resume: {path!r} holds no checkpoint.pkl to resume from")
@@ -212,7 +209,7 @@ class _progress:
     """Terminal progress bar: generation, best fitness, ETA (tqdm on stderr)."""
 
     def __init__(self, total: int):
-        from tqdm import tqdm
+        from tqdm import tqdm  # lazy: only a search with a progress bar loads tqdm
 
         self.bar = tqdm(total=total, unit="gen", file=sys.stderr, dynamic_ncols=True)
 
@@ -228,8 +225,6 @@ class _progress:
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of ``python -m search.evolve``."""
-    from blis_evo.flags import InputErrorParser
-
     p = InputErrorParser(prog="python -m search.evolve", description=__doc__, allow_abbrev=False)
     p.add_argument("--experiment", help="experiment YAML (default: the embedded default experiment)")
     p.add_argument("--generations", type=int)
@@ -254,8 +249,6 @@ def main(argv=None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as e:  # --help
             return int(e.code or 0)
-        from .experiment import default_experiment, load_experiment
-
         exp = load_experiment(args.experiment) if args.experiment else default_experiment()
         if args.generations is not None and args.generations < 1:
             raise InputError(f"--generations must be >= 1, got {args.generations}")

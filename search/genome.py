@@ -36,6 +36,7 @@ import numpy as np
 from deap import base, creator
 
 from blis_evo.bundle import policy_sections
+from blis_evo.deployment import pd_layout
 from simulator.autoscale.config import to_mapping as autoscaler_mapping
 from simulator.autoscale.policies import POLICIES as AUTOSCALERS
 from simulator.config import PolicyConfig, ScorerSpec
@@ -83,7 +84,7 @@ def _policy_params() -> dict[str, tuple[str, str]]:
     return {p.name: (fam.key, pol.name) for fam, pol, p in policy_params()}
 # numeric SimConfig knobs a search may also evolve (returned by decode_sim_params)
 SIM_PARAMS = ("snapshot_refresh_interval", "long_prefill_token_threshold")
-# deployment-layout genes (search.evaluate.build_sim_config turns them into a SimConfig):
+# deployment-layout genes (blis_evo.deployment.build_sim_config turns them into a SimConfig):
 # total replicas, prefill pool size (0 = monolithic) and the prefix-threshold decider's bound
 LAYOUT_PARAMS = ("num_instances", "pd_prefill_replicas", "pd_prefix_threshold")
 # autoscaler genes: the policy choice and its numeric parameters (need an experiment autoscaler)
@@ -509,7 +510,6 @@ def bundle_dict(policy: PolicyConfig, sim_params: Mapping[str, int] | None = Non
         out["engine"] = {k: int(sim_params[k]) for k in SIM_PARAMS if k in sim_params}
     if sim_params.get("pd_prefill_replicas", 0) > 0 and "num_instances" in sim_params:
         # layout genes: a disaggregated champion's pools (a monolithic one keeps the cluster's size)
-        from .evaluate import pd_layout
         dc = pd_layout(int(sim_params["num_instances"]), sim_params)
         if dc is not None:
             out["disaggregation"] = {

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from gepa.core.adapter import EvaluationBatch
 
-from search.experiment import Experiment
+from blis_evo.experiment import Experiment
 from search.program_eval import CODE, KINDS, ProgramResult, describe, evaluate_source
 
 COMPONENT = "routing_policy"

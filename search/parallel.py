@@ -21,8 +21,15 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import traceback
 from typing import Callable, Sequence
+
+import simulator
+from simulator.errors import InputError, one_line
+
+from .evaluate import evaluate, failed_evaluation
+from .genome import decode_sim_params
 
 TASK_MAX_RETRIES = 5
 """Times Ray re-runs a batch whose worker process or node died (system failures only)."""
@@ -41,8 +48,6 @@ def _warm_worker() -> None:
     global _worker_warm
     if _worker_warm:
         return
-    import simulator
-
     simulator.warmup()
     _worker_warm = True
 
@@ -53,9 +58,6 @@ def _evaluate_many(genomes: Sequence[Sequence[float]], space, experiment, seeds)
     A genome whose evaluation raises gets :func:`search.evaluate.failed_evaluation` carrying
     the error, so one bad genome neither kills its batch nor gets retried.
     """
-    from .evaluate import evaluate, failed_evaluation
-    from .genome import decode_sim_params
-
     out = []
     for g in genomes:
         try:
@@ -71,8 +73,6 @@ def _evaluate_many(genomes: Sequence[Sequence[float]], space, experiment, seeds)
 def _batch_task(genomes, space, experiment, seeds):
     """Ray task body: warm this worker once, then evaluate the batch; returns the evaluations
     and the seconds they took (for the driver's batch sizing)."""
-    import time
-
     _warm_worker()
     start = time.perf_counter()
     results = _evaluate_many(genomes, space, experiment, seeds)
@@ -94,9 +94,7 @@ def ensure_ray(workers: int, ray_address: str | None = None) -> bool:
     from workers are not forwarded (they would interleave with the progress bar).  Raises
     InputError naming ``--ray-address`` when the cluster cannot be reached.
     """
-    import ray
-
-    from simulator.errors import InputError, one_line
+    import ray  # lazy: Ray loads only for parallel or cluster runs (serial ones never touch it)
 
     if ray.is_initialized():
         return False
@@ -154,9 +152,7 @@ class Evaluator:
 
     def _ray_remote(self):
         if self._remote is None:
-            import ray
-
-            import simulator
+            import ray  # lazy: as in ensure_ray
 
             simulator.warmup()  # compile once here, so workers only load the cached kernels
             self._owns_ray = ensure_ray(self.workers, self.ray_address)
@@ -165,7 +161,7 @@ class Evaluator:
         return self._remote
 
     def _cluster_cpus(self) -> int:
-        import ray
+        import ray  # lazy: as in ensure_ray
 
         try:
             return max(1, int(ray.cluster_resources().get("CPU", self.workers)))
@@ -193,7 +189,7 @@ class Evaluator:
         return [self.cache[k] for k in keys]
 
     def _evaluate_on_ray(self, pending: list) -> list:
-        import ray
+        import ray  # lazy: as in ensure_ray
 
         remote = self._ray_remote()
         space_ref, exp_ref = self._refs
@@ -208,7 +204,7 @@ class Evaluator:
     def close(self) -> None:
         """Shut down the Ray runtime if this evaluator started it (no-op when serial)."""
         if self._owns_ray:
-            import ray
+            import ray  # lazy: as in ensure_ray
 
             if ray.is_initialized():
                 ray.shutdown()

@@ -27,9 +27,10 @@ import simulator
 from simulator.errors import one_line
 from blis_evo.api import resolve_policy
 from blis_evo.summary import summarize_run
-from search.evaluate import (BASELINES, Evaluation, build_sim_config, evaluate, experiment_workload,
-                             slo_targets)
-from search.experiment import SLO_ATTAINMENT, Experiment
+from blis_evo.baselines import BASELINES
+from blis_evo.deployment import build_sim_config, experiment_workload, slo_targets
+from blis_evo.experiment import SLO_ATTAINMENT, Experiment
+from search.evaluate import Evaluation, evaluate
 
 CODE = "code"
 BUNDLE = "bundle"

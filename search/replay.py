@@ -3,7 +3,7 @@
 ``python -m search.replay --policy champion.yaml [--experiment E] [--seeds 10] [--out FILE]``
 (also ``blis replay ...``) loads the bundle (policies and the ``engine`` knobs, see
 :mod:`blis_evo.bundle`), evaluates it and the hand-tuned baselines
-(:data:`search.evaluate.BASELINES`) on the same seeds of the experiment's cluster and workload
+(:data:`blis_evo.baselines.BASELINES`) on the same seeds of the experiment's cluster and workload
 (common random numbers), and prints the search report's comparison table plus a headline on
 the experiment's primary objective.
 
@@ -32,13 +32,21 @@ from typing import Any, Mapping, Sequence
 from simulator.config import PolicyConfig
 from simulator.errors import InputError, one_line
 
+from blis_evo.bundle import load_policy_bundle
 from blis_evo.commands import EXIT_OK, check_output_file, run_subcommand
+from blis_evo.experiment import DEFAULT_EXPERIMENT_NAME, experiment_from_arg
+from blis_evo.flags import InputErrorParser
+from blis_evo.settings import policy_from_bundle
+
+from .evaluate import compare_policies, with_baselines
+from .genome import bundle_dict
+from .report import (atomic_write, comparison_table, headline as report_headline, improvement,
+                     objective_column, policy_summary)
 
 
 FRESH_SEED_START = 1000
 """``--seeds N`` counts fresh seeds upwards from here (skipping train and held-out seeds)."""
 DEFAULT_NUM_SEEDS = 10
-DEFAULT_EXPERIMENT_NAME = "default"
 POLICY_NAME = "champion"
 REFERENCE_NAME = "llm-d-default"
 
@@ -46,22 +54,6 @@ REFERENCE_NAME = "llm-d-default"
 # ---------------------------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------------------------
-
-
-def experiment_from_arg(text: str | None, flag: str = "--experiment"):
-    """The experiment named on a command line: ``None``/``""``/``"default"`` is the embedded
-    default experiment (same text as ``experiments/default.yaml``), anything else a YAML path.
-
-    Raises InputError (one line, prefixed with ``flag``) when the file is missing or invalid.
-    """
-    from search.experiment import default_experiment, load_experiment
-
-    if text is None or text == "" or text == DEFAULT_EXPERIMENT_NAME:
-        return default_experiment()
-    try:
-        return load_experiment(text)
-    except InputError as exc:
-        raise InputError(f"{flag}: {one_line(exc)}") from None
 
 
 def load_policy(path: str) -> tuple[PolicyConfig, dict[str, int]]:
@@ -73,9 +65,6 @@ def load_policy(path: str) -> tuple[PolicyConfig, dict[str, int]]:
     ``engine`` knobs the bundle sets (``{}`` without an ``engine`` section; unset knobs keep
     the experiment's values).  Raises InputError (one line) on a missing or invalid file.
     """
-    from blis_evo.bundle import load_policy_bundle
-    from blis_evo.settings import policy_from_bundle
-
     bundle = load_policy_bundle(os.fspath(path))
     return policy_from_bundle(bundle), bundle.engine_params()
 
@@ -153,9 +142,6 @@ def replay(policy: PolicyConfig, sim_params: Mapping[str, int] | None, exp,
     """Evaluate ``policy`` (with its engine knobs) and the baselines on ``exp`` for ``seeds``
     and build the search report's comparison (``search.report.comparison_table`` with the
     experiment's primary objective)."""
-    from search.evaluate import compare_policies, with_baselines
-    from search.report import comparison_table, improvement, objective_column, policy_summary
-
     seeds = tuple(int(s) for s in seeds)
     sim_params = dict(sim_params or {})
     evaluations = compare_policies(with_baselines(policy, sim_params, name=POLICY_NAME), exp, seeds)
@@ -173,8 +159,6 @@ def replay(policy: PolicyConfig, sim_params: Mapping[str, int] | None, exp,
 def headline(result: ReplayResult) -> str:
     """The search report's headline (``search.report.headline``: the policy's change over the
     llm-d default on the primary objective) plus which seeds it is measured on."""
-    from search.report import headline as report_headline
-
     primary = result.experiment.objectives.primary
     text = report_headline(result.summaries, primary, policy=POLICY_NAME, reference=REFERENCE_NAME)
     return f"{text} Mean over {len(result.seeds)} replay seeds; primary objective `{primary}`."
@@ -207,9 +191,6 @@ def _finite(value: Any) -> Any:
 def results_document(result: ReplayResult, policy_path: str) -> dict:
     """The ``--out`` JSON document: inputs, the table, the headline and per policy its bundle,
     mean/stdev per column and every seed's metrics (keys sorted)."""
-    from search.evaluate import with_baselines
-    from search.genome import bundle_dict
-
     bundles = {name: bundle_dict(p, sp)
                for name, (p, sp) in with_baselines(result.policy, result.sim_params,
                                                     name=POLICY_NAME).items()}
@@ -240,8 +221,6 @@ def results_document(result: ReplayResult, policy_path: str) -> dict:
 
 def build_parser(prog: str = "python -m search.replay") -> argparse.ArgumentParser:
     """The argument parser (errors raise InputError instead of exiting)."""
-    from blis_evo.flags import InputErrorParser
-
     p = InputErrorParser(
         prog=prog, allow_abbrev=False,
         description="Re-evaluate a policy bundle (e.g. a search's champion.yaml) and the baselines "
@@ -288,8 +267,6 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
     out.write(report_text(result, args.policy))
     out.flush()
     if args.out:
-        from search.report import atomic_write
-
         doc = results_document(result, args.policy)
         atomic_write(Path(args.out), json.dumps(doc, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
     return EXIT_OK

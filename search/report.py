@@ -83,10 +83,11 @@ def logbook_csv(logbook) -> str:
 
 def plot_convergence(logbook, path: Path) -> None:
     """Best and mean fitness per generation."""
+    # lazy: matplotlib loads only when a plot is drawn (replay and batch use this module too)
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"): the headless backend
 
     rows = [dict(r) for r in logbook]
     gens = [r.get("gen") for r in rows]
@@ -108,10 +109,10 @@ def plot_convergence(logbook, path: Path) -> None:
 
 def plot_pareto(front_points, path: Path, labels=("objective 1", "objective 2")) -> None:
     """Scatter of the first two objectives of the Pareto front."""
-    import matplotlib
+    import matplotlib  # lazy: as in plot_convergence
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"): the headless backend
 
     fig, ax = plt.subplots(figsize=(5, 4))
     if front_points:

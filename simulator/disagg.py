@@ -2,7 +2,6 @@
 (simulator/kernels/disagg.py has the flow) and read the P/D outcome back from the final state."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -12,6 +11,7 @@ from .config import DisaggConfig, PolicyConfig, SimConfig
 from .kernels import layout as L
 from .kernels.disagg import POOL_DECODE, POOL_PREFILL
 from .latency import RP_BYTES_PER_PARAM, RP_HEADS, RP_HIDDEN, RP_KV_HEADS, RP_LAYERS
+from .result import PdOutcome
 
 
 def pool_rows(dc: DisaggConfig) -> np.ndarray:
@@ -50,37 +50,6 @@ def disagg_params(cfg: SimConfig, policy: PolicyConfig, sc_codes: np.ndarray,
     PF[L.PF_PD_BLOCK_BYTES] = kv_bytes_per_token(cfg) * cfg.block_size
     PF[L.PF_PD_BW] = dc.bandwidth_gbps * 1e3     # GB/s = 1e3 bytes per µs
     return dcodes, dweights
-
-
-@dataclass(frozen=True)
-class PdOutcome:
-    """P/D part of a ``SimResult`` (None for a monolithic run).
-
-    Per instance: ``inst_pool`` (1 prefill, 2 decode), ``inst_busy_us`` (sum of step times).
-    Per request: ``req_prefill_instance`` / ``req_decode_instance`` (-1 when not chosen; a
-    request not disaggregated has only a decode instance), ``req_phase`` (kernels/disagg.PD_*),
-    ``prefill_done_us``, ``prefill_free_us`` (prefill instance released its blocks = transfer
-    complete), ``decode_admit_us`` (decode instance allocated them), -1 when not reached.
-    Cluster: requests disaggregated, transfers completed, blocks and bytes put on the link,
-    summed transfer time (prefill end to arrival, µs), ``backpressure`` throttled requests,
-    ``transfer_queue`` requests prefilled but not yet admitted at the end.
-    """
-
-    inst_pool: np.ndarray
-    inst_busy_us: np.ndarray
-    req_prefill_instance: np.ndarray
-    req_decode_instance: np.ndarray
-    req_phase: np.ndarray
-    prefill_done_us: np.ndarray
-    prefill_free_us: np.ndarray
-    decode_admit_us: np.ndarray
-    disaggregated: int
-    transfers: int
-    transfer_blocks: int
-    transfer_bytes: float
-    transfer_time_us: int
-    backpressure: int
-    transfer_queue: int
 
 
 def pd_outcome(st, cfg: SimConfig) -> PdOutcome | None:

@@ -17,6 +17,7 @@ from numba.typed import Dict, List
 
 from . import codes
 from .autoscale.controller import run_autoscaled
+from .codepolicy import compiled
 from .errors import InputError
 from .config import LatencyConfig, PolicyConfig, SimConfig
 from .kernels import cluster as kc
@@ -31,7 +32,7 @@ from .disagg import disagg_params, pd_outcome, pool_rows
 from .policies.registry import CODE_POLICY, code_of
 from .policy_encoding import encode_policies, run_needs, scorer_table
 from .result import SimResult
-from .workload.types import Workload
+from .workload.types import Workload, workload_from_lists
 
 _WARMUP_LATENCY = LatencyConfig(alpha=(1.0, 0.0, 1.0), beta=(100.0, 1.0, 1.0))
 
@@ -159,7 +160,6 @@ def _code_functions(policy: PolicyConfig):
         if code is None or code.kind != family:
             raise ValueError(f"PolicyConfig.{family} is 'code' but {attr} is not a {family} "
                              "CodePolicy")
-        from .codepolicy import compiled
         out.append(compiled(code))
     return tuple(out)
 
@@ -363,6 +363,5 @@ def run(cfg: SimConfig, policy: PolicyConfig, workload: Workload) -> SimResult:
 def warmup() -> None:
     """Load (or compile) every kernel once with a two-request run, so later timings and
     evaluations exclude JIT loading.  Kernel types do not depend on the policy or config."""
-    from .workload.types import workload_from_lists
     wl = workload_from_lists([0, 5], [[1] * 20, [2] * 40], [[3] * 3, [4] * 2])
     run_with_state(SimConfig(total_kv_blocks=64, latency=_WARMUP_LATENCY), PolicyConfig(), wl)

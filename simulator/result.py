@@ -2,12 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .disagg import PdOutcome
 
 # Request lifecycle codes (``SimResult.req_state``).
 REQ_NOT_ARRIVED = 0   # never reached the cluster before the horizon
@@ -17,6 +13,37 @@ REQ_QUEUED = 3
 REQ_RUNNING = 4
 REQ_COMPLETED = 5
 REQ_DROPPED = 6       # can never fit in the instance's KV cache (dropped_unservable)
+
+
+@dataclass(frozen=True)
+class PdOutcome:
+    """P/D part of a ``SimResult`` (None for a monolithic run).
+
+    Per instance: ``inst_pool`` (1 prefill, 2 decode), ``inst_busy_us`` (sum of step times).
+    Per request: ``req_prefill_instance`` / ``req_decode_instance`` (-1 when not chosen; a
+    request not disaggregated has only a decode instance), ``req_phase`` (kernels/disagg.PD_*),
+    ``prefill_done_us``, ``prefill_free_us`` (prefill instance released its blocks = transfer
+    complete), ``decode_admit_us`` (decode instance allocated them), -1 when not reached.
+    Cluster: requests disaggregated, transfers completed, blocks and bytes put on the link,
+    summed transfer time (prefill end to arrival, µs), ``backpressure`` throttled requests,
+    ``transfer_queue`` requests prefilled but not yet admitted at the end.
+    """
+
+    inst_pool: np.ndarray
+    inst_busy_us: np.ndarray
+    req_prefill_instance: np.ndarray
+    req_decode_instance: np.ndarray
+    req_phase: np.ndarray
+    prefill_done_us: np.ndarray
+    prefill_free_us: np.ndarray
+    decode_admit_us: np.ndarray
+    disaggregated: int
+    transfers: int
+    transfer_blocks: int
+    transfer_bytes: float
+    transfer_time_us: int
+    backpressure: int
+    transfer_queue: int
 
 
 @dataclass(frozen=True)
@@ -87,5 +114,5 @@ class SimResult:
     slo_names: tuple = ("",)
     tenant: np.ndarray | None = None
     tenant_names: tuple = ("",)
-    pd: "PdOutcome | None" = None   # P/D disaggregation outcome (simulator/disagg.py), None if monolithic
+    pd: PdOutcome | None = None   # P/D disaggregation outcome (simulator.disagg.pd_outcome), None if monolithic
     autoscale: object | None = None   # simulator.autoscale.controller.AutoscaleOutcome when autoscaled

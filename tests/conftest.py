@@ -34,7 +34,7 @@ def data_dir() -> Path:
 def small_experiment_dict(num_requests: int = 150, **top) -> dict:
     """The default experiment as a dict with fewer requests, 2 train / 2 held-out seeds and a
     small search; ``top`` replaces whole top-level sections (e.g. ``search_space=...``)."""
-    from search.experiment import DEFAULT_EXPERIMENT_PATH
+    from blis_evo.experiment import DEFAULT_EXPERIMENT_PATH
 
     doc = copy.deepcopy(yaml.safe_load(DEFAULT_EXPERIMENT_PATH.read_text()))
     doc["name"] = "small"
@@ -51,7 +51,7 @@ def small_experiment(tmp_path):
     def make(**kw):
         path = tmp_path / "small.yaml"
         path.write_text(yaml.safe_dump(small_experiment_dict(**kw), sort_keys=False))
-        from search.experiment import load_experiment
+        from blis_evo.experiment import load_experiment
 
         return path, load_experiment(path)
     return make

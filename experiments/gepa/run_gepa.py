@@ -43,9 +43,9 @@ def main(argv=None) -> int:
     """Parse arguments, run ``gepa.optimize`` and write/score the best program."""
     import gepa
 
+    from blis_evo.experiment import experiment_from_arg
     from search.gepa_adapter import COMPONENT, BlisGEPAAdapter
     from search.program_eval import describe, evaluate_program, kind_of
-    from search.replay import experiment_from_arg
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiment", default="default", help="experiment YAML or 'default'")

@@ -25,8 +25,8 @@ import os
 
 from openevolve.evaluation_result import EvaluationResult
 
+from blis_evo.experiment import experiment_from_arg
 from search.program_eval import CODE, evaluate_program
-from search.replay import experiment_from_arg
 
 
 @functools.lru_cache(maxsize=4)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from simulator.fileio import read_text
 
+from .compile import compile_policy
 from .features import ADMISSION, KINDS, PRIORITY, ROUTING, Feature, PolicyKind, feature_table
 from .sandbox import ALLOWED, MAX_LOOP_ITERATIONS, CodePolicyError, _Reject, check, reject_message
 
@@ -94,6 +95,4 @@ def uses_code_policy(policy) -> bool:
 
 def compiled(policy: CodePolicy):
     """The numba cfunc of ``policy`` (compiled on first use in this process)."""
-    from .compile import compile_policy
-
     return compile_policy(policy)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import os
 
 import numpy as np
@@ -78,8 +79,6 @@ def _parse_arrival(path: str, row: int, text: str) -> int:
 
 def _slow_tokens(path: str, row: int, col: int, text: str) -> list[int]:
     """Exact validation of one token column; used to locate and explain a bad field."""
-    import json
-
     what = f"{_where(path, row, col)}: must be a JSON array of integer token ids"
     if text.strip(_JSON_WS) == "null":
         return []

@@ -20,6 +20,7 @@ import math
 import os
 
 import numpy as np
+import yaml
 
 from simulator.errors import InputError
 from simulator.workload.types import Workload
@@ -136,8 +137,6 @@ def preset_workload(name: str, defaults_path) -> dict:
     no ``prefix_tokens``).  The caller adds rate, request count, horizon and rng.  In the
     reference a preset replaces the length flags entirely and only the rate is checked.
     """
-    import yaml
-
     path = os.fspath(defaults_path)
     try:
         with open(path, encoding="utf-8") as f:

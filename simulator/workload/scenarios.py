@@ -1,4 +1,5 @@
-"""Built-in scenario presets: ready-made workload specs for common traffic patterns.
+"""Built-in scenario presets: ready-made workload-spec documents for common traffic patterns
+(:func:`simulator.workload.spec.scenario_spec` parses one into a WorkloadSpec).
 
 Port of the reference's ``sim/workload/scenarios.go`` (cbb0de7b).  Each preset has exactly the
 reference's clients (ids, tenants, SLO classes, rate fractions, arrival processes, length
@@ -20,7 +21,6 @@ apply as for any spec).
 from __future__ import annotations
 
 from simulator.errors import InputError
-from simulator.workload.spec import WorkloadSpec, parse_workload_spec
 
 DEFAULT_SEED = 42
 DEFAULT_RATE = 1.0
@@ -90,7 +90,8 @@ _PRESETS = {
 }
 
 SCENARIO_NAMES: tuple[str, ...] = tuple(_PRESETS)
-"""Names accepted by :func:`scenario_spec` (and ``--workload-spec preset:NAME``)."""
+"""Names accepted by :func:`simulator.workload.spec.scenario_spec` (and ``--workload-spec
+preset:NAME``)."""
 
 
 def _check_name(name: str) -> None:
@@ -111,16 +112,3 @@ def scenario_document(name: str, *, seed: int = DEFAULT_SEED, rate: float = DEFA
     return {"version": "1", "seed": int(seed), "category": "language",
             "aggregate_rate": float(rate), "num_requests": int(num_requests),
             "clients": _PRESETS[name]()}
-
-
-def scenario_spec(name: str, *, seed: int = DEFAULT_SEED, rate: float = DEFAULT_RATE,
-                  num_requests: int = DEFAULT_NUM_REQUESTS) -> WorkloadSpec:
-    """The validated :class:`~simulator.workload.spec.WorkloadSpec` of preset ``name``.
-
-    Built from :func:`scenario_document` through the same strict parser as a YAML file, so a
-    preset equals the spec of the equivalent YAML.  Raises InputError for an unknown name (the
-    message lists the valid names) or an invalid ``rate`` / ``num_requests``.
-    """
-    return parse_workload_spec(scenario_document(name, seed=seed, rate=rate,
-                                                 num_requests=num_requests),
-                               src=f"preset:{name}")

@@ -24,14 +24,14 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
+import yaml
 
 from simulator.errors import InputError
 
-if TYPE_CHECKING:
-    from .load_profile import LoadProfile
+from .load_profile import LoadProfile, parse_load_profile
+from .scenarios import DEFAULT_NUM_REQUESTS, DEFAULT_RATE, DEFAULT_SEED, scenario_document
 
 ARRIVAL_PROCESSES = ("poisson", "gamma", "weibull")
 DIST_TYPES = ("gaussian", "exponential", "pareto_lognormal", "empirical")
@@ -234,7 +234,7 @@ class WorkloadSpec:
     clients: tuple[ClientSpec, ...] = ()
     servegen_data: ServeGenDataSpec | None = None
     # rate multiplier over time (workload/load_profile.py); out of the repr so that specs without
-    # one keep their experiment digest (search.experiment.experiment_digest adds it when set)
+    # one keep their experiment digest (blis_evo.experiment.experiment_digest adds it when set)
     load_profile: "LoadProfile | None" = field(default=None, repr=False)
 
     def slo_targets_by_class(self) -> dict[str, dict]:
@@ -260,8 +260,6 @@ def load_strict_yaml(text: str, src: str, what: str, invalid: str = "not valid Y
     """Parse one YAML document with the strict loader (duplicate keys rejected); InputError
     ``"<src>: <invalid>: <reason>"`` on a syntax error and ``"<src>: the <what> is empty"`` on
     an empty document.  Shared by the workload-spec, experiment and batch-jobs readers."""
-    import yaml
-
     try:
         doc = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
@@ -273,8 +271,6 @@ def load_strict_yaml(text: str, src: str, what: str, invalid: str = "not valid Y
 
 def _yaml_loader():
     """A SafeLoader subclass that rejects duplicate mapping keys (as the reference's YAML does)."""
-    import yaml
-
     class _StrictLoader(yaml.SafeLoader):
         pass
 
@@ -606,7 +602,6 @@ class _Parser:
             parsed = load_servegen_clients(sg, base_dir=base_dir, src=self.src)
         kw["clients"] = parsed
         if g("load_profile") is not None:
-            from .load_profile import parse_load_profile
             kw["load_profile"] = parse_load_profile(self, g("load_profile"))
         return WorkloadSpec(**kw)
 
@@ -618,6 +613,21 @@ def parse_workload_spec(doc, *, src: str = "<spec>", base_dir: str = ".") -> Wor
     messages; ``base_dir`` resolves a relative ``servegen_data.path``.
     """
     return _Parser(src).spec(doc, base_dir)
+
+
+def scenario_spec(name: str, *, seed: int = DEFAULT_SEED, rate: float = DEFAULT_RATE,
+                  num_requests: int = DEFAULT_NUM_REQUESTS) -> WorkloadSpec:
+    """The validated :class:`WorkloadSpec` of scenario preset ``name``
+    (:mod:`simulator.workload.scenarios`).
+
+    Built from :func:`~simulator.workload.scenarios.scenario_document` through the same strict
+    parser as a YAML file, so a preset equals the spec of the equivalent YAML.  Raises
+    InputError for an unknown name (the message lists the valid names) or an invalid ``rate`` /
+    ``num_requests``.
+    """
+    return parse_workload_spec(scenario_document(name, seed=seed, rate=rate,
+                                                 num_requests=num_requests),
+                               src=f"preset:{name}")
 
 
 def load_workload_spec(path) -> WorkloadSpec:
@@ -633,8 +643,6 @@ def load_workload_spec(path) -> WorkloadSpec:
     """
     p = os.fspath(path)
     if p.startswith(PRESET_PREFIX):
-        from simulator.workload.scenarios import scenario_spec
-
         return scenario_spec(p[len(PRESET_PREFIX):])
     try:
         with open(p, encoding="utf-8") as f:

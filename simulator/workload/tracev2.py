@@ -60,7 +60,9 @@ import yaml
 
 from simulator.errors import InputError, one_line
 from simulator.fileio import atomic_write
+from simulator.result import REQ_COMPLETED, REQ_DROPPED, REQ_REJECTED
 from simulator.workload.distribution import MAX_TOKEN_ID
+from simulator.workload.generator import RequestNetwork, SpecRequests
 from simulator.workload.types import Workload
 
 TRACE_VERSION = 2
@@ -258,8 +260,6 @@ def _result_columns(workload: Workload, result, streaming: np.ndarray):
     if result is None:
         z = np.zeros(n, dtype=np.int64)
         return arrival, z, z, z, ["ok"] * n, [""] * n
-    from simulator.result import REQ_COMPLETED, REQ_DROPPED, REQ_REJECTED
-
     ttft = np.asarray(result.ttft_us, dtype=np.float64)
     e2e = np.asarray(result.e2e_us, dtype=np.float64)
     state = np.asarray(result.req_state)
@@ -724,8 +724,6 @@ def read_trace_v2(path, *, seed: int = 0) -> TraceV2:
     synthesised from ``seed`` like the reference's replay (see the module docstring).  Strict:
     raises InputError naming the file, row and column of the first malformed value.
     """
-    from simulator.workload.generator import RequestNetwork, SpecRequests
-
     paths = trace_v2_paths(path)
     doc = _parse_header(paths.header)
     ext = _ext(paths.header, doc)

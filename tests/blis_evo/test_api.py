@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 import blis_evo.api as search
-from search.evaluate import BASELINES, evaluate as evaluate_policy
+from blis_evo.baselines import BASELINES
+from search.evaluate import evaluate as evaluate_policy
 from search.genome import GeneSpace, bundle_dict, decode_sim_params
 
 

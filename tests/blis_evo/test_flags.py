@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from blis_evo.bundle import PolicyBundle, load_policy_bundle, parse_scorers
-from blis_evo.flags import run_flags, build_parser, parse_fitness_weights, parse_run_args
+from blis_evo.bundle import PolicyBundle, load_policy_bundle
+from blis_evo.flags import build_parser, parse_fitness_weights, parse_run_args, run_flags
+from blis_evo.scorers import parse_scorers
 from blis_evo.settings import SHIPPED_DEFAULTS_YAML, resolve_run_settings
 from simulator.config import DEFAULT_SCORERS, INT64_MAX, PolicyConfig, ScorerSpec
 from simulator.errors import InputError

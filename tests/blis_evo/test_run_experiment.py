@@ -19,11 +19,13 @@ import yaml
 
 import simulator
 from blis_evo import cli
-from blis_evo.flags import experiment_compatible, run_flags, parse_run_args
+from blis_evo.baselines import BASELINES
+from blis_evo.deployment import build_sim_config, experiment_workload
+from blis_evo.experiment import (DEFAULT_EXPERIMENT_PATH, default_experiment_text,
+                                 default_experiment, load_experiment)
+from blis_evo.flags import experiment_compatible, parse_run_args, run_flags
 from blis_evo.settings import resolve_run_settings
-from search.evaluate import BASELINES, build_sim_config, evaluate, experiment_workload
-from search.experiment import (DEFAULT_EXPERIMENT_PATH, default_experiment_text,
-                               default_experiment, load_experiment)
+from search.evaluate import evaluate
 from search.genome import GeneSpace, bundle_dict, decode, decode_sim_params
 from simulator.config import DEFAULT_SCORERS
 from simulator.errors import InputError

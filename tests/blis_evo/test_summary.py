@@ -8,11 +8,12 @@ import pytest
 
 import simulator
 from blis_evo import cli
+from blis_evo.baselines import BASELINES
+from blis_evo.deployment import build_sim_config, experiment_workload, slo_targets
 from blis_evo import trace_analysis as ta
 from blis_evo.flags import parse_run_args
 from blis_evo.settings import resolve_run_settings
 from blis_evo.summary import approx_tokens, summarize_run, summarize_text
-from search.evaluate import BASELINES, build_sim_config, experiment_workload, slo_targets
 from simulator import LatencyConfig, PolicyConfig, SimConfig
 from simulator.workload.types import workload_from_lists
 
@@ -27,7 +28,7 @@ def realistic(tmp_path_factory):
     (experiment, workload, sim config)."""
     import yaml
 
-    from search.experiment import load_experiment
+    from blis_evo.experiment import load_experiment
     from tests.conftest import small_experiment_dict
 
     path = tmp_path_factory.mktemp("exp") / "small.yaml"

@@ -7,8 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from blis_evo.baselines import BASELINES
+from blis_evo.deployment import deployed_policy
+from blis_evo.experiment import load_experiment, parse_experiment
 from search.evaluate import evaluate
-from search.experiment import load_experiment, parse_experiment
 from search.genome import GeneSpace, bundle_dict, experiment_space
 from simulator.autoscale.config import parse_autoscaler
 from simulator.autoscale.policies import POLICIES
@@ -74,7 +76,6 @@ def test_layout_genes_that_cannot_run_are_rejected_at_load(small_exp):
 def test_baselines_run_under_the_experiment_autoscaler(small_exp):
     """The experiment's autoscaler scales every policy that brings none (the baselines), so the
     report compares like with like; a policy with its own autoscaler keeps it."""
-    from search.evaluate import BASELINES, deployed_policy
 
     rr = deployed_policy(BASELINES["round-robin"], small_exp)
     assert rr.autoscaler == small_exp.autoscaler and rr.routing == "round-robin"

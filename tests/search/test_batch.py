@@ -18,7 +18,7 @@ import yaml
 
 from search import batch
 from search.evolve import evolve
-from search.experiment import default_experiment, experiment_digest, load_experiment
+from blis_evo.experiment import default_experiment, experiment_digest, load_experiment
 from tests.conftest import small_experiment_dict
 
 RUN_FILES = ("champion.yaml", "report.md", "done.json")

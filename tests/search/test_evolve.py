@@ -96,10 +96,10 @@ def test_failing_genome_is_penalised_reported_and_not_retried(small_experiment, 
     """A simulation that raises for one policy family: those genomes get the worst fitness,
     one warning per distinct policy names the genome, failures.json lists them, and each is
     simulated exactly once (no retry)."""
-    import search.evaluate as ev_mod
+    import search.parallel as parallel
     from search.evolve import evolve
 
-    real = ev_mod.evaluate
+    real = parallel.evaluate
     calls = []
 
     def flaky(policy, exp, seeds, sim_params=None):
@@ -110,7 +110,7 @@ def test_failing_genome_is_penalised_reported_and_not_retried(small_experiment, 
         return real(policy, exp, seeds, sim_params)
 
     _, exp = small_experiment(num_requests=100)
-    monkeypatch.setattr(ev_mod, "evaluate", flaky)
+    monkeypatch.setattr(parallel, "evaluate", flaky)   # where the evaluator calls it
     res = evolve(exp, generations=2, out=tmp_path / "out")
     failures = json.loads((tmp_path / "out" / "failures.json").read_text())
     assert failures, "the least-loaded baseline is in the initial population"

@@ -6,10 +6,12 @@ import math
 import pytest
 import yaml
 
-from blis_evo.bundle import parse_scorers
-from search.evaluate import BASELINES, PATHOLOGICAL, evaluate, experiment_workload
-from search.experiment import (DEFAULT_EXPERIMENT_PATH, default_experiment_text,
-                               default_experiment, load_experiment)
+from blis_evo.baselines import BASELINES, PATHOLOGICAL
+from blis_evo.deployment import experiment_workload
+from blis_evo.experiment import (DEFAULT_EXPERIMENT_PATH, default_experiment_text,
+                                 default_experiment, load_experiment)
+from blis_evo.scorers import parse_scorers
+from search.evaluate import evaluate
 from simulator.config import PolicyConfig
 from simulator.errors import InputError
 
@@ -37,7 +39,7 @@ def test_default_loads():
 
 
 def test_documented_default_file_is_the_shipped_one():
-    from search.experiment import DEFAULT_EXPERIMENT_FILE
+    from blis_evo.experiment import DEFAULT_EXPERIMENT_FILE
 
     assert DEFAULT_EXPERIMENT_PATH.resolve() == DEFAULT_EXPERIMENT_FILE
     assert load_experiment(DEFAULT_EXPERIMENT_PATH) == default_experiment()

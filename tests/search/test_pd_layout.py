@@ -2,8 +2,8 @@
 monolithic or disaggregated deployments and their size."""
 from __future__ import annotations
 
-from search.evaluate import build_sim_config, pd_layout
-from search.experiment import load_experiment
+from blis_evo.deployment import build_sim_config, pd_layout
+from blis_evo.experiment import load_experiment
 from search.genome import GeneSpace, bundle_dict, decode_sim_params
 from search.pd_report import winners
 from search.report import layout_label

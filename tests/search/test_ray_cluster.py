@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from search.evolve import evolve
-from search.experiment import load_experiment
+from blis_evo.experiment import load_experiment
 from search.ga import load_checkpoint, logbook_bytes
 
 REPO = Path(__file__).resolve().parents[2]

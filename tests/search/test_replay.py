@@ -19,11 +19,13 @@ import pytest
 import yaml
 
 from blis_evo import cli
+from blis_evo.baselines import BASELINES
+from blis_evo.experiment import (default_experiment, default_experiment_text, experiment_from_arg,
+                                 load_experiment)
 from blis_evo.flags import parse_run_args
 from blis_evo.settings import resolve_run_settings
 from search import replay
-from search.evaluate import BASELINES, evaluate
-from search.experiment import default_experiment, default_experiment_text, load_experiment
+from search.evaluate import evaluate
 from search.genome import GeneSpace, bundle_dict, decode, decode_sim_params
 from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec
 from simulator.errors import InputError
@@ -146,10 +148,10 @@ def test_parse_seeds_bad(text):
 
 
 def test_experiment_arg():
-    assert replay.experiment_from_arg("default") == default_experiment()
-    assert replay.experiment_from_arg(None) == default_experiment()
+    assert experiment_from_arg("default") == default_experiment()
+    assert experiment_from_arg(None) == default_experiment()
     with pytest.raises(InputError, match="^--experiment: "):
-        replay.experiment_from_arg("/nonexistent/exp.yaml")
+        experiment_from_arg("/nonexistent/exp.yaml")
 
 
 # ------------------------------------------------------------------------- end to end

@@ -9,8 +9,8 @@ import pytest
 from simulator.errors import InputError
 from simulator.workload.generator import generate_spec_requests
 from simulator.workload.scenarios import (DEFAULT_NUM_REQUESTS, DEFAULT_RATE, DEFAULT_SEED,
-                                          SCENARIO_NAMES, scenario_document, scenario_spec)
-from simulator.workload.spec import ArrivalSpec, DistSpec, load_workload_spec
+                                          SCENARIO_NAMES, scenario_document)
+from simulator.workload.spec import ArrivalSpec, DistSpec, load_workload_spec, scenario_spec
 
 N = 40_000
 

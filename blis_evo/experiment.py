@@ -11,7 +11,8 @@ Parsing is strict: unknown keys, wrong types and bad values raise
 experiment file's directory.
 
 :func:`default_experiment` returns the default experiment, whose YAML ships in the package as
-``search/data/default_experiment.yaml``; ``experiments/default.yaml`` is a link to that file.
+``blis_evo/data/default_experiment.yaml``; ``experiments/default.yaml`` is a link to that file.
+:func:`experiment_from_arg` reads the experiment a command line names (``default`` or a path).
 """
 from __future__ import annotations
 
@@ -22,19 +23,25 @@ import hashlib
 import math
 import os
 from typing import Any
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from simulator.autoscale.config import parse_autoscaler
 from simulator.config import LatencyConfig
-from simulator.errors import InputError
+from simulator.errors import InputError, one_line
+from simulator.latency import resolve_latency
 from simulator.metrics import VALID_FITNESS_KEYS
-from simulator.workload.spec import WorkloadSpec, load_strict_yaml, parse_workload_spec
+from simulator.workload.scenarios import SCENARIO_NAMES
+from simulator.workload.spec import (WorkloadSpec, load_strict_yaml, load_workload_spec,
+                                     parse_workload_spec, scenario_spec)
+from simulator.workload.tracev2 import is_trace_v2, trace_v2_paths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 DEFAULT_EXPERIMENT_PATH = EXPERIMENTS_DIR / "default.yaml"
 DEFAULT_EXPERIMENT_FILE = Path(__file__).resolve().parent / "data" / "default_experiment.yaml"
+DEFAULT_EXPERIMENT_NAME = "default"
+"""What a command line writes for the embedded default experiment (``--experiment default``)."""
 
 SLO_ATTAINMENT = "slo_attainment"
 WEIGHT_KEYS: tuple[str, ...] = tuple(VALID_FITNESS_KEYS) + (SLO_ATTAINMENT,)
@@ -276,7 +283,6 @@ class _P:
                            "cluster.long_prefill_token_threshold", 0)
         bs = self.integer(g("block_size") if g("block_size") is not None else 16,
                           "cluster.block_size", 1)
-        from simulator.latency import resolve_latency
         try:
             res = resolve_latency(model=model, hardware=hardware, tp=tp, vllm_version=vllm,
                                   total_kv_blocks_explicit=kv is not None)
@@ -310,7 +316,6 @@ class _P:
             if isinstance(s, dict):
                 spec = parse_workload_spec(s, src=f"{self.src}: workload.spec", base_dir=self.base_dir)
             elif isinstance(s, str):
-                from simulator.workload.spec import load_workload_spec
                 path = self.path(s, "workload.spec")
                 if not os.path.isfile(path):
                     self.fail("workload.spec", f"file {s!r} does not exist")
@@ -318,7 +323,6 @@ class _P:
             else:
                 self.fail("workload.spec", f"must be a path or an inline spec mapping, got {_fmt(s)}")
         elif kind == "preset":
-            from simulator.workload.scenarios import SCENARIO_NAMES, scenario_spec
             preset = self.choice(g("preset"), "workload.preset", SCENARIO_NAMES)
             spec = scenario_spec(preset)
         else:
@@ -328,7 +332,6 @@ class _P:
             if rate is not None:
                 self.fail("workload.rate", "does not apply to a trace")
         if spec is not None and rate is not None:
-            from dataclasses import replace
             spec = replace(spec, aggregate_rate=rate)
         return WorkloadSource(kind=kind, num_requests=num, path=path, preset=preset, spec=spec,
                               horizon_us=horizon, rate=rate)
@@ -479,7 +482,7 @@ def experiment_digest(exp) -> str:
     """``sha256:<hex>`` of the experiment as loaded: equal digests mean the same simulations
     and scores (a batch reruns an edited experiment; a resumed search refuses one).
 
-    Hashes ``repr`` of the frozen :class:`search.experiment.Experiment` (deterministic: plain
+    Hashes ``repr`` of the frozen :class:`blis_evo.experiment.Experiment` (deterministic: plain
     dataclasses, tuples, dicts in file order, floats) with what does not change results
     neutralised: the file it came from, where a workload spec file lives (its parsed content
     is hashed), and ``search.seed`` / ``search.generations`` / ``search.workers`` (callers pass
@@ -516,14 +519,10 @@ def _workload_identity(workload):
 
 def _trace_files(path: str) -> list[str]:
     """The files a trace consists of: header, data and token sidecar (trace v2) or the CSV."""
-    from simulator.workload.tracev2 import is_trace_v2, trace_v2_paths
-
     if is_trace_v2(path):
         t = trace_v2_paths(path)
         return [f for f in (t.header, t.data, t.tokens) if f is not None and os.path.isfile(f)]
     return [path]
-
-
 
 
 def default_experiment() -> Experiment:
@@ -534,7 +533,21 @@ def default_experiment() -> Experiment:
 
 @functools.lru_cache(maxsize=1)
 def default_experiment_text() -> str:
-    """The default experiment's YAML text, shipped in the package (``search/data``); the
+    """The default experiment's YAML text, shipped in the package (``blis_evo/data``); the
     documented ``experiments/default.yaml`` is a link to the same file."""
     return DEFAULT_EXPERIMENT_FILE.read_text(encoding="utf-8")
+
+
+def experiment_from_arg(text: str | None, flag: str = "--experiment") -> Experiment:
+    """The experiment named on a command line: ``None``/``""``/``"default"`` is the embedded
+    default experiment (same text as ``experiments/default.yaml``), anything else a YAML path.
+
+    Raises InputError (one line, prefixed with ``flag``) when the file is missing or invalid.
+    """
+    if text is None or text == "" or text == DEFAULT_EXPERIMENT_NAME:
+        return default_experiment()
+    try:
+        return load_experiment(text)
+    except InputError as exc:
+        raise InputError(f"{flag}: {one_line(exc)}") from None
 
