@@ -40,7 +40,7 @@ import yaml
 
 import simulator
 from search.evaluate import evaluate
-from search.experiment import parse_experiment
+from blis_evo.experiment import parse_experiment
 from simulator.config import INT64_MAX, PolicyConfig, ScorerSpec, SimConfig
 from simulator.result import REQ_COMPLETED, REQ_DROPPED, REQ_NOT_ARRIVED, REQ_REJECTED
 from simulator.workload.generator import generate_from_spec
