@@ -43,7 +43,7 @@ def test_evaluate_defaults_to_the_default_experiment():
     """Without ``experiment``, ``evaluate`` uses the embedded default experiment, which is the
     one ``experiments/default.yaml`` describes (the API docstring): the same results as passing
     it explicitly, by object or by the name "default"."""
-    from search.experiment import DEFAULT_EXPERIMENT_PATH, load_experiment
+    from blis_evo.experiment import DEFAULT_EXPERIMENT_PATH, load_experiment
 
     exp = search.default_experiment()
     assert exp == load_experiment(DEFAULT_EXPERIMENT_PATH)
