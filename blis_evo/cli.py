@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 import yaml
 
+from simulator.config import INT64_MAX
 from simulator.errors import InputError
 
 from .commands import check_output_dir, check_output_file, one_line
@@ -181,9 +182,6 @@ def _log_run_config(settings: RunSettings, sim, log) -> None:
     beta = "[" + " ".join(go_float_str(x) for x in sim.latency.beta) + "]"
     log.info("Starting simulation with %d KV blocks, horizon=%dticks, alphaCoeffs=%s, betaCoeffs=%s",
              sim.total_kv_blocks, sim.horizon, alpha, beta)
-
-
-INT64_MAX = 2**63 - 1
 
 
 def _resolve_spec(settings: RunSettings, sim):

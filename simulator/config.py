@@ -9,13 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
+from .kernels.layout import INT64_MAX
 
 if TYPE_CHECKING:
     from .autoscale.config import AutoscalerConfig
     from .codepolicy import CodePolicy
-
-INT64_MAX = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import codes, registry
+from . import registry
 from .config import DisaggConfig, PolicyConfig, SimConfig
 from .kernels import layout as L
 from .kernels.disagg import POOL_DECODE, POOL_PREFILL
-from .latency import RP_BYTES_PER_PARAM, RP_HEADS, RP_HIDDEN, RP_KV_HEADS, RP_LAYERS
+from .kernels.latency import RP_BYTES_PER_PARAM, RP_HEADS, RP_HIDDEN, RP_KV_HEADS, RP_LAYERS
+from .kernels.policy_codes import SCORER_PREFIX_AFFINITY
 
 
 def pool_rows(dc: DisaggConfig) -> np.ndarray:
@@ -41,7 +42,7 @@ def disagg_params(cfg: SimConfig, policy: PolicyConfig, sc_codes: np.ndarray,
         dcodes, dweights = _scorer_table(replace(policy, scorers=tuple(dc.decode_scorers)))
     # the router keeps its prefix index when a scorer profile or a code rule reads it, or the
     # prefix-threshold decider needs it
-    obs = int(P[L.P_PREFIX_OBS] != 0 or np.any(dcodes == codes.SCORER_PREFIX_AFFINITY)
+    obs = int(P[L.P_PREFIX_OBS] != 0 or np.any(dcodes == SCORER_PREFIX_AFFINITY)
               or dc.decider == "prefix-threshold")
     P[L.P_PREFIX_OBS] = obs
     P[L.P_PD] = 1
@@ -61,7 +62,8 @@ def disagg_params(cfg: SimConfig, policy: PolicyConfig, sc_codes: np.ndarray,
 class PdOutcome:
     """P/D part of a ``SimResult`` (None for a monolithic run).
 
-    Per instance: ``inst_pool`` (1 prefill, 2 decode), ``inst_busy_us`` (sum of step times).
+    Per instance: ``inst_pool`` (kernels/disagg.POOL_PREFILL / POOL_DECODE), ``inst_busy_us``
+    (sum of step times).
     Per request: ``req_prefill_instance`` / ``req_decode_instance`` (-1 when not chosen; a
     request not disaggregated has only a decode instance), ``req_phase`` (kernels/disagg.PD_*),
     ``prefill_done_us``, ``prefill_free_us`` (prefill instance released its blocks = transfer

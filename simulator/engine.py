@@ -15,15 +15,19 @@ import numpy as np
 from numba import types
 from numba.typed import Dict, List
 
-from . import codes, registry
+from . import registry
 from .autoscale.config import DRAIN_POLICIES, WARMUP_PROFILES
 from .autoscale.controller import run_autoscaled
 from .errors import InputError
 from .config import LatencyConfig, PolicyConfig, SimConfig
 from .kernels import cluster as kc
 from .kernels import layout as L
-from .kernels.instance import S_COMPLETED
+from .kernels.autoscale import LC_READY, LC_STOPPED
 from .kernels.kvcache import cache_hit_rate
+from .kernels.latency import LAT_BLACKBOX, LAT_ROOFLINE
+from .kernels.policy_codes import (ROUTE_CODE, ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED, SCHED_FCFS,
+                                   SCORER_PREFIX_AFFINITY)
+from .kernels.request_states import REQ_COMPLETED
 from .kernels.state import pack_state
 from .kernels.codefn import no_admit, no_priority, no_score
 from .kernels.hashtable import new_table
@@ -86,7 +90,7 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray
     P[L.P_MAX_RUNNING] = cfg.max_running_reqs
     P[L.P_MAX_SCHED] = cfg.max_scheduled_tokens
     P[L.P_LONG_THR] = cfg.long_prefill_token_threshold
-    P[L.P_LAT_KIND] = codes.LAT_ROOFLINE if lat.kind == "roofline" else codes.LAT_BLACKBOX
+    P[L.P_LAT_KIND] = LAT_ROOFLINE if lat.kind == "roofline" else LAT_BLACKBOX
     P[L.P_ALPHA2] = int(alpha[2])
     P[L.P_TP] = max(lat.tp, 1)
     P[L.P_CPU_BLOCKS] = cfg.kv_cpu_blocks
@@ -97,8 +101,8 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, scorer_codes: np.ndarray
     P[L.P_ADM_LAT] = cfg.admission_latency
     P[L.P_RT_LAT] = cfg.routing_latency
     P[L.P_ROUTING] = registry.code_of("routing", policy.routing)
-    P[L.P_PREFIX_OBS] = int(np.any(scorer_codes == codes.SCORER_PREFIX_AFFINITY)
-                            or (P[L.P_ROUTING] == codes.ROUTE_CODE
+    P[L.P_PREFIX_OBS] = int(np.any(scorer_codes == SCORER_PREFIX_AFFINITY)
+                            or (P[L.P_ROUTING] == ROUTE_CODE
                                 and "prefix_match" in policy.routing_code.reads))
     P[L.P_PRIO] = registry.code_of("priority", policy.priority)
     P[L.P_SCHED] = registry.code_of("scheduler", policy.scheduler)
@@ -138,7 +142,7 @@ def n_slots(cfg: SimConfig, policy: PolicyConfig) -> int:
 
 def _scorer_table(policy: PolicyConfig):
     """Scorer codes in configured order and weights normalised to sum to 1 (left-to-right sum)."""
-    if registry.code_of("routing", policy.routing) != codes.ROUTE_WEIGHTED:
+    if registry.code_of("routing", policy.routing) != ROUTE_WEIGHTED:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     total = 0.0
     for s in policy.scorers:
@@ -220,9 +224,9 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     R[L.R_TOK_PTR] = tok_ptr[:n]
     R[L.R_KVH_PTR] = kvh_ptr[:n]
     R[L.R_RH_PTR] = rh_ptr[:n]
-    if P[L.P_ROUTING] == codes.ROUTE_PREFIX_AFFINITY:
+    if P[L.P_ROUTING] == ROUTE_PREFIX_AFFINITY:
         R[L.R_FULL_HASH] = full_input_hashes(tokens, tok_ptr, n_in, np.int64(B), kvh, kvh_ptr)
-    if P[L.P_SCHED] != codes.SCHED_FCFS:
+    if P[L.P_SCHED] != SCHED_FCFS:
         R[L.R_ID_RANK] = _id_string_ranks(n)
     for row in (L.R_INST, L.R_TTFT, L.R_ROUTED, L.R_QUEUED, L.R_SCHED, L.R_FIRST, L.R_DONE,
                 L.R_SCHED_DELAY, L.R_SEG_FROM, L.R_LAST_EMIT, L.R_LAST_EMIT_STEP,
@@ -242,7 +246,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     I = np.zeros((L.NI, N), dtype=np.int64)
     I[L.I_FREE_HEAD] = np.arange(N, dtype=np.int64) * TB
     I[L.I_FREE_TAIL] = I[L.I_FREE_HEAD] + TB - 1
-    I[L.I_NEXT_T] = np.iinfo(np.int64).max
+    I[L.I_NEXT_T] = L.INT64_MAX
     I[L.I_LRU_HEAD] = -1
     I[L.I_LRU_TAIL] = -1
     I[L.I_ROUTABLE] = 1
@@ -250,11 +254,11 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         I[L.I_POOL] = pool_rows(cfg.disaggregation)
     I[L.I_KV_SALT] = _salts(N, 1)
     I[L.I_PX_SALT] = _salts(N, 7)
-    I[L.I_LC] = codes.LC_READY
+    I[L.I_LC] = LC_READY
     I[L.I_LC_STOP_T] = -1
     if policy.autoscaler is not None:  # spare slots start STOPPED
         up = policy.autoscaler.initial(cfg.num_instances)
-        I[L.I_LC, up:] = codes.LC_STOPPED
+        I[L.I_LC, up:] = LC_STOPPED
         I[L.I_ROUTABLE, up:] = 0
     bcap = int(min(cfg.max_running_reqs, max(n, 1))) + 1
 
@@ -304,7 +308,7 @@ def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
     N = int(st.P[L.P_N_INST])
     itl_v, itl_c, itl_i = kc.collect_itl(kst, np.int64(st.P[L.P_ALPHA2]))
     state = R[L.R_STATE].astype(np.int8)
-    completed = state == S_COMPLETED
+    completed = state == REQ_COMPLETED
     ttft_i = R[L.R_TTFT]
     ttft = np.where(ttft_i >= 0, ttft_i.astype(np.float64), np.nan)
     e2e = np.where(completed, (ttft_i + R[L.R_ITL_SUM]).astype(np.float64), np.nan)

@@ -5,7 +5,7 @@ validator and error messages all read these tables.
 """
 from __future__ import annotations
 
-from . import codes
+from .kernels import policy_codes as codes
 
 _ADMISSION = {
     "always-admit": codes.ADMIT_ALWAYS,

@@ -32,15 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from simulator import codes
 from simulator.errors import InputError
+from simulator.kernels.autoscale import DRAIN_IMMEDIATE, DRAIN_REDIRECT, DRAIN_WAIT
+from simulator.kernels.warmup import WARM_EXPONENTIAL, WARM_LINEAR, WARM_STEP
 
 from .policies import POLICIES
 
-DRAIN_POLICIES = {"wait": codes.DRAIN_WAIT, "immediate": codes.DRAIN_IMMEDIATE,
-                  "redirect": codes.DRAIN_REDIRECT}
-WARMUP_PROFILES = {"linear": codes.WARM_LINEAR, "exponential": codes.WARM_EXPONENTIAL,
-                   "step": codes.WARM_STEP}
+DRAIN_POLICIES = {"wait": DRAIN_WAIT, "immediate": DRAIN_IMMEDIATE, "redirect": DRAIN_REDIRECT}
+WARMUP_PROFILES = {"linear": WARM_LINEAR, "exponential": WARM_EXPONENTIAL, "step": WARM_STEP}
 DELAY_KINDS = ("fixed", "uniform", "exponential")
 MAX_SLO_WINDOW = 100_000   # the SLO trigger's ring lives in the kernel's cluster scalars
 

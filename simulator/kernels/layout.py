@@ -5,6 +5,8 @@ kernels pass a small tuple: numba's compile time grows steeply with the number o
 tuple argument.  ``R[FIELD, r]`` is request r's field, ``I[FIELD, i]`` instance i's.
 """
 
+INT64_MAX = 2**63 - 1   # "never": I_NEXT_T of an instance with no pending event, the default horizon
+
 # R: int64 (NR, n_requests)
 R_ARRIVAL = 0
 R_N_IN = 1
@@ -154,8 +156,8 @@ P_PD_XF_BASE = 30    # µs added to every transfer unit's arrival
 P_PD_BP_THRESH = 31  # backpressure when the decode transfer queue holds >= this (0 = off)
 P_PD_BP_RETRY = 32   # µs between prefill routing retries of a throttled request
 P_AS_ON = 33         # 1 when the autoscaler drives the lifecycle
-P_DRAIN = 34         # drain mode DRAIN_* (codes.py)
-P_WARM_PROFILE = 35  # warmup profile WARM_* (codes.py)
+P_DRAIN = 34         # drain mode DRAIN_* (kernels/autoscale.py)
+P_WARM_PROFILE = 35  # warmup profile WARM_* (kernels/warmup.py)
 P_AS_QTRIG = 36      # event trigger: load per routable instance that stops the loop (0 = off)
 P_AS_SLO_WIN = 37    # SLO trigger: window of last first tokens (0 = off; kernels/autoscale.py)
 P_AS_SLO_TTFT = 38   # SLO trigger: TTFT target, µs (a first token misses when TTFT > this)

@@ -258,7 +258,7 @@ def _result_columns(workload: Workload, result, streaming: np.ndarray):
     if result is None:
         z = np.zeros(n, dtype=np.int64)
         return arrival, z, z, z, ["ok"] * n, [""] * n
-    from simulator.result import REQ_COMPLETED, REQ_DROPPED, REQ_REJECTED
+    from simulator.kernels.request_states import REQ_COMPLETED, REQ_DROPPED, REQ_REJECTED
 
     ttft = np.asarray(result.ttft_us, dtype=np.float64)
     e2e = np.asarray(result.e2e_us, dtype=np.float64)
