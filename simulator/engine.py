@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import namedtuple
 
 import numba
 import numpy as np
@@ -23,12 +22,12 @@ from .config import LatencyConfig, PolicyConfig, SimConfig
 from .kernels import cluster as kc
 from .kernels import layout as L
 from .kernels.autoscale import LC_READY, LC_STOPPED
-from .kernels.kvcache import cache_hit_rate
+from .kernels.kvcache import cache_hit_rates
 from .kernels.latency import LAT_BLACKBOX, LAT_ROOFLINE
 from .kernels.policy_codes import (ROUTE_CODE, ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED, SCHED_FCFS,
                                    SCORER_PREFIX_AFFINITY)
 from .kernels.request_states import REQ_COMPLETED
-from .kernels.state import pack_state
+from .kernels.state import State, pack_state
 from .kernels.codefn import no_admit, no_priority, no_score
 from .kernels.hashtable import new_table
 from .kernels.hashing import FNV_OFFSET, SEED, aligned_block_hashes, full_input_hashes
@@ -39,14 +38,6 @@ from .workload.types import Workload
 _WARMUP_LATENCY = LatencyConfig(alpha=(1.0, 0.0, 1.0), beta=(100.0, 1.0, 1.0))
 
 ROUTER_BLOCK = 16          # the reference's prefix scorer hashes 16-token blocks whatever the KV block size
-
-State = namedtuple("State", [
-    "R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HT", "P", "PF",
-    "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
-    "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTES", "CAND",
-    "DSCODES", "DSWEIGHTS", "SCORE_FN", "ADMIT_FN", "PRIO_FN"])
-State.__doc__ = ("Every array of one run (packed layouts: simulator/kernels/layout.py) and the "
-                 "code-policy functions (built-in stand-ins when unused).")
 
 
 def _kernel_state(st: State):
@@ -306,7 +297,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
 def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
     R, I = st.R, st.I
     N = int(st.P[L.P_N_INST])
-    itl_v, itl_c, itl_i = kc.collect_itl(kst, np.int64(st.P[L.P_ALPHA2]))
+    itl_v, itl_c, itl_i = kc.collect_itl(kst)
     state = R[L.R_STATE].astype(np.int8)
     completed = state == REQ_COMPLETED
     ttft_i = R[L.R_TTFT]
@@ -315,7 +306,7 @@ def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
     n_out = R[L.R_N_OUT]
     denom = np.maximum(n_out - 1, 1).astype(np.float64)
     itl = np.where(completed, np.where(n_out > 0, (e2e - ttft) / denom, 0.0), np.nan)
-    hit_rate = np.array([cache_hit_rate(I, i) for i in range(N)], dtype=np.float64)
+    hit_rate = cache_hit_rates(kst)
     thrash = np.where(I[L.I_OFFLOADS] > 0, I[L.I_THRASH] / np.maximum(I[L.I_OFFLOADS], 1), 0.0)
     n_routes = int(st.CL[L.CL_NROUTES])
     routes = st.ROUTES[0]

@@ -31,7 +31,7 @@ from .layout import (INT64_MAX, CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, C
                      CL_NSEGS, CL_REJECTED, CL_RR, CL_RR_PREFILL, CLF_LAST_REFILL, CLF_TOKENS,
                      I_BATCH_LEN, I_LC, I_NEXT_T, I_ROUTABLE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
-                     IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_AS_ON, P_AS_QTRIG, P_AS_SLO_WIN, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
+                     IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_ALPHA2, P_AS_ON, P_AS_QTRIG, P_AS_SLO_WIN, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
                      P_PREFIX_OBS, P_REFRESH, P_ROUTER_BLOCK, P_ROUTING, P_RT_LAT, P_TOTAL_BLOCKS,
                      P_TRACE, P_PD, P_PD_DECIDER, P_PD_THRESH, P_PD_BP_THRESH, P_PD_BP_RETRY,
                      I_POOL, CL_XF_Q, CL_PD_BP, CL_PD_DISAGG, R_N_OUT, R_PD,
@@ -585,9 +585,11 @@ def run_loop(st):
 
 
 @njit(cache=True)
-def collect_itl(st, alpha2):
-    """Run-length encoded ITL samples of completed requests: (value µs, count, instance)."""
+def collect_itl(st):
+    """Run-length encoded ITL samples of completed requests: (value µs, count, instance); every
+    entry includes alpha2 (``P_ALPHA2``)."""
     N = st.P[P_N_INST]
+    alpha2 = st.P[P_ALPHA2]
     I = st.I
     total_steps = 0
     for i in range(N):
