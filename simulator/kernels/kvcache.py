@@ -19,9 +19,9 @@ from .layout import (CL_ARENA_TOP, CPU_HAS, CPU_HASH, CPU_NTOK, CPU_TIME, I_CPU_
                      I_CPU_USED, I_FREE_HEAD, I_FREE_TAIL, I_HITS, I_KV_CLOCK, I_KV_SALT,
                      I_MISSES, I_OFFLOADS, I_PEND_LAT, I_THRASH, I_USED, KB_INUSE, KB_NEXT,
                      KB_NTOK, KB_PREV, KB_REF, P_BASE_LAT, P_BLOCK, P_CPU_BLOCKS, P_LEGACY,
-                     P_N_INST, P_TOTAL_BLOCKS, PF_BANDWIDTH, PF_OFFLOAD_THR, R_BL_CAP, R_BL_LEN, R_BL_START, R_CH_ACC,
-                     R_CH_H, R_CH_LEN, R_INST, R_KVH_PTR, R_N_IN, R_PI, R_TOK_PTR, SC_CACHED2,
-                     SC_CM_BLK, SC_CM_WAS, SC_NA_BLK, SC_NA_ORIG)
+                     P_N_INST, P_TOTAL_BLOCKS, PF_BANDWIDTH, PF_OFFLOAD_THR, R_BL_CAP, R_BL_LEN,
+                     R_BL_START, R_CH_ACC, R_CH_H, R_CH_LEN, R_INST, R_KVH_PTR, R_N_IN, R_PI,
+                     R_TOK_PTR, SC_CACHED2, SC_CM_BLK, SC_CM_WAS, SC_NA_BLK, SC_NA_ORIG)
 
 NIL = -1
 
