@@ -33,6 +33,7 @@ import yaml
 
 import simulator
 from simulator import engine
+from simulator.config import INT64_MAX
 from simulator.errors import InputError
 from simulator.latency import resolve_latency
 from simulator.workload.csv_trace import load_trace_csv
@@ -182,9 +183,6 @@ def _log_run_config(settings: RunSettings, sim, log) -> None:
     beta = "[" + " ".join(go_float_str(x) for x in sim.latency.beta) + "]"
     log.info("Starting simulation with %d KV blocks, horizon=%dticks, alphaCoeffs=%s, betaCoeffs=%s",
              sim.total_kv_blocks, sim.horizon, alpha, beta)
-
-
-INT64_MAX = 2**63 - 1
 
 
 def _resolve_spec(settings: RunSettings, sim):

@@ -20,7 +20,9 @@ import numpy as np
 
 from simulator.engine import ROUTER_BLOCK
 from simulator.metrics import jain_fairness_index, raw_metrics, slo_attainment, tenant_throughput
-from simulator.result import REQ_COMPLETED, REQ_DROPPED, REQ_REJECTED, SimResult
+from simulator.kernels.disagg import POOL_DECODE, POOL_PREFILL
+from simulator.kernels.request_states import REQ_COMPLETED, REQ_DROPPED, REQ_REJECTED
+from simulator.result import SimResult
 from simulator.workload.types import Workload
 
 from . import trace_analysis as ta
@@ -164,8 +166,8 @@ def _pools(run: _Run) -> list[_Pool]:
     else:
         pool = np.asarray(res.pd.inst_pool)
         groups = [(name, np.flatnonzero(pool == code), np.asarray(per)[run.order])
-                  for name, code, per in (("prefill", 1, res.pd.req_prefill_instance),
-                                          ("decode", 2, res.pd.req_decode_instance))]
+                  for name, code, per in (("prefill", POOL_PREFILL, res.pd.req_prefill_instance),
+                                          ("decode", POOL_DECODE, res.pd.req_decode_instance))]
     out = []
     for name, inst, picks in groups:
         picks = picks[picks >= 0].astype(np.int64)
@@ -524,7 +526,8 @@ def _cluster_line(result: SimResult) -> str:
         text = f"Cluster of {_plural(n, 'instance')}"
     if result.pd is not None:
         pool = np.asarray(result.pd.inst_pool)
-        text += (f" in P/D pools ({int(np.sum(pool == 1))} prefill, {int(np.sum(pool == 2))} "
+        text += (f" in P/D pools ({int(np.sum(pool == POOL_PREFILL))} prefill, "
+                 f"{int(np.sum(pool == POOL_DECODE))} "
                  "decode; one decision per request picks both)")
     return text
 

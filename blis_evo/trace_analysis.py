@@ -20,7 +20,8 @@ import numpy as np
 
 from simulator.engine import ROUTER_BLOCK
 from simulator.kernels.hashing import aligned_block_hashes
-from simulator.result import REQ_NOT_ARRIVED, SimResult
+from simulator.kernels.request_states import REQ_NOT_ARRIVED
+from simulator.result import SimResult
 from simulator.workload.types import Workload
 
 BURST_WINDOW_US = 1_000_000

@@ -9,15 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Mapping
 
-import numpy as np
+from .kernels.layout import INT64_MAX
 
 from .policies.registry import find_param, policy_params
 
 if TYPE_CHECKING:
     from .autoscale.config import AutoscalerConfig
     from .codepolicy import CodePolicy
-
-INT64_MAX = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True)

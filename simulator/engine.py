@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import namedtuple
 
 import numba
 import numpy as np
 from numba import types
 from numba.typed import Dict, List
 
-from . import codes
 from .autoscale.controller import run_autoscaled
 from .codepolicy import compiled
 from .errors import InputError
 from .config import LatencyConfig, PolicyConfig, SimConfig
 from .kernels import cluster as kc
 from .kernels import layout as L
-from .kernels.instance import S_COMPLETED
-from .kernels.kvcache import cache_hit_rate
-from .kernels.state import pack_state
+from .kernels.autoscale import LC_READY, LC_STOPPED
+from .kernels.kvcache import cache_hit_rates
+from .kernels.latency import LAT_BLACKBOX, LAT_ROOFLINE
+from .kernels.request_states import REQ_COMPLETED
+from .kernels.state import State, pack_state
 from .kernels.codefn import no_admit, no_priority, no_score
 from .kernels.hashtable import new_table
 from .kernels.hashing import FNV_OFFSET, SEED, aligned_block_hashes, full_input_hashes
@@ -37,14 +37,6 @@ from .workload.types import Workload, workload_from_lists
 _WARMUP_LATENCY = LatencyConfig(alpha=(1.0, 0.0, 1.0), beta=(100.0, 1.0, 1.0))
 
 ROUTER_BLOCK = 16          # the reference's prefix scorer hashes 16-token blocks whatever the KV block size
-
-State = namedtuple("State", [
-    "R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HT", "P", "PF",
-    "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
-    "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTES", "CAND",
-    "DSCODES", "DSWEIGHTS", "SCORE_FN", "ADMIT_FN", "PRIO_FN"])
-State.__doc__ = ("Every array of one run (packed layouts: simulator/kernels/layout.py) and the "
-                 "code-policy functions (built-in stand-ins when unused).")
 
 
 def _kernel_state(st: State):
@@ -91,7 +83,7 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, needs: frozenset[str]):
     P[L.P_MAX_RUNNING] = cfg.max_running_reqs
     P[L.P_MAX_SCHED] = cfg.max_scheduled_tokens
     P[L.P_LONG_THR] = cfg.long_prefill_token_threshold
-    P[L.P_LAT_KIND] = codes.LAT_ROOFLINE if lat.kind == "roofline" else codes.LAT_BLACKBOX
+    P[L.P_LAT_KIND] = LAT_ROOFLINE if lat.kind == "roofline" else LAT_BLACKBOX
     P[L.P_ALPHA2] = int(alpha[2])
     P[L.P_TP] = max(lat.tp, 1)
     P[L.P_CPU_BLOCKS] = cfg.kv_cpu_blocks
@@ -240,7 +232,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     I = np.zeros((L.NI, N), dtype=np.int64)
     I[L.I_FREE_HEAD] = np.arange(N, dtype=np.int64) * TB
     I[L.I_FREE_TAIL] = I[L.I_FREE_HEAD] + TB - 1
-    I[L.I_NEXT_T] = np.iinfo(np.int64).max
+    I[L.I_NEXT_T] = L.INT64_MAX
     I[L.I_LRU_HEAD] = -1
     I[L.I_LRU_TAIL] = -1
     I[L.I_ROUTABLE] = 1
@@ -248,11 +240,11 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         I[L.I_POOL] = pool_rows(cfg.disaggregation)
     I[L.I_KV_SALT] = _salts(N, 1)
     I[L.I_PX_SALT] = _salts(N, 7)
-    I[L.I_LC] = codes.LC_READY
+    I[L.I_LC] = LC_READY
     I[L.I_LC_STOP_T] = -1
     if policy.autoscaler is not None:  # spare slots start STOPPED
         up = policy.autoscaler.initial(cfg.num_instances)
-        I[L.I_LC, up:] = codes.LC_STOPPED
+        I[L.I_LC, up:] = LC_STOPPED
         I[L.I_ROUTABLE, up:] = 0
     bcap = int(min(cfg.max_running_reqs, max(n, 1))) + 1
 
@@ -300,16 +292,16 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
 def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
     R, I = st.R, st.I
     N = int(st.P[L.P_N_INST])
-    itl_v, itl_c, itl_i = kc.collect_itl(kst, np.int64(st.P[L.P_ALPHA2]))
+    itl_v, itl_c, itl_i = kc.collect_itl(kst)
     state = R[L.R_STATE].astype(np.int8)
-    completed = state == S_COMPLETED
+    completed = state == REQ_COMPLETED
     ttft_i = R[L.R_TTFT]
     ttft = np.where(ttft_i >= 0, ttft_i.astype(np.float64), np.nan)
     e2e = np.where(completed, (ttft_i + R[L.R_ITL_SUM]).astype(np.float64), np.nan)
     n_out = R[L.R_N_OUT]
     denom = np.maximum(n_out - 1, 1).astype(np.float64)
     itl = np.where(completed, np.where(n_out > 0, (e2e - ttft) / denom, 0.0), np.nan)
-    hit_rate = np.array([cache_hit_rate(I, i) for i in range(N)], dtype=np.float64)
+    hit_rate = cache_hit_rates(kst)
     thrash = np.where(I[L.I_OFFLOADS] > 0, I[L.I_THRASH] / np.maximum(I[L.I_OFFLOADS], 1), 0.0)
     n_routes = int(st.CL[L.CL_NROUTES])
     routes = st.ROUTES[0]

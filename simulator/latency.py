@@ -23,27 +23,17 @@ import yaml
 
 from simulator.config import LatencyConfig
 from simulator.errors import InputError, one_line
+from simulator.kernels.latency import (
+    RP_BYTES_PER_PARAM,
+    RP_FFN,
+    RP_HEADS,
+    RP_HIDDEN,
+    RP_KV_HEADS,
+    RP_LAYERS,
+    RP_LEN,
+    RP_TFLOPS_PEAK,
+)
 
-# ---------------------------------------------------------------------------------------------
-# Layout of the roofline parameter vector (``LatencyConfig.roofline_params``).
-# Model fields are already resolved (kv heads defaulted to heads, FFN width defaulted to 4*hidden)
-# and stored as float64; hardware fields are the raw calibration values in their file units.
-# ---------------------------------------------------------------------------------------------
-RP_LAYERS = 0  # num_hidden_layers (L)
-RP_HIDDEN = 1  # hidden_size (d)
-RP_HEADS = 2  # num_attention_heads (H)
-RP_KV_HEADS = 3  # num_key_value_heads, defaulted to H when absent/0 (Hkv)
-RP_FFN = 4  # intermediate_size, defaulted to 4*d when absent/<=0 (dFF)
-RP_BYTES_PER_PARAM = 5  # from torch_dtype (bpp)
-RP_TFLOPS_PEAK = 6  # TFlopsPeak, 1e12 FLOP/s
-RP_BW_PEAK_TBS = 7  # BwPeakTBs, TB/s
-RP_BW_EFF = 8  # BwEffConstant, fraction of peak bandwidth
-RP_T_OVERHEAD_US = 9  # TOverheadMicros, fixed per-step overhead (µs)
-RP_PER_LAYER_US = 10  # perLayerOverhead (µs per layer)
-RP_MFU_PREFILL = 11  # mfuPrefill
-RP_MFU_DECODE = 12  # mfuDecode
-RP_ALLREDUCE_US = 13  # allReduceLatency (µs; two all-reduces per layer when tp > 1)
-RP_LEN = 14
 
 # torch_dtype -> bytes per parameter, as the reference maps it (anything else -> 0 -> invalid).
 _DTYPE_BYTES = {
@@ -357,7 +347,8 @@ def _hardware_fields(path: str | os.PathLike, gpu: str) -> dict[str, float]:
 
 def roofline_params(model_config_path: str | os.PathLike, hardware_config_path: str | os.PathLike,
                     gpu: str) -> tuple[float, ...]:
-    """Build the roofline parameter vector (layout: the ``RP_*`` constants of this module).
+    """Build the roofline parameter vector (layout: the ``RP_*`` constants of
+    :mod:`simulator.kernels.latency`).
 
     Parses the HF ``config.json`` (nested ``text_config`` merged over the top level; kv heads
     default to heads; FFN width defaults to 4*hidden; bytes/param from ``torch_dtype``) and the

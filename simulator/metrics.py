@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .result import REQ_NOT_ARRIVED, SimResult
+from .kernels.request_states import REQ_NOT_ARRIVED
+from .result import SimResult
 
 # ---------------------------------------------------------------------------------------------
 # Low-level statistics

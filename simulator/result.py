@@ -5,14 +5,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Request lifecycle codes (``SimResult.req_state``).
-REQ_NOT_ARRIVED = 0   # never reached the cluster before the horizon
-REQ_REJECTED = 1      # refused by admission
-REQ_IN_PIPELINE = 2   # admitted, routing/alpha delay not yet elapsed at the horizon
-REQ_QUEUED = 3
-REQ_RUNNING = 4
-REQ_COMPLETED = 5
-REQ_DROPPED = 6       # can never fit in the instance's KV cache (dropped_unservable)
 
 
 @dataclass(frozen=True)
@@ -51,7 +43,7 @@ class SimResult:
     """Raw outcome of ``simulator.run``.
 
     Per request (shape (n,)); times are int64 microseconds, -1 when the event did not happen:
-      req_state, req_instance (-1 if never routed), arrival_us, routed_us, queued_us,
+      req_state (``REQ_*`` of simulator/kernels/request_states.py), req_instance (-1 if never routed), arrival_us, routed_us, queued_us,
       scheduled_us (first scheduling), first_token_us (sim time the first token was produced,
       without alpha2), done_us (end of the completing step), ttft_us / e2e_us / itl_us (float64,
       NaN when absent; the reference's metric definitions), sched_delay_us (int64, -1 absent),

@@ -248,7 +248,6 @@ def test_every_package_is_read(edges):
     assert sources == set(PACKAGES)
 
 
-@pytest.mark.xfail(strict=False, reason="kernel constants move on a sibling branch")
 def test_kernels_import_only_kernels(edges):
     bad = kernel_escapes(edges)
     _require_none(bad, "kernel imports leave simulator/kernels")

@@ -21,18 +21,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator import codes
 from simulator.kernels import cluster as kc
 from simulator.kernels import layout as L
-from simulator.kernels.autoscale import (CE_LIFECYCLE, RUN_DONE, RUN_PAUSED, RUN_SLO,
-                                         start_instance, stop_instance)
+from simulator.kernels.autoscale import (CE_LIFECYCLE, LC_DRAINING, LC_LOADING, LC_PROVISIONING,
+                                         LC_READY, LC_STOPPED, LC_WARMING, RUN_DONE, RUN_PAUSED,
+                                         RUN_SLO, start_instance, stop_instance)
 
 from .config import AutoscalerConfig
 from .policies import AutoscaleContext, ScaleDecision, make_policy
 
 RNG_TAG = 0xA5CA1E   # the autoscaler's RNG stream: default_rng([seed, RNG_TAG])
-INT64_MAX = np.iinfo(np.int64).max
-_STARTED = (codes.LC_PROVISIONING, codes.LC_LOADING, codes.LC_WARMING, codes.LC_READY)
+_STARTED = (LC_PROVISIONING, LC_LOADING, LC_WARMING, LC_READY)
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class _Run:
         self.policy = make_policy(asc.policy, dict(asc.params))
         self.rng = np.random.default_rng([int(cfg.seed), RNG_TAG])
         self.n = int(st.P[L.P_N_INST])
-        self.open = {i: 0 for i in range(self.n) if st.I[L.I_LC, i] != codes.LC_STOPPED}
+        self.open = {i: 0 for i in range(self.n) if st.I[L.I_LC, i] != LC_STOPPED}
         self.start_t = dict(self.open)
         self.spans: list[tuple[int, int, int]] = []
         self.events: list[ScaleRecord] = []
@@ -99,7 +98,7 @@ class _Run:
         """Close the cost span of every slot the kernel has stopped since the last look."""
         I = self.st.I
         for i in sorted(self.open):
-            if I[L.I_LC, i] == codes.LC_STOPPED:
+            if I[L.I_LC, i] == LC_STOPPED:
                 self.spans.append((i, self.open.pop(i), int(I[L.I_LC_STOP_T, i])))
 
     def replicas(self) -> int:
@@ -146,11 +145,11 @@ class _Run:
     def _scale_up(self, now: int, k: int) -> list[int]:
         I = self.st.I
         lc = I[L.I_LC]
-        slots = [i for i in range(self.n) if lc[i] == codes.LC_DRAINING]
-        slots += [i for i in range(self.n) if lc[i] == codes.LC_STOPPED]
+        slots = [i for i in range(self.n) if lc[i] == LC_DRAINING]
+        slots += [i for i in range(self.n) if lc[i] == LC_STOPPED]
         done, ready_at = [], []
         for i in slots[:k]:
-            if lc[i] == codes.LC_STOPPED:
+            if lc[i] == LC_STOPPED:
                 t_load = now + int(round(self.asc.provisioning_delay_s.draw(self.rng) * 1e6))
                 t_warm = t_load + int(round(self.asc.model_load_time_s.draw(self.rng) * 1e6))
                 t_ready = t_warm + int(round(self.asc.warmup_duration_s * 1e6))
@@ -170,11 +169,11 @@ class _Run:
         I = self.st.I
         lc = I[L.I_LC]
         load = I[L.I_WQ_LEN] + I[L.I_BATCH_LEN] + I[L.I_PENDING]
-        pending = [i for i in range(self.n) if lc[i] in (codes.LC_PROVISIONING, codes.LC_LOADING)]
+        pending = [i for i in range(self.n) if lc[i] in (LC_PROVISIONING, LC_LOADING)]
         pending.sort(key=lambda i: (-self.start_t[i], -i))
-        warming = sorted((i for i in range(self.n) if lc[i] == codes.LC_WARMING),
+        warming = sorted((i for i in range(self.n) if lc[i] == LC_WARMING),
                          key=lambda i: (int(load[i]), -i))
-        ready = sorted((i for i in range(self.n) if lc[i] == codes.LC_READY),
+        ready = sorted((i for i in range(self.n) if lc[i] == LC_READY),
                        key=lambda i: (int(load[i]), -i))
         return pending + warming + ready
 
@@ -208,7 +207,7 @@ class _Run:
         cluster event or a parked request is pending (lifecycle events alone do not keep the run
         going, or a policy that keeps starting instances would never let it end)."""
         st = self.st
-        if (st.I[L.I_NEXT_T] != INT64_MAX).any() or st.CL[L.CL_WAIT_LEN] > 0:
+        if (st.I[L.I_NEXT_T] != L.INT64_MAX).any() or st.CL[L.CL_WAIT_LEN] > 0:
             return True
         return bool((st.CE[L.CE_PRIO, :st.CL[L.CL_CSIZE]] != CE_LIFECYCLE).any())
 

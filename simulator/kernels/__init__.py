@@ -3,7 +3,8 @@
 numba invalidates a cached function only when *its own* source file changes, not when a kernel
 it calls (and has compiled in) changes.  So the cache directory is keyed by a digest of every
 kernel source file: editing any kernel starts a fresh cache instead of silently reusing stale
-machine code.
+machine code.  The kernels import nothing of the project outside this package -- every code and
+constant they compile in is defined here -- so editing code elsewhere never touches the cache.
 
 The cache is also content-addressed rather than path-addressed: numba's own locators key entries
 by the source file's absolute path and mtime, so a copy of the project (the working directory
@@ -22,14 +23,13 @@ from numba.core import caching
 _HERE = Path(__file__).resolve().parent
 
 
-KERNEL_DEPENDENCIES = ("codes.py", "latency.py")
-"""Modules outside this package whose constants the kernels import (numba freezes them into
-the compiled code), so they belong to the cache digest too."""
-
-
 def _kernel_digest() -> str:
+    """Digest of every kernel source file (and the numba version) naming the cache directory.
+
+    The kernels import nothing of the project outside this package (tests check it), so these
+    files are all the source numba compiles in."""
     h = hashlib.sha256()
-    for p in sorted(_HERE.glob("*.py")) + [_HERE.parent / name for name in KERNEL_DEPENDENCIES]:
+    for p in sorted(_HERE.glob("*.py")):
         h.update(p.name.encode())
         h.update(p.read_bytes())
     h.update(numba.__version__.encode())

@@ -1,6 +1,6 @@
 """Instance lifecycle under autoscaling: start/stop, drains, the router wait list, cold caches.
 
-Lifecycle (codes.LC_*): STOPPED -> PROVISIONING -> LOADING -> WARMING -> READY -> DRAINING ->
+Lifecycle (``LC_*`` below): STOPPED -> PROVISIONING -> LOADING -> WARMING -> READY -> DRAINING ->
 STOPPED.  Transitions up to READY are cluster events (``CE_LIFECYCLE``, payload
 ``epoch * n_slots + instance``), scheduled one at a time: each transition schedules the next, so a
 slot has at most one pending lifecycle event.  A start reserves three sequence numbers for its
@@ -28,11 +28,9 @@ Requests routed while no instance is routable wait in a FIFO router wait list (l
 """
 from numba import njit
 
-from ..codes import (DRAIN_IMMEDIATE, DRAIN_WAIT, LC_DRAINING, LC_LOADING, LC_PROVISIONING,
-                     LC_READY, LC_STOPPED, LC_WARMING)
 from .cevents import CE_LIFECYCLE, CE_ROUTING, cpush, cpush_seq, cremove
 from .hashtable import ht_del
-from .instance import S_IN_PIPELINE, effective_load, _close_segment, wq_pop_front
+from .instance import effective_load, _close_segment, wq_pop_front
 from .kvcache import release
 from .layout import (CL_PARKED, CL_REROUTED, CL_SEQ,
                      CL_TRIG, CL_WAIT_HEAD, CL_WAIT_LEN, CL_WAIT_TAIL, CPU_HAS, I_BATCH_LEN,
@@ -42,7 +40,22 @@ from .layout import (CL_PARKED, CL_REROUTED, CL_SEQ,
                      P_DRAIN, P_N_INST, P_TOTAL_BLOCKS, PX_HASH, PX_NEXT, R_N_IN, R_PI, R_STATE,
                      R_WAIT_NEXT, CL_SLO_MISS, CL_SLO_RING, CL_SLO_SEEN, CL_SLO_TRIG,
                      P_AS_SLO_MAXMISS, P_AS_SLO_TTFT, P_AS_SLO_WIN, R_TTFT)
+from .request_states import REQ_IN_PIPELINE
 
+
+# Instance lifecycle (``I[I_LC, i]``).  Routable (may receive new requests): WARMING and READY.
+LC_STOPPED = 0
+LC_PROVISIONING = 1
+LC_LOADING = 2
+LC_WARMING = 3        # serving, step times carry the warmup penalty (kernels/warmup.py)
+LC_READY = 4
+LC_DRAINING = 5       # serves what it holds, receives nothing new
+LC_NAMES = ("stopped", "provisioning", "loading", "warming", "ready", "draining")
+
+# Drain modes of a scale-down (``P[P_DRAIN]``)
+DRAIN_WAIT = 0        # finish queued and running requests
+DRAIN_IMMEDIATE = 1   # queued and running requests go back to the router (progress reset)
+DRAIN_REDIRECT = 2    # queued requests go back to the router, running ones finish
 
 # run_until return codes
 RUN_DONE = 0       # no event left (or the horizon passed)
@@ -87,7 +100,7 @@ def release_wait_list(st, t):
 def _to_router(st, r, i, t):
     """Send request r back from draining instance i to the router; i's input-token count forgets
     it (the instance that finally queues it counts it)."""
-    st.R[R_STATE, r] = S_IN_PIPELINE
+    st.R[R_STATE, r] = REQ_IN_PIPELINE
     st.I[I_IN_TOKENS, i] -= st.R[R_N_IN, r]
     st.CL[CL_REROUTED] += 1
     cpush(st.CE, st.CL, t, CE_ROUTING, r)

@@ -11,27 +11,27 @@ index.  The loop stops at the first event later than the horizon.
 import numpy as np
 from numba import njit
 
-from ..codes import (PD_DECIDE_ALWAYS, PD_DECIDE_NEVER, ADMIT_CODE, ADMIT_REJECT_ALL,
-                     ADMIT_TOKEN_BUCKET, LC_DRAINING, ROUTE_ALWAYS_BUSIEST, ROUTE_CODE,
-                     ROUTE_LEAST_LOADED, ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED,
-                     SCORER_KV_UTILIZATION, SCORER_LOAD_BALANCE, SCORER_PREFIX_AFFINITY,
-                     SCORER_QUEUE_DEPTH)
-from .autoscale import (RUN_DONE, RUN_PAUSED, RUN_SLO, RUN_TRIGGER, drain_progress,
+from .autoscale import (LC_DRAINING, RUN_DONE, RUN_PAUSED, RUN_SLO, RUN_TRIGGER, drain_progress,
                         lifecycle_event, park, queue_trigger, routed_to_unroutable, slo_trigger)
 from .cevents import (CE_ADMISSION, CE_ARRIVAL, CE_FIRST_TOKEN, CE_LIFECYCLE, CE_ROUTING,
                       CE_XF_DONE, CE_XF_READY, cpush as _cpush)
-from .disagg import (PD_HELD, PD_PREFILL, POOL_DECODE, POOL_PREFILL, transfer_handover,
+from .disagg import (PD_HELD, PD_NONE, PD_PREFILL, POOL_DECODE, POOL_PREFILL, transfer_handover,
                      transfer_ready)
 from .goheap import ckey_pop
-from .instance import (EV_ARRIVAL, effective_load, EV_QUEUED, S_COMPLETED, S_IN_PIPELINE, S_REJECTED, SEG_RANGE,
-                       process_event, push_event)
+from .instance import (EV_ARRIVAL, effective_load, EV_QUEUED, SEG_RANGE, process_event,
+                       push_event)
 from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
-from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_BAD_ROUTE, CL_CLOCK_REGRESS, CL_CODE_NONFINITE, CL_LAST_T, CL_CSIZE, CL_NROUTES,
+from .policy_codes import (ADMIT_CODE, ADMIT_REJECT_ALL, ADMIT_TOKEN_BUCKET, PD_DECIDE_ALWAYS,
+                           PD_DECIDE_NEVER, ROUTE_ALWAYS_BUSIEST, ROUTE_CODE, ROUTE_LEAST_LOADED,
+                           ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED, SCORER_KV_UTILIZATION,
+                           SCORER_LOAD_BALANCE, SCORER_PREFIX_AFFINITY, SCORER_QUEUE_DEPTH)
+from .request_states import REQ_COMPLETED, REQ_IN_PIPELINE, REQ_REJECTED
+from .layout import (INT64_MAX, CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_BAD_ROUTE, CL_CLOCK_REGRESS, CL_CODE_NONFINITE, CL_LAST_T, CL_CSIZE, CL_NROUTES,
                      CL_NSEGS, CL_REJECTED, CL_RR, CL_RR_PREFILL, CLF_LAST_REFILL, CLF_TOKENS,
                      I_BATCH_LEN, I_LC, I_NEXT_T, I_ROUTABLE, I_LRU_HEAD, I_LRU_SIZE, I_LRU_TAIL, I_PENDING,
                      I_PX_SALT, I_SNAP_FREE, I_SNAP_LAST, I_STEPS, I_USED, I_WQ_LEN, IF_SNAP_HIT,
-                     IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_AS_ON, P_AS_QTRIG, P_AS_SLO_WIN, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
+                     IF_SNAP_UTIL, P_ADM_LAT, P_ADMISSION, P_ALPHA2, P_AS_ON, P_AS_QTRIG, P_AS_SLO_WIN, P_CF_K, P_HORIZON, P_LRU_CAP, P_N_INST,
                      P_PREFIX_OBS, P_REFRESH, P_ROUTER_BLOCK, P_ROUTING, P_RT_LAT, P_TOTAL_BLOCKS,
                      P_TRACE, P_PD, P_PD_DECIDER, P_PD_THRESH, P_PD_BP_THRESH, P_PD_BP_RETRY,
                      I_POOL, CL_XF_Q, CL_PD_BP, CL_PD_DISAGG, R_N_OUT, R_PD,
@@ -39,7 +39,6 @@ from .layout import (CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, CL_BAD_ROUTE
                      R_FULL_HASH, R_INST, R_N_IN, R_ROUTED, R_RH_PTR, R_STATE, SCF_DIM,
                      SCF_SCORES)
 
-INT64_MAX = np.iinfo(np.int64).max
 PD_POOL_SALT = np.int64(0x5851F42D4C957F2D)
 
 
@@ -188,8 +187,9 @@ def routing_candidates(st):
 
 # ---------------------------------------------------------------- scorers
 # A scorer is an @njit function (st, r, cand, nc, out) writing a score for each candidate
-# instance cand[:nc] into out[instance]; register it in simulator/registry.py (_SCORERS),
-# codes.py and score_dimension below.
+# instance cand[:nc] into out[instance]; give it a code in kernels/policy_codes.py (SCORER_*),
+# a declaration in simulator/policies/scorers.py and a branch in score_dimension below
+# (docs/EXTENDING.md, recipe 1).
 
 @njit(cache=True)
 def score_prefix_affinity(st, r, cand, nc, out):
@@ -394,7 +394,7 @@ def _regret(st, cand, nc, target, has_scores):
 def _cluster_event(st, t, kind, r):
     P, R, I = st.P, st.R, st.I
     if kind == CE_ARRIVAL:
-        R[R_STATE, r] = S_IN_PIPELINE
+        R[R_STATE, r] = REQ_IN_PIPELINE
         _cpush(st.CE, st.CL, t + P[P_ADM_LAT], CE_ADMISSION, r)
     elif kind == CE_ADMISSION:
         refresh_snapshots(I, st.IF, P, t)
@@ -402,7 +402,7 @@ def _cluster_event(st, t, kind, r):
             st.CL[CL_ADMITTED] += 1
             _cpush(st.CE, st.CL, t + P[P_RT_LAT], CE_ROUTING, r)
         else:
-            R[R_STATE, r] = S_REJECTED
+            R[R_STATE, r] = REQ_REJECTED
             st.CL[CL_REJECTED] += 1
     elif kind == CE_XF_READY:
         transfer_ready(st, t, r)
@@ -499,7 +499,7 @@ def route_pd(st, t, r):
         I[I_PENDING, d] += 1             # its decode load shows before the KV arrives
         st.CL[CL_PD_DISAGG] += 1
     else:
-        R[R_PD, r] = 0
+        R[R_PD, r] = PD_NONE
         R[R_PD_DECODE, r] = d
     if P[P_PREFIX_OBS] != 0:
         _observe_prefix(st, r, d)
@@ -586,9 +586,11 @@ def run_loop(st):
 
 
 @njit(cache=True)
-def collect_itl(st, alpha2):
-    """Run-length encoded ITL samples of completed requests: (value µs, count, instance)."""
+def collect_itl(st):
+    """Run-length encoded ITL samples of completed requests: (value µs, count, instance); every
+    entry includes alpha2 (``P_ALPHA2``)."""
     N = st.P[P_N_INST]
+    alpha2 = st.P[P_ALPHA2]
     I = st.I
     total_steps = 0
     for i in range(N):
@@ -602,7 +604,7 @@ def collect_itl(st, alpha2):
     n_val = 0
     for k in range(nsegs):
         r = segs[k, 1]
-        if st.R[R_STATE, r] != S_COMPLETED:
+        if st.R[R_STATE, r] != REQ_COMPLETED:
             continue
         if segs[k, 0] == SEG_RANGE:
             i = segs[k, 2]
@@ -626,7 +628,7 @@ def collect_itl(st, alpha2):
                 m += 1
     for k in range(nsegs):
         r = segs[k, 1]
-        if segs[k, 0] != SEG_RANGE and st.R[R_STATE, r] == S_COMPLETED:
+        if segs[k, 0] != SEG_RANGE and st.R[R_STATE, r] == REQ_COMPLETED:
             vals[m] = np.float64(segs[k, 3])
             cnts[m] = 1
             insts[m] = segs[k, 2]

@@ -4,7 +4,7 @@ Port of sim/simulator.go, sim/event.go, sim/queue.go, sim/priority.go, sim/sched
 @cbb0de7b.  All instances live in the same packed arrays (``I[field, i]``) so that the cluster
 loop (kernels/cluster.py) drives them on one clock.
 
-Differences from the reference, by design (REFERENCE.md 1(l)):
+Differences from the reference, by design (its known bugs at BLIS cbb0de7b, sim/simulator.go):
 - never livelocks or panics under KV pressure: preemption only visits requests still in the batch,
   and a request that cannot fit even alone is dropped and counted (``dropped_unservable``);
 - after a preemption TTFT is kept, output tokens and ITL samples are not counted twice;
@@ -14,8 +14,6 @@ Differences from the reference, by design (REFERENCE.md 1(l)):
 import numpy as np
 from numba import njit
 
-from ..codes import (LAT_ROOFLINE, PRIO_CODE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BASED, SCHED_FCFS,
-                     SCHED_PRIORITY_FCFS, SCHED_REVERSE_PRIORITY, SCHED_SJF)
 from .disagg import (PD_AWAIT, PD_PREFILL, awaiting_dropped, decode_admit_span,
                      decode_admitted, prefill_progress)
 from .cevents import CE_FIRST_TOKEN, cpush
@@ -23,9 +21,12 @@ from .goheap import go_pop, go_push
 from .hashtable import ht_put
 from .kvcache import (allocate, content_append, content_hash, get_cached_blocks, list_append,
                       pop_free, release)
-from .latency import blackbox_step_us, roofline_step_us
+from .latency import LAT_ROOFLINE, blackbox_step_us, roofline_step_us
+from .policy_codes import (PRIO_CODE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BASED, SCHED_FCFS,
+                           SCHED_PRIORITY_FCFS, SCHED_REVERSE_PRIORITY, SCHED_SJF)
+from .request_states import REQ_COMPLETED, REQ_DROPPED, REQ_QUEUED, REQ_RUNNING
 from .warmup import warmup_step_time
-from .layout import (P_PD, I_PENDING, CL_CODE_NONFINITE, CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK,
+from .layout import (INT64_MAX, P_PD, I_PENDING, CL_CODE_NONFINITE, CL_NSEGS, I_FREE_HEAD, I_KV_SALT, I_MISSES, I_NEXT_T, KB_INUSE, KB_NTOK,
                      KB_REF, R_BL_LEN, R_BL_START, R_TOK_PTR, I_ALLOC_FAIL, I_BATCH_LEN, I_CLOCK, I_COMPLETED, I_DROPPED,
                      I_EV_SIZE, I_IN_TOKENS, I_KV_CLOCK, I_OUT_TOKENS, I_PEAK_KV, I_PEND_LAT,
                      I_PREEMPTS, I_STEP_PENDING, I_STEPS, I_USED, I_WAITQ_SUM, I_WQ_HEAD,
@@ -45,18 +46,8 @@ EV_PREEMPTION = np.int64(4)
 EV_LEFT = np.int64(5)
 
 NO_REQUEST = np.int64(-1)
-INT64_MAX = np.iinfo(np.int64).max
 ZERO = np.int64(0)
 ONE = np.int64(1)
-
-# Request states (mirrors simulator.result REQ_*)
-S_NOT_ARRIVED = 0
-S_REJECTED = 1
-S_IN_PIPELINE = 2
-S_QUEUED = 3
-S_RUNNING = 4
-S_COMPLETED = 5
-S_DROPPED = 6
 
 # ITL record kinds (SEGS rows: kind, request, instance, a, b)
 SEG_RANGE = np.int64(0)   # one ITL entry per step index in [a, b] of the instance's step log
@@ -272,7 +263,7 @@ def _log_step(SLOG, i, s, dur):
 def _drop(st, i, r):
     awaiting_dropped(st, r)
     release(st, r)
-    st.R[R_STATE, r] = S_DROPPED
+    st.R[R_STATE, r] = REQ_DROPPED
     st.I[I_DROPPED, i] += 1
 
 
@@ -295,7 +286,7 @@ def _preempt_for(st, i, r, now, n_new):
             return False, pre
         I[I_PREEMPTS, i] += 1
         R[R_PREEMPTS, victim] += 1
-        R[R_STATE, victim] = S_QUEUED
+        R[R_STATE, victim] = REQ_QUEUED
         R[R_PI, victim] = 0
         _close_segment(st.R, st.SEGS, st.CL, victim, i)
         release(st, victim)
@@ -407,7 +398,7 @@ def make_running_batch(st, i, now):
         if R[R_SCHED, r] < 0:
             R[R_SCHED, r] = now
         budget -= nn
-        R[R_STATE, r] = S_RUNNING
+        R[R_STATE, r] = REQ_RUNNING
         prefill += nn
         R[R_NUM_NEW, r] = nn
         R[R_COMPUTED, r] = end_tok
@@ -482,7 +473,7 @@ def _complete(st, i, s_idx, now, dt):
     for k in range(I[I_BATCH_LEN, i]):
         r = BATCH[i, k]
         if R[R_PI, r] == R[R_N_IN, r] + max(R[R_N_OUT, r], 1) - 1:
-            R[R_STATE, r] = S_COMPLETED
+            R[R_STATE, r] = REQ_COMPLETED
             R[R_DONE, r] = end
             _close_segment(st.R, st.SEGS, st.CL, r, i)
             if legacy:
@@ -555,10 +546,10 @@ def process_event(st, i):
         need = (R[R_N_IN, r] + R[R_N_OUT, r] + P[P_BLOCK] - 1) // P[P_BLOCK]
         if need > P[P_TOTAL_BLOCKS]:
             awaiting_dropped(st, r)
-            R[R_STATE, r] = S_DROPPED
+            R[R_STATE, r] = REQ_DROPPED
             I[I_DROPPED, i] += 1
         else:
-            R[R_STATE, r] = S_QUEUED
+            R[R_STATE, r] = REQ_QUEUED
             wq_push_back(st.WQ, st.I, i, r)
             if not pd_arrived:
                 I[I_IN_TOKENS, i] += R[R_N_IN, r]

@@ -7,8 +7,8 @@ a shared arena (``st.ARENA[0]``) at ``R[R_BL_START, r]`` with capacity ``R[R_BL_
 Invariants kept (tested as properties): used + free-list length == TB per instance; a block is on
 the free list iff its ref count is 0; ``HT`` maps (hash ^ salt[i]) to a block of instance i.
 
-Deliberate difference from the reference (its bug, see REFERENCE.md 1(l)): a failed allocation
-rolls back to the request's previous block list instead of forgetting (leaking) it.
+Deliberate difference from the reference (its bug in sim/kvcache.go at BLIS cbb0de7b): a failed
+allocation rolls back to the request's previous block list instead of forgetting (leaking) it.
 """
 import numpy as np
 from numba import njit
@@ -18,10 +18,10 @@ from .hashing import FNV_OFFSET, SEED, chunk_hash, fold_token, partial_hash, pre
 from .layout import (CL_ARENA_TOP, CPU_HAS, CPU_HASH, CPU_NTOK, CPU_TIME, I_CPU_HITS, I_CPU_MISS,
                      I_CPU_USED, I_FREE_HEAD, I_FREE_TAIL, I_HITS, I_KV_CLOCK, I_KV_SALT,
                      I_MISSES, I_OFFLOADS, I_PEND_LAT, I_THRASH, I_USED, KB_INUSE, KB_NEXT,
-                     KB_NTOK, KB_PREV, KB_REF, P_BASE_LAT, P_BLOCK, P_CPU_BLOCKS, P_LEGACY, P_TOTAL_BLOCKS,
-                     PF_BANDWIDTH, PF_OFFLOAD_THR, R_BL_CAP, R_BL_LEN, R_BL_START, R_CH_ACC,
-                     R_CH_H, R_CH_LEN, R_INST, R_KVH_PTR, R_N_IN, R_PI, R_TOK_PTR, SC_CACHED2,
-                     SC_CM_BLK, SC_CM_WAS, SC_NA_BLK, SC_NA_ORIG)
+                     KB_NTOK, KB_PREV, KB_REF, P_BASE_LAT, P_BLOCK, P_CPU_BLOCKS, P_LEGACY,
+                     P_N_INST, P_TOTAL_BLOCKS, PF_BANDWIDTH, PF_OFFLOAD_THR, R_BL_CAP, R_BL_LEN,
+                     R_BL_START, R_CH_ACC, R_CH_H, R_CH_LEN, R_INST, R_KVH_PTR, R_N_IN, R_PI,
+                     R_TOK_PTR, SC_CACHED2, SC_CM_BLK, SC_CM_WAS, SC_NA_BLK, SC_NA_ORIG)
 
 NIL = -1
 
@@ -413,3 +413,12 @@ def cache_hit_rate(I, i):
         return 0.0
     return hits / total
 
+
+@njit(cache=True)
+def cache_hit_rates(st):
+    """``cache_hit_rate`` of every instance, in one call (the engine's read-out of a run)."""
+    n = st.P[P_N_INST]
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        out[i] = cache_hit_rate(st.I, i)
+    return out

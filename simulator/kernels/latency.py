@@ -1,9 +1,12 @@
 """Step-time kernels (numba, nopython): β-regression and roofline.
 
 Ports of ``Simulator.getStepTime`` (sim/simulator.go) and ``rooflineStepTime``
-(sim/roofline_step.go) at BLIS cbb0de7b.  Both return whole microseconds (ticks).  The float
-operations are done in the reference's order so the results match it bit for bit; numba does not
-contract multiply-adds into FMAs without fastmath, which we never enable here.
+(sim/roofline_step.go) of the reference at BLIS cbb0de7b.  Both return whole microseconds
+(ticks).  The float operations are done in the reference's order so the results match it bit for
+bit; numba does not contract multiply-adds into FMAs without fastmath, which we never enable here.
+
+Also the codes of the two models (``LAT_*``) and the layout of the roofline parameter vector
+(``RP_*``), which simulator.latency fills at the input boundary.
 """
 from __future__ import annotations
 
@@ -12,22 +15,31 @@ import math
 import numpy as np
 from numba import njit
 
-from simulator.latency import (
-    RP_ALLREDUCE_US,
-    RP_BW_EFF,
-    RP_BW_PEAK_TBS,
-    RP_BYTES_PER_PARAM,
-    RP_FFN,
-    RP_HEADS,
-    RP_HIDDEN,
-    RP_KV_HEADS,
-    RP_LAYERS,
-    RP_MFU_DECODE,
-    RP_MFU_PREFILL,
-    RP_PER_LAYER_US,
-    RP_T_OVERHEAD_US,
-    RP_TFLOPS_PEAK,
-)
+# Step-time models (``P[P_LAT_KIND]``)
+LAT_BLACKBOX = 0
+LAT_ROOFLINE = 1
+
+# ---------------------------------------------------------------------------------------------
+# Layout of the roofline parameter vector (``LatencyConfig.roofline_params``, ``st.RP`` here),
+# built by simulator.latency.roofline_params.
+# Model fields are already resolved (kv heads defaulted to heads, FFN width defaulted to 4*hidden)
+# and stored as float64; hardware fields are the raw calibration values in their file units.
+# ---------------------------------------------------------------------------------------------
+RP_LAYERS = 0  # num_hidden_layers (L)
+RP_HIDDEN = 1  # hidden_size (d)
+RP_HEADS = 2  # num_attention_heads (H)
+RP_KV_HEADS = 3  # num_key_value_heads, defaulted to H when absent/0 (Hkv)
+RP_FFN = 4  # intermediate_size, defaulted to 4*d when absent/<=0 (dFF)
+RP_BYTES_PER_PARAM = 5  # from torch_dtype (bpp)
+RP_TFLOPS_PEAK = 6  # TFlopsPeak, 1e12 FLOP/s
+RP_BW_PEAK_TBS = 7  # BwPeakTBs, TB/s
+RP_BW_EFF = 8  # BwEffConstant, fraction of peak bandwidth
+RP_T_OVERHEAD_US = 9  # TOverheadMicros, fixed per-step overhead (µs)
+RP_PER_LAYER_US = 10  # perLayerOverhead (µs per layer)
+RP_MFU_PREFILL = 11  # mfuPrefill
+RP_MFU_DECODE = 12  # mfuDecode
+RP_ALLREDUCE_US = 13  # allReduceLatency (µs; two all-reduces per layer when tp > 1)
+RP_LEN = 14
 
 
 @njit(cache=True)

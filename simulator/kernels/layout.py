@@ -5,6 +5,8 @@ kernels pass a small tuple: numba's compile time grows steeply with the number o
 tuple argument.  ``R[FIELD, r]`` is request r's field, ``I[FIELD, i]`` instance i's.
 """
 
+INT64_MAX = 2**63 - 1   # "never": I_NEXT_T of an instance with no pending event, the default horizon
+
 # R: int64 (NR, n_requests)
 R_ARRIVAL = 0
 R_N_IN = 1
@@ -14,7 +16,7 @@ R_KVH_PTR = 4        # start of its input-prefix block hashes (KV block size) in
 R_RH_PTR = 5         # start of its 16-token router block hashes in RH
 R_FULL_HASH = 6      # hash of the whole input (prefix-affinity policy key)
 R_ID_RANK = 7        # rank of "request_<r>" in string order (scheduler tie-break)
-R_STATE = 8
+R_STATE = 8          # REQ_* (kernels/request_states.py)
 R_INST = 9
 R_PI = 10            # progress index: input tokens processed + outputs generated
 R_NUM_NEW = 11       # tokens scheduled in the last step it was scheduled
@@ -125,20 +127,20 @@ P_TOTAL_BLOCKS = 1
 P_MAX_RUNNING = 2
 P_MAX_SCHED = 3
 P_LONG_THR = 4
-P_LAT_KIND = 5
+P_LAT_KIND = 5       # LAT_* (kernels/latency.py)
 P_ALPHA2 = 6
 P_TP = 7
 P_CPU_BLOCKS = 8
 P_BASE_LAT = 9
 P_LEGACY = 10
 P_HORIZON = 11
-P_ADMISSION = 12
+P_ADMISSION = 12     # ADMIT_* (kernels/policy_codes.py, like the other policy codes)
 P_ADM_LAT = 13
 P_RT_LAT = 14
-P_ROUTING = 15
+P_ROUTING = 15       # ROUTE_*
 P_PREFIX_OBS = 16
-P_PRIO = 17
-P_SCHED = 18
+P_PRIO = 17          # PRIO_*
+P_SCHED = 18         # SCHED_*
 P_REFRESH = 19
 P_TRACE = 20
 P_CF_K = 21
@@ -146,7 +148,7 @@ P_N_INST = 22
 P_LRU_CAP = 23
 P_ROUTER_BLOCK = 24
 P_PD = 25            # 1 when the deployment is disaggregated (kernels/disagg.py)
-P_PD_DECIDER = 26
+P_PD_DECIDER = 26    # PD_DECIDE_*
 P_PD_THRESH = 27     # prefix-threshold decider: disaggregate when uncached tokens > this
 P_PD_PIPELINE = 28   # 1: blocks are sent as prefill chunks complete
 P_PD_GRAN = 29       # 0 whole request, 1 per block
@@ -154,8 +156,8 @@ P_PD_XF_BASE = 30    # µs added to every transfer unit's arrival
 P_PD_BP_THRESH = 31  # backpressure when the decode transfer queue holds >= this (0 = off)
 P_PD_BP_RETRY = 32   # µs between prefill routing retries of a throttled request
 P_AS_ON = 33         # 1 when the autoscaler drives the lifecycle
-P_DRAIN = 34         # drain mode DRAIN_* (codes.py)
-P_WARM_PROFILE = 35  # warmup profile WARM_* (codes.py)
+P_DRAIN = 34         # drain mode DRAIN_* (kernels/autoscale.py)
+P_WARM_PROFILE = 35  # warmup profile WARM_* (kernels/warmup.py)
 P_AS_QTRIG = 36      # event trigger: load per routable instance that stops the loop (0 = off)
 P_AS_SLO_WIN = 37    # SLO trigger: window of last first tokens (0 = off; kernels/autoscale.py)
 P_AS_SLO_TTFT = 38   # SLO trigger: TTFT target, µs (a first token misses when TTFT > this)

@@ -1,5 +1,12 @@
-"""The run state as a numba StructRef: one reference-counted object instead of a tuple of ~30
-arrays, so passing it between kernels costs one reference-count update, not one per array."""
+"""The run state: its field list, written once, and the two forms built from it.
+
+``State`` (a namedtuple) is what the engine allocates and what tests and the final read-out use;
+``KernelState`` is the same arrays as a numba StructRef: one reference-counted object instead of
+a tuple of ~40 arrays, so passing it between kernels costs one reference-count update, not one
+per array.  Every kernel entry point takes it first (``st``).
+"""
+from collections import namedtuple
+
 from numba import njit, types
 from numba.experimental import structref
 
@@ -7,6 +14,12 @@ FIELDS = ("R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", 
           "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
           "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTES", "CAND",
           "DSCODES", "DSWEIGHTS", "SCORE_FN", "ADMIT_FN", "PRIO_FN")
+"""Names of the state's arrays (packed layouts: kernels/layout.py) and code-policy functions
+(kernels/codefn.py signatures), in the order ``State`` and ``KernelState`` hold them."""
+
+State = namedtuple("State", FIELDS)
+State.__doc__ = ("Every array of one run (packed layouts: simulator/kernels/layout.py) and the "
+                 "code-policy functions (built-in stand-ins when unused).")
 
 
 @structref.register
@@ -18,7 +31,7 @@ class KernelStateType(types.StructRef):
 
 
 class KernelState(structref.StructRefProxy):
-    """Python-side handle of the kernel state (fields are read through ``engine.State``)."""
+    """Python-side handle of the kernel state (fields are read through ``State``)."""
 
 
 structref.define_constructor(KernelState, KernelStateType, FIELDS)
@@ -26,12 +39,7 @@ structref.define_boxing(KernelStateType, KernelState)
 
 
 @njit(cache=True)
-def pack_state(R, RF, TOK, KVH, RH, I, IF, BATCH, KB, BH, CPU, HT, P, PF, BETA, RP, SCODES,
-               SWEIGHTS, SC, SCF, EVH, WQ, SLOG, SEGS, ARENA, PXT, PXA, CE, CL, CLF, AFFINITY,
-               ROUTES, CAND, DSCODES, DSWEIGHTS, SCORE_FN, ADMIT_FN, PRIO_FN):
-    """Wrap the arrays (shared, not copied) and the code-policy functions (first-class
-    functions of the fixed signatures in kernels/codefn.py) into one KernelState."""
-    return KernelState(R, RF, TOK, KVH, RH, I, IF, BATCH, KB, BH, CPU, HT, P, PF, BETA, RP,
-                       SCODES, SWEIGHTS, SC, SCF, EVH, WQ, SLOG, SEGS, ARENA, PXT, PXA, CE, CL,
-                       CLF, AFFINITY, ROUTES, CAND, DSCODES, DSWEIGHTS,
-                       SCORE_FN, ADMIT_FN, PRIO_FN)
+def pack_state(*fields):
+    """Wrap a ``State``'s fields (``pack_state(*state)``: the arrays, shared, not copied, and the
+    code-policy functions) into one KernelState, in ``FIELDS`` order."""
+    return KernelState(*fields)

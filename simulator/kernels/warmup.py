@@ -8,8 +8,12 @@ until the end).  Outside that window, or with the penalty at 1, step times are u
 import numpy as np
 from numba import njit
 
-from ..codes import WARM_EXPONENTIAL, WARM_LINEAR
 from .layout import I_WARM_END, I_WARM_FROM, P_WARM_PROFILE, PF_WARM_PENALTY
+
+# Warmup profiles (``P[P_WARM_PROFILE]``): step-time multiplier decaying from the penalty to 1
+WARM_LINEAR = 0
+WARM_EXPONENTIAL = 1
+WARM_STEP = 2
 
 EXP_RATE = 5.0   # exponential profile: penalty decays as exp(-EXP_RATE * fraction elapsed)
 

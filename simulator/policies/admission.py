@@ -1,6 +1,6 @@
 """Admission policies: which arriving requests enter the cluster (kernel: ``kernels/cluster.py``
 ``admit``).  Port of BLIS ``sim/admission.go`` @cbb0de7b."""
-from simulator import codes
+from simulator.kernels import policy_codes as codes
 from simulator.kernels import layout as L
 
 from .declare import FLOAT, Family, Param, Policy

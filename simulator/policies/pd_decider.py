@@ -1,6 +1,6 @@
 """P/D deciders: which requests of a disaggregated deployment are split into a prefill and a
 decode phase on different pools (kernel: ``kernels/disagg.py``).  A blis-evo extension."""
-from simulator import codes
+from simulator.kernels import policy_codes as codes
 from simulator.kernels import layout as L
 
 from .declare import Family, Policy

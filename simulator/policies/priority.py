@@ -1,6 +1,6 @@
 """Priority policies: the priority number a request gets when it joins a wait queue (kernel:
 ``kernels/instance.py`` ``priority_of``).  Port of BLIS ``sim/priority.go`` @cbb0de7b."""
-from simulator import codes
+from simulator.kernels import policy_codes as codes
 from simulator.kernels import layout as L
 
 from .declare import Family, Policy

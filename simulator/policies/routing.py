@@ -1,7 +1,7 @@
 """Routing policies: which instance serves an admitted request (kernel: ``kernels/cluster.py``
 ``route``).  Port of BLIS ``sim/routing.go`` @cbb0de7b; ``weighted`` combines the scorers of
 :mod:`simulator.policies.scorers`."""
-from simulator import codes
+from simulator.kernels import policy_codes as codes
 from simulator.kernels import layout as L
 
 from .declare import Family, Policy

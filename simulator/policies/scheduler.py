@@ -1,7 +1,7 @@
 """Instance schedulers: the order of an instance's wait queue (kernel: ``kernels/instance.py``
 ``order_queue``).  Port of BLIS ``sim/scheduler.go`` @cbb0de7b.  Every scheduler but ``fcfs``
 breaks ties on the request ID string, so it needs the ``id_rank`` row."""
-from simulator import codes
+from simulator.kernels import policy_codes as codes
 from simulator.kernels import layout as L
 
 from .declare import Family, Policy

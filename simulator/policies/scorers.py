@@ -1,7 +1,7 @@
 """Weighted-routing scorers: each gives every candidate instance a score in [0, 1]; the
 ``weighted`` router picks the best weighted sum (kernel: ``kernels/cluster.py``
 ``score_dimension``).  Port of BLIS ``sim/routing_scorers.go`` @cbb0de7b."""
-from simulator import codes
+from simulator.kernels import policy_codes as codes
 
 from .declare import Family, Policy
 

@@ -60,7 +60,7 @@ import yaml
 
 from simulator.errors import InputError, one_line
 from simulator.fileio import atomic_write
-from simulator.result import REQ_COMPLETED, REQ_DROPPED, REQ_REJECTED
+from simulator.kernels.request_states import REQ_COMPLETED, REQ_DROPPED, REQ_REJECTED
 from simulator.workload.distribution import MAX_TOKEN_ID
 from simulator.workload.generator import RequestNetwork, SpecRequests
 from simulator.workload.types import Workload

@@ -156,7 +156,8 @@ def test_cli_prints_the_report(capsys, realistic, tmp_path):
 
 from simulator.autoscale.config import AutoscalerConfig, DelaySpec  # noqa: E402
 from simulator.config import DisaggConfig  # noqa: E402
-from simulator.result import REQ_REJECTED  # noqa: E402
+from simulator.kernels.disagg import POOL_DECODE, POOL_PREFILL  # noqa: E402
+from simulator.kernels.request_states import REQ_REJECTED  # noqa: E402
 
 STEP_LAT = LatencyConfig(alpha=(0.0, 0.0, 0.0), beta=(1000.0, 0.0, 0.0))  # every step 1 ms
 
@@ -190,8 +191,8 @@ def test_pd_imbalance_is_per_pool_and_regret_per_prefill_pick():
     each pool -- reported per pool, never prefill against decode."""
     res, wl, cfg, pol = _pd_run("always-busiest", 100_000)
     text = summarize_run(res, wl, None, sim_cfg=cfg, policy=pol)
-    pf = _pool_counts(res, res.pd.req_prefill_instance, 1)
-    dc = _pool_counts(res, res.pd.req_decode_instance, 2)
+    pf = _pool_counts(res, res.pd.req_prefill_instance, POOL_PREFILL)
+    dc = _pool_counts(res, res.pd.req_decode_instance, POOL_DECODE)
     for name, counts in (("prefill", pf), ("decode", dc)):
         busy = max(counts, key=lambda i: (counts[i], -i))
         idle = min(counts, key=lambda i: (counts[i], i))
@@ -212,8 +213,8 @@ def test_pd_imbalance_is_per_pool_and_regret_per_prefill_pick():
 def test_pd_balanced_pools_report_no_imbalance():
     res, wl, cfg, pol = _pd_run("least-loaded", 50)   # overlapping requests: load spreads
     text = summarize_run(res, wl, None, sim_cfg=cfg, policy=pol)
-    pf = _pool_counts(res, res.pd.req_prefill_instance, 1)
-    dc = _pool_counts(res, res.pd.req_decode_instance, 2)
+    pf = _pool_counts(res, res.pd.req_prefill_instance, POOL_PREFILL)
+    dc = _pool_counts(res, res.pd.req_decode_instance, POOL_DECODE)
     for counts in (pf, dc):
         assert max(counts.values()) <= 1.5 * min(counts.values())
     assert "LOAD IMBALANCE" not in text

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.kernels import layout as L
-from simulator.result import (REQ_COMPLETED, REQ_DROPPED, REQ_QUEUED, REQ_RUNNING)
+from simulator.kernels.request_states import REQ_COMPLETED, REQ_DROPPED, REQ_QUEUED, REQ_RUNNING
 
 
 # --------------------------------------------------------------------------- scorer oracles

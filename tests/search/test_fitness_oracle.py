@@ -42,7 +42,7 @@ import simulator
 from search.evaluate import evaluate
 from blis_evo.experiment import parse_experiment
 from simulator.config import INT64_MAX, PolicyConfig, ScorerSpec, SimConfig
-from simulator.result import REQ_COMPLETED, REQ_DROPPED, REQ_NOT_ARRIVED, REQ_REJECTED
+from simulator.kernels.request_states import REQ_COMPLETED, REQ_DROPPED, REQ_NOT_ARRIVED, REQ_REJECTED
 from simulator.workload.generator import generate_from_spec
 
 REL = 1e-9

@@ -14,7 +14,7 @@ from simulator.autoscale.policies import POLICIES
 from simulator.config import LatencyConfig, PolicyConfig, SimConfig
 from simulator.engine import run_with_state
 from simulator.kernels import layout as L
-from simulator.result import REQ_COMPLETED, REQ_DROPPED
+from simulator.kernels.request_states import REQ_COMPLETED, REQ_DROPPED
 from simulator.workload.types import workload_from_lists
 from tests.oracles import sim_invariants as SI
 from tests.simulator.test_properties import SETTINGS, latencies, traces

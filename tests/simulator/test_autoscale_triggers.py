@@ -18,7 +18,7 @@ from simulator import metrics
 from simulator.autoscale.config import AutoscalerConfig
 from simulator.config import PolicyConfig, SimConfig
 from simulator.engine import run_with_state
-from simulator.result import REQ_COMPLETED
+from simulator.kernels.request_states import REQ_COMPLETED
 from simulator.workload.types import workload_from_lists
 from tests.simulator.test_autoscale import BASE_LAT, _step_load
 

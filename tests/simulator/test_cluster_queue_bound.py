@@ -15,7 +15,7 @@ from simulator.autoscale.config import AutoscalerConfig, DelaySpec
 from simulator.kernels import layout as L
 from simulator.kernels.cevents import CE_LIFECYCLE, CE_ROUTING, cpush, cremove
 from simulator.kernels.goheap import ckey_pop
-from simulator.result import REQ_COMPLETED
+from simulator.kernels.request_states import REQ_COMPLETED
 from tests.simulator.test_autoscale import _run, _step_load
 from tests.simulator.test_properties import SETTINGS
 

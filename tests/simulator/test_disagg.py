@@ -14,7 +14,7 @@ from simulator.kernels import layout as L
 from simulator.kernels.disagg import (PD_AWAIT, PD_DECODE, PD_PREFILL, PD_XFER, POOL_DECODE,
                                       POOL_PREFILL)
 from simulator.engine import run_with_state
-from simulator.result import REQ_COMPLETED, REQ_DROPPED, REQ_REJECTED
+from simulator.kernels.request_states import REQ_COMPLETED, REQ_DROPPED, REQ_REJECTED
 from simulator.workload.types import workload_from_lists
 from tests.oracles import sim_invariants as SI
 from tests.simulator.test_properties import latencies, policies, traces

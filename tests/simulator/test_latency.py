@@ -12,6 +12,7 @@ import pytest
 
 from simulator import latency as L
 from simulator.errors import InputError
+from simulator.kernels import latency as KL
 from simulator.kernels.latency import _go_round, blackbox_step_us, roofline_step_us
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,13 +136,13 @@ def test_defaults_row_without_kv_blocks(tmp_path):
 
 def test_roofline_params_layout_llama():
     rp = L.roofline_params(LLAMA_DIR / "config.json", HW, "H100")
-    assert len(rp) == L.RP_LEN
-    assert rp[L.RP_LAYERS] == 32 and rp[L.RP_HIDDEN] == 4096 and rp[L.RP_HEADS] == 32
-    assert rp[L.RP_KV_HEADS] == 8 and rp[L.RP_FFN] == 14336 and rp[L.RP_BYTES_PER_PARAM] == 2
-    assert rp[L.RP_TFLOPS_PEAK] == 989.5 and rp[L.RP_BW_PEAK_TBS] == 3.35
-    assert rp[L.RP_BW_EFF] == 0.72 and rp[L.RP_T_OVERHEAD_US] == 500.0
-    assert rp[L.RP_PER_LAYER_US] == 20.0 and rp[L.RP_ALLREDUCE_US] == 20.0
-    assert rp[L.RP_MFU_PREFILL] == 0.65 and rp[L.RP_MFU_DECODE] == 0.12
+    assert len(rp) == KL.RP_LEN
+    assert rp[KL.RP_LAYERS] == 32 and rp[KL.RP_HIDDEN] == 4096 and rp[KL.RP_HEADS] == 32
+    assert rp[KL.RP_KV_HEADS] == 8 and rp[KL.RP_FFN] == 14336 and rp[KL.RP_BYTES_PER_PARAM] == 2
+    assert rp[KL.RP_TFLOPS_PEAK] == 989.5 and rp[KL.RP_BW_PEAK_TBS] == 3.35
+    assert rp[KL.RP_BW_EFF] == 0.72 and rp[KL.RP_T_OVERHEAD_US] == 500.0
+    assert rp[KL.RP_PER_LAYER_US] == 20.0 and rp[KL.RP_ALLREDUCE_US] == 20.0
+    assert rp[KL.RP_MFU_PREFILL] == 0.65 and rp[KL.RP_MFU_DECODE] == 0.12
 
 
 def test_roofline_params_text_config_and_defaults(tmp_path):
@@ -150,10 +151,10 @@ def test_roofline_params_text_config_and_defaults(tmp_path):
         "text_config": {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 8},
     })
     rp = L.roofline_params(folder / "config.json", HW, "A100-SXM")
-    assert rp[L.RP_HIDDEN] == 256 and rp[L.RP_LAYERS] == 4
-    assert rp[L.RP_KV_HEADS] == 8  # defaults to heads
-    assert rp[L.RP_FFN] == 1024  # defaults to 4 * hidden
-    assert rp[L.RP_BYTES_PER_PARAM] == 4 and rp[L.RP_TFLOPS_PEAK] == 312
+    assert rp[KL.RP_HIDDEN] == 256 and rp[KL.RP_LAYERS] == 4
+    assert rp[KL.RP_KV_HEADS] == 8  # defaults to heads
+    assert rp[KL.RP_FFN] == 1024  # defaults to 4 * hidden
+    assert rp[KL.RP_BYTES_PER_PARAM] == 4 and rp[KL.RP_TFLOPS_PEAK] == 312
 
 
 @pytest.mark.parametrize("cfg, field", [
@@ -196,7 +197,8 @@ def test_go_round_halves_away_from_zero():
 
 
 def _oracle_us(rp, tp, prefill, decode) -> Fraction:
-    """Exact (rational) step time in µs from the REFERENCE.md 1(b) roofline formulas."""
+    """Exact (rational) step time in µs from the reference's roofline formulas (BLIS cbb0de7b,
+    sim/roofline_step.go)."""
     F = Fraction
     Lr, d, H, Hkv, dff, bpp = (F(rp[i]) for i in range(6))
     peak, bw, eff, tover, per_layer, mfu_p, mfu_d, ar = (F(rp[i]) for i in range(6, 14))

@@ -21,8 +21,9 @@ from simulator.config import INT64_MAX, LatencyConfig, PolicyConfig, ScorerSpec,
 from simulator.engine import build_state, run, run_with_state
 from simulator.kernels import cluster as kc
 from simulator.kernels import layout as L
-from simulator.result import (REQ_COMPLETED, REQ_DROPPED, REQ_IN_PIPELINE, REQ_NOT_ARRIVED,
-                              REQ_QUEUED, REQ_REJECTED, REQ_RUNNING)
+from simulator.kernels.request_states import (REQ_COMPLETED, REQ_DROPPED, REQ_IN_PIPELINE,
+                                              REQ_NOT_ARRIVED, REQ_QUEUED, REQ_REJECTED,
+                                              REQ_RUNNING)
 from simulator.workload.types import workload_from_lists
 from tests.oracles import sim_invariants as SI
 

@@ -21,8 +21,9 @@ import blis_evo.metrics as BM
 from blis_evo import output as OUT
 from simulator import metrics as M
 from simulator.errors import InputError
-from simulator.result import (REQ_COMPLETED, REQ_DROPPED, REQ_IN_PIPELINE, REQ_NOT_ARRIVED,
-                              REQ_QUEUED, REQ_REJECTED, REQ_RUNNING)
+from simulator.kernels.request_states import (REQ_COMPLETED, REQ_DROPPED, REQ_IN_PIPELINE,
+                                              REQ_NOT_ARRIVED, REQ_QUEUED, REQ_REJECTED,
+                                              REQ_RUNNING)
 from tests.oracles import metrics_oracle as O
 
 NAN = math.nan

@@ -218,7 +218,7 @@ def test_result_columns(tmp_path):
     """With a simulation result: send = arrival, first/last chunk from TTFT/E2E, statuses."""
     from types import SimpleNamespace
 
-    from simulator.result import REQ_COMPLETED, REQ_QUEUED, REQ_REJECTED
+    from simulator.kernels.request_states import REQ_COMPLETED, REQ_QUEUED, REQ_REJECTED
 
     wl = workload_from_lists([10, 20, 30], [[1], [2], [3]], [[4, 5], [6], [7]])
     res = SimpleNamespace(ttft_us=np.array([100.4, np.nan, np.nan]),
