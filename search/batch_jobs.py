@@ -97,13 +97,9 @@ def load_batch(path: str | os.PathLike) -> Batch:
 
 def _read_jobs_yaml(src: str):
     """The jobs file parsed by the strict loader (duplicate keys rejected)."""
-    from simulator.workload.spec import load_strict_yaml
+    from simulator.schema import read_yaml
 
-    try:
-        text = Path(src).read_text(encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"cannot read jobs file {src!r}: {e.strerror or e}") from None
-    return load_strict_yaml(text, src, "jobs file")
+    return read_yaml(src, "jobs file")
 
 
 def _get(node: dict, key: str, default):

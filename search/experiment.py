@@ -29,7 +29,8 @@ from simulator.autoscale.config import parse_autoscaler
 from simulator.config import LatencyConfig
 from simulator.errors import InputError
 from simulator.metrics import VALID_FITNESS_KEYS
-from simulator.workload.spec import WorkloadSpec, load_strict_yaml, parse_workload_spec
+from simulator.schema import load_yaml
+from simulator.workload.spec import WorkloadSpec, parse_workload_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -456,7 +457,7 @@ def parse_experiment(text: str, *, src: str = "<experiment>", base_dir: str = ".
     ``src`` prefixes error messages; ``base_dir`` resolves relative paths.  Raises
     :class:`InputError` (one line naming the key path) on any problem.
     """
-    return _P(src, base_dir).experiment(load_strict_yaml(text, src, "experiment"))
+    return _P(src, base_dir).experiment(load_yaml(text, src, "experiment"))
 
 
 def load_experiment(path) -> Experiment:

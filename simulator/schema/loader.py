@@ -66,7 +66,7 @@ def load_yaml(text: str, source: str, what: str = "document") -> Any:
     ``source`` starts every error message (a file name, or e.g. ``policy-config p.yaml``);
     ``what`` names the expected content in the empty-file message.  Raises InputError:
     ``<source>: invalid YAML at line L, column C: <problem>``, ``<source>: duplicate key 'k' at
-    line L``, ``<source>: file is empty (expected a <what>)``, ``<source>: expected one YAML
+    line L``, ``<source>: file is empty (expected a(n) <what>)``, ``<source>: expected one YAML
     document, found N``.
     """
     import yaml
@@ -83,7 +83,8 @@ def load_yaml(text: str, source: str, what: str = "document") -> Any:
     except yaml.YAMLError as e:
         raise InputError(one_line(f"{source}: invalid YAML: {e}")) from None
     if not docs or docs == [None]:
-        raise InputError(f"{source}: file is empty (expected a {what})")
+        article = "an" if what[:1].lower() in "aeiou" else "a"
+        raise InputError(f"{source}: file is empty (expected {article} {what})")
     if len(docs) > 1:
         raise InputError(f"{source}: expected one YAML document, found {len(docs)}")
     return docs[0]

@@ -333,7 +333,7 @@ BAD_JOBS = [
     ("name not a folder name", "out: res\njobs: [{experiment: a.yaml, name: ../up}]\n",
      "jobs.yaml: jobs[0].name '../up' is not usable as a folder name"),
     ("duplicate YAML key", "out: res\nout: other\njobs: [{experiment: a.yaml}]\n",
-     "jobs.yaml: not valid YAML"),
+     "jobs.yaml: duplicate key 'out' at line 2"),
 ]
 
 
