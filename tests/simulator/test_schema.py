@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 
 import jsonschema
 import pytest
 import yaml
 
 from simulator.errors import InputError
+from simulator.policies.declare import FLOAT, INT, Param
 from simulator.schema import (MISSING, At, Bool, Choice, Custom, Either, Int, ListOf, Mapping,
                               Number, Str, Switch, Tagged, document, forbidden, from_param,
                               load_yaml, read_yaml)
@@ -235,22 +235,9 @@ def test_declaration_mistakes_are_caught_when_the_schema_is_built():
 # ------------------------------------------------------------------------- fields from Params
 
 
-@dataclass(frozen=True)
-class _Param:
-    """Stands in for simulator.policies.declare.Param (same attributes)."""
-
-    name: str
-    kind: str
-    default: float
-    low: float
-    high: float
-    unit: str
-    help: str
-
-
-PARAMS = (_Param("up_load", "float", 16.0, 0.5, 512.0, "requests/replica", "scale up above"),
-          _Param("step", "int", 1, 1, 64, "replicas", "replicas per action"),
-          _Param("window", "float", 1.0, 0.0, math.inf, "s", "look-back window"))
+PARAMS = (Param("up_load", FLOAT, 16.0, 0.5, 512.0, "requests/replica", "scale up above"),
+          Param("step", INT, 1, 1, 64, "replicas", "replicas per action"),
+          Param("window", FLOAT, 1.0, 0.0, math.inf, "s", "look-back window"))
 
 
 def test_a_schema_is_built_from_parameter_declarations():
@@ -273,15 +260,6 @@ def test_a_schema_is_built_from_parameter_declarations():
         "minimum": 1, "maximum": 64, "default": 1}
     assert "maximum" not in js["properties"]["window"]
     assert from_param(PARAMS[0], default=MISSING).default is MISSING
-
-
-def test_fields_from_the_policy_declarations_when_present():
-    declare = pytest.importorskip("simulator.policies.declare")
-    p = declare.Param("target", declare.FLOAT, 0.6, 0.05, 1.0, "fraction", "utilisation to hold")
-    f = from_param(p)
-    assert f.parse(0.5, At()) == 0.5 and f.default == 0.6 and f.unit == "fraction"
-    with pytest.raises(InputError, match=r"must be in \[0.05, 1\], got 2"):
-        f.parse(2, At())
 
 
 # ------------------------------------------------------------------------------- JSON Schema
