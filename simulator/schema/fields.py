@@ -4,8 +4,9 @@ A schema is a tree of :class:`Field` objects.  Each field type parses one value 
 describes itself for error messages (``describe``) and renders itself as JSON Schema
 (``json``); the root is usually a :class:`Mapping` of named fields.  Every field takes the same
 keyword arguments: ``required``, ``default``, ``help``, ``unit``, ``what`` (how messages call
-the value) and ``then`` (a function ``(value, at) -> value`` run after the checks: cross-field
-rules and building the result object).
+the value), ``then`` (a function ``(value, at) -> value`` run after the checks: cross-field
+rules and building the result object) and ``ref`` (a name under which the JSON Schema shares the
+field's definition in ``$defs``).
 
 Conventions shared by every parser built from these types:
 
