@@ -32,11 +32,8 @@ missing/null/empty value means "not set" (the CLI flag or reference default appl
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
-
-import yaml
 
 from simulator.policies import registry
 from simulator.policies.declare import INT, Param
@@ -44,8 +41,9 @@ from simulator.policies.registry import family, policy_params
 from simulator.policy_encoding import POLICY_FAMILIES
 from simulator.config import INT64_MAX as _INT64_MAX, PolicyConfig, ScorerSpec
 from simulator.autoscale.config import AutoscalerConfig, parse_autoscaler
-from simulator.errors import InputError, one_line
+from simulator.errors import InputError
 from simulator.fileio import read_text
+from simulator.schema import load_yaml
 
 from .bundle_values import (PREFIX, expect_mapping, expect_number, expect_string, go_quote,
                             type_name)
@@ -122,42 +120,6 @@ def policy_sections(policy: PolicyConfig) -> dict[str, Any]:
         if key == "routing" and name == "weighted":
             section["scorers"] = [{"name": s.name, "weight": float(s.weight)} for s in policy.scorers]
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# YAML loading
-# ---------------------------------------------------------------------------------------------
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and reads YAML 1.2 floats such as ``1e3``."""
-
-
-_StrictLoader.yaml_implicit_resolvers = {
-    key: list(resolvers) for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if not isinstance(key, (str, int, float, bool)) and key is not None:
-            raise InputError(f"{PREFIX}: keys must be plain scalars (line {key_node.start_mark.line + 1})")
-        if key in seen:
-            raise InputError(
-                f"{PREFIX}: duplicate key {key!r} at line {key_node.start_mark.line + 1}"
-            )
-        seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _policy_name(family: str, label: str, value: Any, path: str) -> str | None:
@@ -272,13 +234,5 @@ def load_policy_bundle(path: str) -> PolicyBundle:
     scorer names, duplicate scorers, non-positive/non-finite scorer weights, negative or
     non-finite token-bucket numbers and ``engine`` knobs that are not integers >= 0.
     """
-    text = read_text(path, "--policy-config")
-    try:
-        docs = list(yaml.load_all(text, Loader=_StrictLoader))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{PREFIX} {path}: invalid YAML: {one_line(exc)}") from None
-    if not docs or docs[0] is None:
-        raise InputError(f"{PREFIX} {path}: file is empty")
-    if len(docs) > 1:
-        raise InputError(f"{PREFIX} {path}: expected one YAML document, found {len(docs)}")
-    return bundle_from_mapping(docs[0], os.path.dirname(os.path.abspath(path)))
+    doc = load_yaml(read_text(path, "--policy-config"), f"{PREFIX} {path}", "policy bundle")
+    return bundle_from_mapping(doc, os.path.dirname(os.path.abspath(path)))

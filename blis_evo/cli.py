@@ -477,8 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``argv`` is ``["run", <flags>...]`` (the leading ``run`` may be omitted),
     ``["replay", "--policy", ...]`` (champion replay, :func:`search.replay.main`),
     ``["replay", "--trace", DIR, <run flags>...]`` (a recorded trace through the simulator: the
-    same as ``run --workload-spec DIR``), ``["observe", ...]`` (:func:`blis_evo.observe.main`)
-    or ``["calibrate", ...]`` (:func:`blis_evo.calibrate.main`).  Returns 0 on
+    same as ``run --workload-spec DIR``), ``["observe", ...]`` (:func:`blis_evo.observe.main`),
+    ``["calibrate", ...]`` (:func:`blis_evo.calibrate.main`) or ``["schema", NAME]``
+    (:func:`blis_evo.schema_command.main`: print an input format's JSON Schema).  Returns 0 on
     success, 2 on bad input (``blis: error: <one line>`` on stderr, no traceback, no results
     file), 130 on Ctrl-C, and the argparse status for ``--help``.  Never calls ``sys.exit``;
     the console script and ``python -m blis_evo`` do that with the returned value.
@@ -502,6 +503,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .calibrate import main as calibrate_main  # lazy: as observe
 
         return calibrate_main(args[1:], prog="blis")
+    if args and args[0] == "schema":
+        from .schema_command import main as schema_main  # lazy: as observe
+
+        return schema_main(args[1:], prog="blis")
     try:
         try:
             ns = parse_run_args(args)

@@ -31,9 +31,10 @@ from simulator.config import LatencyConfig
 from simulator.errors import InputError, one_line
 from simulator.latency import resolve_latency
 from simulator.metrics import VALID_FITNESS_KEYS
+from simulator.schema import load_yaml
 from simulator.workload.scenarios import SCENARIO_NAMES
-from simulator.workload.spec import (WorkloadSpec, load_strict_yaml, load_workload_spec,
-                                     parse_workload_spec, scenario_spec)
+from simulator.workload.spec import (WorkloadSpec, load_workload_spec, parse_workload_spec,
+                                     scenario_spec)
 from simulator.workload.tracev2 import is_trace_v2, trace_v2_paths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -459,7 +460,7 @@ def parse_experiment(text: str, *, src: str = "<experiment>", base_dir: str = ".
     ``src`` prefixes error messages; ``base_dir`` resolves relative paths.  Raises
     :class:`InputError` (one line naming the key path) on any problem.
     """
-    return _P(src, base_dir).experiment(load_strict_yaml(text, src, "experiment"))
+    return _P(src, base_dir).experiment(load_yaml(text, src, "experiment"))
 
 
 def load_experiment(path) -> Experiment:

@@ -533,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "Other commands: blis replay --policy P (re-evaluate a policy bundle on "
                          "fresh seeds), blis replay --trace DIR (simulate a recorded trace), "
                          "blis observe (record a real server), blis calibrate (compare a trace "
-                         "with the simulator and fit alpha/beta); each takes --help.")
+                         "with the simulator and fit alpha/beta), blis schema NAME (print the "
+                         "JSON Schema of an input file format); each takes --help.")
     for flag in run_flags():
         _add_flag(run, flag)
     return parser

@@ -1,4 +1,5 @@
-"""The jobs file of ``python -m search.batch``: its strict parser and the runs it expands to.
+"""The jobs file of ``python -m search.batch``: its schema (:data:`JOBS_FILE`, declared with
+:mod:`simulator.schema`) and the runs it expands to.
 
 See :mod:`search.batch` for the format and the rerun rules.  Everything is validated, and every
 experiment loaded, before anything runs; errors are one-line InputErrors naming the file and key.
@@ -12,15 +13,37 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from blis_evo.commands import check_output_dir
-from blis_evo.experiment import _P, experiment_digest, experiment_from_arg
-from simulator.errors import InputError
-from simulator.workload.spec import load_strict_yaml
+from blis_evo.experiment import experiment_digest, experiment_from_arg
+from simulator.schema import At, Int, ListOf, Mapping, Str, read_yaml
 
-TOP_KEYS = ("out", "workers", "ray_address", "generations", "jobs", "grid")
-JOB_KEYS = ("experiment", "seeds", "name", "generations")
-GRID_KEYS = ("experiments", "seeds", "generations")
 MAX_WORKERS = 1024
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+_SEEDS = ListOf(Int(ge=0), min_items=1, unique="seed",
+                help="search seeds (default: [search.seed] of the experiment)")
+_GENERATIONS = Int(ge=1, help="generations (overrides the experiment's search.generations)")
+_EXPERIMENT = Str(nonempty=True, help="an experiment file (relative to the jobs file) or default "
+                                      "(the embedded default experiment)")
+JOBS_FILE = Mapping({
+    "out": Str(nonempty=True, required=True,
+               help="root output folder; run <name> seed <s> goes to <out>/<name>/seed-<s>"),
+    "workers": Int(ge=1, le=MAX_WORKERS, default=1,
+                   help="evaluation workers; > 1 starts Ray once for the whole batch"),
+    "ray_address": Str(nonempty=True, help="join this Ray cluster (needs workers > 1)"),
+    "generations": Int(ge=1, help="default generations of every run"),
+    "jobs": ListOf(Mapping({"experiment": Str(nonempty=True, required=True, help=_EXPERIMENT.help),
+                            "seeds": _SEEDS,
+                            "name": Str(nonempty=True, help="run name (default: the experiment's "
+                                                            "name); a folder name, unique"),
+                            "generations": _GENERATIONS}),
+                   what="a list of {experiment, seeds, name, generations} mappings",
+                   help="explicit runs"),
+    "grid": Mapping({"experiments": ListOf(_EXPERIMENT, min_items=1, required=True,
+                                           what="a non-empty list of experiment files (or default)"),
+                     "seeds": _SEEDS, "generations": _GENERATIONS},
+                    help="every experiment x every seed"),
+}, help="the jobs file of python -m search.batch")
+"""The jobs-file schema (:mod:`simulator.schema` declaration)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,108 +97,65 @@ def load_batch(path: str | os.PathLike) -> Batch:
     ``jobs.yaml: jobs[1].experiment: cannot read experiment ...``).  Creates nothing.
     """
     src = os.fspath(path)
-    doc = _read_jobs_yaml(src)
-    p = _P(src, os.path.dirname(os.path.abspath(src)))
-    p.mapping(doc, "", TOP_KEYS, ("out",))
-    out = Path(p.path(doc["out"], "out"))
-    workers = p.integer(_get(doc, "workers", 1), "workers", 1, MAX_WORKERS)
-    ray_address = _ray_address(p, doc.get("ray_address"), workers)
-    default_gens = _optional_generations(p, doc.get("generations"), "generations")
-    entries = (_job_entries(p, doc.get("jobs"), default_gens)
-               + _grid_entries(p, doc.get("grid"), default_gens))
+    at = At(src, context=os.path.dirname(os.path.abspath(src)))
+    doc = JOBS_FILE.parse(read_yaml(src, "jobs file"), at)
+    out = Path(_resolve(doc["out"], at))
+    if doc.get("ray_address") is not None and doc["workers"] == 1:
+        (at / "ray_address").fail("needs workers > 1 (with workers: 1 the search never uses Ray)")
+    default_gens = doc.get("generations")
+    entries = (_job_entries(at, doc.get("jobs", []), default_gens)
+               + _grid_entries(at, doc.get("grid"), default_gens))
     if not entries:
-        p.fail("", "needs at least one experiment under jobs or grid.experiments")
-    _check_unique_names(p, entries)
+        at.fail("needs at least one experiment under jobs or grid.experiments")
+    _check_unique_names(at, entries)
     runs = tuple(Run(name=e.name, seed=s, generations=e.generations, experiment=e.experiment,
                      experiment_arg=e.experiment_arg, digest=experiment_digest(e.experiment),
                      folder=out / e.name / f"seed-{s}")
                  for e in entries for s in e.seeds)
     _check_writable(src, out, runs)
-    return Batch(source=src, out=out, workers=workers, ray_address=ray_address, runs=runs)
+    return Batch(source=src, out=out, workers=doc["workers"], ray_address=doc.get("ray_address"),
+                 runs=runs)
 
 
-def _read_jobs_yaml(src: str):
-    """The jobs file parsed by the strict loader (duplicate keys rejected)."""
-    try:
-        text = Path(src).read_text(encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"cannot read jobs file {src!r}: {e.strerror or e}") from None
-    return load_strict_yaml(text, src, "jobs file")
+def _resolve(path: str, at: At) -> str:
+    """``path`` resolved against the jobs file's directory (``at.context``) unless absolute."""
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(at.context, path))
 
 
-def _get(node: dict, key: str, default):
-    """``node[key]`` unless absent or null."""
-    value = node.get(key)
-    return default if value is None else value
+def _load_entry_experiment(text: str, at: At):
+    """The experiment named at ``at``: ``default`` (embedded) or a path relative to the jobs
+    file; errors are prefixed with the jobs file and the key path."""
+    target = text if text == "default" else _resolve(text, at)
+    return text, experiment_from_arg(target, flag=f"{at.source}: {at.path}")
 
 
-def _ray_address(p, value, workers: int) -> str | None:
-    """The validated ``ray_address`` (a non-empty string, only meaningful with workers > 1)."""
-    if value is None:
-        return None
-    address = p.string(value, "ray_address")
-    if workers == 1:
-        p.fail("ray_address", "needs workers > 1 (with workers: 1 the search never uses Ray)")
-    return address
-
-
-def _optional_generations(p, value, key: str) -> int | None:
-    """A ``generations`` override (integer >= 1) or None."""
-    return None if value is None else p.integer(value, key, 1)
-
-
-def _seeds(p, value, key: str, exp) -> tuple[int, ...]:
-    """A ``seeds`` list (distinct integers >= 0), default ``[search.seed]`` of ``exp``."""
-    if value is None:
-        return (exp.search.seed,)
-    return p.seed_list(value, key)
-
-
-def _load_entry_experiment(p, value, key: str):
-    """The experiment named at ``key``: ``default`` (embedded) or a path relative to the jobs
-    file; errors are prefixed with the jobs file and ``key``."""
-    text = p.string(value, key)
-    target = text if text == "default" else p.path(text, key)
-    return text, experiment_from_arg(target, flag=f"{p.src}: {key}")
-
-
-def _job_entries(p, jobs, default_gens: int | None) -> list[_Entry]:
+def _job_entries(at: At, jobs: list[dict], default_gens: int | None) -> list[_Entry]:
     """The entries of the ``jobs`` list."""
-    if jobs is None:
-        return []
-    if not isinstance(jobs, list):
-        p.fail("jobs", "must be a list of {experiment, seeds, name, generations} mappings")
     entries = []
     for i, job in enumerate(jobs):
-        key = f"jobs[{i}]"
-        p.mapping(job, key, JOB_KEYS, ("experiment",))
-        arg, exp = _load_entry_experiment(p, job["experiment"], f"{key}.experiment")
-        name = p.string(job["name"], f"{key}.name") if job.get("name") is not None else exp.name
-        _check_name(p, name, f"{key}.name")
-        gens = _optional_generations(p, job.get("generations"), f"{key}.generations")
-        entries.append(_Entry(key, name, exp, arg, _seeds(p, job.get("seeds"), f"{key}.seeds", exp),
-                              _first(gens, default_gens, exp.search.generations)))
+        key = at / "jobs" / i
+        arg, exp = _load_entry_experiment(job["experiment"], key / "experiment")
+        name = job.get("name", exp.name)
+        _check_name(name, key / "name")
+        entries.append(_Entry(key.path, name, exp, arg, tuple(job.get("seeds", [exp.search.seed])),
+                              _first(job.get("generations"), default_gens, exp.search.generations)))
     return entries
 
 
-def _grid_entries(p, grid, default_gens: int | None) -> list[_Entry]:
+def _grid_entries(at: At, grid: dict | None, default_gens: int | None) -> list[_Entry]:
     """The entries of the ``grid`` (every experiment with the grid's seeds)."""
     if grid is None:
         return []
-    p.mapping(grid, "grid", GRID_KEYS, ("experiments",))
-    experiments = grid["experiments"]
-    if not isinstance(experiments, list) or not experiments:
-        p.fail("grid.experiments", "must be a non-empty list of experiment files (or default)")
-    gens = _optional_generations(p, grid.get("generations"), "grid.generations")
     entries = []
-    for j, value in enumerate(experiments):
-        key = f"grid.experiments[{j}]"
-        arg, exp = _load_entry_experiment(p, value, key)
-        _check_name(p, exp.name, key, label="(experiment name) ",
+    for j, value in enumerate(grid["experiments"]):
+        key = at / "grid" / "experiments" / j
+        arg, exp = _load_entry_experiment(value, key)
+        _check_name(exp.name, key, label="(experiment name) ",
                     hint="; list it under jobs with a name instead")
-        seeds = _seeds(p, grid.get("seeds"), "grid.seeds", exp)
-        entries.append(_Entry(key, exp.name, exp, arg, seeds,
-                              _first(gens, default_gens, exp.search.generations)))
+        entries.append(_Entry(key.path, exp.name, exp, arg,
+                              tuple(grid.get("seeds", [exp.search.seed])),
+                              _first(grid.get("generations"), default_gens,
+                                     exp.search.generations)))
     return entries
 
 
@@ -184,20 +164,21 @@ def _first(*values):
     return next(v for v in values if v is not None)
 
 
-def _check_name(p, name: str, key: str, label: str = "", hint: str = "") -> None:
+def _check_name(name: str, at: At, label: str = "", hint: str = "") -> None:
     """A run name becomes a folder name: letters, digits, ``.``, ``_``, ``-``, not leading ``.``."""
     if not NAME_PATTERN.fullmatch(name):
-        p.fail(key, f"{label}{name!r} is not usable as a folder name (letters, digits, '.', '_', "
-                    f"'-'; not starting with '.' or '-'){hint}")
+        at.fail(f"{label}{name!r} is not usable as a folder name (letters, digits, '.', '_', "
+                f"'-'; not starting with '.' or '-'){hint}")
 
 
-def _check_unique_names(p, entries: list[_Entry]) -> None:
+def _check_unique_names(at: At, entries: list[_Entry]) -> None:
     """Every entry needs its own name (its runs go to ``<out>/<name>/``)."""
     first: dict[str, str] = {}
     for e in entries:
         if e.name in first:
-            p.fail(e.key, f"name {e.name!r} is already used by {first[e.name]}; names must be "
-                          "unique (set name: in jobs, or give the experiments distinct names)")
+            At(at.source, e.key).fail(
+                f"name {e.name!r} is already used by {first[e.name]}; names must be unique (set "
+                "name: in jobs, or give the experiments distinct names)")
         first[e.name] = e.key
 
 

@@ -1,5 +1,7 @@
-"""Autoscaler configuration: frozen dataclasses and the one strict parser of the ``autoscaler``
-mapping (policy bundle YAML, experiment YAML; the CLI builds the same mapping from flags).
+"""Autoscaler configuration: frozen dataclasses and the schema (:data:`AUTOSCALER`, declared with
+:mod:`simulator.schema`) of the ``autoscaler`` mapping (policy bundle YAML, experiment YAML;
+the CLI builds the same mapping from flags).  A policy's ``params`` are checked against the
+parameters the policy declares (:func:`params_schema`).
 
 Schema (every key optional except ``policy``; times in seconds)::
 
@@ -26,14 +28,13 @@ Schema (every key optional except ``policy``; times in seconds)::
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from simulator.policies.lifecycle import DRAIN, WARMUP
-from simulator.errors import InputError
+from simulator.schema import At, Choice, Either, Int, ListOf, Mapping, Number, Switch, from_param
 
 from .policies import POLICIES
 
@@ -97,126 +98,107 @@ class AutoscalerConfig:
         return max(m for m in range(k + 1) if (k - m) / k >= self.trigger_slo_attainment)
 
 
-KEYS = ("policy", "params", "min_replicas", "max_replicas", "initial_replicas", "interval_s",
-        "trigger_load_per_replica", "trigger_slo_attainment", "trigger_slo_window",
-        "provisioning_delay_s", "model_load_time_s",
-        "warmup_duration_s", "warmup_profile", "warmup_penalty", "drain_policy", "slo_ttft_ms",
-        "oscillation_window_s")
-
-
-def _fail(path: str, msg: str):
-    raise InputError(f"{path}: {msg}")
-
-
-def _num(v: Any, path: str, lo: float = 0.0, hi: float = math.inf) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        _fail(path, f"expected a number, got {v!r}")
-    if not lo <= v <= hi:
-        _fail(path, f"must be in [{lo:g}, {hi:g}], got {v!r}")
-    return float(v)
-
-
-def _int(v: Any, path: str, lo: int = 0) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        _fail(path, f"expected an integer, got {v!r}")
-    if v < lo:
-        _fail(path, f"must be >= {lo}, got {v}")
-    return int(v)
-
-
-def _choice(v: Any, path: str, valid) -> str:
-    if not isinstance(v, str) or v not in valid:
-        _fail(path, f"unknown value {v!r}; valid: {', '.join(valid)}")
-    return v
-
-
-def parse_delay(v: Any, path: str) -> DelaySpec:
-    """A number, ``{uniform: [lo, hi]}`` or ``{exponential: mean}`` (seconds, >= 0)."""
-    if not isinstance(v, dict):
-        return DelaySpec("fixed", _num(v, path))
-    if len(v) != 1 or next(iter(v)) not in DELAY_KINDS:
-        _fail(path, f"expected a number or one of {{{', '.join(DELAY_KINDS)}: ...}}, got {v!r}")
+def _delay(v, at) -> DelaySpec:
+    if isinstance(v, float):
+        return DelaySpec("fixed", v)
     kind, arg = next(iter(v.items()))
     if kind == "uniform":
-        if not isinstance(arg, list) or len(arg) != 2:
-            _fail(f"{path}.uniform", f"expected [low, high], got {arg!r}")
-        lo, hi = _num(arg[0], f"{path}.uniform"), _num(arg[1], f"{path}.uniform")
+        lo, hi = arg
         if lo > hi:
-            _fail(f"{path}.uniform", f"low {lo:g} is greater than high {hi:g}")
+            (at / "uniform").fail(f"low {lo:g} is greater than high {hi:g}")
         return DelaySpec("uniform", lo, hi)
-    return DelaySpec(kind, _num(arg, f"{path}.{kind}"))
+    return DelaySpec(kind, arg)
 
 
-def parse_params(policy: str, v: Any, path: str) -> tuple[tuple[str, float], ...]:
-    """A policy's parameters, each within its declared [low, high], in declaration order."""
-    if v is None:
-        return ()
-    if not isinstance(v, dict):
-        _fail(path, f"expected a mapping, got {v!r}")
-    declared = {p.name: p for p in POLICIES[policy].PARAMS}
-    for k in v:
-        if k not in declared:
-            _fail(f"{path}.{k}", f"unknown parameter of {policy} (allowed: {', '.join(declared) or 'none'})")
-    return tuple((k, _num(v[k], f"{path}.{k}", p.low, p.high))
-                 for k, p in declared.items() if k in v)
+def delay_field(**kw) -> Either:
+    """A duration in seconds (>= 0): a number, ``{uniform: [lo, hi]}``, ``{exponential: mean}``
+    or ``{fixed: value}``; parsed to a :class:`DelaySpec`."""
+    return Either(
+        Number(ge=0),
+        Mapping({"fixed": Number(ge=0), "uniform": ListOf(Number(ge=0), min_items=2, max_items=2),
+                 "exponential": Number(ge=0, help="mean")}, exactly_one=DELAY_KINDS),
+        then=_delay, unit="s", **kw)
 
 
-def parse_autoscaler(doc: Any, path: str = "autoscaler") -> AutoscalerConfig:
-    """Validate an ``autoscaler`` mapping; one-line :class:`InputError` naming the key."""
-    if not isinstance(doc, dict):
-        _fail(path, f"expected a mapping, got {doc!r}")
-    for k in doc:
-        if k not in KEYS:
-            _fail(f"{path}.{k}", f"unknown key (allowed: {', '.join(KEYS)})")
-    if "policy" not in doc:
-        _fail(f"{path}.policy", f"missing; valid: {', '.join(POLICIES)}")
-    policy = _choice(doc["policy"], f"{path}.policy", tuple(POLICIES))
-    out: dict[str, Any] = {"policy": policy,
-                           "params": parse_params(policy, doc.get("params"), f"{path}.params")}
-    for k in ("min_replicas", "max_replicas"):
-        if k in doc:
-            out[k] = _int(doc[k], f"{path}.{k}", 1)
-    if "initial_replicas" in doc and doc["initial_replicas"] is not None:
-        out["initial_replicas"] = _int(doc["initial_replicas"], f"{path}.initial_replicas", 1)
-    if "trigger_load_per_replica" in doc:
-        out["trigger_load_per_replica"] = _int(doc["trigger_load_per_replica"],
-                                               f"{path}.trigger_load_per_replica")
-    if "trigger_slo_attainment" in doc:
-        out["trigger_slo_attainment"] = _num(doc["trigger_slo_attainment"],
-                                             f"{path}.trigger_slo_attainment", 0.0, 1.0)
-    if "trigger_slo_window" in doc:
-        out["trigger_slo_window"] = _int(doc["trigger_slo_window"], f"{path}.trigger_slo_window", 1)
-        if out["trigger_slo_window"] > MAX_SLO_WINDOW:
-            _fail(f"{path}.trigger_slo_window",
-                  f"must be <= {MAX_SLO_WINDOW}, got {out['trigger_slo_window']}")
-    if "interval_s" in doc:
-        out["interval_s"] = _num(doc["interval_s"], f"{path}.interval_s", 1e-3)
-    for k in ("warmup_duration_s", "slo_ttft_ms", "oscillation_window_s"):
-        if k in doc:
-            out[k] = _num(doc[k], f"{path}.{k}")
-    if "warmup_penalty" in doc:
-        out["warmup_penalty"] = _num(doc["warmup_penalty"], f"{path}.warmup_penalty", 1.0, 100.0)
-    for k in ("provisioning_delay_s", "model_load_time_s"):
-        if k in doc:
-            out[k] = parse_delay(doc[k], f"{path}.{k}")
-    if "warmup_profile" in doc:
-        out["warmup_profile"] = _choice(doc["warmup_profile"], f"{path}.warmup_profile",
-                                        tuple(WARMUP.names()))
-    if "drain_policy" in doc:
-        out["drain_policy"] = _choice(doc["drain_policy"], f"{path}.drain_policy",
-                                      tuple(DRAIN.names()))
-    cfg = AutoscalerConfig(**out)
-    check_bounds(cfg, path)
+def declared_params(policy: str) -> tuple:
+    """The declared parameters (:class:`simulator.policies.declare.Param`) of autoscaler
+    ``policy``, in declaration order."""
+    return tuple(POLICIES[policy].PARAMS)
+
+
+def params_schema(policy: str) -> Mapping:
+    """The ``params`` mapping of ``policy``: its declared parameters, each within its bounds;
+    parsed to ``((name, value), ...)`` in declaration order, holding only the given ones."""
+    return Mapping({p.name: from_param(p) for p in declared_params(policy)},
+                   fill_defaults=False, key_what=f"parameter of {policy}",
+                   then=lambda v, at: tuple((k, float(x)) for k, x in v.items()),
+                   help=f"parameters of the {policy} policy")
+
+
+def _config(v, at) -> AutoscalerConfig:
+    cfg = AutoscalerConfig(**v)
+    check_bounds(cfg, at)
     return cfg
 
 
-def check_bounds(cfg: AutoscalerConfig, path: str = "autoscaler") -> None:
+_D = AutoscalerConfig()
+AUTOSCALER = Mapping({
+    "policy": Choice(lambda: tuple(POLICIES), required=True, help="autoscaling policy"),
+    "params": Switch("policy", lambda: {name: params_schema(name) for name in POLICIES},
+                     default=(), help="the policy's parameters (default: their declared defaults)"),
+    "min_replicas": Int(ge=1, default=_D.min_replicas, unit="replicas", help="fewest replicas"),
+    "max_replicas": Int(ge=1, default=_D.max_replicas, unit="replicas", help="most replicas"),
+    "initial_replicas": Int(ge=1, unit="replicas",
+                            help="replicas at time 0 (default: the cluster's num_instances "
+                                 "clipped into [min_replicas, max_replicas])"),
+    "interval_s": Number(ge=1e-3, default=_D.interval_s, unit="s", help="evaluation period"),
+    "trigger_load_per_replica": Int(ge=0, default=_D.trigger_load_per_replica,
+                                    unit="requests/replica",
+                                    help="> 0: also evaluate when the load per routable "
+                                         "instance reaches it"),
+    "trigger_slo_attainment": Number(ge=0, le=1, default=_D.trigger_slo_attainment,
+                                     help="> 0: also evaluate when the SLO attainment of the last "
+                                          "trigger_slo_window first tokens falls below it"),
+    "trigger_slo_window": Int(ge=1, le=MAX_SLO_WINDOW, default=_D.trigger_slo_window,
+                              unit="first tokens", help="window of the SLO trigger"),
+    "provisioning_delay_s": delay_field(default=_D.provisioning_delay_s,
+                                        help="from the scale-up decision to the replica existing"),
+    "model_load_time_s": delay_field(default=_D.model_load_time_s,
+                                     help="from the replica existing to it serving"),
+    "warmup_duration_s": Number(ge=0, default=_D.warmup_duration_s, unit="s",
+                                help="a new replica's warmup"),
+    "warmup_profile": Choice(WARMUP.names, default=_D.warmup_profile,
+                             help="how the warmup penalty decays"),
+    "warmup_penalty": Number(ge=1, le=100, default=_D.warmup_penalty,
+                             help="step-time multiplier when warmup starts"),
+    "drain_policy": Choice(DRAIN.names, default=_D.drain_policy,
+                           help="what a replica being removed does with its requests"),
+    "slo_ttft_ms": Number(ge=0, default=_D.slo_ttft_ms, unit="ms",
+                          help="TTFT target of the SLO attainment (policy context and metrics)"),
+    "oscillation_window_s": Number(ge=0, default=_D.oscillation_window_s, unit="s",
+                                   help="two opposite actions closer than this count as one "
+                                        "oscillation"),
+}, then=_config, help="autoscaling of a monolithic cluster (blis-evo extension)")
+"""The ``autoscaler`` mapping (:mod:`simulator.schema` declaration)."""
+KEYS = tuple(AUTOSCALER.fields)
+
+
+def parse_autoscaler(doc: Any, path: str = "autoscaler") -> AutoscalerConfig:
+    """Validate an ``autoscaler`` mapping; one-line :class:`InputError` naming the key path
+    (``path`` prefixes it, e.g. ``exp.yaml: autoscaler``)."""
+    return AUTOSCALER.parse(doc, At("", path))
+
+
+def check_bounds(cfg: AutoscalerConfig, path: "str | At" = "autoscaler") -> None:
     """min_replicas <= max_replicas (and initial_replicas within them when given)."""
+    at = path if isinstance(path, At) else At("", path)
     if cfg.min_replicas > cfg.max_replicas:
-        _fail(f"{path}.min_replicas", f"{cfg.min_replicas} is greater than max_replicas {cfg.max_replicas}")
+        (at / "min_replicas").fail(f"must be <= max_replicas ({cfg.max_replicas}), got "
+                                   f"{cfg.min_replicas}")
     if cfg.initial_replicas is not None and not cfg.min_replicas <= cfg.initial_replicas <= cfg.max_replicas:
-        _fail(f"{path}.initial_replicas",
-              f"must be in [{cfg.min_replicas}, {cfg.max_replicas}], got {cfg.initial_replicas}")
+        (at / "initial_replicas").fail(f"must be in [min_replicas, max_replicas] = "
+                                       f"[{cfg.min_replicas}, {cfg.max_replicas}], got "
+                                       f"{cfg.initial_replicas}")
 
 
 def to_mapping(cfg: AutoscalerConfig) -> dict:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.schema import Number, Tagged
+
 PROFILE_TYPES = ("step", "ramp", "spike", "diurnal")
 _GRID_S = 0.01   # resolution of the numerical inverse of Λ
 
@@ -98,29 +100,28 @@ def _sorted(a: np.ndarray) -> bool:
     return bool(a.size < 2 or (a[1:] >= a[:-1]).all())
 
 
-def parse_load_profile(p, node, path: str = "load_profile") -> LoadProfile:
-    """Validate a ``load_profile`` mapping with the spec parser ``p`` (its one-line errors)."""
-    keys = {"step": ("factor", "start_s", "end_s"), "ramp": ("factor", "start_s", "end_s"),
-            "spike": ("factor", "start_s", "duration_s"), "diurnal": ("amplitude", "period_s")}
-    if not isinstance(node, dict):
-        p.fail(path, f"must be a mapping, got {node!r}")
-    typ = p.choice(node.get("type"), f"{path}.type", PROFILE_TYPES)
-    p.mapping(node, path, ("type",) + keys[typ], ("type",) + keys[typ][:2])
-    kw = {"type": typ}
-    if typ == "diurnal":
-        a = p.nonneg(node["amplitude"], f"{path}.amplitude")
-        if a >= 1.0:
-            p.fail(f"{path}.amplitude", f"must be in [0, 1), got {a}")
-        kw.update(amplitude=a, period_s=p.positive(node["period_s"], f"{path}.period_s"))
-        return LoadProfile(**kw)
-    kw.update(factor=p.positive(node["factor"], f"{path}.factor"),
-              start_s=p.nonneg(node["start_s"], f"{path}.start_s"))
-    if typ == "spike":
-        kw["end_s"] = kw["start_s"] + p.positive(node.get("duration_s", 1.0), f"{path}.duration_s")
-    elif node.get("end_s") is not None:
-        kw["end_s"] = p.positive(node["end_s"], f"{path}.end_s")
-        if kw["end_s"] <= kw["start_s"]:
-            p.fail(f"{path}.end_s", f"must be greater than start_s {kw['start_s']}, got {kw['end_s']}")
-    elif typ == "ramp":
-        p.fail(f"{path}.end_s", "is required for a ramp")
+def _profile(v, at) -> LoadProfile:
+    """Builds the profile: a spike ends ``duration_s`` after its start; a step or ramp must
+    end after it starts."""
+    kw = dict(v)
+    if kw["type"] == "spike":
+        kw["end_s"] = kw["start_s"] + kw.pop("duration_s")
+    elif kw.get("end_s") is not None and kw["end_s"] <= kw["start_s"]:
+        (at / "end_s").fail(f"must be greater than start_s {kw['start_s']}, got {kw['end_s']}")
     return LoadProfile(**kw)
+
+
+_FACTOR = Number(gt=0, required=True, help="rate multiplier")
+_START = Number(ge=0, required=True, unit="s", help="when the change starts")
+LOAD_PROFILE = Tagged("type", {
+    "step": {"factor": _FACTOR, "start_s": _START,
+             "end_s": Number(gt=0, unit="s", help="when the factor ends (default: never)")},
+    "ramp": {"factor": _FACTOR, "start_s": _START,
+             "end_s": Number(gt=0, required=True, unit="s",
+                             help="when the ramp reaches the factor (then held)")},
+    "spike": {"factor": _FACTOR, "start_s": _START,
+              "duration_s": Number(gt=0, default=1.0, unit="s", help="how long the spike lasts")},
+    "diurnal": {"amplitude": Number(ge=0, lt=1, required=True, help="a in 1 + a*sin(2*pi*t/period)"),
+                "period_s": Number(gt=0, required=True, unit="s", help="period of the sine")},
+}, then=_profile, help="a rate multiplier over time: " + ", ".join(PROFILE_TYPES))
+"""The ``load_profile`` key of a workload spec (:mod:`simulator.schema` declaration)."""

@@ -6,8 +6,10 @@ prefix group, activity windows, multimodal or multi-turn reasoning behaviour.  T
 reference simulator's (``version``, ``seed``, ``category``, ``aggregate_rate``, ``horizon``,
 ``num_requests``, ``clients``, ``servegen_data``).
 
-Parsing is strict: unknown keys, duplicate keys, wrong types and out-of-range values raise
-:class:`~simulator.errors.InputError` with one line naming the file and the key path, e.g.
+Parsing is strict (the schema is :data:`SPEC`, declared with :mod:`simulator.schema`; ``blis
+schema workload-spec`` prints it as JSON Schema): unknown keys, duplicate keys, wrong types and
+out-of-range values raise :class:`~simulator.errors.InputError` with one line naming the file
+and the key path, e.g.
 ``spec.yaml: clients[2].arrival.cv must be in [0.01, 10.4], got 20``.  The reference rejects
 unknown keys and a few bad values; the extra range checks here (distribution parameters, windows,
 multi-turn settings) reject inputs on which the reference silently produces degenerate traffic.
@@ -26,11 +28,12 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-import yaml
 
 from simulator.errors import InputError
+from simulator.schema import (At, Bool, Choice, Custom, Int, ListOf, Mapping, Number, Str, Switch,
+                              forbidden, range_text, read_yaml, show)
 
-from .load_profile import LoadProfile, parse_load_profile
+from .load_profile import LOAD_PROFILE, LoadProfile
 from .scenarios import DEFAULT_NUM_REQUESTS, DEFAULT_RATE, DEFAULT_SEED, scenario_document
 
 ARRIVAL_PROCESSES = ("poisson", "gamma", "weibull")
@@ -45,14 +48,6 @@ PRESET_PREFIX = "preset:"
 """``load_workload_spec("preset:NAME")`` loads a built-in scenario instead of a file."""
 DEFAULT_PREFIX_LENGTH = 50
 """Prefix length of a group whose first member gives no (or a zero) ``prefix_length``."""
-
-# Named parameters each distribution type needs (empirical takes integer keys instead).
-_DIST_PARAMS = {
-    "gaussian": ("mean", "std_dev", "min", "max"),
-    "exponential": ("mean",),
-    "pareto_lognormal": ("alpha", "xm", "mu", "sigma", "mix_weight"),
-}
-
 
 # ----------------------------------------------------------------------------------------------
 # Data model (frozen, hashable: a spec can key a cache of generated workloads)
@@ -253,357 +248,213 @@ class WorkloadSpec:
 
 
 # ----------------------------------------------------------------------------------------------
-# YAML reading
+# The schema (simulator.schema declarations; also `blis schema workload-spec`)
 # ----------------------------------------------------------------------------------------------
 
-def load_strict_yaml(text: str, src: str, what: str, invalid: str = "not valid YAML"):
-    """Parse one YAML document with the strict loader (duplicate keys rejected); InputError
-    ``"<src>: <invalid>: <reason>"`` on a syntax error and ``"<src>: the <what> is empty"`` on
-    an empty document.  Shared by the workload-spec, experiment and batch-jobs readers."""
-    try:
-        doc = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as e:
-        raise InputError(f"{src}: {invalid}: {' '.join(str(e).split())}") from None
-    if doc is None:
-        raise InputError(f"{src}: the {what} is empty")
-    return doc
+_DIST_HELP = {0: "a distribution of counts or percentages (values >= 0)",
+              1: "a distribution of token lengths (values >= 1)"}
 
 
-def _yaml_loader():
-    """A SafeLoader subclass that rejects duplicate mapping keys (as the reference's YAML does)."""
-    class _StrictLoader(yaml.SafeLoader):
-        pass
-
-    def construct_mapping(loader, node, deep=False):
-        loader.flatten_mapping(node)
-        seen = {}
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    None, None, "found an unhashable mapping key", key_node.start_mark) from None
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"mapping key {key!r} is defined twice", key_node.start_mark)
-            seen[key] = True
-        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-    _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    return _StrictLoader
+def _gaussian(min_value: int):
+    """Gaussian parameters; ``max`` at least ``min`` and ``min_value``."""
+    def build(v, at):
+        if v["max"] < v["min"]:
+            (at / "max").fail(f"must be >= min ({v['min']}), got {v['max']}")
+        if v["max"] < min_value:
+            (at / "max").fail(f"must be >= {min_value}, got {v['max']}")
+        return tuple((k, float(x)) for k, x in v.items())
+    return Mapping({"mean": Number(required=True, help="mean"),
+                    "std_dev": Number(ge=0, required=True, help="standard deviation"),
+                    "min": Int(ge=0, any_size=True, required=True,
+                               help="smallest value (samples are clipped)"),
+                    "max": Int(ge=0, any_size=True, required=True,
+                               help="largest value (samples are clipped)")},
+                   then=build, help="gaussian parameters (samples rounded and clipped to [min, max])")
 
 
-def _fmt(v) -> str:
-    """How a bad value is shown in an error message."""
-    if isinstance(v, str):
-        return repr(v)
-    if isinstance(v, dict):
-        return "a mapping"
-    if isinstance(v, list):
-        return "a list"
-    if v is None:
-        return "nothing"
-    return str(v)
-
-
-def _join(path: str, key) -> str:
-    return f"{path}.{key}" if path else str(key)
-
-
-class _Parser:
-    """Walks the YAML tree with the file name for error messages."""
-
-    def __init__(self, src: str):
-        self.src = src
-
-    def fail(self, path: str, msg: str):
-        raise InputError(f"{self.src}: {path} {msg}" if path else f"{self.src}: {msg}")
-
-    # -- primitives --------------------------------------------------------------------------
-    def mapping(self, node, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()):
-        if not isinstance(node, dict):
-            self.fail(path or "document", f"must be a mapping, got {_fmt(node)}")
-        for k in node:
-            if not isinstance(k, str) or k not in allowed:
-                self.fail(_join(path, k), f"is not a known key (valid: {', '.join(allowed)})")
-        for k in required:
-            if node.get(k) is None:
-                self.fail(_join(path, k), "is required")
-        return node
-
-    def string(self, v, path: str) -> str:
-        if isinstance(v, bool) or not isinstance(v, (str, int)):
-            self.fail(path, f"must be a string, got {_fmt(v)}")
-        return str(v)
-
-    def integer(self, v, path: str, lo: int | None = None) -> int:
-        if isinstance(v, float) and math.isfinite(v) and v == int(v):
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int):
-            self.fail(path, f"must be an integer, got {_fmt(v)}")
-        if not -2**63 <= v < 2**63:
-            self.fail(path, f"must fit in a 64-bit integer, got {v}")
-        if lo is not None and v < lo:
-            self.fail(path, f"must be >= {lo}, got {v}")
-        return v
-
-    def number(self, v, path: str) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.fail(path, f"must be a number, got {_fmt(v)}")
-        f = float(v)
-        if not math.isfinite(f):
-            self.fail(path, f"must be a finite number, got {v}")
-        return f
-
-    def positive(self, v, path: str) -> float:
-        f = self.number(v, path)
-        if f <= 0:
-            self.fail(path, f"must be > 0, got {_fmt(v)}")
-        return f
-
-    def nonneg(self, v, path: str) -> float:
-        f = self.number(v, path)
-        if f < 0:
-            self.fail(path, f"must be >= 0, got {_fmt(v)}")
-        return f
-
-    def boolean(self, v, path: str) -> bool:
-        if not isinstance(v, bool):
-            self.fail(path, f"must be true or false, got {_fmt(v)}")
-        return v
-
-    def choice(self, v, path: str, valid: tuple[str, ...]) -> str:
-        s = self.string(v, path)
-        if s not in valid:
-            shown = ", ".join(x for x in valid if x)
-            self.fail(path, f"must be one of {shown}, got {s!r}")
-        return s
-
-    # -- compound ----------------------------------------------------------------------------
-    def dist(self, node, path: str, min_value: int) -> DistSpec:
-        """A distribution; ``min_value`` is the smallest value it may produce (1 for lengths)."""
-        self.mapping(node, path, ("type", "params", "file"), ("type",))
-        typ = self.choice(node["type"], _join(path, "type"), DIST_TYPES)
-        if node.get("file") is not None:
-            self.fail(_join(path, "file"), "is not supported (as in the reference); give the "
-                                           "empirical PDF inline in params")
-        params = node.get("params")
-        ppath = _join(path, "params")
-        if params is None:
-            params = {}
+def _empirical(min_value: int):
+    """An empirical PDF ``{value: probability}``: integer values >= ``min_value`` (keys may be
+    written as strings), probabilities >= 0 and not all 0; kept in file order."""
+    def check(params, at):
         if not isinstance(params, dict):
-            self.fail(ppath, f"must be a mapping, got {_fmt(params)}")
-        if typ == "empirical":
-            return self._empirical(params, ppath, typ, min_value)
-        names = _DIST_PARAMS[typ]
-        self.mapping(params, ppath, names, names)
-        p = {k: self.number(params[k], _join(ppath, k)) for k in names}
-        if typ == "gaussian":
-            for k in ("min", "max"):
-                if p[k] != int(p[k]):
-                    self.fail(_join(ppath, k), f"must be an integer, got {_fmt(params[k])}")
-                if p[k] < 0:
-                    self.fail(_join(ppath, k), f"must be >= 0, got {_fmt(params[k])}")
-            if p["std_dev"] < 0:
-                self.fail(_join(ppath, "std_dev"), f"must be >= 0, got {_fmt(params['std_dev'])}")
-            if p["max"] < p["min"]:
-                self.fail(_join(ppath, "max"), f"must be >= min ({_fmt(params['min'])}), "
-                                              f"got {_fmt(params['max'])}")
-            if p["max"] < min_value:
-                self.fail(_join(ppath, "max"), f"must be >= {min_value}, got {_fmt(params['max'])}")
-        elif typ == "exponential":
-            if p["mean"] <= 0:
-                self.fail(_join(ppath, "mean"), f"must be > 0, got {_fmt(params['mean'])}")
-        else:  # pareto_lognormal
-            for k in ("alpha", "xm"):
-                if p[k] <= 0:
-                    self.fail(_join(ppath, k), f"must be > 0, got {_fmt(params[k])}")
-            if p["sigma"] < 0:
-                self.fail(_join(ppath, "sigma"), f"must be >= 0, got {_fmt(params['sigma'])}")
-            if not 0 <= p["mix_weight"] <= 1:
-                self.fail(_join(ppath, "mix_weight"),
-                          f"must be in [0, 1], got {_fmt(params['mix_weight'])}")
-        return DistSpec(typ, tuple((k, p[k]) for k in names))
-
-    def _empirical(self, params: dict, ppath: str, typ: str, min_value: int) -> DistSpec:
+            at.expected("a mapping of value: probability", params)
         if not params:
-            self.fail(ppath, "must list at least one value: probability pair for an empirical "
-                             "distribution")
+            at.fail("must list at least one value: probability pair for an empirical distribution")
         out = {}
-        for k, v in params.items():
-            kp = _join(ppath, k)
+        for k, p in params.items():
+            kp = at / k
             key = k
             if isinstance(key, str):
                 try:
                     key = int(key.strip())
                 except ValueError:
-                    self.fail(kp, "is not an integer value (empirical keys are token counts)")
-            if isinstance(key, float) and key == int(key):
+                    kp.fail("is not an integer value (empirical keys are token counts)")
+            if isinstance(key, float) and math.isfinite(key) and key == int(key):
                 key = int(key)
             if isinstance(key, bool) or not isinstance(key, int):
-                self.fail(kp, "is not an integer value (empirical keys are token counts)")
+                kp.fail("is not an integer value (empirical keys are token counts)")
             if key < min_value:
-                self.fail(kp, f"must be >= {min_value} (empirical values), got {key}")
+                kp.fail(f"must be >= {min_value} (empirical values), got {key}")
             if key in out:
-                self.fail(kp, "is given twice")
-            out[key] = self.nonneg(v, kp)
+                kp.fail("is given twice")
+            out[key] = _PROBABILITY.parse(p, kp)
         if not any(p > 0 for p in out.values()):
-            self.fail(ppath, "must have at least one positive probability")
-        return DistSpec(typ, tuple((str(k), p) for k, p in out.items()))
+            at.fail("must have at least one positive probability")
+        return tuple((str(k), p) for k, p in out.items())
+    key = r"^\s*\+?0*[1-9][0-9_]*(\.0*)?\s*$" if min_value >= 1 else r"^\s*[-+]?[0-9_]+(\.0*)?\s*$"
+    return Custom(check, what="a mapping of value: probability", json_schema={
+        "type": "object", "minProperties": 1, "additionalProperties": False,
+        "patternProperties": {key: {"type": "number", "minimum": 0}},
+        "not": {"additionalProperties": {"const": 0}}},
+        help="value: probability pairs (probabilities >= 0, not all 0; normalised)")
 
-    def arrival(self, node, path: str) -> ArrivalSpec:
-        self.mapping(node, path, ("process", "cv"), ("process",))
-        proc = self.choice(node["process"], _join(path, "process"), ARRIVAL_PROCESSES)
-        cv = node.get("cv")
-        if cv is not None:
-            cpath = _join(path, "cv")
-            cv = self.number(cv, cpath)
-            if proc == "weibull" and not WEIBULL_CV_MIN <= cv <= WEIBULL_CV_MAX:
-                self.fail(cpath, f"must be in [{WEIBULL_CV_MIN}, {WEIBULL_CV_MAX}], "
-                                 f"got {_fmt(node['cv'])}")
-            if cv <= 0:
-                self.fail(cpath, f"must be > 0, got {_fmt(node['cv'])}")
-        return ArrivalSpec(proc, cv)
 
-    def client(self, node, path: str) -> ClientSpec:
-        keys = ("id", "tenant_id", "slo_class", "rate_fraction", "arrival", "input_distribution",
-                "output_distribution", "prefix_group", "prefix_length", "streaming", "network",
-                "lifecycle", "multimodal", "reasoning", "slo_targets")
-        self.mapping(node, path, keys, ("rate_fraction", "arrival", "output_distribution"))
-        g = node.get
-        kw = {}
-        for k in ("id", "tenant_id", "prefix_group"):
-            if g(k) is not None:
-                kw[k] = self.string(g(k), _join(path, k))
-        if g("slo_class") is not None:
-            kw["slo_class"] = self.choice(g("slo_class"), _join(path, "slo_class"), SLO_CLASSES)
-        kw["rate_fraction"] = self.positive(g("rate_fraction"), _join(path, "rate_fraction"))
-        kw["arrival"] = self.arrival(g("arrival"), _join(path, "arrival"))
-        if g("multimodal") is not None:
-            kw["multimodal"] = self.multimodal(g("multimodal"), _join(path, "multimodal"))
-        if g("input_distribution") is not None:
-            kw["input_distribution"] = self.dist(g("input_distribution"),
-                                                 _join(path, "input_distribution"), 1)
-        elif "multimodal" not in kw:
-            self.fail(_join(path, "input_distribution"), "is required")
-        kw["output_distribution"] = self.dist(g("output_distribution"),
-                                              _join(path, "output_distribution"), 1)
-        if g("prefix_length") is not None:
-            kw["prefix_length"] = self.integer(g("prefix_length"), _join(path, "prefix_length"), 0)
-        if g("streaming") is not None:
-            kw["streaming"] = self.boolean(g("streaming"), _join(path, "streaming"))
-        if g("network") is not None:
-            npath = _join(path, "network")
-            n = self.mapping(g("network"), npath, ("rtt_ms", "bandwidth_mbps"))
-            kw["network"] = NetworkSpec(
-                self.nonneg(n.get("rtt_ms", 0), _join(npath, "rtt_ms")),
-                self.nonneg(n.get("bandwidth_mbps", 0), _join(npath, "bandwidth_mbps")))
-        if g("lifecycle") is not None:
-            kw["lifecycle"] = self.lifecycle(g("lifecycle"), _join(path, "lifecycle"))
-        if g("reasoning") is not None:
-            kw["reasoning"] = self.reasoning(g("reasoning"), _join(path, "reasoning"))
-            if kw["reasoning"].multi_turn is not None and "input_distribution" not in kw:
-                self.fail(_join(path, "input_distribution"),
-                          "is required for multi-turn clients")
-        if g("slo_targets") is not None:
-            spath = _join(path, "slo_targets")
-            s = self.mapping(g("slo_targets"), spath, ("ttft_ms", "tpot_ms", "e2e_ms"))
-            kw["slo_targets"] = SLOTargets(**{
-                k: (self.positive(s[k], _join(spath, k)) if s.get(k) is not None else None)
-                for k in ("ttft_ms", "tpot_ms", "e2e_ms")})
-        return ClientSpec(**kw)
+_PROBABILITY = Number(ge=0)
 
-    def lifecycle(self, node, path: str) -> LifecycleSpec:
-        self.mapping(node, path, ("windows",), ("windows",))
-        wpath = _join(path, "windows")
-        ws = node["windows"]
-        if not isinstance(ws, list) or not ws:
-            self.fail(wpath, f"must be a non-empty list of windows, got {_fmt(ws)}")
-        out = []
-        for i, w in enumerate(ws):
-            p = f"{wpath}[{i}]"
-            self.mapping(w, p, ("start_us", "end_us"), ("start_us", "end_us"))
-            s = self.integer(w["start_us"], _join(p, "start_us"), 0)
-            e = self.integer(w["end_us"], _join(p, "end_us"))
-            if e <= s:
-                self.fail(_join(p, "end_us"), f"must be > start_us ({s}), got {e}")
-            out.append(ActiveWindow(s, e))
-        return LifecycleSpec(tuple(out))
 
-    def multimodal(self, node, path: str) -> MultimodalSpec:
-        names = ("text", "image", "image_count", "audio", "audio_count", "video", "video_count")
-        keys = tuple(f"{n}_distribution" for n in names)
-        self.mapping(node, path, keys)
-        kw = {n: (self.dist(node[k], _join(path, k), 0) if node.get(k) is not None else None)
-              for n, k in zip(names, keys)}
-        for m in ("image", "audio", "video"):
-            if (kw[m] is None) != (kw[f"{m}_count"] is None):
-                missing = f"{m}_count_distribution" if kw[m] is not None else f"{m}_distribution"
-                self.fail(_join(path, missing), f"is required when the other {m} distribution "
-                                                "is given")
-        if all(v is None for v in kw.values()):
-            self.fail(path, "must give at least one distribution")
-        return MultimodalSpec(**kw)
+def _dist(min_value: int, help: str = "", **kw) -> Mapping:
+    """A distribution field; ``min_value`` is the smallest value it may produce (1 for lengths)."""
+    params = Switch("type", {
+        "gaussian": _gaussian(min_value),
+        "exponential": Mapping({"mean": Number(gt=0, required=True, help="mean")},
+                               then=lambda v, at: (("mean", v["mean"]),)),
+        "pareto_lognormal": Mapping(
+            {"alpha": Number(gt=0, required=True, help="Pareto shape"),
+             "xm": Number(gt=0, required=True, help="Pareto scale"),
+             "mu": Number(required=True, help="lognormal mu"),
+             "sigma": Number(ge=0, required=True, help="lognormal sigma"),
+             "mix_weight": Number(ge=0, le=1, required=True, help="probability of the Pareto part")},
+            then=lambda v, at: tuple(v.items())),
+        "empirical": _empirical(min_value),
+    }, required=True, help="the parameters of the distribution type")
+    return Mapping({
+        "type": Choice(DIST_TYPES, required=True, help="distribution type"),
+        "file": forbidden("is not supported (as in the reference); give the empirical PDF inline "
+                          "in params", help="not supported: give an empirical PDF inline"),
+        "params": params,
+    }, then=lambda v, at: DistSpec(v["type"], v["params"]), help=help or _DIST_HELP[min_value],
+        ref="length_distribution" if min_value else "count_distribution", **kw)
 
-    def reasoning(self, node, path: str) -> ReasoningSpec:
-        self.mapping(node, path, ("reason_ratio_distribution", "multi_turn"))
-        rr = node.get("reason_ratio_distribution")
-        if rr is not None:
-            rr = self.dist(rr, _join(path, "reason_ratio_distribution"), 0)
-        mt = node.get("multi_turn")
-        if mt is not None:
-            mpath = _join(path, "multi_turn")
-            self.mapping(mt, mpath, ("max_rounds", "think_time_us", "context_growth"),
-                         ("max_rounds",))
-            mt = MultiTurnSpec(
-                self.integer(mt["max_rounds"], _join(mpath, "max_rounds"), 1),
-                self.integer(mt.get("think_time_us", 0), _join(mpath, "think_time_us"), 0),
-                self.choice(mt.get("context_growth", ""), _join(mpath, "context_growth"),
-                            CONTEXT_GROWTH))
-        return ReasoningSpec(rr, mt)
 
-    def spec(self, doc, base_dir: str) -> WorkloadSpec:
-        keys = ("version", "seed", "category", "aggregate_rate", "horizon", "num_requests",
-                "clients", "servegen_data", "load_profile")
-        self.mapping(doc, "", keys, ("aggregate_rate",))
-        g = doc.get
-        kw = {}
-        if g("version") is not None:
-            kw["version"] = self.string(g("version"), "version")
-        if g("seed") is not None:
-            kw["seed"] = self.integer(g("seed"), "seed")
-        if g("category") is not None:
-            kw["category"] = self.choice(g("category"), "category", CATEGORIES)
-        kw["aggregate_rate"] = self.positive(g("aggregate_rate"), "aggregate_rate")
-        if g("horizon") is not None:
-            kw["horizon"] = self.integer(g("horizon"), "horizon", 0)
-        if g("num_requests") is not None:
-            kw["num_requests"] = self.integer(g("num_requests"), "num_requests", 0)
-        sg = None
-        if g("servegen_data") is not None:
-            self.mapping(g("servegen_data"), "servegen_data", ("path", "span_start", "span_end"),
-                         ("path",))
-            d = g("servegen_data")
-            sg = ServeGenDataSpec(
-                self.string(d["path"], "servegen_data.path"),
-                self.integer(d.get("span_start", 0), "servegen_data.span_start", 0),
-                self.integer(d.get("span_end", 0), "servegen_data.span_end", 0))
-            kw["servegen_data"] = sg
-        clients = g("clients")
-        if clients is None:
-            clients = []
-        if not isinstance(clients, list):
-            self.fail("clients", f"must be a list of clients, got {_fmt(clients)}")
-        parsed = tuple(self.client(c, f"clients[{i}]") for i, c in enumerate(clients))
-        if not parsed:
-            if sg is None:
-                self.fail("clients", "must list at least one client (or give servegen_data)")
-            parsed = load_servegen_clients(sg, base_dir=base_dir, src=self.src)
-        kw["clients"] = parsed
-        if g("load_profile") is not None:
-            kw["load_profile"] = parse_load_profile(self, g("load_profile"))
-        return WorkloadSpec(**kw)
+def _arrival(v, at) -> ArrivalSpec:
+    cv = v.get("cv")
+    if cv is not None and v["process"] == "weibull" and not WEIBULL_CV_MIN <= cv <= WEIBULL_CV_MAX:
+        (at / "cv").fail(f"must be {range_text(ge=WEIBULL_CV_MIN, le=WEIBULL_CV_MAX)}, got "
+                         f"{show(cv)}")
+    return ArrivalSpec(v["process"], cv)
+
+
+def _window(v, at) -> ActiveWindow:
+    if v["end_us"] <= v["start_us"]:
+        (at / "end_us").fail(f"must be > start_us ({v['start_us']}), got {v['end_us']}")
+    return ActiveWindow(v["start_us"], v["end_us"])
+
+
+_MODALITIES = ("text", "image", "image_count", "audio", "audio_count", "video", "video_count")
+
+
+def _multimodal(v, at) -> MultimodalSpec:
+    kw = {n: v.get(f"{n}_distribution") for n in _MODALITIES}
+    for m in ("image", "audio", "video"):
+        if (kw[m] is None) != (kw[f"{m}_count"] is None):
+            missing = f"{m}_count_distribution" if kw[m] is not None else f"{m}_distribution"
+            (at / missing).fail(f"is required when the other {m} distribution is given")
+    if all(d is None for d in kw.values()):
+        at.fail("must give at least one distribution")
+    return MultimodalSpec(**kw)
+
+
+def _client(v, at) -> ClientSpec:
+    if v.get("input_distribution") is None:
+        if v.get("multimodal") is None:
+            (at / "input_distribution").fail("is required")
+        if v.get("reasoning") is not None and v["reasoning"].multi_turn is not None:
+            (at / "input_distribution").fail("is required for multi-turn clients")
+    return ClientSpec(**v)
+
+
+_CLIENT = Mapping({
+    "id": Str(allow_int=True, default="", help="client name"),
+    "tenant_id": Str(allow_int=True, default="", help="tenant the client's requests belong to"),
+    "slo_class": Choice(SLO_CLASSES, default="", help="SLO class of the client's requests"),
+    "rate_fraction": Number(gt=0, required=True,
+                            help="share of aggregate_rate (normalised over the clients)"),
+    "arrival": Mapping({"process": Choice(ARRIVAL_PROCESSES, required=True,
+                                          help="inter-arrival process"),
+                        "cv": Number(gt=0, help="coefficient of variation of the gaps (gamma, "
+                                                f"weibull: {WEIBULL_CV_MIN} .. {WEIBULL_CV_MAX})")},
+                       required=True, then=_arrival, help="arrival process"),
+    "input_distribution": _dist(1, "prompt length in tokens (required unless multimodal)"),
+    "output_distribution": _dist(1, "output length in tokens", required=True),
+    "prefix_group": Str(allow_int=True, default="", help="requests of a group share a prefix"),
+    "prefix_length": Int(ge=0, default=0, unit="tokens",
+                         help=f"shared prefix length (0: {DEFAULT_PREFIX_LENGTH})"),
+    "streaming": Bool(default=False, help="stream the output"),
+    "network": Mapping({"rtt_ms": Number(ge=0, default=0.0, unit="ms", help="round-trip time"),
+                        "bandwidth_mbps": Number(ge=0, default=0.0, unit="Mbit/s",
+                                                 help="bandwidth (0: unlimited)")},
+                       then=lambda v, at: NetworkSpec(**v), help="client-side network"),
+    "lifecycle": Mapping({"windows": ListOf(
+        Mapping({"start_us": Int(ge=0, required=True, unit="µs", help="window start"),
+                 "end_us": Int(required=True, unit="µs", help="window end (exclusive)")},
+                then=_window),
+        min_items=1, required=True, what="a non-empty list of windows",
+        help="activity windows: arrivals outside every window are dropped")},
+        then=lambda v, at: LifecycleSpec(tuple(v["windows"])), help="when the client is active"),
+    "multimodal": Mapping({f"{n}_distribution": _dist(0, f"{n.replace('_', ' ')} distribution")
+                           for n in _MODALITIES}, then=_multimodal,
+                          help="input = text + sum over modalities of count x item tokens"),
+    "reasoning": Mapping({
+        "reason_ratio_distribution": _dist(0, "reasoning share of the output, in percent"),
+        "multi_turn": Mapping({
+            "max_rounds": Int(ge=1, required=True, help="requests per session"),
+            "think_time_us": Int(ge=0, default=0, unit="µs", help="pause between rounds"),
+            "context_growth": Choice(CONTEXT_GROWTH, default="",
+                                     help="accumulate: each round's prompt includes the earlier "
+                                          "rounds")},
+            then=lambda v, at: MultiTurnSpec(**v), help="multi-turn sessions")},
+        then=lambda v, at: ReasoningSpec(v.get("reason_ratio_distribution"), v.get("multi_turn")),
+        help="reasoning clients"),
+    "slo_targets": Mapping({k: Number(gt=0, unit="ms", help=f"{k[:-3].upper()} target")
+                            for k in ("ttft_ms", "tpot_ms", "e2e_ms")},
+                           then=lambda v, at: SLOTargets(**v), help="latency targets"),
+}, then=_client, help="one traffic source")
+
+
+def _spec(v, at) -> WorkloadSpec:
+    """Builds the spec; a spec without clients takes them from its ServeGen data."""
+    kw = dict(v)
+    if not kw.get("clients"):
+        sg = kw.get("servegen_data")
+        if sg is None:
+            (at / "clients").fail("must list at least one client (or give servegen_data)")
+        kw["clients"] = load_servegen_clients(sg, base_dir=at.context or ".",
+                                              src=at.source or "<spec>")
+    kw["clients"] = tuple(kw["clients"])
+    return WorkloadSpec(**kw)
+
+
+SPEC = Mapping({
+    "version": Str(allow_int=True, default="", help="schema version"),
+    "seed": Int(default=0, help="workload seed (--seed overrides it)"),
+    "category": Choice(CATEGORIES, default="", help="workload category"),
+    "aggregate_rate": Number(gt=0, required=True, unit="requests/s",
+                             help="total request rate of all clients"),
+    "horizon": Int(ge=0, default=0, unit="µs", help="simulated time (0: until num_requests)"),
+    "num_requests": Int(ge=0, default=0, help="requests to generate (0: until the horizon)"),
+    "clients": ListOf(_CLIENT, what="a list of clients", help="traffic sources"),
+    "servegen_data": Mapping({
+        "path": Str(allow_int=True, required=True,
+                    help="ServeGen native data directory (relative: to the working directory, "
+                         "then to the spec's directory)"),
+        "span_start": Int(ge=0, default=0, unit="s", help="first time read (0: open)"),
+        "span_end": Int(ge=0, default=0, unit="s", help="time read up to (0: open)")},
+        then=lambda v, at: ServeGenDataSpec(**v),
+        help="clients from ServeGen data, when clients is empty"),
+    "load_profile": LOAD_PROFILE,
+}, then=_spec, help="a workload spec (--workload-spec)")
+"""The workload-spec schema: :func:`parse_workload_spec` parses with it, ``blis schema
+workload-spec`` prints it as JSON Schema."""
 
 
 def parse_workload_spec(doc, *, src: str = "<spec>", base_dir: str = ".") -> WorkloadSpec:
@@ -612,7 +463,7 @@ def parse_workload_spec(doc, *, src: str = "<spec>", base_dir: str = ".") -> Wor
     Useful for specs built in code (scenario presets, trace headers).  ``src`` prefixes error
     messages; ``base_dir`` resolves a relative ``servegen_data.path``.
     """
-    return _Parser(src).spec(doc, base_dir)
+    return SPEC.parse(doc, At(src, context=base_dir))
 
 
 def scenario_spec(name: str, *, seed: int = DEFAULT_SEED, rate: float = DEFAULT_RATE,
@@ -644,14 +495,8 @@ def load_workload_spec(path) -> WorkloadSpec:
     p = os.fspath(path)
     if p.startswith(PRESET_PREFIX):
         return scenario_spec(p[len(PRESET_PREFIX):])
-    try:
-        with open(p, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise InputError(f"cannot read workload spec {p!r}: {e.strerror or e}") from None
-    doc = load_strict_yaml(text, p, "workload spec", invalid="not a valid workload spec YAML")
+    doc = read_yaml(p, "workload spec")
     return parse_workload_spec(doc, src=p, base_dir=os.path.dirname(os.path.abspath(p)))
-
 
 # ----------------------------------------------------------------------------------------------
 # ServeGen native data

@@ -323,7 +323,7 @@ BAD_JOBS = [
     ("repeated seed", "out: res\njobs: [{experiment: a.yaml, seeds: [2, 2]}]\n",
      "jobs.yaml: jobs[0].seeds must not repeat a seed"),
     ("workers < 1", "out: res\nworkers: 0\njobs: [{experiment: a.yaml}]\n",
-     "jobs.yaml: workers must be >= 1, got 0"),
+     "jobs.yaml: workers must be in [1, 1024], got 0"),
     ("generations < 1", "out: res\njobs: [{experiment: a.yaml, generations: 0}]\n",
      "jobs.yaml: jobs[0].generations must be >= 1, got 0"),
     ("ray_address without workers", "out: res\nray_address: auto\njobs: [{experiment: a.yaml}]\n",
@@ -333,7 +333,7 @@ BAD_JOBS = [
     ("name not a folder name", "out: res\njobs: [{experiment: a.yaml, name: ../up}]\n",
      "jobs.yaml: jobs[0].name '../up' is not usable as a folder name"),
     ("duplicate YAML key", "out: res\nout: other\njobs: [{experiment: a.yaml}]\n",
-     "jobs.yaml: not valid YAML"),
+     "jobs.yaml: duplicate key 'out' at line 2"),
 ]
 
 

@@ -604,8 +604,9 @@ def test_strict_parsing_errors(tmp_path, mutate, expect):
 
 
 def test_error_duplicate_key_and_bad_yaml(tmp_path):
-    assert "defined twice" in _err(tmp_path, "aggregate_rate: 1\naggregate_rate: 2\nclients: []\n")
-    assert "not a valid workload spec YAML" in _err(tmp_path, "clients: [\n")
+    assert "spec.yaml: duplicate key 'aggregate_rate' at line 2" in _err(
+        tmp_path, "aggregate_rate: 1\naggregate_rate: 2\nclients: []\n")
+    assert "spec.yaml: invalid YAML at line 2" in _err(tmp_path, "clients: [\n")
     assert "must be a mapping" in _err(tmp_path, "- 1\n- 2\n")
     with pytest.raises(InputError, match="cannot read workload spec"):
         load_workload_spec(tmp_path / "missing.yaml")

@@ -1,0 +1,61 @@
+"""``blis schema NAME``: print the JSON Schema (draft 2020-12) of an input file format, for editors
+(key completion, help on hover, errors while typing) and other tools.
+
+NAME is ``workload-spec`` (``--workload-spec`` files), ``bundle`` (``--policy-config``) or
+``experiment`` (``--experiment``, ``python -m search.evolve``).  The printed schema is the
+declaration the format's parser itself uses (:mod:`simulator.schema`), so the two cannot drift
+apart.  ``bundle`` and ``experiment`` are accepted names whose parsers are not declared with the
+schema layer yet: asking for them is a one-line error naming the formats that are available.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Sequence
+
+from simulator.errors import InputError
+from simulator.schema import document
+
+from .commands import run_subcommand
+from .flags import InputErrorParser
+
+FORMATS: dict[str, tuple[str, str, str] | None] = {
+    "workload-spec": ("simulator.workload.spec", "SPEC", "blis-evo workload spec (--workload-spec)"),
+    "bundle": None,       # --policy-config: declared once blis_evo/bundle.py uses simulator.schema
+    "experiment": None,   # --experiment: declared once the experiment parser uses it
+}
+"""Format name -> (module, attribute holding the root field, schema title); None: not declared."""
+
+
+def schema_document(name: str) -> dict:
+    """The JSON Schema document of format ``name``; InputError if it has none (yet)."""
+    entry = FORMATS.get(name)
+    if entry is None:
+        ready = ", ".join(k for k, v in FORMATS.items() if v is not None)
+        known = "is not declared with the schema layer yet" if name in FORMATS else "is unknown"
+        raise InputError(f"schema: {name!r} {known}; available: {ready}")
+    module, attr, title = entry
+    return document(getattr(importlib.import_module(module), attr), title)
+
+
+def _parse(argv: Sequence[str], prog: str) -> str:
+    parser = InputErrorParser(prog=prog, allow_abbrev=False,
+                              description="Print the JSON Schema (draft 2020-12) of an input "
+                                          "file format to stdout.")
+    parser.add_argument("name", choices=list(FORMATS), metavar="NAME",
+                        help=f"the format: {', '.join(FORMATS)}")
+    return parser.parse_args(list(argv)).name
+
+
+def _print(name: str) -> int:
+    sys.stdout.write(json.dumps(schema_document(name), indent=2) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "blis") -> int:
+    """``blis schema`` entry point: prints the schema and returns 0; 2 with one line
+    ``blis: error: ...`` for an unknown or not yet declared format; argparse's status for
+    ``--help``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run_subcommand(prog, lambda: _parse(args, f"{prog} schema"), _print)
