@@ -7,7 +7,7 @@
     result = evolve("default", generations=20, workers=2, out="results/nb")
     result.summaries["champion"]["p99_ttft_ms"]            # held-out mean ± stdev
     ev = evaluate("results/nb/champion.yaml", "experiments/default.yaml", seeds=[7, 8, 9])
-    ev.fitness, ev.components["p99_ttft_ms"], ev.raw[0]     # RawMetrics per seed
+    ev.fitness, ev.mean.measures.p99_ttft_ms, ev.raw[0]    # RawMetrics per seed
 
 The same functions are importable from ``blis_evo`` directly.  Command lines:
 ``python -m search.evolve`` (search), ``blis replay`` / ``python -m search.replay`` (re-evaluate
@@ -64,8 +64,8 @@ def _experiment(experiment):
 
 def evaluate(bundle, experiment=None, seeds: Iterable[int] | None = None):
     """Score a policy on an experiment: the search's fitness (anomaly-penalised), the
-    objectives, per-seed ``RawMetrics`` and per-seed metrics, as a
-    :class:`search.evaluate.Evaluation`.
+    objectives, per-seed ``RawMetrics`` and the typed per-seed results and their mean, as a
+    :class:`search.fitness.Evaluation`.
 
     ``bundle``: a policy-bundle YAML path (what ``blis run --policy-config`` takes, including the
     ``engine`` knobs), a bundle mapping (e.g. ``yaml.safe_load`` of one), a
