@@ -27,16 +27,15 @@ def evolve(experiment=None, genome: str = "params", **kwargs):
 
     ``experiment``: an Experiment, a YAML path, or None/"default" for the embedded default.
     ``genome``: "params" (the experiment's policy parameter space) or "gp" (genetic
-    programming of the routing ``score()`` rule, :func:`search.evolve.evolve_gp`).
+    programming of the routing ``score()`` rule); see :data:`search.evolve.GENOMES`.
     Keyword arguments are those of :func:`search.evolve.evolve` (``generations``, ``workers``,
     ``out``, ``resume``, ``ray_address``, ``seed``, ``progress``).
     """
-    from search.evolve import evolve as _evolve, evolve_gp
+    from search.evolve import GENOMES, evolve as _evolve
 
-    if genome not in ("params", "gp"):
+    if genome not in GENOMES:
         raise ValueError(f"genome: expected 'params' or 'gp', got {genome!r}")
-    run = evolve_gp if genome == "gp" else _evolve
-    return run(_experiment(experiment), **kwargs)
+    return _evolve(_experiment(experiment), genome=genome, **kwargs)
 
 
 def load_experiment(path):

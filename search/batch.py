@@ -141,7 +141,7 @@ def _same_run(marker: dict, run: Run) -> bool:
 
 def _checkpoint_generation(path: Path) -> int | None:
     """The generation a search checkpoint reached, or None if it cannot be read."""
-    from .ga import load_checkpoint
+    from .checkpoint import load_checkpoint
 
     try:
         return int(load_checkpoint(str(path))["generation"])
@@ -225,7 +225,7 @@ def done_record(run: Run, result, wall_time_s: float, status: str) -> dict:
         "generations": run.generations,
         "generations_run": int(result.state.generation),
         "stop_reason": result.state.stop_reason,
-        "champion_fitness": champion_fitness(result, run.experiment),
+        "champion_fitness": champion_fitness(result),
         "primary": column,
         "primary_improvement": improvement(result.summaries, column, reference=REFERENCE),
         "throughput_change": improvement(result.summaries, "throughput_rps", reference=REFERENCE),
@@ -234,17 +234,11 @@ def done_record(run: Run, result, wall_time_s: float, status: str) -> dict:
     }
 
 
-def champion_fitness(result, exp) -> float:
-    """The champion's scalar (weighted, penalised) fitness on the train seeds.
-
-    In single-objective mode that is its search fitness; under NSGA-II the search fitness is a
-    vector, so the scalar comes from the evaluation cache evolve keeps in ``state.extra``.
-    """
-    from .genome import experiment_space
-
-    champion = result.state.champion
-    evaluation = result.state.extra.get(experiment_space(exp).canonical(list(champion)))
-    return float(evaluation.fitness if evaluation is not None else champion.fitness.values[0])
+def champion_fitness(result) -> float:
+    """The champion's scalar (weighted, penalised) fitness on the train seeds: the fitness of
+    its train evaluation (in single-objective mode, its search fitness; under NSGA-II the
+    search ranks by the objective vector instead)."""
+    return float(result.train_evaluation.fitness)
 
 
 def _write_json(path: Path, record) -> None:

@@ -76,7 +76,8 @@ def test_evolve_bad_cli_value_is_one_line_exit_2(capsys):
 
 def test_evolve_resume_restores_evaluation_cache_and_matches_uninterrupted(small_experiment, tmp_path):
     from search.evolve import evolve
-    from search.ga import load_checkpoint, logbook_bytes
+    from search.checkpoint import load_checkpoint
+    from search.loop import logbook_bytes
 
     _, exp = small_experiment(num_requests=100)
     full = evolve(exp, generations=3, out=tmp_path / "full")
