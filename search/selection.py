@@ -80,30 +80,35 @@ def sel_distinct_best(pool: Sequence, k: int, key: Callable[[Any], Any]) -> list
     return [copy.deepcopy(ind) for ind in (first + rest)[:k]]
 
 
-@dataclass(frozen=True)
-class Tournament:
-    """``ga``: parents by tournament of ``size``; survivors by :func:`sel_distinct_best`.
-    Needs a single objective."""
+class _Elitist:
+    """(mu+lambda) with one objective: the population mates as it is and the ``k`` best
+    distinct phenotypes of parents and offspring survive (:func:`sel_distinct_best`)."""
 
-    size: int
     pareto = False
     single_objective = True
-
-    def settings(self) -> dict:
-        """What a resumed run must share: the tournament size."""
-        return {"tournament": self.size}
 
     def mating_pool(self, population: list) -> list:
         """The population as it is."""
         return population
 
-    def parents(self, pool: Sequence, k: int, rng: np.random.Generator) -> list:
-        """``k`` tournament winners."""
-        return sel_tournament(pool, k, self.size, rng)
-
     def survivors(self, pool: Sequence, k: int, key: Callable) -> list:
         """The ``k`` best distinct phenotypes (copies)."""
         return sel_distinct_best(pool, k, key)
+
+
+@dataclass(frozen=True)
+class Tournament(_Elitist):
+    """``ga``: parents by tournament of ``size``; elitist survivors."""
+
+    size: int
+
+    def settings(self) -> dict:
+        """What a resumed run must share: the tournament size."""
+        return {"tournament": self.size}
+
+    def parents(self, pool: Sequence, k: int, rng: np.random.Generator) -> list:
+        """``k`` tournament winners."""
+        return sel_tournament(pool, k, self.size, rng)
 
 
 @dataclass(frozen=True)
@@ -134,33 +139,23 @@ class NSGA2:
 
 
 @dataclass(frozen=True)
-class DoubleTournament:
+class DoubleTournament(_Elitist):
     """``gp``: DEAP's double tournament (a fitness tournament of ``size``, then a parsimony
-    tournament preferring the smaller individual) for parents, :func:`sel_distinct_best` for
-    survivors.  Draws from a ``random.Random``.  Needs a single objective."""
+    tournament preferring the smaller individual) for parents; elitist survivors.  Draws from
+    a ``random.Random``."""
 
     size: int
     parsimony: float = PARSIMONY_SIZE
-    pareto = False
-    single_objective = True
 
     def settings(self) -> dict:
         """What a resumed run must share: both tournament sizes."""
         return {"tournament": self.size, "parsimony": self.parsimony}
-
-    def mating_pool(self, population: list) -> list:
-        """The population as it is."""
-        return population
 
     def parents(self, pool: Sequence, k: int, rng: random.Random) -> list:
         """``k`` double-tournament winners."""
         with deap_random(rng):
             return tools.selDoubleTournament(pool, k, fitness_size=self.size,
                                              parsimony_size=self.parsimony, fitness_first=True)
-
-    def survivors(self, pool: Sequence, k: int, key: Callable) -> list:
-        """The ``k`` best distinct phenotypes (copies)."""
-        return sel_distinct_best(pool, k, key)
 
 
 STRATEGIES = {"ga": Tournament, "nsga2": NSGA2, "gp": DoubleTournament}
