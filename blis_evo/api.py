@@ -7,7 +7,7 @@
     result = evolve("default", generations=20, workers=2, out="results/nb")
     result.summaries["champion"]["p99_ttft_ms"]            # held-out mean ± stdev
     ev = evaluate("results/nb/champion.yaml", "experiments/default.yaml", seeds=[7, 8, 9])
-    ev.fitness, ev.components["p99_ttft_ms"], ev.raw[0]     # RawMetrics per seed
+    ev.fitness, ev.mean.measures.p99_ttft_ms, ev.raw[0]    # RawMetrics per seed
 
 The same functions are importable from ``blis_evo`` directly.  Command lines:
 ``python -m search.evolve`` (search), ``blis replay`` / ``python -m search.replay`` (re-evaluate
@@ -21,7 +21,7 @@ from typing import Iterable, Mapping
 from simulator.config import PolicyConfig
 
 from search.evaluate import evaluate as _evaluate
-from search.evolve import evolve as _evolve, evolve_gp
+from search.evolve import GENOMES, evolve as _evolve
 from search.replay import load_policy
 
 from .bundle import bundle_from_mapping
@@ -37,14 +37,13 @@ def evolve(experiment=None, genome: str = "params", **kwargs):
 
     ``experiment``: an Experiment, a YAML path, or None/"default" for the embedded default.
     ``genome``: "params" (the experiment's policy parameter space) or "gp" (genetic
-    programming of the routing ``score()`` rule, :func:`search.evolve.evolve_gp`).
+    programming of the routing ``score()`` rule); see :data:`search.evolve.GENOMES`.
     Keyword arguments are those of :func:`search.evolve.evolve` (``generations``, ``workers``,
     ``out``, ``resume``, ``ray_address``, ``seed``, ``progress``).
     """
-    if genome not in ("params", "gp"):
+    if genome not in GENOMES:
         raise ValueError(f"genome: expected 'params' or 'gp', got {genome!r}")
-    run = evolve_gp if genome == "gp" else _evolve
-    return run(_experiment(experiment), **kwargs)
+    return _evolve(_experiment(experiment), genome=genome, **kwargs)
 
 
 def _experiment(experiment):
@@ -56,8 +55,8 @@ def _experiment(experiment):
 
 def evaluate(bundle, experiment=None, seeds: Iterable[int] | None = None):
     """Score a policy on an experiment: the search's fitness (anomaly-penalised), the
-    objectives, per-seed ``RawMetrics`` and per-seed metrics, as a
-    :class:`search.evaluate.Evaluation`.
+    objectives, per-seed ``RawMetrics`` and the typed per-seed results and their mean, as a
+    :class:`search.fitness.Evaluation`.
 
     ``bundle``: a policy-bundle YAML path (what ``blis run --policy-config`` takes, including the
     ``engine`` knobs), a bundle mapping (e.g. ``yaml.safe_load`` of one), a

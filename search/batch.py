@@ -66,8 +66,7 @@ from simulator.errors import InputError, one_line
 
 from .batch_jobs import Batch, Run, load_batch
 from .evolve import evolve
-from .ga import load_checkpoint
-from .genome import experiment_space
+from .checkpoint import load_checkpoint
 from .parallel import ensure_ray
 from .report import OUTPUT_FILES, atomic_write, improvement, objective_column
 
@@ -223,7 +222,7 @@ def done_record(run: Run, result, wall_time_s: float, status: str) -> dict:
         "generations": run.generations,
         "generations_run": int(result.state.generation),
         "stop_reason": result.state.stop_reason,
-        "champion_fitness": champion_fitness(result, run.experiment),
+        "champion_fitness": champion_fitness(result),
         "primary": column,
         "primary_improvement": improvement(result.summaries, column, reference=REFERENCE),
         "throughput_change": improvement(result.summaries, "throughput_rps", reference=REFERENCE),
@@ -232,15 +231,11 @@ def done_record(run: Run, result, wall_time_s: float, status: str) -> dict:
     }
 
 
-def champion_fitness(result, exp) -> float:
-    """The champion's scalar (weighted, penalised) fitness on the train seeds.
-
-    In single-objective mode that is its search fitness; under NSGA-II the search fitness is a
-    vector, so the scalar comes from the evaluation cache evolve keeps in ``state.extra``.
-    """
-    champion = result.state.champion
-    evaluation = result.state.extra.get(experiment_space(exp).canonical(list(champion)))
-    return float(evaluation.fitness if evaluation is not None else champion.fitness.values[0])
+def champion_fitness(result) -> float:
+    """The champion's scalar (weighted, penalised) fitness on the train seeds: the fitness of
+    its train evaluation (in single-objective mode, its search fitness; under NSGA-II the
+    search ranks by the objective vector instead)."""
+    return float(result.train_evaluation.fitness)
 
 
 def _write_json(path: Path, record) -> None:

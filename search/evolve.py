@@ -1,8 +1,11 @@
 """``python -m search.evolve``: evolve a cluster control policy for an experiment.
 
-Runs the GA (or NSGA-II) over the experiment's search space on its train seeds, checkpointing
-every generation, then compares the champion with the baselines on the held-out seeds and writes
-the outputs (champion.yaml, hall_of_fame.json, logbook.csv, pareto.json, plots, report.md).
+Runs the search loop (:mod:`search.loop`) on the experiment's train seeds with one of the
+representations in :data:`GENOMES` -- ``params``: the GA (or NSGA-II) over the experiment's
+search space; ``gp``: genetic programming of the routing ``score()`` rule -- checkpointing every
+generation, then compares the champion with the baselines on the held-out seeds and writes the
+outputs (champion.yaml, hall_of_fame.json, logbook.csv, pareto.json, plots, report.md; with
+``gp`` also champion_score.py).
 """
 from __future__ import annotations
 
@@ -21,79 +24,109 @@ from blis_evo.flags import InputErrorParser
 from simulator.errors import InputError
 
 from .evaluate import compare_policies, with_baselines
-from .ga import run_search
-from .genome import bundle_dict, decode_sim_params, experiment_space
-from .gp import RuleSpace, champion_files, rule_policy, run_gp, tree_source
+from .genome import experiment_space
+from .gp import SEED_RULES, RuleTrees
+from .loop import run
 from .parallel import Evaluator
 from .report import policy_summary, write_outputs
+from .vector import VectorGenome
 
 EXIT_OK = 0
 EXIT_INPUT = 2
 DEFAULT_OUT = "results/search"
+GENOMES = ("params", "gp")
+"""Representations ``evolve`` knows (``--genome``)."""
 
 
 @dataclass
 class SearchResult:
-    """What ``evolve`` returns: the champion policy, its bundle, the final search state and the
-    held-out comparison (policy name -> summary)."""
+    """What ``evolve`` returns: the champion policy, its bundle, the final search state, the
+    held-out comparison (policy name -> summary), the output folder and the champion's
+    evaluation on the train seeds (what the search ranked it by)."""
 
     champion: object
     champion_bundle: dict
     state: object
     summaries: dict
     out: Path | None
+    train_evaluation: object = None
 
 
-def evolve(experiment, *, generations: int | None = None, workers: int | None = None,
-           out: str | Path | None = None, resume: str | Path | None = None,
-           ray_address: str | None = None, seed: int | None = None, progress: bool = False) -> SearchResult:
-    """Run the search for ``experiment`` (an Experiment) and write its outputs to ``out``."""
+def _representation(genome: str, experiment):
+    """The representation, algorithm and initial seeds of a ``--genome`` choice: ``params``
+    seeds the baselines as the experiment deploys them (with its autoscaler) when the search
+    space can encode them; ``gp`` seeds :data:`search.gp.SEED_RULES`."""
+    s = experiment.search
+    if genome == "gp":
+        if experiment.objectives.mode == "multi":
+            raise InputError("--genome gp needs a single-objective experiment (objectives.mode: single)")
+        return RuleTrees(cxpb=s.cxpb, mutpb=s.mutpb), "gp", list(SEED_RULES)
+    space = experiment_space(experiment)
+    baselines = [deployed_policy(p, experiment) for p in BASELINES.values()]
+    seeds = [space.encode(p) for p in baselines if _encodable(space, p)]
+    return VectorGenome(space, cxpb=s.cxpb, mutpb=s.mutpb), s.algorithm, seeds
+
+
+def evolve(experiment, *, genome: str = "params", generations: int | None = None,
+           workers: int | None = None, out: str | Path | None = None,
+           resume: str | Path | None = None, ray_address: str | None = None,
+           seed: int | None = None, progress: bool = False) -> SearchResult:
+    """Run the search for ``experiment`` (an Experiment) with the ``genome`` representation
+    (:data:`GENOMES`) and write its outputs to ``out``.
+
+    The experiment's search settings (population, generations, cxpb, mutpb, tournament,
+    patience, target, seed; ``algorithm`` for ``params``) apply to every representation; the
+    arguments override generations, workers and seed.  ``gp`` needs a single-objective
+    experiment and ignores the search space.  InputError on bad input.
+    """
+    if genome not in GENOMES:
+        raise InputError(f"genome: expected one of {', '.join(GENOMES)}, got {genome!r}")
     s = experiment.search
     generations = s.generations if generations is None else generations
     workers = s.workers if workers is None else workers
     seed = s.seed if seed is None else seed
     out_dir = Path(out or resume or DEFAULT_OUT)
-    space = experiment_space(experiment)
+    rep, algorithm, seeds = _representation(genome, experiment)
     multi = experiment.objectives.mode == "multi"
     n_obj = len(experiment.objectives.multi) if multi else 1
     bar = _progress(generations) if progress else None
+    noun = "rule" if genome == "gp" else "genome"
 
-    def on_failure(genome, error):
-        _warn(f"evaluation failed, genome penalised with the worst fitness: {error}", bar)
+    def on_failure(_genome, error):
+        _warn(f"evaluation failed, {noun} penalised with the worst fitness: {error}", bar)
 
-    evaluator = Evaluator(space, experiment, experiment.seeds.train, workers=workers,
+    def on_generation(st):
+        if bar:
+            bar.update(st.generation, st.champion.fitness.values[0])
+
+    evaluator = Evaluator(rep.phenotypes, experiment, experiment.seeds.train, workers=workers,
                           ray_address=ray_address, on_failure=on_failure)
-
-    def evaluate_batch(genomes):
-        evs = evaluator(genomes)
-        return [tuple(ev.objectives) if multi else (float(ev.fitness),) for ev in evs]
-
-    # the baselines as the experiment deploys them (with its autoscaler) seed the population
-    baselines = [deployed_policy(p, experiment) for p in BASELINES.values()]
     start = time.perf_counter()
-    state = _run_closing(evaluator, bar, lambda: run_search(
-        space, evaluate_batch, algorithm=s.algorithm, population=s.population,
-        generations=generations, cxpb=s.cxpb, mutpb=s.mutpb, tournament=s.tournament,
-        seed=seed, n_objectives=n_obj, patience=s.patience or None, target=s.target,
-        seed_genomes=[space.encode(p) for p in baselines if _encodable(space, p)],
-        **_loop_io(out_dir, resume, bar, evaluator, experiment_digest(experiment))))
+    try:
+        state = run(rep, lambda genomes: [ev.objectives for ev in evaluator(genomes)],
+                    algorithm=algorithm, population=s.population, generations=generations,
+                    tournament=s.tournament, seed=seed, weights=(1.0,) * n_obj, seeds=seeds,
+                    patience=s.patience or None, target=s.target,
+                    checkpoint_path=str(out_dir / "checkpoint.pkl"),
+                    resume_from=str(Path(resume) / "checkpoint.pkl") if resume else None,
+                    on_generation=on_generation, extra_state=evaluator.cache,
+                    fingerprint=experiment_digest(experiment))
+    finally:
+        evaluator.close()
+        if bar:
+            bar.close()
     best = state.champion
-    champion = space.decode(best)
+    champion, champion_sim = rep.policy(best)
     heldout = experiment.seeds.heldout
-    champion_sim = decode_sim_params(space, best)
     evaluations = compare_policies(with_baselines(champion, champion_sim), experiment, heldout)
     summaries = {name: policy_summary(ev) for name, ev in evaluations.items()}
-
-    def bundle_of(ind):
-        return bundle_dict(space.decode(ind), decode_sim_params(space, ind))
-
-    hof = [{"rank": k, "fitness": list(ind.fitness.values), "policy": bundle_of(ind)}
+    bundle, source = rep.champion(best, out_dir)
+    hof = [{"rank": k, "fitness": list(ind.fitness.values), **rep.describe(ind)}
            for k, ind in enumerate(state.halloffame)]
     pareto = None
     if multi and state.pareto is not None:
-        pareto = [{"objectives": list(ind.fitness.values), "policy": bundle_of(ind)}
+        pareto = [{"objectives": list(ind.fitness.values), **rep.describe(ind)}
                   for ind in state.pareto]
-    bundle = bundle_dict(champion, champion_sim)
     names = [o.key for o in experiment.objectives.multi] if multi else ["fitness"]
     write_outputs(out_dir, champion_bundle=bundle, hall_of_fame=hof, logbook=state.logbook,
                   summaries=summaries, experiment_name=experiment.name, heldout_seeds=heldout,
@@ -102,77 +135,9 @@ def evolve(experiment, *, generations: int | None = None, workers: int | None = 
                   primary=experiment.objectives.primary,
                   wall_time_s=time.perf_counter() - start, generations=state.generation,
                   stop_reason=state.stop_reason, evaluations=len(evaluator.cache),
-                  failures=_failures(evaluator.cache))
-    return SearchResult(champion, bundle, state, summaries, out_dir)
-
-
-def _loop_io(out_dir: Path, resume, bar, evaluator, fingerprint: str) -> dict:
-    """The checkpoint, resume, progress and cache arguments both search loops take."""
-    def on_generation(st):
-        if bar:
-            bar.update(st.generation, st.champion.fitness.values[0])
-
-    return {"checkpoint_path": str(out_dir / "checkpoint.pkl"),
-            "resume_from": str(Path(resume) / "checkpoint.pkl") if resume else None,
-            "on_generation": on_generation, "extra_state": evaluator.cache,
-            "fingerprint": fingerprint}
-
-
-def _run_closing(evaluator, bar, loop):
-    """``loop()``, then shut down the evaluator (Ray) and the progress bar whatever happens."""
-    try:
-        return loop()
-    finally:
-        evaluator.close()
-        if bar:
-            bar.close()
-
-
-def evolve_gp(experiment, *, generations: int | None = None, workers: int | None = None,
-              out: str | Path | None = None, resume: str | Path | None = None,
-              ray_address: str | None = None, seed: int | None = None,
-              progress: bool = False) -> SearchResult:
-    """Like :func:`evolve` with the genetic-programming genome (:mod:`search.gp`): evolve the
-    routing ``score()`` rule on the train seeds (the experiment's population, generations,
-    cxpb, mutpb, tournament and seed; its search space is not used), then compare the
-    champion with the baselines on the held-out seeds.  Writes champion_score.py (the rule as
-    a code policy), champion.yaml (a bundle running it), hall_of_fame.json, logbook.csv,
-    heldout.json, report.md and the checkpoint into ``out``."""
-    s = experiment.search
-    generations = s.generations if generations is None else generations
-    workers = s.workers if workers is None else workers
-    seed = s.seed if seed is None else seed
-    out_dir = Path(out or resume or DEFAULT_OUT)
-    bar = _progress(generations) if progress else None
-
-    def on_failure(genome, error):
-        _warn(f"evaluation failed, rule penalised with the worst fitness: {error}", bar)
-
-    evaluator = Evaluator(RuleSpace(), experiment, experiment.seeds.train, workers=workers,
-                          ray_address=ray_address, on_failure=on_failure)
-
-    start = time.perf_counter()
-    state = _run_closing(evaluator, bar, lambda: run_gp(
-        lambda genomes: [(float(ev.fitness),) for ev in evaluator(genomes)],
-        population=s.population, generations=generations, cxpb=s.cxpb, mutpb=s.mutpb,
-        tournament=s.tournament, seed=seed,
-        **_loop_io(out_dir, resume, bar, evaluator, experiment_digest(experiment))))
-    best = state.champion
-    source = tree_source(best)
-    champion = rule_policy(source)
-    evaluations = compare_policies(with_baselines(champion), experiment, experiment.seeds.heldout)
-    summaries = {name: policy_summary(ev) for name, ev in evaluations.items()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bundle = champion_files(best, out_dir)
-    hof = [{"rank": k, "fitness": list(ind.fitness.values), "rule": str(ind),
-            "source": tree_source(ind)} for k, ind in enumerate(state.halloffame)]
-    write_outputs(out_dir, champion_bundle=bundle, hall_of_fame=hof, logbook=state.logbook,
-                  summaries=summaries, experiment_name=experiment.name,
-                  heldout_seeds=experiment.seeds.heldout, primary=experiment.objectives.primary,
-                  wall_time_s=time.perf_counter() - start, generations=state.generation,
-                  evaluations=len(evaluator.cache), failures=_failures(evaluator.cache),
-                  champion_source=source)
-    return SearchResult(champion, bundle, state, summaries, out_dir)
+                  failures=_failures(evaluator.cache), champion_source=source)
+    train = evaluator.cache.get(rep.phenotypes.canonical(rep.genome(best)))
+    return SearchResult(champion, bundle, state, summaries, out_dir, train)
 
 
 def _check_out_dir(path: str, flag: str) -> None:
@@ -233,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default results/search)")
     p.add_argument("--resume", help="continue the search whose outputs are in this directory")
     p.add_argument("--seed", type=int, help="search seed (default: the experiment's)")
-    p.add_argument("--genome", choices=("params", "gp"), default="params",
+    p.add_argument("--genome", choices=GENOMES, default="params",
                    help="params: the policy parameter vector of the experiment's search space "
                         "(default); gp: genetic programming of the routing score() rule, "
                         "written out as a code policy")
@@ -260,12 +225,9 @@ def main(argv=None) -> int:
             raise InputError("--out and --resume name different folders; a resumed search "
                              "writes into the folder it resumes")
         _check_out_dir(args.resume or args.out or DEFAULT_OUT, "--resume" if args.resume else "--out")
-        if args.genome == "gp" and exp.objectives.mode == "multi":
-            raise InputError("--genome gp needs a single-objective experiment (objectives.mode: single)")
-        run = evolve_gp if args.genome == "gp" else evolve
-        res = run(exp, generations=args.generations, workers=args.workers, out=args.out,
-                     resume=args.resume, ray_address=args.ray_address, seed=args.seed,
-                     progress=not args.no_progress)
+        res = evolve(exp, genome=args.genome, generations=args.generations,
+                     workers=args.workers, out=args.out, resume=args.resume,
+                     ray_address=args.ray_address, seed=args.seed, progress=not args.no_progress)
     except InputError as e:
         print(f"evolve: error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_INPUT

@@ -52,7 +52,8 @@ from simulator.policy_encoding import POLICY_FAMILIES
 if not hasattr(creator, "FitnessMax"):
     creator.create("FitnessMax", base.Fitness, weights=(1.0,))
 if not hasattr(creator, "FitnessMulti"):
-    # weights are set per run by search.ga.run_search (class attribute); (1, 1) is a placeholder.
+    # weights are set per run by search.vector.individual_class (class attribute); (1, 1) is a
+    # placeholder.
     creator.create("FitnessMulti", base.Fitness, weights=(1.0, 1.0))
 if not hasattr(creator, "Individual"):
     creator.create("Individual", list, fitness=creator.FitnessMax)

@@ -9,46 +9,41 @@ numba compilation as a hand-written policy (``load_code_policy``); its fitness i
 ``search.evaluate.evaluate`` of ``PolicyConfig(routing="code")`` on the experiment's train
 seeds, fanned out by :class:`search.parallel.Evaluator` (Ray with ``--workers > 1``).
 
-Loop: (mu+lambda) with elitism like the parameter GA (survivors = best distinct rules of
-parents + offspring, :func:`search.ga.sel_distinct_best`); parents by DEAP's double tournament
+The :class:`RuleTrees` representation (:mod:`search.representation`) runs in the common
+search loop (:mod:`search.loop`) with the ``gp`` strategy: parents by DEAP's double tournament
 (fitness tournament of the experiment's size, then a parsimony tournament preferring the smaller
-tree); one-point crossover and uniform-subtree / ephemeral / node-replacement mutation; bloat
-control by static limits (height <= :data:`MAX_HEIGHT`, at most :data:`MAX_NODES` nodes).
-DEAP's GP operators draw from Python's global ``random`` module; the search keeps its own
-``random.Random`` and swaps its state in around each operator call, so the global generator is
-left as found and the run is a deterministic function of the seed (and resumable: the
-checkpoint holds that state).
+tree), survivors = best distinct rules of parents + offspring (elitism).  Offspring: consecutive
+parent pairs crossed (one-point) with ``cxpb``, then each child mutated with ``mutpb`` by
+uniform-subtree, node-replacement or ephemeral mutation; bloat control by static limits
+(height <= :data:`MAX_HEIGHT`, at most :data:`MAX_NODES` nodes).  DEAP's GP operators draw
+from Python's global ``random`` module; they run under :func:`search.selection.deap_random`
+on the search's own ``random.Random``, so the global generator is left as found and the run is
+a deterministic function of the seed (and resumable: the checkpoint holds that state).
 """
 from __future__ import annotations
 
 import functools
 import operator
-import pickle
 import random
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from deap import base, creator, gp, tools
+from deap import base, creator, gp
 
 from simulator.codepolicy import ROUTING, load_code_policy
 from simulator.config import PolicyConfig
 from simulator.errors import InputError
 from simulator.fileio import atomic_write
 
-from .ga import (SearchState, _individuals, _plain, _record, check_resume_settings,
-                 restore_archive, sel_distinct_best)
+from .selection import deap_random
 
 FEATURES = tuple(f.name for f in ROUTING.features)
 MAX_HEIGHT = 8
 """Static depth limit of a rule tree (bloat control)."""
 MAX_NODES = 40
 """Static size limit of a rule tree (bloat control)."""
-PARSIMONY_SIZE = 1.4
-"""Size of the parsimony tournament of DEAP's double tournament (1 < s <= 2)."""
 PDIV_EPS = 1e-9
-CHECKPOINT_VERSION = 1
 
 SEED_RULES = (
     "sub(sub(sub(mul(3.0, prefix_match), queue_depth), batch_size), pending)",
@@ -180,23 +175,13 @@ class RuleSpace:
 
 
 # ---------------------------------------------------------------------------------------------
-# the loop
+# the representation
 # ---------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _deap_random(rng: random.Random):
-    """Run DEAP operators (which use the global ``random``) on ``rng``'s state."""
-    saved = random.getstate()
-    random.setstate(rng.getstate())
-    try:
-        yield
-    finally:
-        rng.setstate(random.getstate())
-        random.setstate(saved)
-
-
+@functools.cache
 def _toolbox():
+    """DEAP's tree generator and variation operators, wrapped in the static size limits."""
     ps = primitive_set()
     tb = base.Toolbox()
     tb.register("expr", gp.genHalfAndHalf, pset=ps, min_=1, max_=4)
@@ -212,6 +197,7 @@ def _toolbox():
 
 
 def _random_tree(tb):
+    """A ramped half-and-half tree (depth 1-4) within the static limits (global ``random``)."""
     cls = _tree_class()
     while True:
         t = cls(tb.expr())
@@ -225,122 +211,119 @@ def _vary(parents: list, tb, cxpb: float, mutpb: float, rng: random.Random) -> l
     kids = [tb.clone(p) for p in parents]
     for i in range(1, len(kids), 2):
         if rng.random() < cxpb:
-            with _deap_random(rng):
+            with deap_random(rng):
                 kids[i - 1], kids[i] = tb.mate(kids[i - 1], kids[i])
             del kids[i - 1].fitness.values, kids[i].fitness.values
     for i, k in enumerate(kids):
         if rng.random() < mutpb:
             op = (tb.mut_uniform, tb.mut_node, tb.mut_const)[rng.randrange(3)]
-            with _deap_random(rng):
+            with deap_random(rng):
                 kids[i], = op(k)
             del kids[i].fitness.values
     return kids
 
 
-def _evaluate(individuals: list, evaluate_batch) -> int:
-    todo = [ind for ind in individuals if not ind.fitness.valid]
-    if todo:
-        for ind, fit in zip(todo, evaluate_batch([[tree_source(t)] for t in todo])):
-            ind.fitness.values = fit
-    return len(todo)
+def _ephemeral_class():
+    """The primitive set's ephemeral-constant terminal class."""
+    return next(t for t in primitive_set().terminals[float] if isinstance(t, gp.MetaEphemeral))
 
 
-def _save(state: SearchState, path: str) -> None:
-    payload = {"version": CHECKPOINT_VERSION, "genome": "gp", "settings": state.settings,
-               "generation": state.generation, "population": _plain(state.population, str),
-               "halloffame": _plain(state.halloffame, str), "logbook": state.logbook,
-               "rng_state": state.rng.getstate(), "stall": state.stall,
-               "nevals_total": state.nevals_total, "extra": state.extra}
-    atomic_write(path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+def _check_weights(weights) -> None:
+    if tuple(weights) != (1.0,):
+        raise InputError(f"gp: rule trees need one maximised objective, got weights {tuple(weights)!r}")
 
 
-def _load(path: str, settings: dict) -> SearchState:
-    try:
-        with open(path, "rb") as fh:
-            payload = pickle.load(fh)
-    except Exception as exc:  # noqa: BLE001 - any unreadable or foreign file is bad input
-        raise InputError(f"--resume: cannot read checkpoint {path}: {type(exc).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("genome") != "gp" \
-            or payload.get("version") != CHECKPOINT_VERSION:
-        raise InputError(f"--resume: {path} is not a --genome gp search checkpoint")
-    check_resume_settings(payload["settings"], settings)
-    hof = restore_archive(tools.HallOfFame(settings["hof_size"]), parse_rule,
-                          payload["halloffame"])
-    rng = random.Random()
-    rng.setstate(payload["rng_state"])
-    return SearchState(population=_individuals(parse_rule, payload["population"]),
-                       generation=payload["generation"],
-                       halloffame=hof, pareto=None, logbook=payload["logbook"], rng=rng,
-                       settings=settings, stall=payload["stall"],
-                       nevals_total=payload["nevals_total"], extra=payload["extra"])
+@dataclass(frozen=True)
+class RuleTrees:
+    """Rule trees as a search representation (:class:`search.representation.Representation`)
+    for the ``gp`` strategy: crossover with ``cxpb`` per parent pair, mutation with ``mutpb``
+    per child.  Seeds are rules in DEAP string form (default :data:`SEED_RULES`)."""
 
+    cxpb: float = 0.6
+    mutpb: float = 0.3
+    name = "gp"
+    algorithms = ("gp",)
 
-def run_gp(evaluate_batch: Callable[[list], Sequence[Sequence[float]]], *, population: int = 24,
-           generations: int = 10, cxpb: float = 0.6, mutpb: float = 0.3, tournament: int = 3,
-           seed: int = 0, hof_size: int = 10, seed_rules: Sequence[str] = SEED_RULES,
-           checkpoint_path: str | None = None, resume_from: str | None = None,
-           on_generation: Callable[[SearchState], None] | None = None,
-           extra_state: dict | None = None, fingerprint: str = "") -> SearchState:
-    """Evolve score rules; returns the final :class:`search.ga.SearchState` (individuals are
-    rule trees; ``champion`` the best).
+    def __post_init__(self):
+        if not (0 <= self.cxpb <= 1 and 0 <= self.mutpb <= 1):
+            raise InputError(f"gp: need 0 <= cxpb, mutpb <= 1, got {self.cxpb}, {self.mutpb}")
 
-    ``evaluate_batch(list of [source]) -> list of (fitness,)`` scores rule sources (the caller
-    parallelises and caches).  Generation 0 is ``seed_rules`` (DEAP string form) followed by
-    random ramped half-and-half trees (depth 1-4).  A checkpoint is written after every
-    generation; ``resume_from`` continues one written with the same settings and
-    ``fingerprint`` (InputError otherwise).  ``extra_state`` is saved with it (the evaluation
-    cache) and restored in place on resume.
-    """
-    if population < 2 or tournament < 1 or not (0 <= cxpb <= 1 and 0 <= mutpb <= 1):
-        raise InputError("gp: need population >= 2, tournament >= 1, 0 <= cxpb, mutpb <= 1")
-    settings = {"genome": "gp", "population": population, "cxpb": cxpb, "mutpb": mutpb,
-                "tournament": tournament, "seed": seed, "hof_size": hof_size,
-                "seed_rules": tuple(seed_rules), "max_height": MAX_HEIGHT,
-                "max_nodes": MAX_NODES, "fingerprint": fingerprint}
-    tb = _toolbox()
-    names = ("fitness",)
+    def settings(self) -> dict:
+        """Variation settings and the static size limits (a resumed run must share them)."""
+        return {"cxpb": self.cxpb, "mutpb": self.mutpb, "max_height": MAX_HEIGHT,
+                "max_nodes": MAX_NODES}
 
-    def finish_generation(state: SearchState, nevals: int) -> None:
-        state.nevals_total += nevals
-        best = state.halloffame[0].fitness.values if len(state.halloffame) else None
-        state.halloffame.update(state.population)
-        improved = best is None or state.halloffame[0].fitness.values > best
-        state.stall = 0 if improved else state.stall + 1
-        _record(state, nevals, names)
-        if checkpoint_path:
-            _save(state, checkpoint_path)
-        if on_generation:
-            on_generation(state)
+    def new_rng(self, seed: int) -> random.Random:
+        """A ``random.Random`` seeded with ``seed`` (DEAP's GP operators run on its state)."""
+        return random.Random(seed)
 
-    extra = extra_state if extra_state is not None else {}
-    if resume_from:
-        state = _load(resume_from, settings)
-        extra.update(state.extra)
-        state.extra = extra
-    else:
-        rng = random.Random(seed)
-        pop = [parse_rule(r) for r in seed_rules][:population]
-        with _deap_random(rng):
-            pop += [_random_tree(tb) for _ in range(population - len(pop))]
-        state = SearchState(population=pop, generation=0, halloffame=tools.HallOfFame(hof_size),
-                            pareto=None, logbook=tools.Logbook(), rng=rng, settings=settings,
-                            extra=extra)
-        state.logbook.header = ("gen", "nevals", "fitness_min", "fitness_avg", "fitness_max",
-                                "best", "stall")
-        finish_generation(state, _evaluate(state.population, evaluate_batch))
+    def rng_state(self, rng: random.Random):
+        """The generator's state."""
+        return rng.getstate()
 
-    while state.generation < generations:
-        with _deap_random(state.rng):
-            parents = tools.selDoubleTournament(state.population, population,
-                                                fitness_size=tournament,
-                                                parsimony_size=PARSIMONY_SIZE, fitness_first=True)
-        offspring = _vary(parents, tb, cxpb, mutpb, state.rng)
-        nevals = _evaluate(offspring, evaluate_batch)
-        state.population = sel_distinct_best(state.population + offspring, population,
-                                             lambda nodes: str(gp.PrimitiveTree(nodes)))
-        state.generation += 1
-        finish_generation(state, nevals)
-    return state
+    def restore_rng(self, state) -> random.Random:
+        """A generator continuing from ``state``."""
+        rng = random.Random()
+        rng.setstate(state)
+        return rng
+
+    def initial(self, seeds: Sequence[str], n: int, rng: random.Random, weights) -> list:
+        """The seed rules, then random ramped half-and-half trees (depth 1-4), ``n`` in all."""
+        _check_weights(weights)
+        pop = [parse_rule(r) for r in seeds][:n]
+        tb = _toolbox()
+        with deap_random(rng):
+            pop += [_random_tree(tb) for _ in range(n - len(pop))]
+        return pop
+
+    def breed(self, parents: Callable[[int], list], n: int, rng: random.Random) -> list:
+        """``n`` parents selected at once, crossed pairwise and mutated (DEAP's ``varAnd``)."""
+        return _vary(parents(n), _toolbox(), self.cxpb, self.mutpb, rng)
+
+    def key(self, tree) -> str:
+        """The rule's DEAP string form (equal strings = equal rules)."""
+        return str(tree)
+
+    def genome(self, tree) -> list:
+        """``[source]``: the rule as code-policy source (what :class:`RuleSpace` decodes)."""
+        return [tree_source(tree)]
+
+    def encode(self, tree) -> tuple[str, tuple[int, ...]]:
+        """``(DEAP string form, positions of the ephemeral constants)``: the string alone
+        would bring those back as fixed constants, which ``mut_const`` cannot change, and a
+        resumed run would vary differently."""
+        return str(tree), tuple(i for i, node in enumerate(tree)
+                                if isinstance(type(node), gp.MetaEphemeral))
+
+    def decode(self, row: tuple[str, tuple[int, ...]], weights):
+        """The tree of an :meth:`encode` row, its ephemeral constants restored as such."""
+        _check_weights(weights)
+        text, ephemerals = row
+        tree = parse_rule(text)
+        cls = _ephemeral_class()
+        for i in ephemerals:
+            node = cls.__new__(cls)      # an ephemeral holding the saved value (no new draw)
+            node.value = tree[i].value
+            tree[i] = node
+        return tree
+
+    @property
+    def phenotypes(self) -> RuleSpace:
+        """:class:`RuleSpace` (the evaluator runs the rule source)."""
+        return RuleSpace()
+
+    def policy(self, tree) -> tuple:
+        """The code policy running the rule, no engine knobs."""
+        return rule_policy(tree_source(tree)), {}
+
+    def describe(self, tree) -> dict:
+        """``{"rule": DEAP form, "source": code policy}``."""
+        return {"rule": str(tree), "source": tree_source(tree)}
+
+    def champion(self, tree, out: Path) -> tuple[dict, str]:
+        """Write ``champion_score.py``; the bundle running it and its source."""
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return champion_files(tree, out), tree_source(tree)
 
 
 def champion_files(tree, out: Path) -> dict:

@@ -89,16 +89,16 @@ def reference_fitness(exp: Experiment, seeds: tuple[int, ...]) -> float:
 
 
 def _metrics(ev: Evaluation, score: float, exp: Experiment) -> dict:
-    c = ev.components
+    mean = ev.mean
     n = exp.workload.num_requests
     out = {"combined_score": score, "fitness": ev.fitness,
-           "p99_ttft_ms": c["p99_ttft_ms"], "mean_e2e_ms": c["mean_e2e_ms"],
-           "throughput_rps": c["throughput_rps"],
-           "slo_attainment": c.get(f"{SLO_ATTAINMENT}.overall", 1.0)}
+           "p99_ttft_ms": mean.measures.p99_ttft_ms, "mean_e2e_ms": mean.measures.mean_e2e_ms,
+           "throughput_rps": mean.measures.throughput_rps,
+           "slo_attainment": mean.objective(SLO_ATTAINMENT)}
     for k in ANOMALIES:
-        out[f"anomaly.{k}"] = c.get(f"rate.{k}", 0.0) * n
-    if "code_nonfinite" in c:
-        out["anomaly.code_nonfinite"] = c["code_nonfinite"]
+        out[f"anomaly.{k}"] = getattr(mean.rates, k) * n
+    if mean.code_nonfinite is not None:
+        out["anomaly.code_nonfinite"] = mean.code_nonfinite
     return {k: float(v) for k, v in out.items()}
 
 

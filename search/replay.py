@@ -25,7 +25,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -188,6 +188,20 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def seed_record(result) -> dict[str, float]:
+    """One seed's ``search.fitness.SeedResult`` as the flat record of the ``--out`` document:
+    ``fitness``, ``score``, ``penalty``, every measure, ``code_nonfinite`` (code policies only),
+    ``fit.<component>``, ``rate.<anomaly>`` and ``slo_attainment.<class>``."""
+    record = {"fitness": result.fitness, "score": result.score, "penalty": result.penalty,
+              **{f.name: getattr(result.measures, f.name) for f in fields(result.measures)}}
+    if result.code_nonfinite is not None:
+        record["code_nonfinite"] = result.code_nonfinite
+    record.update({f"fit.{k}": v for k, v in result.components.items()})
+    record.update({f"rate.{f.name}": getattr(result.rates, f.name) for f in fields(result.rates)})
+    record.update({f"slo_attainment.{k}": v for k, v in result.attainment.items()})
+    return record
+
+
 def results_document(result: ReplayResult, policy_path: str) -> dict:
     """The ``--out`` JSON document: inputs, the table, the headline and per policy its bundle,
     mean/stdev per column and every seed's metrics (keys sorted)."""
@@ -198,8 +212,10 @@ def results_document(result: ReplayResult, policy_path: str) -> dict:
     for name, ev in result.evaluations.items():
         summary = {col: {"mean": _finite(v["mean"]), "stdev": _finite(v["stdev"])}
                    for col, v in result.summaries[name].items()}
-        per_seed = [{"seed": seed, **{k: _finite(float(m[k])) for k in sorted(m)}}
-                    for seed, m in zip(result.seeds, ev.per_seed)]
+        per_seed = []
+        for seed, r in zip(result.seeds, ev.per_seed):
+            m = seed_record(r)
+            per_seed.append({"seed": seed, **{k: _finite(float(m[k])) for k in sorted(m)}})
         policies[name] = {"policy": bundles[name], "summary": summary, "per_seed": per_seed}
     exp = result.experiment
     return {

@@ -15,22 +15,13 @@ import yaml
 
 from simulator.fileio import atomic_write
 
-SUMMARY_METRICS: dict[str, str] = {
-    "fitness": "fitness",
-    "p99_ttft_ms": "p99_ttft_ms",
-    "p50_ttft_ms": "p50_ttft_ms",
-    "mean_ttft_ms": "mean_ttft_ms",
-    "p99_e2e_ms": "p99_e2e_ms",
-    "p50_e2e_ms": "p50_e2e_ms",
-    "mean_e2e_ms": "mean_e2e_ms",
-    "throughput_rps": "throughput_rps",
-    "tokens_per_sec": "tokens_per_sec",
-    "slo_attainment": "slo_attainment.overall",
-    "replica_seconds": "replica_seconds",
-    "avg_replicas": "avg_replicas",
-    "gpus": "gpus",
-}
-"""Summary column -> per-seed metric key of ``search.evaluate.Evaluation.per_seed``."""
+from .fitness import OVERALL
+
+SUMMARY_METRICS: tuple[str, ...] = (
+    "fitness", "p99_ttft_ms", "p50_ttft_ms", "mean_ttft_ms", "p99_e2e_ms", "p50_e2e_ms",
+    "mean_e2e_ms", "throughput_rps", "tokens_per_sec", "slo_attainment", "replica_seconds",
+    "avg_replicas", "gpus")
+"""Summary columns (:func:`summary_value` reads each from a per-seed ``SeedResult``)."""
 TABLE_COLUMNS = ("fitness", "p99_ttft_ms", "mean_ttft_ms", "mean_e2e_ms", "throughput_rps",
                  "slo_attainment")
 """Columns of the comparison table (plus the experiment's primary objective if not among them)."""
@@ -53,12 +44,24 @@ def objective_column(key: str) -> str:
     return key
 
 
+def summary_value(result, column: str) -> float | None:
+    """One seed's value of a :data:`SUMMARY_METRICS` column from its ``search.fitness.SeedResult``:
+    the penalised fitness, the overall SLO attainment (None without SLO targets) or the raw
+    measure of that name."""
+    if column == "fitness":
+        return result.fitness
+    if column == "slo_attainment":
+        return result.attainment.get(OVERALL)
+    return getattr(result.measures, column)
+
+
 def policy_summary(evaluation) -> dict:
     """Mean and sample stdev over seeds of each :data:`SUMMARY_METRICS` column (per-seed values
     from ``evaluation.per_seed``), plus the raw per-seed values under ``"values"``."""
     out = {}
-    for column, key in SUMMARY_METRICS.items():
-        v = [float(m[key]) for m in evaluation.per_seed if key in m]
+    for column in SUMMARY_METRICS:
+        v = [float(x) for x in (summary_value(r, column) for r in evaluation.per_seed)
+             if x is not None]
         if v:
             out[column] = {"mean": statistics.fmean(v),
                            "stdev": statistics.stdev(v) if len(v) > 1 else 0.0, "values": v}

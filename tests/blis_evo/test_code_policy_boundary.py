@@ -117,8 +117,8 @@ def test_api_evaluates_a_code_policy_bundle_like_the_builtin(small_experiment, t
     want = evaluate_policy(PolicyConfig(routing="weighted", scorers=(ScorerSpec("queue-depth", 1.0),)),
                            exp, [3])
     assert got.fitness == want.fitness
-    assert got.components["code_nonfinite"] == 0.0
-    assert got.per_seed[0]["p99_ttft_ms"] == want.per_seed[0]["p99_ttft_ms"]
+    assert got.mean.code_nonfinite == 0.0
+    assert got.per_seed[0].measures.p99_ttft_ms == want.per_seed[0].measures.p99_ttft_ms
 
 
 def test_shipped_code_routing_example_loads():

@@ -49,8 +49,8 @@ def test_replica_seconds_objective_grows_with_the_minimum_pool(small_exp):
     for m in (1, 4):
         g[space.index["autoscaler.min_replicas"]] = m
         ev = evaluate(space.decode(g), small_exp, [1])
-        span = ev.per_seed[0]["replica_seconds"] / ev.per_seed[0]["avg_replicas"]
-        assert ev.per_seed[0]["replica_seconds"] >= m * span - 1e-6   # min replicas always up
+        span = ev.per_seed[0].measures.replica_seconds / ev.per_seed[0].measures.avg_replicas
+        assert ev.per_seed[0].measures.replica_seconds >= m * span - 1e-6   # min replicas always up
         costs.append(-ev.objectives[1])
     assert costs[1] > costs[0]
 
@@ -82,4 +82,4 @@ def test_baselines_run_under_the_experiment_autoscaler(small_exp):
     own = dataclasses.replace(small_exp.autoscaler, min_replicas=3)
     assert deployed_policy(PolicyConfig(autoscaler=own), small_exp).autoscaler == own
     # the step load makes the experiment's autoscaler act on the baseline too
-    assert evaluate(BASELINES["round-robin"], small_exp, [1]).per_seed[0]["scale_events"] > 0
+    assert evaluate(BASELINES["round-robin"], small_exp, [1]).per_seed[0].measures.scale_events > 0

@@ -83,7 +83,7 @@ PROBE = ("probe planted by the test",)
 def plant_probe(folder: Path) -> None:
     """Add an entry to the evaluation cache in the folder's checkpoint: only a run that resumes
     from this checkpoint carries it into its own final checkpoint."""
-    from search.ga import load_checkpoint
+    from search.checkpoint import load_checkpoint
 
     path = folder / "checkpoint.pkl"
     payload = load_checkpoint(str(path))
@@ -92,7 +92,7 @@ def plant_probe(folder: Path) -> None:
 
 
 def has_probe(folder: Path) -> bool:
-    from search.ga import load_checkpoint
+    from search.checkpoint import load_checkpoint
 
     return PROBE in load_checkpoint(str(folder / "checkpoint.pkl"))["extra"]
 

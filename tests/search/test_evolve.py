@@ -74,19 +74,34 @@ def test_evolve_bad_cli_value_is_one_line_exit_2(capsys):
     assert err == ["evolve: error: --generations must be >= 1, got 0"]
 
 
-def test_evolve_resume_restores_evaluation_cache_and_matches_uninterrupted(small_experiment, tmp_path):
-    from search.evolve import evolve
-    from search.ga import load_checkpoint, logbook_bytes
+MULTI = {"objectives": {"mode": "multi", "primary": "p99_ttft", "weights": {"p99_ttft": 1.0},
+                        "multi": [{"key": "p99_ttft", "direction": "min"},
+                                  {"key": "throughput", "direction": "max"}]},
+         "search": {"algorithm": "nsga2", "population": 8, "generations": 3, "cxpb": 0.6,
+                    "mutpb": 0.3, "tournament": 2, "patience": 0, "seed": 0, "workers": 1}}
 
-    _, exp = small_experiment(num_requests=100)
-    full = evolve(exp, generations=3, out=tmp_path / "full")
-    evolve(exp, generations=2, out=tmp_path / "part")
+
+@pytest.mark.parametrize("genome, sections", [("params", {}), ("params", MULTI), ("gp", {})],
+                         ids=["ga", "nsga2", "gp"])
+def test_evolve_resume_restores_evaluation_cache_and_matches_uninterrupted(
+        genome, sections, small_experiment, tmp_path):
+    from search.evolve import evolve
+    from search.checkpoint import load_checkpoint
+    from search.loop import logbook_bytes
+
+    _, exp = small_experiment(num_requests=100, **sections)
+    full = evolve(exp, genome=genome, generations=3, out=tmp_path / "full")
+    evolve(exp, genome=genome, generations=2, out=tmp_path / "part")
     cached = load_checkpoint(str(tmp_path / "part" / "checkpoint.pkl"))["extra"]
     assert cached and all(len(ev.per_seed) == len(exp.seeds.train) for ev in cached.values())
-    resumed = evolve(exp, generations=3, resume=tmp_path / "part")
+    resumed = evolve(exp, genome=genome, generations=3, resume=tmp_path / "part")
     assert logbook_bytes(resumed.state.logbook) == logbook_bytes(full.state.logbook)
-    assert list(resumed.state.champion) == list(full.state.champion)
-    assert (tmp_path / "part" / "champion.yaml").read_bytes() == (tmp_path / "full" / "champion.yaml").read_bytes()
+    assert str(resumed.state.champion) == str(full.state.champion)
+    assert resumed.train_evaluation == full.train_evaluation
+    for name in ("champion.yaml", "hall_of_fame.json", "logbook.csv", "heldout.json",
+                 "pareto.json", "champion_score.py"):
+        if (tmp_path / "full" / name).exists():
+            assert (tmp_path / "part" / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
     final = load_checkpoint(str(tmp_path / "part" / "checkpoint.pkl"))["extra"]
     assert set(cached) <= set(final)
 

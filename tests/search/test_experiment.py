@@ -157,8 +157,8 @@ def test_pathological_ranks_below_round_robin():
     bad = evaluate(PATHOLOGICAL, exp, exp.seeds.train)
     assert bad.fitness < rr.fitness
     assert bad.penalty > rr.penalty
-    assert bad.components["rate.priority_inversions"] > 0
-    assert bad.components["p99_ttft_ms"] > rr.components["p99_ttft_ms"]
+    assert bad.mean.rates.priority_inversions > 0
+    assert bad.mean.measures.p99_ttft_ms > rr.mean.measures.p99_ttft_ms
 
 
 def test_penalties_stop_a_request_shedding_policy_from_winning():
@@ -172,10 +172,10 @@ def test_penalties_stop_a_request_shedding_policy_from_winning():
     rr = evaluate(BASELINES["round-robin"], exp, seeds)
     llmd = evaluate(BASELINES["llm-d-default"], exp, seeds)
     ev = evaluate(shed, exp, seeds)
-    assert ev.components["rate.rejected_requests"] > 0.5
-    assert ev.components["score"] > llmd.components["score"] > rr.components["score"]
+    assert ev.mean.rates.rejected_requests > 0.5
+    assert ev.mean.score > llmd.mean.score > rr.mean.score
     assert ev.fitness < rr.fitness
-    assert math.isclose(ev.fitness, ev.components["score"] * math.exp(-ev.penalty), rel_tol=1e-12)
+    assert math.isclose(ev.fitness, ev.mean.score * math.exp(-ev.penalty), rel_tol=1e-12)
 
 
 @pytest.mark.parametrize("path", sorted(p for p in DEFAULT_EXPERIMENT_PATH.parent.glob("*.yaml")

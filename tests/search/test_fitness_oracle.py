@@ -252,16 +252,16 @@ def test_single_objective_fitness_matches_the_oracle(oracle_runs):
     problems = []
     for seed, m in zip(SEEDS, ev.per_seed):
         o = oracle_runs[seed]
-        pairs = [("score", m["score"], o["score"]), ("penalty", m["penalty"], o["penalty"]),
-                 ("fitness", m["fitness"], o["fitness"]),
-                 ("slo_attainment.overall", m["slo_attainment.overall"], o["attainment"]),
-                 ("fit.slo_attainment", m["fit.slo_attainment"], o["attainment"]),
-                 ("throughput_rps", m["throughput_rps"], o["rps"]),
-                 ("p99_ttft_ms", m["p99_ttft_ms"], o["p99_ttft_ms"]),
-                 ("mean_e2e_ms", m["mean_e2e_ms"], o["mean_e2e_ms"])]
-        pairs += [(f"fit.{k}", m[f"fit.{k}"], v) for k, v in o["components"].items()]
-        pairs += [(f"rate.{k}", m[f"rate.{k}"], v) for k, v in o["rates"].items()]
-        pairs += [(f"slo_attainment.{c}", m[f"slo_attainment.{c}"], v)
+        pairs = [("score", m.score, o["score"]), ("penalty", m.penalty, o["penalty"]),
+                 ("fitness", m.fitness, o["fitness"]),
+                 ("attainment[overall]", m.attainment["overall"], o["attainment"]),
+                 ("components[slo_attainment]", m.components["slo_attainment"], o["attainment"]),
+                 ("measures.throughput_rps", m.measures.throughput_rps, o["rps"]),
+                 ("measures.p99_ttft_ms", m.measures.p99_ttft_ms, o["p99_ttft_ms"]),
+                 ("measures.mean_e2e_ms", m.measures.mean_e2e_ms, o["mean_e2e_ms"])]
+        pairs += [(f"components[{k}]", m.components[k], v) for k, v in o["components"].items()]
+        pairs += [(f"rates.{k}", getattr(m.rates, k), v) for k, v in o["rates"].items()]
+        pairs += [(f"attainment[{c}]", m.attainment[c], v)
                   for c, v in o["attainment_by_class"].items()]
         problems += [f"seed {seed} {k}: search {a!r} vs oracle {b!r}"
                      for k, a, b in pairs if not close(a, b)]

@@ -1,4 +1,5 @@
-"""GP-evolved routing rules (search.gp, ``python -m search.evolve --genome gp``)."""
+"""GP-evolved routing rules (search.gp, ``python -m search.evolve --genome gp``); the loop
+itself (determinism, elitism, resume) is tested with every algorithm in test_loop.py."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ import math
 import random
 
 import pytest
+from deap import gp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,8 +15,9 @@ from blis_evo import cli
 from blis_evo.bundle import load_policy_bundle
 from blis_evo.settings import policy_from_bundle
 from search.evolve import main
-from search.gp import (FEATURES, SEED_RULES, _deap_random, _random_tree, _toolbox, parse_rule,
-                       primitive_set, run_gp, tree_source)
+from search.gp import (FEATURES, SEED_RULES, RuleTrees, _random_tree, _toolbox, parse_rule,
+                       primitive_set, tree_source)
+from search.selection import deap_random
 from simulator.codepolicy import compiled, load_code_policy
 
 _PY = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
@@ -45,7 +48,7 @@ def _interpret(tree, env):
        xs=st.lists(st.floats(0, 50, allow_nan=False), min_size=7, max_size=7))
 def test_random_trees_round_trip_through_the_sandbox(seed, xs):
     tb = _toolbox()
-    with _deap_random(random.Random(seed)):
+    with deap_random(random.Random(seed)):
         tree = _random_tree(tb)
     src = tree_source(tree)
     policy = load_code_policy(src, "routing", "gp.py")   # accepted by the sandbox
@@ -63,7 +66,7 @@ def test_random_trees_round_trip_through_the_sandbox(seed, xs):
 def test_deap_operators_leave_the_global_random_untouched():
     random.seed(123)
     before = random.getstate()
-    with _deap_random(random.Random(1)):
+    with deap_random(random.Random(1)):
         _random_tree(_toolbox())
     assert random.getstate() == before
 
@@ -73,37 +76,22 @@ def test_seed_rules_are_valid_code_policies():
         load_code_policy(tree_source(parse_rule(rule)), "routing")
 
 
-def _fake_fitness(genomes):
-    """A cheap deterministic fitness of a rule source: its score on a fixed feature vector,
-    preferring rules that reward prefix_match and punish queue_depth."""
-    out = []
-    for (src,) in genomes:
-        f = compiled(load_code_policy(src, "routing"))
-        v = f.ctypes(1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0) - f.ctypes(5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        out.append((v if math.isfinite(v) else -1e9,))
-    return out
-
-
-def test_gp_loop_is_deterministic_and_elitist(tmp_path):
-    runs = [run_gp(_fake_fitness, population=8, generations=4, seed=3,
-                   checkpoint_path=str(tmp_path / f"c{i}.pkl")) for i in range(2)]
-    a, b = runs
-    assert [str(t) for t in a.population] == [str(t) for t in b.population]
-    assert list(a.logbook) == list(b.logbook)
-    best = [r["fitness_max"] for r in a.logbook]
-    assert best == sorted(best)  # (mu+lambda): the best never gets worse
-    assert all(t.height <= 8 and len(t) <= 40 for t in a.population)
-
-
-def test_gp_resume_matches_uninterrupted(tmp_path):
-    full = run_gp(_fake_fitness, population=6, generations=3, seed=5,
-                  checkpoint_path=str(tmp_path / "full.pkl"))
-    run_gp(_fake_fitness, population=6, generations=1, seed=5,
-           checkpoint_path=str(tmp_path / "part.pkl"))
-    resumed = run_gp(_fake_fitness, population=6, generations=3, seed=5,
-                     checkpoint_path=str(tmp_path / "part.pkl"), resume_from=str(tmp_path / "part.pkl"))
-    assert [str(t) for t in resumed.population] == [str(t) for t in full.population]
-    assert list(resumed.logbook) == list(full.logbook)
+def test_checkpoint_rows_keep_ephemeral_constants_mutable():
+    """A tree rebuilt from its checkpoint row equals the original node for node, ephemeral
+    constants included (the string form alone would fix them), so it mutates the same way."""
+    rep, tb = RuleTrees(), _toolbox()
+    with deap_random(random.Random(7)):
+        trees = [_random_tree(tb) for _ in range(40)]
+    with_constants = [t for t in trees if any(isinstance(type(n), gp.MetaEphemeral) for n in t)]
+    assert with_constants
+    for tree in with_constants:
+        back = rep.decode(rep.encode(tree), (1.0,))
+        assert [type(n) for n in back] == [type(n) for n in tree] and str(back) == str(tree)
+        mutated = []
+        for t in (tree, back):
+            with deap_random(random.Random(1)):
+                mutated.append(str(tb.mut_const(tb.clone(t))[0]))
+        assert mutated[0] == mutated[1] != str(tree)
 
 
 def test_evolve_gp_end_to_end_writes_a_runnable_champion(small_experiment, tmp_path, capsys):
@@ -155,26 +143,3 @@ def test_api_evolve_knows_the_gp_genome():
 
     with pytest.raises(ValueError, match="genome"):
         api.evolve("default", genome="tree")
-
-
-def test_gp_checkpoint_keeps_the_hall_of_fame_order_of_tied_rules(tmp_path):
-    """Equivalent rules often tie; a resumed search must keep the saved champion, so the hall of
-    fame is restored in its saved order (DEAP's update would put the later tie first)."""
-    from deap import tools
-
-    from search.ga import SearchState
-    from search.gp import _load, _save
-
-    first, second = parse_rule("add(pending, queue_depth)"), parse_rule("add(queue_depth, pending)")
-    for t in (first, second):
-        t.fitness.values = (0.5,)
-    hof = tools.HallOfFame(4)
-    hof.update([first, second])
-    saved = [str(t) for t in hof]
-    settings = {"genome": "gp", "hof_size": 4}
-    state = SearchState(population=[first, second], generation=1, halloffame=hof, pareto=None,
-                        logbook=tools.Logbook(), rng=random.Random(3), settings=settings)
-    _save(state, str(tmp_path / "c.pkl"))
-    back = _load(str(tmp_path / "c.pkl"), settings)
-    assert [str(t) for t in back.halloffame] == saved
-    assert [str(t) for t in back.population] == [str(first), str(second)]

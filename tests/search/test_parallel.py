@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from search.evolve import evolve
-from search.ga import logbook_bytes
+from search.loop import logbook_bytes
 
 ray = pytest.importorskip("ray")
 

@@ -23,7 +23,8 @@ import yaml
 
 from search.evolve import evolve
 from blis_evo.experiment import load_experiment
-from search.ga import load_checkpoint, logbook_bytes
+from search.checkpoint import load_checkpoint
+from search.loop import logbook_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
