@@ -122,10 +122,12 @@ def test_observe_matches_the_serial_server_closed_form(tmp_path):
             ("E2E", obs.last_chunk_us - obs.send_us, tl.last - obs.send_us)):
         assert np.all(predicted >= unloaded)
         err_us = np.abs(measured - predicted)
-        # a few % plus the loopback + event-loop wake-up jitter (~1-2 ms); a busy machine may
-        # delay a few requests more, so the tight bound must hold for 85% and a loose one for all
+        # a few % plus the loopback + event-loop wake-up jitter (~1-2 ms idle). On a loaded CI
+        # machine (the suite running ~3x slower) a sixth of the requests were seen 4-5 ms late,
+        # so the tight bound must hold for 2/3 and a loose one for all. A wrong measurement
+        # (first chunk taken for the last, send time taken for arrival) is off by tens of ms.
         tight = err_us <= 0.03 * predicted + 3000
-        assert tight.mean() >= 0.85, f"{name}: errors {np.sort(err_us)[-5:]} µs"
+        assert tight.mean() >= 2 / 3, f"{name}: errors {np.sort(err_us)[-5:]} µs"
         assert np.all(err_us <= 0.10 * predicted + 10_000), f"{name}: {err_us.max()} µs"
     e2e_rel = (obs.last_chunk_us - tl.last) / (tl.last - obs.send_us)
     assert abs(float(np.mean(e2e_rel))) < 0.03
@@ -154,9 +156,11 @@ def test_a_request_joining_during_the_last_step_starts_at_once(tmp_path):
     assert code == 0, err
     obs = read_trace_v2(tmp_path / "out").observed
     ttft_ms = (obs.first_chunk_us - obs.send_us) / 1e3
-    np.testing.assert_allclose(ttft_ms, [40, 40, 40, 110], atol=4)
+    # B waiting for A's last step would show 70 ms, B' starting at once 40 ms: a 12 ms
+    # tolerance absorbs a loaded machine's timer jitter (6 ms seen in CI) and still tells them apart
+    np.testing.assert_allclose(ttft_ms, [40, 40, 40, 110], atol=12)
     tl = serial_timeline(model, obs.send_us, wl.n_in, wl.n_out)
-    np.testing.assert_allclose(obs.first_chunk_us, tl.first, atol=4000)
+    np.testing.assert_allclose(obs.first_chunk_us, tl.first, atol=12_000)
 
 
 def test_concurrency_one_is_closed_loop_and_a_trace_can_be_resent(tmp_path):
