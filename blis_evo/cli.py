@@ -40,16 +40,13 @@ from simulator.workload.csv_trace import load_trace_csv
 from simulator.workload.distribution import (generate_distribution, preset_workload,
                                              validate_distribution_args)
 
-from .commands import check_output_dir, check_output_file, one_line
+from .commands import (EXIT_INPUT_ERROR, EXIT_INTERRUPTED, EXIT_OK, check_output_dir,
+                       check_output_file, one_line)
 from .flags import parse_run_args
 from .go_scalars import go_float_str
 from .logging_setup import configure_logging, reset_logging
 from .output import print_run_report, write_results_json
 from .settings import RunSettings, resolve_run_settings
-
-EXIT_OK = 0
-EXIT_INPUT_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 _MASK64 = (1 << 64) - 1
 _FNV64_OFFSET = 0xCBF29CE484222325

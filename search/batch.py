@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from blis_evo.commands import EXIT_INPUT_ERROR as EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
 from blis_evo.flags import InputErrorParser
 from simulator.errors import InputError, one_line
 
@@ -70,10 +71,8 @@ from .checkpoint import load_checkpoint
 from .parallel import ensure_ray
 from .report import OUTPUT_FILES, atomic_write, improvement, objective_column
 
-EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_INPUT = 2
-EXIT_INTERRUPTED = 130
+"""Exit status when at least one job failed (the others ran)."""
 
 DONE_FILE = "done.json"
 STARTED_FILE = "started.json"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blis_evo.baselines import BASELINES
-from blis_evo.commands import check_output_dir
+from blis_evo.commands import EXIT_INPUT_ERROR as EXIT_INPUT, EXIT_OK, check_output_dir
 from blis_evo.deployment import deployed_policy
 from blis_evo.experiment import default_experiment, experiment_digest, load_experiment
 from blis_evo.flags import InputErrorParser
@@ -31,8 +31,6 @@ from .parallel import Evaluator
 from .report import policy_summary, write_outputs
 from .vector import VectorGenome
 
-EXIT_OK = 0
-EXIT_INPUT = 2
 DEFAULT_OUT = "results/search"
 GENOMES = ("params", "gp")
 """Representations ``evolve`` knows (``--genome``)."""
