@@ -32,6 +32,8 @@ from mock_openai import MockOpenAIServer  # noqa: E402
 
 MODEL = StepModel((2000.0, 2.0, 500.0), (4000.0, 8.0, 1500.0))
 """Coefficients in the ms range so loopback and timer jitter (~1 ms) stay small."""
+SLOW_MODEL = StepModel(tuple(4 * x for x in MODEL.alpha), tuple(4 * x for x in MODEL.beta))
+"""MODEL 4x slower, for the timing comparison that must hold on a loaded machine."""
 NAME = "mock-model"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,9 +85,12 @@ def observe_args(url, spec, out, *extra):
 
 
 def test_observe_matches_the_serial_server_closed_form(tmp_path):
-    spec = write_spec(tmp_path / "spec.yaml", rate=8, n=30)
+    # MODEL's steps slowed 4x (and the rate cut 4x, same load): a loaded machine's event-loop
+    # wake-ups (2-10 ms seen with the suite running beside other work) stay small beside them
+    model = SLOW_MODEL
+    spec = write_spec(tmp_path / "spec.yaml", rate=2, n=30)
     out = tmp_path / "trace"
-    with MockOpenAIServer(MODEL, model_name=NAME) as srv:
+    with MockOpenAIServer(model, model_name=NAME) as srv:
         code, stdout, err = call_main(observe_args(srv.url, spec, out))
         log = srv.log
     assert code == 0, err
@@ -111,29 +116,31 @@ def test_observe_matches_the_serial_server_closed_form(tmp_path):
     np.testing.assert_array_equal(obs.server_completion_tokens, want.n_out)
     np.testing.assert_array_equal(obs.attempts, np.ones(30))
     assert np.all(obs.send_us >= want.arrival_us)
-    assert np.all(obs.send_us - want.arrival_us < 20_000)  # sent on time (open loop)
+    # sent on time (open loop): waiting for earlier answers would make requests late by
+    # their service times, tens to hundreds of ms
+    late_us = obs.send_us - want.arrival_us
+    assert np.median(late_us) < 5_000 and np.all(late_us < 40_000), np.sort(late_us)[-5:]
 
-    tl = serial_timeline(MODEL, obs.send_us, want.n_in, want.n_out)
-    unloaded = MODEL.queue_delay(1) + MODEL.prefill_step(1) + MODEL.alpha[2]
-    queued_ms = (tl.start - (obs.send_us + MODEL.alpha[0] + MODEL.alpha[1] * want.n_in)) / 1e3
-    assert np.sum(queued_ms > 5) >= 3, "the workload must exercise the queue"
+    tl = serial_timeline(model, obs.send_us, want.n_in, want.n_out)
+    unloaded = model.queue_delay(1) + model.prefill_step(1) + model.alpha[2]
+    queued_ms = (tl.start - (obs.send_us + model.alpha[0] + model.alpha[1] * want.n_in)) / 1e3
+    assert np.sum(queued_ms > 20) >= 3, "the workload must exercise the queue"
     for name, measured, predicted in (
             ("TTFT", obs.first_chunk_us - obs.send_us, tl.first - obs.send_us),
             ("E2E", obs.last_chunk_us - obs.send_us, tl.last - obs.send_us)):
         assert np.all(predicted >= unloaded)
         err_us = np.abs(measured - predicted)
-        # a few % plus the loopback + event-loop wake-up jitter (~1-2 ms idle). On a loaded CI
-        # machine (the suite running ~3x slower) a sixth of the requests were seen 4-5 ms late,
-        # so the tight bound must hold for 2/3 and a loose one for all. A wrong measurement
-        # (first chunk taken for the last, send time taken for arrival) is off by tens of ms.
+        # a few % plus the loopback + event-loop wake-up jitter (~1-2 ms idle, up to ~10 ms
+        # on a loaded machine), so the tight bound must hold for 2/3 and a loose one for all.
+        # A wrong measurement (first chunk taken for the last, a step missed) is off by 30+ ms.
         tight = err_us <= 0.03 * predicted + 3000
         assert tight.mean() >= 2 / 3, f"{name}: errors {np.sort(err_us)[-5:]} µs"
-        assert np.all(err_us <= 0.10 * predicted + 10_000), f"{name}: {err_us.max()} µs"
+        assert np.all(err_us <= 0.10 * predicted + 15_000), f"{name}: {err_us.max()} µs"
     e2e_rel = (obs.last_chunk_us - tl.last) / (tl.last - obs.send_us)
     assert abs(float(np.mean(e2e_rel))) < 0.03
     # the mock's own schedule is the closed form at its receipt times, exactly
     served = log[1:]
-    server_tl = serial_timeline(MODEL, [r.received for r in served], [r.n_in for r in served],
+    server_tl = serial_timeline(model, [r.received for r in served], [r.n_in for r in served],
                                 [r.n_out for r in served])
     np.testing.assert_allclose([r.first for r in served], server_tl.first, rtol=0, atol=1e-6)
     np.testing.assert_allclose([r.last for r in served], server_tl.last, rtol=0, atol=1e-6)
