@@ -10,11 +10,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mock_openai import MockOpenAIServer  # noqa: E402
-from test_observe import MODEL, NAME, call_main, write_spec  # noqa: E402
+from test_observe import NAME, SLOW_MODEL, call_main, write_spec  # noqa: E402
+
+
+MODEL = SLOW_MODEL
+"""Steps of tens of ms: a loaded machine's event-loop jitter (up to ~10 ms) stays a small part
+of every latency, so the 5% bounds test the fit, not the machine (with 4x faster steps TTFT's
+MAPE reached 4% under load)."""
 
 
 def test_observe_replay_calibrate_fit_loop(tmp_path):
-    spec = write_spec(tmp_path / "spec.yaml", rate=10, n=80)     # some queueing, many idle starts
+    spec = write_spec(tmp_path / "spec.yaml", rate=2.5, n=30)   # some queueing, many idle starts
     trace = tmp_path / "trace"
     with MockOpenAIServer(MODEL, model_name=NAME) as server:
         code, _, err = call_main(["observe", "--server-url", server.url, "--model", NAME,
@@ -27,13 +33,13 @@ def test_observe_replay_calibrate_fit_loop(tmp_path):
                                 "--beta-coeffs", b, "--num-instances", "1",
                                 "--max-num-running-reqs", "1", "--total-kv-blocks", "100000"])
     assert code == 0, err
-    assert '"completed_requests": 80' in out
+    assert '"completed_requests": 30' in out
 
     results = tmp_path / "calibration.json"
     code, out, err = call_main(["calibrate", "--trace", trace, "--fit", "--results-path", results])
     assert code == 0, err
     doc = json.loads(results.read_text())
-    assert doc["requests"] == 80 and doc["excluded"] == 0
+    assert doc["requests"] == 30 and doc["excluded"] == 0
     fitted = doc["fitted"]
     for metric in ("ttft", "itl", "e2e"):
         assert fitted["mape_after_fit"][metric] < 5.0, (metric, fitted["mape_after_fit"])
@@ -43,7 +49,7 @@ def test_observe_replay_calibrate_fit_loop(tmp_path):
     gap_true, gap_fit = b0 + b2 + a2, fb[0] + fb[2] + fa[2]
     assert abs(gap_fit - gap_true) / gap_true < 0.05
     # TTFT's intercept is not compared: the observed times include loopback and event-loop
-    # latency (~1-2 ms) that the fit rightly absorbs; token gaps cancel it.
+    # latency (~1-10 ms) that the fit rightly absorbs; token gaps cancel it.
 
 
 def test_replay_trace_without_a_directory_is_one_line_exit_2():
