@@ -4,8 +4,11 @@
 NAME is ``workload-spec`` (``--workload-spec`` files), ``bundle`` (``--policy-config``) or
 ``experiment`` (``--experiment``, ``python -m search.evolve``).  The printed schema is the
 declaration the format's parser itself uses (:mod:`simulator.schema`), so the two cannot drift
-apart.  ``bundle`` and ``experiment`` are accepted names whose parsers are not declared with the
-schema layer yet: asking for them is a one-line error naming the formats that are available.
+apart: the workload spec's :data:`simulator.workload.spec.SPEC`, the bundle's
+:func:`blis_evo.bundle.bundle_schema` (built from the policy registry, so registered policies
+and their parameters are in it) and the experiment's :data:`blis_evo.experiment.EXPERIMENT`.
+What the parsers check beyond single keys (cross-key rules, files, the latency model of a
+cluster, the genes of an experiment's ``search_space``) is not in the schemas.
 """
 from __future__ import annotations
 
@@ -22,8 +25,9 @@ from .flags import InputErrorParser
 
 FORMATS: dict[str, tuple[str, str, str] | None] = {
     "workload-spec": ("simulator.workload.spec", "SPEC", "blis-evo workload spec (--workload-spec)"),
-    "bundle": None,       # --policy-config: declared once blis_evo/bundle.py uses simulator.schema
-    "experiment": None,   # --experiment: declared once the experiment parser uses it
+    "bundle": ("blis_evo.bundle", "BUNDLE", "blis-evo policy bundle (--policy-config)"),
+    "experiment": ("blis_evo.experiment", "EXPERIMENT",
+                   "blis-evo experiment (--experiment, python -m search.evolve)"),
 }
 """Format name -> (module, attribute holding the root field, schema title); None: not declared."""
 
