@@ -138,7 +138,7 @@ def _policy_choice(key: str, **kw) -> Choice:
     def names():
         return (*registry.valid_names(key), *((registry.CODE_POLICY,) if fam.code_policy is not None
                                               else ()), "")
-    return Choice(names, label=fam.label,
+    return Choice(names, label=fam.label, notes={registry.CODE_POLICY: "with code_path"},
                   help=f"{fam.help} (default: {fam.default})"
                        + (f"; {registry.CODE_POLICY}: the rule in the code policy file code_path"
                           if fam.code_policy is not None else ""), **kw)

@@ -50,8 +50,7 @@ class BundleWording(Wording):
     def unknown_name(self, field, got):
         if not isinstance(got, str):
             return f"expected a string, got {type_name(got)}"
-        valid = ", ".join(n for n in field.allowed() if n)
-        return f"unknown {field.label} {go_quote(got)}; valid options: {valid}"
+        return f"unknown {field.label} {go_quote(got)}; valid options: {', '.join(field.listed())}"
 
     def unknown_key(self, key_what, valid):
         return f"unknown {key_what} (allowed: {', '.join(valid)})"

@@ -21,6 +21,7 @@ from typing import Any
 
 from simulator.policies import registry
 from simulator.config import DEFAULT_KV_BYTES_PER_TOKEN, DisaggConfig
+from simulator.errors import InputError
 from simulator.schema import At, Bool, Choice, Field, Int, Mapping, Number
 
 from .bundle_values import BUNDLE_WORDING, PREFIX, BundleWording

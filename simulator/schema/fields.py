@@ -15,7 +15,13 @@ Conventions shared by every parser built from these types:
 * errors are one :class:`~simulator.errors.InputError` line,
   ``"<source>: <key path> <problem>"``, e.g. ``spec.yaml: clients[2].arrival.cv must be > 0,
   got -1`` or ``jobs.yaml: bogus is not a known key (valid: out, jobs)``;
-* integers accept integral floats (``2.0``); numbers must be finite; booleans are never numbers.
+* integers accept integral floats (``2.0``) unless declared with ``integral_floats=False``;
+  numbers must be finite; booleans are never numbers.
+
+The phrasing above is the standard :class:`Wording`; a format that keeps another convention (the
+policy bundle keeps the reference's ``policy-config <path>: <problem>``) parses with an
+:class:`At` carrying its own :class:`Wording` subclass, and every field phrases its errors
+through it: same checks, same key paths, same one line.
 
 The JSON Schema of a field describes the same documents, except for the checks a field does
 in ``then`` hooks or :class:`Custom` code (cross-field rules, files): the JSON Schema accepts
@@ -370,18 +376,23 @@ class Choice(Field):
     """One of a set of names.  ``names`` is a sequence or a function returning one (called at
     parse and export time, so names registered later count).  An empty name may be allowed
     but is not listed in messages.  ``label`` is how messages may call one of the names (e.g.
-    ``"routing policy"``; see :meth:`Wording.unknown_name`)."""
+    ``"routing policy"``; see :meth:`Wording.unknown_name`); ``notes`` adds a remark to a
+    name where messages list the names (e.g. ``{"code": "with code_path"}``)."""
 
     plural_noun = "names"
 
     def __init__(self, names: Sequence[str] | Callable[[], Iterable[str]], *, label: str = "value",
-                 **kw):
+                 notes: MappingT[str, str] | None = None, **kw):
         super().__init__(**kw)
-        self.names, self.label = names, label
+        self.names, self.label, self.notes = names, label, dict(notes or {})
 
     def allowed(self) -> tuple[str, ...]:
         """The valid names now."""
         return _names(self.names)
+
+    def listed(self) -> list[str]:
+        """The valid names as messages list them: without the empty name, with their notes."""
+        return [f"{n} ({self.notes[n]})" if n in self.notes else n for n in self.allowed() if n]
 
     def fits(self, v):
         return isinstance(v, str)
@@ -392,11 +403,11 @@ class Choice(Field):
         return v
 
     def _describe(self):
-        shown = [n for n in self.allowed() if n]
+        shown = self.listed()
         return f"one of {', '.join(shown)}" if len(shown) != 1 else repr(shown[0])
 
     def plural(self):
-        return f"names ({', '.join(n for n in self.allowed() if n)})"
+        return f"names ({', '.join(self.listed())})"
 
     def _json(self, defs):
         names = list(self.allowed())
