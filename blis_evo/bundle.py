@@ -1,8 +1,13 @@
 """Policy bundle YAML (``--policy-config``).
 
-Behaviour port of BLIS ``sim/bundle.go`` (LoadPolicyBundle + Validate) @cbb0de7b; the scorer
-lists are read by :mod:`blis_evo.scorers`, single values checked by :mod:`blis_evo.bundle_values`.
-The file layout is::
+Behaviour port of BLIS ``sim/bundle.go`` (LoadPolicyBundle + Validate) @cbb0de7b, declared with
+:mod:`simulator.schema` (:func:`bundle_schema`; ``blis schema bundle`` prints it).  The policy
+sections and their parameters are derived from the policy registry
+(:mod:`simulator.policies.registry`) each time the schema is built, so a registered policy is
+part of it; the scorer lists are declared in :mod:`blis_evo.scorers`, the ``disaggregation``
+section in :mod:`blis_evo.disagg_settings`, the ``autoscaler`` section in
+:mod:`simulator.autoscale.config`, and the reference's error wording in
+:mod:`blis_evo.bundle_values`.  The file layout is::
 
     admission: {policy, token_bucket_capacity, token_bucket_refill_rate}
     routing:   {policy, scorers: [{name, weight}, ...], code_path}
@@ -16,8 +21,8 @@ The first four sections are the reference schema, plus ``code_path`` (blis-evo e
 ``policy: code`` in ``admission``, ``routing`` or ``priority`` takes the rule from the code
 policy file ``code_path`` (:mod:`simulator.codepolicy`; relative to the bundle file's folder, or
 absolute).  The bundle then holds ``"code:<path>"`` as the policy, as ``--routing-policy
-code:PATH`` does; the file is read and sandbox-checked where the bundle becomes a PolicyConfig.  ``engine`` is a blis-evo extension (so the
-accepted schema is a strict superset of the reference's): the two engine knobs the policy search
+code:PATH`` does; the file is read and sandbox-checked where the bundle becomes a
+PolicyConfig.  ``engine`` is a blis-evo extension (so the accepted schema is a strict superset of the reference's): the two engine knobs the policy search
 evolves besides the policies, integers >= 0 (``snapshot_refresh_interval`` in µs,
 ``long_prefill_token_threshold`` in tokens).  They take the place of the flags of the same
 names (``--snapshot-refresh-interval``, ``--long-prefill-token-threshold``) with the usual
@@ -26,7 +31,8 @@ reference rejects a bundle with an ``engine`` section (unknown key); bundles wit
 read identically by both.
 
 Parsing is strict: unknown or duplicate keys anywhere, wrong value types, invalid names and
-bad numbers all raise :class:`InputError` naming the key path.  Every field is optional; a
+bad numbers all raise :class:`InputError` naming the key path (``policy-config <path>:
+<problem>``).  Every field is optional; a
 missing/null/empty value means "not set" (the CLI flag or reference default applies).
 """
 from __future__ import annotations
@@ -36,20 +42,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.policies import registry
-from simulator.policies.declare import INT, Param
-from simulator.policies.registry import family, policy_params
+from simulator.policies.declare import INT
+from simulator.policies.registry import family
 from simulator.policy_encoding import POLICY_FAMILIES
-from simulator.config import INT64_MAX as _INT64_MAX, PolicyConfig, ScorerSpec
-from simulator.autoscale.config import AutoscalerConfig, parse_autoscaler
-from simulator.errors import InputError
+from simulator.config import PolicyConfig, ScorerSpec
+from simulator.autoscale.config import AUTOSCALER, AutoscalerConfig
 from simulator.fileio import read_text
-from simulator.schema import load_yaml
+from simulator.schema import MISSING, At, Choice, Field, Int, Mapping, Str, from_param, load_yaml
 
-from .bundle_values import (PREFIX, expect_mapping, expect_number, expect_string, go_quote,
-                            type_name)
-from .disagg_settings import parse_disagg_section
-from .scorers import scorer_list
-
+from .bundle_values import BUNDLE_WORDING, PREFIX, go_quote
+from .disagg_settings import DISAGGREGATION
+from .scorers import scorer_list_field
 
 
 @dataclass(frozen=True)
@@ -122,58 +125,111 @@ def policy_sections(policy: PolicyConfig) -> dict[str, Any]:
     return out
 
 
-def _policy_name(family: str, label: str, value: Any, path: str) -> str | None:
-    name = expect_string(value, path)
-    if name == registry.CODE_POLICY and registry.accepts_code(family):
-        return name
-    if name is not None and not registry.is_valid(family, name):
-        valid = ", ".join(registry.valid_names(family))
-        if registry.accepts_code(family):
-            valid += f", {registry.CODE_POLICY} (with code_path)"
-        raise InputError(f"{PREFIX} {path}: unknown {label} {go_quote(name)}; valid options: {valid}")
-    return name
+# ---------------------------------------------------------------------------------------------
+# The schema (simulator.schema declarations, derived from the policy registry when used)
+# ---------------------------------------------------------------------------------------------
 
 
-def _with_code_path(name: str | None, section: dict, path: str, base_dir: str | None) -> str | None:
-    """``"code:<path>"`` for ``policy: code`` with ``code_path`` (relative paths resolved
-    against ``base_dir``); ``name`` otherwise.  ``code`` needs ``code_path`` and vice versa."""
-    code_path = expect_string(section.get("code_path"), f"{path}.code_path")
+def _policy_choice(key: str, **kw) -> Choice:
+    """A family's policy name: a declared policy, ``code`` where the family takes code
+    policies, or ``""`` (unset)."""
+    fam = family(key)
+
+    def names():
+        return (*registry.valid_names(key), *((registry.CODE_POLICY,) if fam.code_policy is not None
+                                              else ()), "")
+    return Choice(names, label=fam.label, notes={registry.CODE_POLICY: "with code_path"},
+                  help=f"{fam.help} (default: {fam.default})"
+                       + (f"; {registry.CODE_POLICY}: the rule in the code policy file code_path"
+                          if fam.code_policy is not None else ""), **kw)
+
+
+def _section_policy(key: str, section: dict, at: At) -> str | None:
+    """The policy a family's section chooses (None: unset): the name, or ``"code:<path>"`` for
+    ``policy: code`` with ``code_path`` (relative paths resolved against the bundle's folder,
+    ``at.context``).  ``code`` needs ``code_path`` and vice versa."""
+    name = section.get(family(key).bundle[1]) or None
+    code_path = section.get("code_path") or None
     if name != registry.CODE_POLICY:
         if code_path is not None:
-            raise InputError(f"{PREFIX} {path}.code_path: only used with policy: "
-                             f"{registry.CODE_POLICY}, got policy {go_quote(name or '')}")
+            (at / "code_path").fail(f"only used with policy: {registry.CODE_POLICY}, got policy "
+                                    f"{go_quote(name or '')}")
         return name
     if code_path is None:
-        raise InputError(f"{PREFIX} {path}.code_path: required with policy: "
-                         f"{registry.CODE_POLICY} (the code policy file)")
-    if base_dir is not None and not os.path.isabs(code_path):
-        code_path = os.path.join(base_dir, code_path)
+        (at / "code_path").fail(f"required with policy: {registry.CODE_POLICY} (the code policy "
+                                "file)")
+    if at.context is not None and not os.path.isabs(code_path):
+        code_path = os.path.join(at.context, code_path)
     return f"{registry.CODE_POLICY}:{code_path}"
 
 
-def _param_value(param: Param, value: Any, path: str) -> float | None:
-    """A declared policy parameter's bundle value, checked against its declaration (None when
-    unset)."""
-    number = expect_number(value, path)
-    if number is None:
-        return None
-    problem = param.problem(value)
-    if problem is not None:
-        raise InputError(f"{PREFIX} {path}: {problem}")
-    return number
+def _family_section(key: str) -> Field:
+    """The bundle field of family ``key``: its policy name, or (two-level families) a section
+    with the choice, every declared parameter of the family's policies, the scorer list
+    (routing) and ``code_path`` (families taking code policies).  Parsed to ``(policy or None,
+    ((parameter, value), ...), scorers)``."""
+    fam = family(key)
+    if len(fam.bundle) == 1:
+        return _policy_choice(key, then=lambda v, at: (v or None, (), ()))
+    fields: dict[str, Field] = {fam.bundle[1]: _policy_choice(key)}
+    for pol in fam.policies:
+        for p in pol.params:
+            fields[p.name] = from_param(p, default=MISSING,
+                                        help=f"{pol.name}: {p.help} (default: {p.default:g})")
+    if key == "routing":
+        fields["scorers"] = scorer_list_field(help="the weighted router's scorers")
+    if fam.code_policy is not None:
+        fields["code_path"] = Str(help=f"policy {registry.CODE_POLICY}: the code policy file "
+                                       "(relative to the bundle file's folder, or absolute)")
+    params = [p.name for p in fam.params()]
+
+    def build(section, at):
+        return (_section_policy(key, section, at),
+                tuple((n, float(section[n])) for n in params if n in section),
+                section.get("scorers", ()))
+    return Mapping(fields, fill_defaults=False, then=build, help=f"the {fam.label} ({fam.help})")
 
 
-def _non_negative_int(value: Any, path: str) -> int | None:
-    """An integer in [0, int64 max]; None when unset.  Booleans and floats are rejected."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{PREFIX} {path}: expected an integer >= 0, got {type_name(value)}")
-    if value < 0:
-        raise InputError(f"{PREFIX} {path}: must be an integer >= 0, got {value}")
-    if value > int(_INT64_MAX):
-        raise InputError(f"{PREFIX} {path}: must be at most {int(_INT64_MAX)}, got {value}")
-    return int(value)
+def _build(doc: dict, at: At) -> PolicyBundle:
+    chosen = {key: doc.get(family(key).bundle[0], (None, (), ())) for key in POLICY_FAMILIES}
+    engine = doc.get("engine", {})
+    return PolicyBundle(
+        admission_policy=chosen["admission"][0],
+        routing_policy=chosen["routing"][0],
+        scorers=chosen["routing"][2],
+        priority_policy=chosen["priority"][0],
+        scheduler=chosen["scheduler"][0],
+        autoscaler=doc.get("autoscaler"),
+        params=tuple(p for key in POLICY_FAMILIES for p in chosen[key][1]),
+        **{k: engine.get(k) for k in ENGINE_KEYS},
+        disaggregation=tuple(doc.get("disaggregation", {}).items()),
+    )
+
+
+def bundle_schema() -> Mapping:
+    """The policy bundle's schema as the policy registry declares it now (a policy registered
+    later, e.g. an extension's, is part of the next call's schema).  Parses to a
+    :class:`PolicyBundle`."""
+    sections = {family(key).bundle[0]: _family_section(key) for key in POLICY_FAMILIES}
+    engine = Mapping({
+        "snapshot_refresh_interval": Int(ge=0, integral_floats=False, unit="µs",
+                                         help="router snapshot refresh interval "
+                                              "(--snapshot-refresh-interval)"),
+        "long_prefill_token_threshold": Int(ge=0, integral_floats=False, unit="tokens",
+                                            help="chunked-prefill threshold "
+                                                 "(--long-prefill-token-threshold)"),
+    }, fill_defaults=False, help="engine knobs (blis-evo extension)")
+    return Mapping({**sections, "engine": engine, "disaggregation": DISAGGREGATION,
+                    "autoscaler": AUTOSCALER},
+                   fill_defaults=False, then=_build,
+                   help="a policy bundle (--policy-config); every key is optional, a missing, "
+                        "null or empty value means not set (the flag or default applies)")
+
+
+def __getattr__(name: str):
+    if name == "BUNDLE":   # the schema now (``blis schema bundle``)
+        return bundle_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def bundle_from_mapping(doc: Any, base_dir: str | None = None) -> PolicyBundle:
@@ -181,49 +237,8 @@ def bundle_from_mapping(doc: Any, base_dir: str | None = None) -> PolicyBundle:
 
     ``base_dir``: folder relative ``code_path`` values are resolved against (the bundle file's
     folder; None = as given, i.e. relative to the working directory)."""
-    top = expect_mapping(doc, "", ("admission", "routing", "priority", "scheduler", "engine",
-                             "disaggregation", "autoscaler"))
-    sections: dict[str, dict] = {}
-    for key in POLICY_FAMILIES:   # each family's section: its choice, code_path, parameters
-        fam = family(key)
-        if len(fam.bundle) == 2:
-            allowed = (fam.bundle[1], *(p.name for p in fam.params()),
-                       *(("scorers",) if key == "routing" else ()),
-                       *(("code_path",) if fam.code_policy is not None else ()))
-            sections[key] = expect_mapping(top.get(fam.bundle[0]), fam.bundle[0], allowed)
-    # Same check order as the reference: names, then token-bucket numbers, then scorers.
-    names: dict[str, str | None] = {}
-    for key in POLICY_FAMILIES:
-        fam = family(key)
-        path = ".".join(fam.bundle)
-        value = sections[key].get(fam.bundle[1]) if key in sections else top.get(fam.bundle[0])
-        names[key] = _policy_name(key, fam.label, value, path)
-    for key in sections:
-        if family(key).code_policy is not None:
-            names[key] = _with_code_path(names[key], sections[key], family(key).bundle[0], base_dir)
-    params = []
-    for fam, _pol, p in policy_params():
-        if fam.key in sections:
-            value = _param_value(p, sections[fam.key].get(p.name), f"{fam.bundle[0]}.{p.name}")
-            if value is not None:
-                params.append((p.name, value))
-    scorers = scorer_list(sections["routing"].get("scorers"), "routing.scorers")
-    engine = expect_mapping(top.get("engine"), "engine", ENGINE_KEYS)
-    knobs = {k: _non_negative_int(engine.get(k), f"engine.{k}") for k in ENGINE_KEYS}
-    autoscaler = None
-    if top.get("autoscaler") is not None:
-        autoscaler = parse_autoscaler(top["autoscaler"], f"{PREFIX} autoscaler")
-    return PolicyBundle(
-        admission_policy=names["admission"],
-        routing_policy=names["routing"],
-        scorers=scorers,
-        priority_policy=names["priority"],
-        scheduler=names["scheduler"],
-        autoscaler=autoscaler,
-        params=tuple(params),
-        **knobs,
-        disaggregation=tuple(parse_disagg_section(top.get("disaggregation")).items()),
-    )
+    return bundle_schema().parse({} if doc is None else doc,
+                                 At(PREFIX, context=base_dir, wording=BUNDLE_WORDING))
 
 
 def load_policy_bundle(path: str) -> PolicyBundle:

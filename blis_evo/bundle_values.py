@@ -1,12 +1,19 @@
-"""Checks of single policy-bundle YAML values (a mapping with known keys, a string, a number),
-each failing with one line that names the key path under ``policy-config``.  Shared by the
-bundle reader (:mod:`blis_evo.bundle`) and its scorer lists (:mod:`blis_evo.scorers`)."""
+"""How policy-bundle errors are phrased: :data:`BUNDLE_WORDING`, the :class:`simulator.schema.Wording`
+of the bundle's schema (:mod:`blis_evo.bundle`, its scorer lists in :mod:`blis_evo.scorers`, its
+``disaggregation`` section in :mod:`blis_evo.disagg_settings`).
+
+The bundle is a port of the reference's format and keeps its message convention: one line
+``policy-config <key path>: <problem>``, e.g. ``policy-config admission.polcy: unknown key
+(allowed: policy, token_bucket_capacity, ...)``, ``policy-config scheduler: expected a string,
+got integer`` or ``policy-config routing.policy: unknown routing policy "random"; valid options:
+...``.
+"""
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from simulator.errors import InputError
+from simulator.schema import Wording, show
 
 PREFIX = "policy-config"
 """What every policy-bundle error starts with."""
@@ -21,35 +28,32 @@ def go_quote(text: str) -> str:
 def type_name(value: Any) -> str:
     """The YAML type name of a parsed value, for errors (``boolean``, ``integer``, ``mapping``...)."""
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
-            dict: "mapping"}.get(type(value), type(value).__name__)
+            dict: "mapping", type(None): "null"}.get(type(value), type(value).__name__)
 
 
-def expect_mapping(value: Any, path: str, allowed: tuple[str, ...]) -> dict:
-    """``value`` as a dict ({} if null); InputError on a non-mapping or a key not in ``allowed``."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InputError(f"{PREFIX} {path or '(top level)'}: expected a mapping, got {type_name(value)}")
-    for key in value:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise InputError(f"{PREFIX} {where}: unknown key (allowed: {', '.join(allowed)})")
-    return value
+class BundleWording(Wording):
+    """``<source> <path>: <problem>``; a wrong type names the YAML type it got, a value out of
+    bounds the allowed values in full, an unknown name its label and the valid names."""
+
+    top = "(top level)"
+
+    def line(self, source, path, problem):
+        where = f"{path}: {problem}" if path else problem
+        return f"{source} {where}" if source else where
+
+    def expected(self, field, got):
+        return f"expected {field.describe()}, got {type_name(got)}"
+
+    def out_of_range(self, field, got):
+        return f"must be {field.hint()}, got {show(got)}"
+
+    def unknown_name(self, field, got):
+        if not isinstance(got, str):
+            return f"expected a string, got {type_name(got)}"
+        return f"unknown {field.label} {go_quote(got)}; valid options: {', '.join(field.listed())}"
+
+    def unknown_key(self, key_what, valid):
+        return f"unknown {key_what} (allowed: {', '.join(valid)})"
 
 
-def expect_string(value: Any, path: str) -> str | None:
-    """``value`` as a string, None when unset (null or empty); InputError on another type."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InputError(f"{PREFIX} {path}: expected a string, got {type_name(value)}")
-    return value
-
-
-def expect_number(value: Any, path: str) -> float | None:
-    """``value`` as a float, None when null; InputError on a boolean or a non-number."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{PREFIX} {path}: expected a number, got {type_name(value)}")
-    return float(value)
+BUNDLE_WORDING = BundleWording()

@@ -2,7 +2,7 @@
 / ``--prefill-replicas`` / ``--decode-replicas`` / ``--pd-*`` flags, resolved into a
 :class:`simulator.config.DisaggConfig` (explicit flag > bundle section > default).
 
-Bundle section (every key optional)::
+Bundle section (every key optional; schema: :data:`DISAGGREGATION`)::
 
     disaggregation:
       architecture: disaggregated        # or monolithic (default)
@@ -17,95 +17,128 @@ Bundle section (every key optional)::
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from simulator.policies import registry
 from simulator.config import DEFAULT_KV_BYTES_PER_TOKEN, DisaggConfig
 from simulator.errors import InputError
+from simulator.schema import At, Bool, Choice, Field, Int, Mapping, Number
 
-from .scorers import scorer_list
+from .bundle_values import BUNDLE_WORDING, PREFIX, BundleWording
+from .scorers import scorer_list_field
 
 ARCHITECTURES = ("monolithic", "disaggregated")
 GRANULARITIES = ("request", "block")
 
-# (flag name, bundle key path, kind, default)
-PD_FIELDS = (
-    ("architecture", "architecture", "str", "monolithic"),
-    ("prefill-replicas", "prefill_replicas", "int", 1),
-    ("decode-replicas", "decode_replicas", "int", 1),
-    ("pd-decider", "decider", "str", "always"),
-    ("pd-prefix-threshold", "prefix_threshold", "int", 256),
-    ("pd-transfer-bandwidth", "transfer.bandwidth_gbps", "float", 25.0),
-    ("pd-transfer-base-latency", "transfer.base_latency_us", "int", 0),
-    ("pd-transfer-granularity", "transfer.granularity", "str", "request"),
-    ("pd-transfer-pipelining", "transfer.pipelining", "bool", False),
-    ("pd-kv-bytes-per-token", "transfer.kv_bytes_per_token", "float", DEFAULT_KV_BYTES_PER_TOKEN),
-    ("pd-backpressure-threshold", "backpressure.threshold", "int", 0),
-    ("pd-backpressure-retry", "backpressure.retry_us", "int", 1000),
+PD_FIELDS = (  # (flag name, bundle key path, default)
+    ("architecture", "architecture", "monolithic"),
+    ("prefill-replicas", "prefill_replicas", 1),
+    ("decode-replicas", "decode_replicas", 1),
+    ("pd-decider", "decider", "always"),
+    ("pd-prefix-threshold", "prefix_threshold", 256),
+    ("pd-transfer-bandwidth", "transfer.bandwidth_gbps", 25.0),
+    ("pd-transfer-base-latency", "transfer.base_latency_us", 0),
+    ("pd-transfer-granularity", "transfer.granularity", "request"),
+    ("pd-transfer-pipelining", "transfer.pipelining", False),
+    ("pd-kv-bytes-per-token", "transfer.kv_bytes_per_token", DEFAULT_KV_BYTES_PER_TOKEN),
+    ("pd-backpressure-threshold", "backpressure.threshold", 0),
+    ("pd-backpressure-retry", "backpressure.retry_us", 1000),
 )
-_SECTION_KEYS = ("architecture", "prefill_replicas", "decode_replicas", "decider",
-                 "prefix_threshold", "transfer", "backpressure", "decode_scorers")
+"""Each setting's ``blis run`` flag, key path in the section and default."""
+_DEFAULT = {key: default for _, key, default in PD_FIELDS}
 
 
-def _check_value(where: str, kind: str, key: str, value: Any) -> Any:
-    """Type and range check of one setting; ``where`` names it in the one-line error."""
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise InputError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if kind == "str":
-        if not isinstance(value, str):
-            raise InputError(f"{where}: expected a string, got {value!r}")
-        allowed = {"architecture": ARCHITECTURES, "decider": tuple(registry.valid_names("pd-decider")),
-                   "transfer.granularity": GRANULARITIES}[key]
-        if value not in allowed:
-            raise InputError(f"{where}: unknown value {value!r}; valid: {', '.join(allowed)}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            kind == "int" and not isinstance(value, int)):
-        raise InputError(f"{where}: expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
-    if kind == "float":
-        if not math.isfinite(value) or value <= 0:
-            raise InputError(f"{where}: must be a finite number > 0, got {value!r}")
-        return float(value)
-    lo = 1 if key in ("prefill_replicas", "decode_replicas", "backpressure.retry_us") else 0
-    if value < lo:
-        raise InputError(f"{where}: must be an integer >= {lo}, got {value}")
-    return int(value)
+def _int(lo: int, key: str, **kw) -> Int:
+    """An integer setting (integer literals only, as the flags take them)."""
+    return Int(ge=lo, integral_floats=False, default=_DEFAULT[key], **kw)
 
 
-def parse_disagg_section(doc: Any, prefix: str = "policy-config disaggregation") -> dict[str, Any]:
-    """Validate the bundle's ``disaggregation`` mapping; returns {flag name: value} for the keys
-    set, plus ``"decode_scorers"`` (a ScorerSpec tuple) when given.  One-line InputError naming
-    the key path on the first bad key or value."""
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise InputError(f"{prefix}: expected a mapping")
-    for key in doc:
-        if key not in _SECTION_KEYS:
-            raise InputError(f"{prefix}.{key}: unknown key (allowed: {', '.join(_SECTION_KEYS)})")
+def _positive(key: str, **kw) -> Number:
+    return Number(gt=0, what="a finite number > 0", default=_DEFAULT[key], **kw)
+
+
+def _flag_values(section: dict, at: At) -> dict[str, Any]:
+    """The parsed section as {flag name: value} (PD_FIELDS order) for the keys given, plus
+    ``"decode_scorers"`` when given."""
     out: dict[str, Any] = {}
-    for sub in ("transfer", "backpressure"):
-        part = doc.get(sub)
-        if part is None:
-            continue
-        if not isinstance(part, dict):
-            raise InputError(f"{prefix}.{sub}: expected a mapping")
-        allowed = [k.split(".", 1)[1] for _, k, _, _ in PD_FIELDS if k.startswith(sub + ".")]
-        for key in part:
-            if key not in allowed:
-                raise InputError(f"{prefix}.{sub}.{key}: unknown key (allowed: {', '.join(allowed)})")
-    for flag, key, kind, _ in PD_FIELDS:
-        node: Any = doc
+    for flag, key, _ in PD_FIELDS:
+        node: Any = section
         for part in key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         if node is not None:
-            out[flag] = _check_value(f"{prefix}.{key}", kind, key, node)
-    if doc.get("decode_scorers") is not None:
-        out["decode_scorers"] = scorer_list(doc["decode_scorers"], "disaggregation.decode_scorers")
+            out[flag] = node
+    if section.get("decode_scorers") is not None:
+        out["decode_scorers"] = section["decode_scorers"]
     return out
+
+
+DISAGGREGATION = Mapping({
+    "architecture": Choice(ARCHITECTURES, label="architecture", default=_DEFAULT["architecture"],
+                           help="disaggregated: separate prefill and decode pools"),
+    "prefill_replicas": _int(1, "prefill_replicas", unit="replicas", help="prefill pool size"),
+    "decode_replicas": _int(1, "decode_replicas", unit="replicas", help="decode pool size"),
+    "decider": Choice(lambda: registry.valid_names("pd-decider"), label="P/D decider",
+                      default=_DEFAULT["decider"],
+                      help="which requests are disaggregated (prefilled in the prefill pool)"),
+    "prefix_threshold": _int(0, "prefix_threshold", unit="tokens",
+                             help="prefix-threshold decider: uncached prompt tokens above which "
+                                  "a request is disaggregated"),
+    "transfer": Mapping({
+        "bandwidth_gbps": _positive("transfer.bandwidth_gbps", unit="GB/s",
+                                    help="KV transfer link bandwidth"),
+        "base_latency_us": _int(0, "transfer.base_latency_us", unit="µs",
+                                help="fixed latency of a transfer"),
+        "granularity": Choice(GRANULARITIES, label="granularity",
+                              default=_DEFAULT["transfer.granularity"],
+                              help="transfer the whole request's KV at once, or block by block"),
+        "pipelining": Bool(default=False, help="overlap the transfer with the prefill "
+                                               "(needs granularity: block)"),
+        "kv_bytes_per_token": _positive("transfer.kv_bytes_per_token", unit="bytes",
+                                        help="KV bytes per token when no roofline model gives it"),
+    }, fill_defaults=False, help="the prefill-to-decode KV transfer"),
+    "backpressure": Mapping({
+        "threshold": _int(0, "backpressure.threshold", unit="requests",
+                          help="> 0: hold transfers while a decode instance queues this many"),
+        "retry_us": _int(1, "backpressure.retry_us", unit="µs", help="retry period of a held "
+                                                                    "transfer"),
+    }, fill_defaults=False, help="decode-pool backpressure"),
+    "decode_scorers": scorer_list_field(help="the decode pool's routing scorers (default: the "
+                                             "routing profile's)"),
+}, fill_defaults=False, then=_flag_values,
+   help="P/D disaggregation (blis-evo extension); explicit --architecture / --pd-* flags "
+        "override it")
+"""The bundle's ``disaggregation`` section (:mod:`simulator.schema` declaration), parsed to
+{flag name: value} for the keys given."""
+
+
+def _field(key: str) -> Field:
+    """The declared field of a setting's key path (``transfer.bandwidth_gbps``)."""
+    field: Field = DISAGGREGATION
+    for part in key.split("."):
+        field = field.fields[part]
+    return field
+
+
+class _FlagWording(BundleWording):
+    """``--flag: problem``; an unknown name quotes the value the way the flags' messages do."""
+
+    def unknown_name(self, field, got):
+        if not isinstance(got, str):
+            return super().unknown_name(field, got)
+        return f"unknown value {got!r}; valid: {', '.join(field.allowed())}"
+
+
+_FLAG_WORDING = _FlagWording()
+
+
+def parse_disagg_section(doc: Any, at: At | None = None) -> dict[str, Any]:
+    """Validate the bundle's ``disaggregation`` mapping (at ``at``; default: the bundle's
+    ``disaggregation`` key); returns {flag name: value} for the keys set, plus
+    ``"decode_scorers"`` (a ScorerSpec tuple) when given.  One-line InputError naming the key
+    path on the first bad key or value."""
+    if doc is None:
+        return {}
+    return DISAGGREGATION.parse(doc, at or At(PREFIX, "disaggregation", wording=BUNDLE_WORDING))
 
 
 def resolve_disaggregation(flag_values: dict[str, Any], explicit: frozenset[str],
@@ -116,9 +149,9 @@ def resolve_disaggregation(flag_values: dict[str, Any], explicit: frozenset[str]
     ``num_instances`` is the explicit ``--num-instances`` (None if not given): with a
     disaggregated architecture it must equal prefill + decode replicas."""
     v: dict[str, Any] = {}
-    for flag, key, kind, default in PD_FIELDS:
+    for flag, key, default in PD_FIELDS:
         if flag in explicit:
-            v[flag] = _check_value(f"--{flag}", kind, key, flag_values[flag])
+            v[flag] = _field(key).parse(flag_values[flag], At("", f"--{flag}", wording=_FLAG_WORDING))
         else:
             v[flag] = section.get(flag, default)
     if v["architecture"] == "monolithic":

@@ -20,21 +20,20 @@ import copy
 import dataclasses
 import functools
 import hashlib
-import math
 import os
 from typing import Any
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from simulator.autoscale.config import parse_autoscaler
+from simulator.autoscale.config import AUTOSCALER
 from simulator.config import LatencyConfig
 from simulator.errors import InputError, one_line
 from simulator.latency import resolve_latency
 from simulator.metrics import VALID_FITNESS_KEYS
-from simulator.schema import load_yaml
+from simulator.schema import (At, Choice, Custom, Either, Int, ListOf, Mapping, Number, Str,
+                              Wording, load_yaml, range_text, show)
 from simulator.workload.scenarios import SCENARIO_NAMES
-from simulator.workload.spec import (WorkloadSpec, load_workload_spec, parse_workload_spec,
-                                     scenario_spec)
+from simulator.workload.spec import SPEC, WorkloadSpec, load_workload_spec, scenario_spec
 from simulator.workload.tracev2 import is_trace_v2, trace_v2_paths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -188,270 +187,239 @@ class Experiment:
 # Parsing
 # ----------------------------------------------------------------------------------------------
 
-def _fmt(v) -> str:
-    if isinstance(v, str):
-        return repr(v)
-    if isinstance(v, dict):
-        return "a mapping"
-    if isinstance(v, list):
-        return "a list"
-    if v is None:
-        return "nothing"
-    return str(v)
+class _Wording(Wording):
+    """The standard wording, except that a number out of bounds names the bound it violates
+    (``must be >= 1, got 0``)."""
+
+    def out_of_range(self, field, got):
+        low = (field.ge is not None and got < field.ge) or (field.gt is not None and got <= field.gt)
+        side = range_text(ge=field.ge, gt=field.gt) if low else range_text(le=field.le, lt=field.lt)
+        return f"must be {side}, got {show(got)}"
 
 
-class _P:
-    def __init__(self, src: str, base_dir: str):
-        self.src = src
-        self.base_dir = base_dir
+_WORDING = _Wording()
 
-    def fail(self, path: str, msg: str):
-        raise InputError(f"{self.src}: {path} {msg}" if path else f"{self.src}: {msg}")
 
-    def mapping(self, node, path, allowed, required=()):
-        if not isinstance(node, dict):
-            self.fail(path or "document", f"must be a mapping, got {_fmt(node)}")
-        for k in node:
-            if not isinstance(k, str) or k not in allowed:
-                self.fail(f"{path}.{k}" if path else str(k),
-                          f"is not a known key (valid: {', '.join(allowed)})")
-        for k in required:
-            if node.get(k) is None:
-                self.fail(f"{path}.{k}" if path else k, "is required")
-        return node
+def _resolve(path: str, at: At) -> str:
+    """``path`` resolved against the experiment file's directory (``at.context``)."""
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(at.context, path))
 
-    def string(self, v, path, nonempty=True) -> str:
-        if not isinstance(v, str):
-            self.fail(path, f"must be a string, got {_fmt(v)}")
-        if nonempty and not v.strip():
-            self.fail(path, "must not be empty")
-        return v
 
-    def integer(self, v, path, lo=None, hi=None) -> int:
-        if isinstance(v, float) and math.isfinite(v) and v == int(v):
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int):
-            self.fail(path, f"must be an integer, got {_fmt(v)}")
-        if not -2**63 <= v < 2**63:
-            self.fail(path, f"must fit in a 64-bit integer, got {v}")
-        if lo is not None and v < lo:
-            self.fail(path, f"must be >= {lo}, got {v}")
-        if hi is not None and v > hi:
-            self.fail(path, f"must be <= {hi}, got {v}")
-        return v
+def _cluster(v: dict, at: At) -> ClusterSpec:
+    try:
+        res = resolve_latency(model=v["model"], hardware=v["hardware"], tp=v["tp"],
+                              vllm_version=v["vllm_version"],
+                              total_kv_blocks_explicit="total_kv_blocks" in v)
+    except InputError as e:
+        at.fail(f"has no usable latency model: {e}")
+    kv = v["total_kv_blocks"] if "total_kv_blocks" in v else int(res.total_kv_blocks)
+    return ClusterSpec(model=res.model, hardware=res.hardware, tp=res.tp,
+                       vllm_version=res.vllm_version, num_instances=v["num_instances"],
+                       total_kv_blocks=kv, max_running_reqs=v["max_running_reqs"],
+                       max_scheduled_tokens=v["max_scheduled_tokens"],
+                       long_prefill_token_threshold=v["long_prefill_token_threshold"],
+                       block_size=v["block_size"], latency=res.config)
 
-    def number(self, v, path, lo=None, hi=None, lo_open=False) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.fail(path, f"must be a number, got {_fmt(v)}")
-        f = float(v)
-        if not math.isfinite(f):
-            self.fail(path, f"must be a finite number, got {v}")
-        if lo is not None and (f <= lo if lo_open else f < lo):
-            self.fail(path, f"must be {'>' if lo_open else '>='} {lo:g}, got {v}")
-        if hi is not None and f > hi:
-            self.fail(path, f"must be <= {hi:g}, got {v}")
-        return f
 
-    def choice(self, v, path, valid) -> str:
-        if not isinstance(v, str) or v not in valid:
-            self.fail(path, f"must be one of {', '.join(valid)}, got {_fmt(v)}")
-        return v
+CLUSTER = Mapping({
+    "model": Str(nonempty=True, required=True, help="model name (as in defaults.yaml)"),
+    "hardware": Str(nonempty=True, required=True, help="GPU type, e.g. H100"),
+    "tp": Int(ge=1, required=True, help="tensor parallelism"),
+    "vllm_version": Str(nonempty=True, default="", help="vLLM version of the latency "
+                                                        "coefficients (default: defaults.yaml's)"),
+    "num_instances": Int(ge=1, le=4096, required=True, unit="instances",
+                         help="serving instances"),
+    "total_kv_blocks": Int(ge=1, unit="blocks",
+                           help="KV blocks per instance (default: from defaults.yaml)"),
+    "max_running_reqs": Int(ge=1, default=256, unit="requests", help="running-batch limit"),
+    "max_scheduled_tokens": Int(ge=1, default=2048, unit="tokens", help="tokens per step"),
+    "long_prefill_token_threshold": Int(ge=0, default=0, unit="tokens",
+                                        help="chunked-prefill threshold (0: off)"),
+    "block_size": Int(ge=1, default=16, unit="tokens", help="tokens per KV block"),
+}, then=_cluster, required=True, help="the simulated cluster")
 
-    def path(self, v, path) -> str:
-        s = self.string(v, path)
-        return s if os.path.isabs(s) else os.path.normpath(os.path.join(self.base_dir, s))
 
-    # -- sections -----------------------------------------------------------------------------
-    def cluster(self, node) -> ClusterSpec:
-        keys = ("model", "hardware", "tp", "vllm_version", "num_instances", "total_kv_blocks",
-                "max_running_reqs", "max_scheduled_tokens", "long_prefill_token_threshold",
-                "block_size")
-        self.mapping(node, "cluster", keys, ("model", "hardware", "tp", "num_instances"))
-        g = node.get
-        model = self.string(g("model"), "cluster.model")
-        hardware = self.string(g("hardware"), "cluster.hardware")
-        tp = self.integer(g("tp"), "cluster.tp", 1)
-        vllm = self.string(g("vllm_version"), "cluster.vllm_version") \
-            if g("vllm_version") is not None else ""
-        n_inst = self.integer(g("num_instances"), "cluster.num_instances", 1, 4096)
-        kv = g("total_kv_blocks")
-        kv = self.integer(kv, "cluster.total_kv_blocks", 1) if kv is not None else None
-        mrr = self.integer(g("max_running_reqs") if g("max_running_reqs") is not None else 256,
-                           "cluster.max_running_reqs", 1)
-        mst = self.integer(g("max_scheduled_tokens") if g("max_scheduled_tokens") is not None
-                           else 2048, "cluster.max_scheduled_tokens", 1)
-        lpt = self.integer(g("long_prefill_token_threshold") or 0,
-                           "cluster.long_prefill_token_threshold", 0)
-        bs = self.integer(g("block_size") if g("block_size") is not None else 16,
-                          "cluster.block_size", 1)
-        try:
-            res = resolve_latency(model=model, hardware=hardware, tp=tp, vllm_version=vllm,
-                                  total_kv_blocks_explicit=kv is not None)
-        except InputError as e:
-            self.fail("cluster", f"has no usable latency model: {e}")
-        if kv is None:
-            kv = int(res.total_kv_blocks)
-        return ClusterSpec(model=res.model, hardware=res.hardware, tp=res.tp,
-                           vllm_version=res.vllm_version, num_instances=n_inst,
-                           total_kv_blocks=kv, max_running_reqs=mrr, max_scheduled_tokens=mst,
-                           long_prefill_token_threshold=lpt, block_size=bs, latency=res.config)
+def _spec_file(path: str, at: At) -> tuple[str, WorkloadSpec]:
+    full = _resolve(path, at)
+    if not os.path.isfile(full):
+        at.fail(f"file {path!r} does not exist")
+    return full, load_workload_spec(full)
 
-    def workload(self, node) -> WorkloadSource:
-        keys = ("spec", "preset", "trace", "num_requests", "horizon_us", "rate")
-        self.mapping(node, "workload", keys, ("num_requests",))
-        g = node.get
-        given = [k for k in ("spec", "preset", "trace") if g(k) is not None]
-        if len(given) != 1:
-            self.fail("workload", "must give exactly one of spec, preset, trace"
-                      + (f" (got {', '.join(given)})" if given else ""))
-        num = self.integer(g("num_requests"), "workload.num_requests", 1)
-        horizon = g("horizon_us")
-        horizon = self.integer(horizon, "workload.horizon_us", 1) if horizon is not None else None
-        rate = g("rate")
-        rate = self.number(rate, "workload.rate", 0.0, lo_open=True) if rate is not None else None
-        kind = given[0]
-        path = preset = ""
-        spec = None
-        if kind == "spec":
-            s = g("spec")
-            if isinstance(s, dict):
-                spec = parse_workload_spec(s, src=f"{self.src}: workload.spec", base_dir=self.base_dir)
-            elif isinstance(s, str):
-                path = self.path(s, "workload.spec")
-                if not os.path.isfile(path):
-                    self.fail("workload.spec", f"file {s!r} does not exist")
-                spec = load_workload_spec(path)
-            else:
-                self.fail("workload.spec", f"must be a path or an inline spec mapping, got {_fmt(s)}")
-        elif kind == "preset":
-            preset = self.choice(g("preset"), "workload.preset", SCENARIO_NAMES)
-            spec = scenario_spec(preset)
-        else:
-            path = self.path(g("trace"), "workload.trace")
-            if not os.path.exists(path):
-                self.fail("workload.trace", f"{g('trace')!r} does not exist")
-            if rate is not None:
-                self.fail("workload.rate", "does not apply to a trace")
-        if spec is not None and rate is not None:
-            spec = replace(spec, aggregate_rate=rate)
-        return WorkloadSource(kind=kind, num_requests=num, path=path, preset=preset, spec=spec,
-                              horizon_us=horizon, rate=rate)
 
-    def seed_list(self, v, path) -> tuple[int, ...]:
-        if not isinstance(v, list) or not v:
-            self.fail(path, f"must be a non-empty list of integers, got {_fmt(v)}")
-        out = tuple(self.integer(x, f"{path}[{i}]", 0) for i, x in enumerate(v))
-        if len(set(out)) != len(out):
-            self.fail(path, "must not repeat a seed")
-        return out
+def _trace_file(path: str, at: At) -> str:
+    full = _resolve(path, at)
+    if not os.path.exists(full):
+        at.fail(f"{path!r} does not exist")
+    return full
 
-    def seeds(self, node) -> Seeds:
-        self.mapping(node, "seeds", ("train", "heldout"), ("train", "heldout"))
-        train = self.seed_list(node["train"], "seeds.train")
-        held = self.seed_list(node["heldout"], "seeds.heldout")
-        both = sorted(set(train) & set(held))
-        if both:
-            self.fail("seeds.heldout", f"must not share seeds with seeds.train (shared: {both})")
-        return Seeds(train, held)
 
-    def objectives(self, node) -> Objectives:
-        self.mapping(node, "objectives", ("mode", "weights", "multi", "primary"), ("mode", "weights"))
-        mode = self.choice(node["mode"], "objectives.mode", MODES)
-        w = node["weights"]
-        if not isinstance(w, dict) or not w:
-            self.fail("objectives.weights", f"must be a non-empty mapping of metric: weight, got {_fmt(w)}")
-        weights = []
-        for k, v in w.items():
-            if k not in WEIGHT_KEYS:
-                self.fail(f"objectives.weights.{k}", f"is not a known metric (valid: {', '.join(WEIGHT_KEYS)})")
-            weights.append((k, self.number(v, f"objectives.weights.{k}", 0.0)))
-        if not any(v > 0 for _, v in weights):
-            self.fail("objectives.weights", "must have at least one positive weight")
-        weights.sort()
-        multi: list[Objective] = []
-        m = node.get("multi")
-        if m is not None:
-            if not isinstance(m, list) or not m:
-                self.fail("objectives.multi", f"must be a non-empty list of {{key, direction}}, got {_fmt(m)}")
-            for i, o in enumerate(m):
-                p = f"objectives.multi[{i}]"
-                self.mapping(o, p, ("key", "direction"), ("key", "direction"))
-                key = self.string(o["key"], f"{p}.key")
-                base = key.split(".", 1)[0] if key.startswith(SLO_ATTAINMENT + ".") else key
-                if base not in OBJECTIVE_KEYS:
-                    self.fail(f"{p}.key", f"must be one of {', '.join(OBJECTIVE_KEYS)} "
-                                          f"(or slo_attainment.<class>), got {key!r}")
-                if any(x.key == key for x in multi):
-                    self.fail(f"{p}.key", f"repeats objective {key!r}")
-                multi.append(Objective(key, self.choice(o["direction"], f"{p}.direction", DIRECTIONS)))
-        if mode == "multi" and len(multi) < 2:
-            self.fail("objectives.multi", "must list at least 2 objectives when mode is multi")
-        if mode == "single" and multi:
-            self.fail("objectives.multi", "is only allowed when mode is multi")
-        primary = node.get("primary")
-        if primary is not None:
-            primary = self.choice(primary, "objectives.primary", WEIGHT_KEYS)
-        else:
-            primary = max(weights, key=lambda kv: (kv[1], -WEIGHT_KEYS.index(kv[0])))[0]
-        return Objectives(mode, tuple(weights), tuple(multi), primary)
+def _workload(v: dict, at: At) -> WorkloadSource:
+    kind = next(k for k in ("spec", "preset", "trace") if k in v)
+    rate, path, preset, spec = v.get("rate"), "", "", None
+    if kind == "spec":
+        path, spec = v["spec"]
+    elif kind == "preset":
+        preset = v["preset"]
+        spec = scenario_spec(preset)
+    else:
+        path = v["trace"]
+        if rate is not None:
+            (at / "rate").fail("does not apply to a trace")
+    if spec is not None and rate is not None:
+        spec = replace(spec, aggregate_rate=rate)
+    return WorkloadSource(kind=kind, num_requests=v["num_requests"], path=path, preset=preset,
+                          spec=spec, horizon_us=v.get("horizon_us"), rate=rate)
 
-    def penalties(self, node) -> Penalties:
-        self.mapping(node, "penalties", PENALTY_KEYS)
-        return Penalties(**{k: self.number(node.get(k, 0.0) if node.get(k) is not None else 0.0,
-                                           f"penalties.{k}", 0.0) for k in PENALTY_KEYS})
 
-    def search(self, node) -> SearchSettings:
-        keys = ("algorithm", "population", "generations", "cxpb", "mutpb", "tournament",
-                "patience", "target", "seed", "workers")
-        self.mapping(node, "search", keys)
-        d = SearchSettings()
-        g = lambda k: node.get(k) if node.get(k) is not None else getattr(d, k)  # noqa: E731
-        cxpb = self.number(g("cxpb"), "search.cxpb", 0.0, 1.0)
-        mutpb = self.number(g("mutpb"), "search.mutpb", 0.0, 1.0)
-        if cxpb + mutpb > 1.0 + 1e-12:
-            self.fail("search.mutpb", f"plus search.cxpb must be <= 1, got {cxpb} + {mutpb}")
-        pop = self.integer(g("population"), "search.population", 2)
-        tour = self.integer(g("tournament"), "search.tournament", 1)
-        if tour > pop:
-            self.fail("search.tournament", f"must be <= search.population ({pop}), got {tour}")
-        target = node.get("target")
-        return SearchSettings(
-            algorithm=self.choice(g("algorithm"), "search.algorithm", ALGORITHMS),
-            population=pop,
-            generations=self.integer(g("generations"), "search.generations", 0),
-            cxpb=cxpb, mutpb=mutpb, tournament=tour,
-            patience=self.integer(g("patience"), "search.patience", 0),
-            target=self.number(target, "search.target") if target is not None else None,
-            seed=self.integer(g("seed"), "search.seed", 0),
-            workers=self.integer(g("workers"), "search.workers", 1, 1024),
-        )
+WORKLOAD = Mapping({
+    "spec": Either(Str(nonempty=True, then=_spec_file), SPEC,
+                   then=lambda v, at: v if isinstance(v, tuple) else ("", v),
+                   what="a path or an inline spec mapping",
+                   help="a workload spec: a file (relative to the experiment file) or inline"),
+    "preset": Choice(SCENARIO_NAMES, help="a scenario preset"),
+    "trace": Str(nonempty=True, then=_trace_file,
+                 help="a trace (relative to the experiment file): a v1 CSV or a trace v2"),
+    "num_requests": Int(ge=1, required=True, unit="requests", help="requests per simulation"),
+    "horizon_us": Int(ge=1, unit="µs", help="simulation horizon"),
+    "rate": Number(gt=0, unit="requests/s",
+                   help="overrides the spec's or preset's aggregate_rate (not with a trace)"),
+}, exactly_one=("spec", "preset", "trace"), then=_workload, required=True,
+   help="where requests come from: exactly one of spec, preset, trace")
 
-    def experiment(self, doc) -> Experiment:
-        keys = ("name", "cluster", "workload", "seeds", "search_space", "objectives",
-                "penalties", "search", "autoscaler")
-        self.mapping(doc, "", keys, ("name", "cluster", "workload", "seeds", "objectives"))
-        ss = doc.get("search_space")
-        if ss is None:
-            ss = {}
-        if not isinstance(ss, dict):
-            self.fail("search_space", f"must be a mapping, got {_fmt(ss)}")
-        objectives = self.objectives(doc["objectives"])
-        search = self.search(doc.get("search") if doc.get("search") is not None else {})
-        if search.algorithm == "nsga2" and objectives.mode != "multi":
-            self.fail("search.algorithm", "nsga2 needs objectives.mode: multi")
-        return Experiment(
-            name=self.string(doc["name"], "name"),
-            cluster=self.cluster(doc["cluster"]),
-            workload=self.workload(doc["workload"]),
-            seeds=self.seeds(doc["seeds"]),
-            objectives=objectives,
-            penalties=self.penalties(doc.get("penalties") if doc.get("penalties") is not None else {}),
-            search=search,
-            search_space=copy.deepcopy(ss),
-            source=self.src,
-            autoscaler=(parse_autoscaler(doc["autoscaler"], f"{self.src}: autoscaler")
-                        if doc.get("autoscaler") is not None else None),
-        )
+
+def _seeds(v: dict, at: At) -> Seeds:
+    train, held = tuple(v["train"]), tuple(v["heldout"])
+    both = sorted(set(train) & set(held))
+    if both:
+        (at / "heldout").fail(f"must not share seeds with seeds.train (shared: {both})")
+    return Seeds(train, held)
+
+
+def _seed_list(help: str) -> ListOf:
+    return ListOf(Int(ge=0), min_items=1, unique="seed", required=True, help=help)
+
+
+SEEDS = Mapping({"train": _seed_list("workload seeds the search scores on"),
+                 "heldout": _seed_list("workload seeds of the final comparison")},
+                then=_seeds, required=True, help="workload seeds")
+
+
+def _weights(v: dict, at: At) -> tuple[tuple[str, float], ...]:
+    if not v:
+        at.expected(OBJECTIVE_WEIGHTS, v)
+    if not any(w > 0 for w in v.values()):
+        at.fail("must have at least one positive weight")
+    return tuple(sorted(v.items()))
+
+
+OBJECTIVE_WEIGHTS = Mapping({k: Number(ge=0) for k in WEIGHT_KEYS}, fill_defaults=False,
+                            key_what="metric", required=True, then=_weights,
+                            what="a non-empty mapping of metric: weight",
+                            help="metric: weight; the scalar fitness in both modes")
+
+
+def _objective_key(key: str, at: At) -> str:
+    base = key.split(".", 1)[0] if key.startswith(SLO_ATTAINMENT + ".") else key
+    if base not in OBJECTIVE_KEYS:
+        at.fail(f"must be one of {', '.join(OBJECTIVE_KEYS)} (or slo_attainment.<class>), "
+                f"got {key!r}")
+    return key
+
+
+def _multi(v: list, at: At) -> tuple[Objective, ...]:
+    for i, o in enumerate(v):
+        if any(x.key == o.key for x in v[:i]):
+            (at / i / "key").fail(f"repeats objective {o.key!r}")
+    return tuple(v)
+
+
+def _objectives(v: dict, at: At) -> Objectives:
+    mode, weights, multi = v["mode"], v["weights"], v.get("multi", ())
+    if mode == "multi" and len(multi) < 2:
+        (at / "multi").fail("must list at least 2 objectives when mode is multi")
+    if mode == "single" and multi:
+        (at / "multi").fail("is only allowed when mode is multi")
+    primary = v.get("primary") or max(weights, key=lambda kv: (kv[1], -WEIGHT_KEYS.index(kv[0])))[0]
+    return Objectives(mode, weights, multi, primary)
+
+
+OBJECTIVES = Mapping({
+    "mode": Choice(MODES, required=True, help="single: GA on the weighted fitness; multi: "
+                                              "NSGA-II on the multi objectives"),
+    "weights": OBJECTIVE_WEIGHTS,
+    "multi": ListOf(Mapping({
+        "key": Str(nonempty=True, required=True, then=_objective_key,
+                   help=f"a metric: {', '.join(OBJECTIVE_KEYS)} or slo_attainment.<class>"),
+        "direction": Choice(DIRECTIONS, required=True)},
+        then=lambda o, at: Objective(o["key"], o["direction"])),
+        min_items=1, then=_multi, what="a non-empty list of {key, direction}",
+        help="the NSGA-II objectives (mode multi; at least 2)"),
+    "primary": Choice(WEIGHT_KEYS, help="the key reports judge improvement on (default: the "
+                                        "highest-weighted key)"),
+}, then=_objectives, required=True, help="what the search optimises")
+
+PENALTIES = Mapping({k: Number(ge=0, default=0.0, help="penalty weight") for k in PENALTY_KEYS},
+                    then=lambda v, at: Penalties(**v), default=Penalties(),
+                    help="anomaly penalties: the fitness is multiplied by exp(-sum weight x rate)")
+
+
+def _search(v: dict, at: At) -> SearchSettings:
+    if v["cxpb"] + v["mutpb"] > 1.0 + 1e-12:
+        (at / "mutpb").fail(f"plus search.cxpb must be <= 1, got {v['cxpb']} + {v['mutpb']}")
+    if v["tournament"] > v["population"]:
+        (at / "tournament").fail(f"must be <= search.population ({v['population']}), got "
+                                 f"{v['tournament']}")
+    return SearchSettings(**v)
+
+
+_S = SearchSettings()
+SEARCH = Mapping({
+    "algorithm": Choice(ALGORITHMS, default=_S.algorithm, help="ga or nsga2 (objectives.mode: "
+                                                               "multi)"),
+    "population": Int(ge=2, default=_S.population, help="individuals per generation"),
+    "generations": Int(ge=0, default=_S.generations, help="generations"),
+    "cxpb": Number(ge=0, le=1, default=_S.cxpb, help="crossover probability"),
+    "mutpb": Number(ge=0, le=1, default=_S.mutpb, help="mutation probability (cxpb + mutpb <= 1)"),
+    "tournament": Int(ge=1, default=_S.tournament, help="tournament size (<= population)"),
+    "patience": Int(ge=0, default=_S.patience, help="stop after this many generations without "
+                                                    "improvement (0: never)"),
+    "target": Number(help="stop once the best fitness reaches it"),
+    "seed": Int(ge=0, default=_S.seed, help="search seed"),
+    "workers": Int(ge=1, le=1024, default=_S.workers, help="evaluation workers"),
+}, then=_search, default=_S, help="evolutionary-search settings")
+
+
+def _search_space(v: Any, at: At) -> dict:
+    if not isinstance(v, dict):
+        at.expected("a mapping", v)
+    return copy.deepcopy(v)
+
+
+def _experiment(v: dict, at: At) -> Experiment:
+    if v["search"].algorithm == "nsga2" and v["objectives"].mode != "multi":
+        (at / "search" / "algorithm").fail("nsga2 needs objectives.mode: multi")
+    return Experiment(name=v["name"], cluster=v["cluster"], workload=v["workload"],
+                      seeds=v["seeds"], objectives=v["objectives"], penalties=v["penalties"],
+                      search=v["search"], search_space=v.get("search_space", {}),
+                      source=at.source, autoscaler=v.get("autoscaler"))
+
+
+EXPERIMENT = Mapping({
+    "name": Str(nonempty=True, required=True, help="experiment name"),
+    "cluster": CLUSTER,
+    "workload": WORKLOAD,
+    "seeds": SEEDS,
+    "search_space": Custom(_search_space, json_schema={"type": "object"}, what="a mapping",
+                           help="the genes the search varies (read by search.genome: a policy "
+                                "family or parameter name -> {choices: [...]}, {int: [lo, hi]} "
+                                "or {float: [lo, hi]})"),
+    "objectives": OBJECTIVES,
+    "penalties": PENALTIES,
+    "search": SEARCH,
+    "autoscaler": AUTOSCALER,
+}, then=_experiment, help="an experiment of the policy search (--experiment)")
+"""The experiment file's schema (:mod:`simulator.schema` declaration; ``blis schema
+experiment``)."""
 
 
 def parse_experiment(text: str, *, src: str = "<experiment>", base_dir: str = ".") -> Experiment:
@@ -460,7 +428,8 @@ def parse_experiment(text: str, *, src: str = "<experiment>", base_dir: str = ".
     ``src`` prefixes error messages; ``base_dir`` resolves relative paths.  Raises
     :class:`InputError` (one line naming the key path) on any problem.
     """
-    return _P(src, base_dir).experiment(load_yaml(text, src, "experiment"))
+    return EXPERIMENT.parse(load_yaml(text, src, "experiment"),
+                            At(src, context=base_dir, wording=_WORDING))
 
 
 def load_experiment(path) -> Experiment:

@@ -1,20 +1,19 @@
 """Routing-scorer lists: the ``--routing-scorers`` flag string (``name:weight,...``, also taken
-by ``--pd-decode-scorers``) and a policy bundle's ``[{name, weight}, ...]`` list, each parsed
-into a tuple of :class:`simulator.config.ScorerSpec`.
+by ``--pd-decode-scorers``) and a policy bundle's ``[{name, weight}, ...]`` list (its schema:
+:func:`scorer_list_field`), each parsed into a tuple of :class:`simulator.config.ScorerSpec`.
 
 Behaviour port of BLIS ``sim/routing_scorers.go`` (ParseScorerConfigs) @cbb0de7b.
 """
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from simulator.policies import registry
 from simulator.config import ScorerSpec
 from simulator.errors import InputError
+from simulator.schema import At, Choice, ListOf, Mapping, Number
 
-from .bundle_values import (PREFIX, expect_mapping, expect_number, expect_string, go_quote,
-                            type_name)
+from .bundle_values import go_quote
 from .go_scalars import go_float_str, parse_go_float
 
 
@@ -58,33 +57,22 @@ def parse_scorers(text: str, flag: str = "--routing-scorers") -> tuple[ScorerSpe
     return tuple(specs)
 
 
-def scorer_list(value: Any, path: str) -> tuple[ScorerSpec, ...]:
-    """A bundle's scorer list (``[{name, weight}, ...]`` at key path ``path``; null gives
-    ``()``) under the same rules as :func:`parse_scorers`; InputError naming the entry."""
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise InputError(f"{PREFIX} {path}: expected a list of {{name, weight}}, got {type_name(value)}")
-    specs: list[ScorerSpec] = []
+def _scorer_specs(entries: list[dict], at: At) -> tuple[ScorerSpec, ...]:
     seen: set[str] = set()
-    for i, item in enumerate(value):
-        here = f"{path}[{i}]"
-        entry = expect_mapping(item, here, ("name", "weight"))
-        name = expect_string(entry.get("name"), f"{here}.name") or ""
-        weight = expect_number(entry.get("weight"), f"{here}.weight")
-        weight = 0.0 if weight is None else weight
-        if name == "" or not registry.is_valid("scorer", name):
-            valid = ", ".join(registry.valid_names("scorer"))
-            raise InputError(f"{PREFIX} {here}.name: unknown scorer {go_quote(name)}; valid: {valid}")
-        if name in seen:
-            raise InputError(
-                f"{PREFIX} {here}.name: duplicate scorer {go_quote(name)}; each scorer may appear at most once"
-            )
-        seen.add(name)
-        if not math.isfinite(weight) or weight <= 0:
-            raise InputError(
-                f"{PREFIX} {here}.weight: weight of scorer {go_quote(name)} must be a finite positive "
-                f"number, got {go_float_str(weight)}"
-            )
-        specs.append(ScorerSpec(name, weight))
-    return tuple(specs)
+    for i, entry in enumerate(entries):
+        if entry["name"] in seen:
+            (at / i / "name").fail(f"duplicate scorer {go_quote(entry['name'])}; each scorer may "
+                                   "appear at most once")
+        seen.add(entry["name"])
+    return tuple(ScorerSpec(e["name"], e["weight"]) for e in entries)
+
+
+def scorer_list_field(**kw) -> ListOf:
+    """A bundle's scorer list, ``[{name, weight}, ...]``, under the same rules as
+    :func:`parse_scorers`; parsed to a tuple of ScorerSpec (null: unset)."""
+    entry = Mapping({
+        "name": Choice(lambda: registry.valid_names("scorer"), label="scorer", required=True,
+                       help="a routing scorer"),
+        "weight": Number(gt=0, required=True, help="its weight (weights are normalised)"),
+    })
+    return ListOf(entry, what="a list of {name, weight}", then=_scorer_specs, **kw)

@@ -1,5 +1,5 @@
 """A policy declared once is found everywhere: CLI flags and their validation, the policy-bundle
-reader and writer, the search genome, the engine's encoding and the README table.
+reader, writer and JSON Schema, the search genome, the engine's encoding and the README table.
 
 The derivation is proven with a toy admission policy with two parameters, registered for the
 duration of each test (it has no kernel branch: the derivations, not the simulation, are under
@@ -81,10 +81,33 @@ def test_registered_policy_is_read_and_written_by_the_bundle(toy):
     assert (again.admission_policy, again.param("toy_gate_limit")) == ("toy-gate", 3.0)
 
 
+def test_registered_policy_and_parameters_are_in_the_bundle_json_schema(toy):
+    import jsonschema
+
+    from blis_evo.schema_command import schema_document
+
+    schema = schema_document("bundle")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    admission = schema["properties"]["admission"]
+    assert "toy-gate" in admission["properties"]["policy"]["enum"]
+    limit = admission["properties"]["toy_gate_limit"]
+    assert (limit["minimum"], limit["maximum"]) == (1, 64) and "integer" in limit["type"]
+    assert "queued requests allowed" in limit["description"]
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid({"admission": {"policy": "toy-gate", "toy_gate_limit": 3,
+                                             "toy_gate_share": 0.25}})
+    assert not validator.is_valid({"admission": {"policy": "toy-gate", "toy_gate_limit": 100}})
+
+
 def test_without_registration_the_toy_is_unknown_everywhere():
     assert flag_by_name("toy-gate-limit") is None
     with pytest.raises(InputError, match="unknown key"):
         bundle_from_mapping({"admission": {"toy_gate_limit": 3}})
+    from blis_evo.schema_command import schema_document
+
+    admission = schema_document("bundle")["properties"]["admission"]
+    assert "toy_gate_limit" not in admission["properties"]
+    assert "toy-gate" not in admission["properties"]["policy"]["enum"]
     with pytest.raises(InputError, match="search_space.toy_gate_limit: unknown key"):
         GeneSpace({"toy_gate_limit": {"int": [1, 4]}})
 

@@ -143,7 +143,8 @@ def _config(v, at) -> AutoscalerConfig:
 
 _D = AutoscalerConfig()
 AUTOSCALER = Mapping({
-    "policy": Choice(lambda: tuple(POLICIES), required=True, help="autoscaling policy"),
+    "policy": Choice(lambda: tuple(POLICIES), label="autoscaler policy", required=True,
+                     help="autoscaling policy"),
     "params": Switch("policy", lambda: {name: params_schema(name) for name in POLICIES},
                      default=(), help="the policy's parameters (default: their declared defaults)"),
     "min_replicas": Int(ge=1, default=_D.min_replicas, unit="replicas", help="fewest replicas"),
@@ -167,11 +168,11 @@ AUTOSCALER = Mapping({
                                      help="from the replica existing to it serving"),
     "warmup_duration_s": Number(ge=0, default=_D.warmup_duration_s, unit="s",
                                 help="a new replica's warmup"),
-    "warmup_profile": Choice(WARMUP.names, default=_D.warmup_profile,
+    "warmup_profile": Choice(WARMUP.names, label="warmup profile", default=_D.warmup_profile,
                              help="how the warmup penalty decays"),
     "warmup_penalty": Number(ge=1, le=100, default=_D.warmup_penalty,
                              help="step-time multiplier when warmup starts"),
-    "drain_policy": Choice(DRAIN.names, default=_D.drain_policy,
+    "drain_policy": Choice(DRAIN.names, label="drain policy", default=_D.drain_policy,
                            help="what a replica being removed does with its requests"),
     "slo_ttft_ms": Number(ge=0, default=_D.slo_ttft_ms, unit="ms",
                           help="TTFT target of the SLO attainment (policy context and metrics)"),

@@ -5,8 +5,9 @@ the same declarations.
 * :mod:`.loader` -- :func:`load_yaml` / :func:`read_yaml`: the one strict YAML loader;
 * :mod:`.fields` -- :class:`Mapping`, :class:`Int`, :class:`Number`, :class:`Str`,
   :class:`Bool`, :class:`Choice`, :class:`ListOf`, :class:`Switch`, :class:`Tagged`,
-  :class:`Either`, :class:`Custom`, :func:`from_param` and :class:`At` (where a value is, and
-  the error raised there);
+  :class:`Either`, :class:`Custom`, :func:`from_param`, :class:`At` (where a value is, and
+  the error raised there) and :class:`Wording` (how errors are phrased; :data:`STANDARD`
+  unless a format keeps another convention);
 * :mod:`.export` -- :func:`document`: a JSON Schema (draft 2020-12) document.
 
 A schema is plain data built with these types, by hand or by code (e.g. one field per declared
@@ -29,10 +30,12 @@ field types themselves.  Nothing here imports from ``blis_evo`` or ``search``: t
 own inputs (workload specs) are declared with it.
 """
 from .export import document
-from .fields import (MISSING, At, Bool, Choice, Custom, Either, Field, Int, ListOf, Mapping, Number,
-                     Str, Switch, Tagged, forbidden, from_param, range_text, show)
+from .fields import (MISSING, STANDARD, At, Bool, Choice, Custom, Either, Field, Int, ListOf,
+                     Mapping, Number, Str, Switch, Tagged, Wording, forbidden, from_param,
+                     range_text, show)
 from .loader import load_yaml, read_yaml, strict_loader
 
-__all__ = ["MISSING", "At", "Bool", "Choice", "Custom", "Either", "Field", "Int", "ListOf",
-           "Mapping", "Number", "Str", "Switch", "Tagged", "document", "forbidden", "from_param",
-           "load_yaml", "range_text", "read_yaml", "show", "strict_loader"]
+__all__ = ["MISSING", "STANDARD", "At", "Bool", "Choice", "Custom", "Either", "Field", "Int",
+           "ListOf", "Mapping", "Number", "Str", "Switch", "Tagged", "Wording", "document",
+           "forbidden", "from_param", "load_yaml", "range_text", "read_yaml", "show",
+           "strict_loader"]

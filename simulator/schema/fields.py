@@ -15,7 +15,13 @@ Conventions shared by every parser built from these types:
 * errors are one :class:`~simulator.errors.InputError` line,
   ``"<source>: <key path> <problem>"``, e.g. ``spec.yaml: clients[2].arrival.cv must be > 0,
   got -1`` or ``jobs.yaml: bogus is not a known key (valid: out, jobs)``;
-* integers accept integral floats (``2.0``); numbers must be finite; booleans are never numbers.
+* integers accept integral floats (``2.0``) unless declared with ``integral_floats=False``;
+  numbers must be finite; booleans are never numbers.
+
+The phrasing above is the standard :class:`Wording`; a format that keeps another convention (the
+policy bundle keeps the reference's ``policy-config <path>: <problem>``) parses with an
+:class:`At` carrying its own :class:`Wording` subclass, and every field phrases its errors
+through it: same checks, same key paths, same one line.
 
 The JSON Schema of a field describes the same documents, except for the checks a field does
 in ``then`` hooks or :class:`Custom` code (cross-field rules, files): the JSON Schema accepts
@@ -62,36 +68,77 @@ def show(value: Any) -> str:
     return str(value)
 
 
+class Wording:
+    """How a document's errors are phrased.  This base class is the schema layer's standard,
+    ``"<source>: <path> <problem>"`` with problems such as ``must be in [1, 64], got 65`` and
+    ``is not a known key (valid: a, b)``; a format whose messages follow another convention
+    (e.g. the policy bundle, which keeps the reference's ``"<path>: unknown key"`` wording)
+    passes a subclass to :class:`At`, and every field type phrases its errors through it."""
+
+    top = "the document"
+    """What a problem with the whole document (the empty key path) calls it."""
+
+    def line(self, source: str, path: str, problem: str) -> str:
+        """The whole message for ``problem`` at ``path`` (either may be empty)."""
+        where = f"{path} {problem}" if path else problem
+        return f"{source}: {where}" if source else where
+
+    def expected(self, field: "Field", got: Any) -> str:
+        """``got`` does not have the field's type (or shape)."""
+        return f"must be {field.describe()}, got {show(got)}"
+
+    def out_of_range(self, field: "_Bounded", got: float) -> str:
+        """A number outside the field's bounds."""
+        return f"must be {field.bounds()}, got {show(got)}"
+
+    def unknown_name(self, field: "Choice", got: Any) -> str:
+        """A value that is none of a :class:`Choice`'s names."""
+        return self.expected(field, got)
+
+    def unknown_key(self, key_what: str, valid: Sequence[str]) -> str:
+        """A mapping key that is not declared (``valid``: the declared keys)."""
+        return f"is not a known {key_what} (valid: {', '.join(valid) or 'none'})"
+
+
+STANDARD = Wording()
+"""The standard wording (the default of every :class:`At`)."""
+
+
 class At:
     """Where a value sits: the source (file name, or a caller's prefix) and the key path.
 
     ``at / "key"`` and ``at / 3`` give the child paths ``a.key`` and ``a[3]``; ``at.fail`` raises
-    the one-line InputError ``"<source>: <path> <problem>"``.  ``context`` carries what
-    ``then`` hooks need from the caller (e.g. the directory relative paths resolve against).
+    the one-line InputError ``"<source>: <path> <problem>"`` (as ``wording`` phrases it).
+    ``context`` carries what ``then`` hooks need from the caller (e.g. the directory relative
+    paths resolve against).
     """
 
-    __slots__ = ("source", "path", "context")
+    __slots__ = ("source", "path", "context", "wording")
 
-    def __init__(self, source: str = "", path: str = "", context: Any = None):
-        self.source, self.path, self.context = source, path, context
+    def __init__(self, source: str = "", path: str = "", context: Any = None,
+                 wording: Wording = STANDARD):
+        self.source, self.path, self.context, self.wording = source, path, context, wording
 
     def __truediv__(self, key: Any) -> "At":
         if isinstance(key, int) and not isinstance(key, bool):
-            return At(self.source, f"{self.path}[{key}]", self.context)
-        return At(self.source, f"{self.path}.{key}" if self.path else str(key), self.context)
+            return At(self.source, f"{self.path}[{key}]", self.context, self.wording)
+        return At(self.source, f"{self.path}.{key}" if self.path else str(key), self.context,
+                  self.wording)
 
     def __str__(self) -> str:
         return self.path
 
     def fail(self, problem: str) -> NoReturn:
         """Raise the InputError for ``problem`` at this path (the path may be empty)."""
-        where = f"{self.path} {problem}" if self.path else problem
-        raise InputError(one_line(f"{self.source}: {where}" if self.source else where))
+        raise InputError(one_line(self.wording.line(self.source, self.path, problem)))
 
-    def expected(self, what: str, got: Any) -> NoReturn:
-        """Raise "<path> must be <what>, got <value>" (the top level is called the document)."""
-        at = self if self.path else At(self.source, "the document", self.context)
-        at.fail(f"must be {what}, got {show(got)}")
+    def expected(self, field: "Field | str", got: Any) -> NoReturn:
+        """Raise "<path> must be <what the field describes>, got <value>" (the empty path is
+        called :attr:`Wording.top`); ``field`` may also be the description itself."""
+        at = self if self.path else At(self.source, self.wording.top, self.context, self.wording)
+        if isinstance(field, str):
+            field = Field(what=field)
+        at.fail(self.wording.expected(field, got))
 
 
 def _num_text(x: float) -> str:
@@ -197,7 +244,7 @@ class _Bounded(Field):
     def _check_bounds(self, v: float, at: At) -> None:
         if (self.ge is not None and v < self.ge or self.gt is not None and v <= self.gt
                 or self.le is not None and v > self.le or self.lt is not None and v >= self.lt):
-            at.fail(f"must be {self.bounds()}, got {show(v)}")
+            at.fail(at.wording.out_of_range(self, v))
 
     def _hint(self) -> str:
         b = self.bounds()
@@ -218,22 +265,23 @@ class _Bounded(Field):
 
 class Int(_Bounded):
     """An integer (an integral float such as ``2.0`` counts), within the bounds and, unless
-    ``any_size``, within 64 bits."""
+    ``any_size``, within 64 bits.  ``integral_floats=False`` rejects floats (``2.0`` too), for
+    formats that take only integer literals."""
 
     plural_noun = "integers"
 
-    def __init__(self, *, any_size: bool = False, **kw):
+    def __init__(self, *, any_size: bool = False, integral_floats: bool = True, **kw):
         super().__init__(**kw)
-        self.any_size = any_size
+        self.any_size, self.integral_floats = any_size, integral_floats
 
     def fits(self, v):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
     def _parse(self, v, at):
-        if isinstance(v, float) and math.isfinite(v) and v == int(v):
+        if self.integral_floats and isinstance(v, float) and math.isfinite(v) and v == int(v):
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int):
-            at.expected(self.describe(), v)
+            at.expected(self, v)
         if not self.any_size and not -2**63 <= v < 2**63:
             at.fail(f"must fit in a 64-bit integer, got {v}")
         self._check_bounds(v, at)
@@ -256,7 +304,7 @@ class Number(_Bounded):
 
     def _parse(self, v, at):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            at.expected(self.describe(), v)
+            at.expected(self, v)
         try:
             f = float(v)
         except OverflowError:
@@ -288,7 +336,7 @@ class Str(Field):
 
     def _parse(self, v, at):
         if isinstance(v, bool) or not isinstance(v, (str, int) if self.allow_int else str):
-            at.expected(self.describe(), v)
+            at.expected(self, v)
         v = str(v)
         if self.nonempty and not v.strip():
             at.fail("must not be empty")
@@ -314,7 +362,7 @@ class Bool(Field):
 
     def _parse(self, v, at):
         if not isinstance(v, bool):
-            at.expected(self.describe(), v)
+            at.expected(self, v)
         return v
 
     def _describe(self):
@@ -327,32 +375,39 @@ class Bool(Field):
 class Choice(Field):
     """One of a set of names.  ``names`` is a sequence or a function returning one (called at
     parse and export time, so names registered later count).  An empty name may be allowed
-    but is not listed in messages."""
+    but is not listed in messages.  ``label`` is how messages may call one of the names (e.g.
+    ``"routing policy"``; see :meth:`Wording.unknown_name`); ``notes`` adds a remark to a
+    name where messages list the names (e.g. ``{"code": "with code_path"}``)."""
 
     plural_noun = "names"
 
-    def __init__(self, names: Sequence[str] | Callable[[], Iterable[str]], **kw):
+    def __init__(self, names: Sequence[str] | Callable[[], Iterable[str]], *, label: str = "value",
+                 notes: MappingT[str, str] | None = None, **kw):
         super().__init__(**kw)
-        self.names = names
+        self.names, self.label, self.notes = names, label, dict(notes or {})
 
     def allowed(self) -> tuple[str, ...]:
         """The valid names now."""
         return _names(self.names)
+
+    def listed(self) -> list[str]:
+        """The valid names as messages list them: without the empty name, with their notes."""
+        return [f"{n} ({self.notes[n]})" if n in self.notes else n for n in self.allowed() if n]
 
     def fits(self, v):
         return isinstance(v, str)
 
     def _parse(self, v, at):
         if not isinstance(v, str) or v not in self.allowed():
-            at.expected(self.describe(), v)
+            at.fail(at.wording.unknown_name(self, v))
         return v
 
     def _describe(self):
-        shown = [n for n in self.allowed() if n]
+        shown = self.listed()
         return f"one of {', '.join(shown)}" if len(shown) != 1 else repr(shown[0])
 
     def plural(self):
-        return f"names ({', '.join(n for n in self.allowed() if n)})"
+        return f"names ({', '.join(self.listed())})"
 
     def _json(self, defs):
         names = list(self.allowed())
@@ -376,7 +431,7 @@ class ListOf(Field):
     def _parse(self, v, at):
         if not isinstance(v, list) or len(v) < self.min_items \
                 or self.max_items is not None and len(v) > self.max_items:
-            at.expected(self.describe(), v)
+            at.expected(self, v)
         out = [self.item.parse(x, at / i) for i, x in enumerate(v)]
         if self.unique:
             seen = []
@@ -460,11 +515,10 @@ class Mapping(Field):
 
     def _parse(self, v, at):
         if not isinstance(v, dict):
-            at.expected(self.describe(), v)
+            at.expected(self, v)
         for k in v:
             if not isinstance(k, str) or k not in self.fields:
-                (at / k).fail(f"is not a known {self.key_what} "
-                              f"(valid: {', '.join(self.fields) or 'none'})")
+                (at / k).fail(at.wording.unknown_key(self.key_what, tuple(self.fields)))
         if self.exactly_one:
             given = [k for k in self.exactly_one if v.get(k) is not None]
             if len(given) != 1:
@@ -538,7 +592,7 @@ class Tagged(Field):
 
     def _parse(self, v, at):
         if not isinstance(v, dict):
-            at.expected(self.describe(), v)
+            at.expected(self, v)
         if v.get(self.tag) is None:
             (at / self.tag).fail(f"is required ({self.tag_field.hint()})")
         name = self.tag_field.parse(v[self.tag], at / self.tag)
@@ -568,7 +622,7 @@ class Either(Field):
     def _parse(self, v, at):
         alt = next((a for a in self.alternatives if a.fits(v)), None)
         if alt is None:
-            at.expected(self.describe(), v)
+            at.expected(self, v)
         return alt.parse(v, at)
 
     def _describe(self):

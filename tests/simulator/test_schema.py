@@ -12,8 +12,8 @@ import yaml
 from simulator.errors import InputError
 from simulator.policies.declare import FLOAT, INT, Param
 from simulator.schema import (MISSING, At, Bool, Choice, Custom, Either, Int, ListOf, Mapping,
-                              Number, Str, Switch, Tagged, document, forbidden, from_param,
-                              load_yaml, read_yaml)
+                              Number, Str, Switch, Tagged, Wording, document, forbidden,
+                              from_param, load_yaml, read_yaml)
 
 
 # ------------------------------------------------------------------------------------- loader
@@ -238,6 +238,46 @@ def test_declaration_mistakes_are_caught_when_the_schema_is_built():
 PARAMS = (Param("up_load", FLOAT, 16.0, 0.5, 512.0, "requests/replica", "scale up above"),
           Param("step", INT, 1, 1, 64, "replicas", "replicas per action"),
           Param("window", FLOAT, 1.0, 0.0, math.inf, "s", "look-back window"))
+
+
+class _ColonWording(Wording):
+    """A format keeping another convention: ``<source> <path>: <problem>``."""
+
+    top = "(top level)"
+
+    def line(self, source, path, problem):
+        return f"{source} {path}: {problem}" if path else f"{source}: {problem}"
+
+    def expected(self, field, got):
+        return f"expected {field.describe()}, got {type(got).__name__}"
+
+    def out_of_range(self, field, got):
+        return f"must be {field.hint()}, got {got}"
+
+    def unknown_name(self, field, got):
+        return f"unknown {field.label} {got!r}"
+
+    def unknown_key(self, key_what, valid):
+        return f"unknown {key_what} (allowed: {', '.join(valid)})"
+
+
+@pytest.mark.parametrize("doc, expected", [
+    ({"n": 0}, "src n: must be an integer in [1, 8], got 0"),
+    ({"n": "x"}, "src n: expected an integer, got str"),
+    ({"colour": "red"}, "src colour: unknown key (allowed: n, name, sub)"),
+    ({"name": "gamma"}, "src name: unknown thing 'gamma'"),
+    ({"sub": {"k": 2.0}}, "src sub.k: expected an integer, got float"),   # integer literals only
+    ([1], "src (top level): expected a mapping, got list"),
+])
+def test_a_wording_phrases_every_error_of_a_document(doc, expected):
+    schema = Mapping({"n": Int(ge=1, le=8), "name": Choice(NAMES, label="thing"),
+                      "sub": Mapping({"k": Int(integral_floats=False)})})
+    with pytest.raises(InputError) as e:
+        schema.parse(doc, At("src", wording=_ColonWording()))
+    assert str(e.value) == expected
+    with pytest.raises(InputError) as e:               # the standard wording by default
+        schema.parse(doc, At("src"))
+    assert str(e.value).startswith("src: ")
 
 
 def test_a_schema_is_built_from_parameter_declarations():
