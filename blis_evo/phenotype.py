@@ -106,7 +106,7 @@ class Phenotype:
     @classmethod
     def from_knobs(cls, policy: PolicyConfig, knobs: Mapping[str, int] | None) -> "Phenotype":
         """A phenotype from a ``{name: int}`` mapping of engine-knob and layout field names
-        (the older ``(PolicyConfig, sim_params)`` form); ValueError on an unknown name."""
+        (the older pair form of a policy and its knobs); ValueError on an unknown name."""
         knobs = dict(knobs or {})
         engine = {f.name for f in fields(EngineKnobs)}
         layout = {f.name for f in fields(Layout)}
@@ -141,7 +141,8 @@ class Phenotype:
         ``{admission: {policy[, parameters]}, routing: {policy[, scorers: [{name, weight}]]},
         priority: {policy}, scheduler: name[, engine: {...}][, disaggregation: {...}]
         [, autoscaler: {...}]}``: a family's parameters are written only for the policy that
-        uses them and scorers only for ``weighted`` routing (:func:`blis_evo.bundle.policy_sections`).
+        uses them and scorers only for ``weighted`` routing
+        (:func:`blis_evo.bundle.policy_sections`).
         ``engine`` (a blis-evo extension, see :mod:`blis_evo.bundle`) holds the set engine knobs,
         as ints in field order, and is left out when none is set.  ``disaggregation`` is written
         for a disaggregated layout whose replica count is set (a monolithic one keeps the
