@@ -280,7 +280,8 @@ def _experiment_sim(exp, v: dict[str, Any], explicit: frozenset[str],
     from .deployment import build_sim_config
 
     knobs = EngineKnobs(**{attr: int(v[name]) for name, attr in _ENGINE_FLAGS
-                           if name in explicit or (bundle is not None and getattr(bundle, attr) is not None)})
+                           if name in explicit
+                           or (bundle is not None and getattr(bundle, attr) is not None)})
     sim = build_sim_config(exp, int(v["seed"]), Phenotype(engine=knobs))
     return dataclasses.replace(sim, trace_decisions=(v["trace-level"] or "none") == "decisions",
                                counterfactual_k=v["counterfactual-k"])
