@@ -31,9 +31,13 @@ _CLOCK = re.compile(r'("?(?:wall|elapsed|seconds|time_s|duration|started|finishe
                     r'[-0-9.eE+":TZ ]+', re.I)
 
 
+_WALL_TIME = re.compile(r"(wall time )[0-9.]+( s)")
+"""The search report's prose form (``...; wall time 263.2 s.``)."""
+
+
 def _scrub(text: str) -> str:
     """Drop wall-clock values (they differ between any two runs)."""
-    return _CLOCK.sub(r"\1<clock>", text)
+    return _WALL_TIME.sub(r"\1<clock>\2", _CLOCK.sub(r"\1<clock>", text))
 
 
 def _code_root() -> str:

@@ -26,7 +26,8 @@ from search.replay import load_policy
 
 from .bundle import bundle_from_mapping
 from .experiment import Experiment, default_experiment, experiment_from_arg, load_experiment
-from .settings import policy_from_bundle
+from .phenotype import Phenotype
+from .settings import phenotype_from_bundle
 
 __all__ = ["evolve", "evaluate", "load_experiment", "default_experiment", "resolve_policy"]
 
@@ -60,28 +61,29 @@ def evaluate(bundle, experiment=None, seeds: Iterable[int] | None = None):
 
     ``bundle``: a policy-bundle YAML path (what ``blis run --policy-config`` takes, including the
     ``engine`` knobs), a bundle mapping (e.g. ``yaml.safe_load`` of one), a
-    :class:`simulator.PolicyConfig`, or a ``(PolicyConfig, sim_params)`` pair.
+    :class:`blis_evo.phenotype.Phenotype` (e.g. ``GeneSpace.phenotype(genome)``), a
+    :class:`simulator.PolicyConfig`, or a ``(PolicyConfig, {knob: int})`` pair (engine-knob and
+    layout field names, see :meth:`Phenotype.from_knobs`).
     ``experiment``: an Experiment, a YAML path, or None/"default" for the embedded default.
     ``seeds``: workload seeds (common random numbers across calls); default the experiment's
     held-out seeds.  Deterministic: the same arguments give the same result in any process.
     """
     exp = _experiment(experiment)
-    policy, sim_params = resolve_policy(bundle)
+    phenotype = resolve_policy(bundle)
     seeds = tuple(exp.seeds.heldout if seeds is None else seeds)
-    return _evaluate(policy, exp, seeds, sim_params)
+    return _evaluate(phenotype, exp, seeds)
 
 
-def resolve_policy(bundle):
-    """``(PolicyConfig, sim_params)`` of anything :func:`evaluate` accepts as ``bundle`` (a
-    bundle YAML path, a bundle mapping, a PolicyConfig or a pair); InputError on a bad bundle."""
-    if isinstance(bundle, PolicyConfig):
-        return bundle, {}
+def resolve_policy(bundle) -> Phenotype:
+    """The :class:`Phenotype` of anything :func:`evaluate` accepts as ``bundle`` (a bundle YAML
+    path, a bundle mapping, a Phenotype, a PolicyConfig or a pair); InputError on a bad bundle."""
+    if isinstance(bundle, (Phenotype, PolicyConfig)):
+        return Phenotype.of(bundle)
     if isinstance(bundle, tuple) and len(bundle) == 2 and isinstance(bundle[0], PolicyConfig):
-        return bundle[0], dict(bundle[1] or {})
+        return Phenotype.from_knobs(bundle[0], bundle[1])
     if isinstance(bundle, Mapping):
-        b = bundle_from_mapping(dict(bundle))
-        return policy_from_bundle(b), b.engine_params()
+        return phenotype_from_bundle(bundle_from_mapping(dict(bundle)))
     if isinstance(bundle, (str, PathLike)):
         return load_policy(str(bundle))
-    raise TypeError(f"bundle: expected a path, a mapping, a PolicyConfig or (PolicyConfig, "
-                    f"sim_params), got {type(bundle).__name__}")
+    raise TypeError(f"bundle: expected a path, a mapping, a Phenotype, a PolicyConfig or "
+                    f"(PolicyConfig, knobs), got {type(bundle).__name__}")

@@ -76,7 +76,7 @@ class PolicyBundle:
 
     def engine_params(self) -> dict[str, int]:
         """The ``engine`` knobs that are set, as ``{name: int}`` in :data:`ENGINE_KEYS` order
-        (the ``sim_params`` mapping of ``search.evaluate``)."""
+        (what :class:`blis_evo.phenotype.EngineKnobs` holds)."""
         return {k: int(getattr(self, k)) for k in ENGINE_KEYS if getattr(self, k) is not None}
 
 

@@ -1,6 +1,6 @@
 """An experiment as the simulator runs it: the engine configuration of its cluster (with the
-P/D layout a genome may choose), its request table per seed, its SLO targets, and a policy as the
-experiment deploys it.
+engine knobs and P/D layout of a :class:`~blis_evo.phenotype.Phenotype`), its request table per
+seed, its SLO targets, and a policy as the experiment deploys it.
 
 The policy search (``search.evaluate``), ``blis run --experiment`` and replays all build their
 simulations here, so they simulate exactly the same thing.  Common random numbers:
@@ -11,23 +11,23 @@ from __future__ import annotations
 
 import functools
 from dataclasses import replace
-from typing import Mapping
 
-from simulator.config import INT64_MAX, DisaggConfig, PolicyConfig, SimConfig
+from simulator.config import INT64_MAX, PolicyConfig, SimConfig
 from simulator.workload.csv_trace import load_trace_csv
 from simulator.workload.generator import generate_from_spec
 from simulator.workload.tracev2 import is_trace_v2, load_trace_v2
 from simulator.workload.types import Workload
 
 from .experiment import Experiment
+from .phenotype import Phenotype
 
 
-def build_sim_config(exp: Experiment, seed: int = 0,
-                     sim_params: Mapping[str, int] | None = None) -> SimConfig:
+def build_sim_config(exp: Experiment, seed: int = 0, phenotype: Phenotype | None = None) -> SimConfig:
     """The engine configuration of the experiment's cluster (``seed`` goes to ``SimConfig.seed``).
 
-    ``sim_params`` overrides SimConfig knobs a genome may evolve (``snapshot_refresh_interval``,
-    ``long_prefill_token_threshold``; see ``search.genome.decode_sim_params``).
+    ``phenotype``: its engine knobs and layout (:class:`blis_evo.phenotype.Phenotype`, e.g. a
+    decoded genome) override the experiment's values where set; its policy is not part of the
+    engine configuration (see :func:`deployed_policy`).
     """
     c = exp.cluster
     horizon = exp.workload.horizon_us if exp.workload.horizon_us is not None else int(INT64_MAX)
@@ -37,28 +37,9 @@ def build_sim_config(exp: Experiment, seed: int = 0,
                      max_scheduled_tokens=c.max_scheduled_tokens,
                      long_prefill_token_threshold=c.long_prefill_token_threshold,
                      latency=c.latency)
-    if sim_params:
-        knobs = {k: int(v) for k, v in sim_params.items() if not k.startswith("pd_")}
-        cfg = replace(cfg, **knobs)
-        dc = pd_layout(cfg.num_instances, sim_params)
-        if dc is not None:
-            cfg = replace(cfg, disaggregation=dc)
+    if phenotype is not None:
+        cfg = phenotype.layout.apply(phenotype.engine.apply(cfg))
     return cfg
-
-
-def pd_layout(num_instances: int, sim_params: Mapping[str, int]) -> DisaggConfig | None:
-    """The P/D deployment the layout genes describe: ``pd_prefill_replicas`` > 0 (capped so the
-    decode pool keeps at least one instance) splits ``num_instances`` into a prefill and a decode
-    pool; ``pd_prefix_threshold``, when evolved, selects the prefix-threshold decider (else every
-    request with something to decode is disaggregated).  None: monolithic."""
-    k = min(int(sim_params.get("pd_prefill_replicas", 0)), num_instances - 1)
-    if k <= 0:
-        return None
-    if "pd_prefix_threshold" in sim_params:
-        return DisaggConfig(prefill_replicas=k, decode_replicas=num_instances - k,
-                            decider="prefix-threshold",
-                            prefix_threshold=int(sim_params["pd_prefix_threshold"]))
-    return DisaggConfig(prefill_replicas=k, decode_replicas=num_instances - k)
 
 
 @functools.lru_cache(maxsize=256)

@@ -34,6 +34,7 @@ from simulator.errors import InputError
 
 from .baselines import BASELINES
 from .disagg_settings import PD_FIELDS, resolve_disaggregation
+from .phenotype import EngineKnobs, Phenotype
 from .bundle import PolicyBundle, bundle_from_policy, load_policy_bundle
 from .flags import (CODE_PREFIX, experiment_compatible, explicit_flags, flag_by_name,
                     parse_fitness_weights, parse_run_args, run_flags)
@@ -250,6 +251,16 @@ def policy_from_bundle(bundle: PolicyBundle) -> PolicyConfig:
     return _policy_config(effective_values(parse_run_args([]), bundle), bundle)
 
 
+def phenotype_from_bundle(bundle: PolicyBundle) -> Phenotype:
+    """The :class:`Phenotype` a policy bundle describes for a search experiment: the policy of
+    :func:`policy_from_bundle` and the engine knobs its ``engine`` section sets (unset knobs
+    keep the experiment's values).  The bundle's ``disaggregation`` section is not read here
+    (only ``blis run`` applies it)."""
+    return Phenotype(policy_from_bundle(bundle),
+                     EngineKnobs(**{attr: int(getattr(bundle, attr)) for _, attr in _ENGINE_FLAGS
+                                    if getattr(bundle, attr) is not None}))
+
+
 def _check_experiment_flags(explicit: frozenset[str]) -> None:
     """With ``--experiment`` only :func:`experiment_compatible` flags may be given."""
     for flag in run_flags():
@@ -268,9 +279,10 @@ def _experiment_sim(exp, v: dict[str, Any], explicit: frozenset[str],
     # lazy: only --experiment runs load the experiment's workload readers
     from .deployment import build_sim_config
 
-    sim_params = {attr: int(v[name]) for name, attr in _ENGINE_FLAGS
-                  if name in explicit or (bundle is not None and getattr(bundle, attr) is not None)}
-    sim = build_sim_config(exp, int(v["seed"]), sim_params)
+    knobs = EngineKnobs(**{attr: int(v[name]) for name, attr in _ENGINE_FLAGS
+                           if name in explicit
+                           or (bundle is not None and getattr(bundle, attr) is not None)})
+    sim = build_sim_config(exp, int(v["seed"]), Phenotype(engine=knobs))
     return dataclasses.replace(sim, trace_decisions=(v["trace-level"] or "none") == "decisions",
                                counterfactual_k=v["counterfactual-k"])
 

@@ -1,13 +1,15 @@
 """Fitness evaluation of one policy on an experiment: simulate each seed, score, penalise.
 
-Common random numbers: :func:`blis_evo.deployment.experiment_workload` memoises the request
+A policy is evaluated as a :class:`blis_evo.phenotype.Phenotype` (its engine knobs and layout
+applied to the experiment's cluster); a bare :class:`PolicyConfig` is accepted as well.  Common
+random numbers: :func:`blis_evo.deployment.experiment_workload` memoises the request
 table per ``(experiment, seed)``, so every individual of a search sees exactly the same requests
 for a given seed.  Everything is deterministic: the same policy, experiment and seeds give the same
 :class:`Evaluation` in any process.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Union
 
 import numpy as np
 
@@ -16,6 +18,7 @@ from blis_evo.baselines import BASELINES
 from blis_evo.deployment import build_sim_config, deployed_policy, experiment_workload, slo_targets
 from blis_evo.experiment import SLO_ATTAINMENT, Experiment
 from blis_evo.metrics import RawMetrics, evaluate as _metrics_evaluate, slo_attainment
+from blis_evo.phenotype import Phenotype
 from simulator.codepolicy import uses_code_policy
 from simulator.metrics import class_priority_inversions
 from simulator.config import INT64_MAX, PolicyConfig
@@ -23,6 +26,10 @@ from simulator.workload.types import Workload
 
 from search.fitness import (OVERALL, AnomalyRates, Evaluation, Measures, SeedResult, combine,
                             failed, seed_result)
+
+PolicyLike = Union[Phenotype, PolicyConfig]
+"""What the evaluation functions accept: a phenotype, or a bare policy (the experiment's engine
+knobs and layout)."""
 
 
 def failed_evaluation(exp: Experiment, genome, error: str) -> Evaluation:
@@ -32,12 +39,11 @@ def failed_evaluation(exp: Experiment, genome, error: str) -> Evaluation:
     return failed(exp.objectives, f"{error} (genome {list(genome)})")
 
 
-def _seed_result(policy: PolicyConfig, exp: Experiment, seed: int,
-                 sim_params: Mapping[str, int] | None) -> tuple[RawMetrics, SeedResult]:
+def _seed_result(phenotype: Phenotype, exp: Experiment, seed: int) -> tuple[RawMetrics, SeedResult]:
     """Simulate one seed and score it: the raw metrics and the typed :class:`SeedResult`."""
-    policy = deployed_policy(policy, exp)
+    policy = deployed_policy(phenotype.policy, exp)
     wl = experiment_workload(exp, int(seed))
-    res = simulator.run(build_sim_config(exp, seed, sim_params), policy, wl)
+    res = simulator.run(build_sim_config(exp, seed, phenotype), policy, wl)
     weights = {k: v for k, v in exp.objectives.weights if k != SLO_ATTAINMENT}
     raw, fit = _metrics_evaluate(res, policy.priority, weights)
     n = max(1, wl.num_requests)
@@ -115,9 +121,9 @@ def _class_inversions(res, wl: Workload, exp: Experiment) -> int:
                                      arrival + np.asarray(res.ttft_us, dtype=np.float64), ranks)
 
 
-def evaluate(policy: PolicyConfig, exp: Experiment, seeds: Iterable[int],
-             sim_params: Mapping[str, int] | None = None) -> Evaluation:
-    """Simulate ``policy`` on ``exp``'s workload for every seed and score it.
+def evaluate(policy: PolicyLike, exp: Experiment, seeds: Iterable[int]) -> Evaluation:
+    """Simulate ``policy`` (a :class:`Phenotype`, or a bare :class:`PolicyConfig`) on ``exp``'s
+    workload for every seed and score it.
 
     Per seed: ``blis_evo.metrics.evaluate`` with the experiment's weights (plus
     ``slo_attainment`` weight × overall attainment when the spec declares targets), and the
@@ -133,19 +139,20 @@ def evaluate(policy: PolicyConfig, exp: Experiment, seeds: Iterable[int],
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("evaluate needs at least one seed")
-    scored = [_seed_result(policy, exp, s, sim_params) for s in seeds]
+    phenotype = Phenotype.of(policy)
+    scored = [_seed_result(phenotype, exp, s) for s in seeds]
     return combine([r for _, r in scored], [raw for raw, _ in scored], exp.objectives)
 
 
-def compare_policies(policies: Mapping[str, tuple[PolicyConfig, Mapping[str, int] | None]],
-                     exp: Experiment, seeds: Iterable[int]) -> dict[str, Evaluation]:
-    """Evaluate each named ``(policy, sim_params)`` on the same ``seeds`` (common random
-    numbers), in the given order; the input of ``search.report.comparison_table``."""
+def compare_policies(policies: Mapping[str, PolicyLike], exp: Experiment,
+                     seeds: Iterable[int]) -> dict[str, Evaluation]:
+    """Evaluate each named phenotype on the same ``seeds`` (common random numbers), in the
+    given order; the input of ``search.report.comparison_table``."""
     seeds = tuple(int(s) for s in seeds)
-    return {name: evaluate(p, exp, seeds, sp) for name, (p, sp) in policies.items()}
+    return {name: evaluate(p, exp, seeds) for name, p in policies.items()}
 
 
-def with_baselines(champion: PolicyConfig, sim_params: Mapping[str, int] | None = None,
-                   name: str = "champion") -> dict[str, tuple[PolicyConfig, Mapping[str, int] | None]]:
-    """``{name: (champion, sim_params)}`` followed by the hand-tuned :data:`BASELINES`."""
-    return {name: (champion, dict(sim_params or {})), **{k: (v, None) for k, v in BASELINES.items()}}
+def with_baselines(champion: PolicyLike, name: str = "champion") -> dict[str, Phenotype]:
+    """``{name: champion}`` followed by the hand-tuned :data:`BASELINES` (with the experiment's
+    engine knobs and layout), all as phenotypes."""
+    return {name: Phenotype.of(champion), **{k: Phenotype(v) for k, v in BASELINES.items()}}

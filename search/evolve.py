@@ -39,8 +39,9 @@ GENOMES = ("params", "gp")
 @dataclass
 class SearchResult:
     """What ``evolve`` returns: the champion policy, its bundle, the final search state, the
-    held-out comparison (policy name -> summary), the output folder and the champion's
-    evaluation on the train seeds (what the search ranked it by)."""
+    held-out comparison (policy name -> summary), the output folder, the champion's
+    evaluation on the train seeds (what the search ranked it by) and the champion's whole
+    :class:`~blis_evo.phenotype.Phenotype` (``champion`` is its policy)."""
 
     champion: object
     champion_bundle: dict
@@ -48,6 +49,7 @@ class SearchResult:
     summaries: dict
     out: Path | None
     train_evaluation: object = None
+    phenotype: object = None
 
 
 def _representation(genome: str, experiment):
@@ -114,9 +116,9 @@ def evolve(experiment, *, genome: str = "params", generations: int | None = None
         if bar:
             bar.close()
     best = state.champion
-    champion, champion_sim = rep.policy(best)
+    champion = rep.phenotype(best)
     heldout = experiment.seeds.heldout
-    evaluations = compare_policies(with_baselines(champion, champion_sim), experiment, heldout)
+    evaluations = compare_policies(with_baselines(champion), experiment, heldout)
     summaries = {name: policy_summary(ev) for name, ev in evaluations.items()}
     bundle, source = rep.champion(best, out_dir)
     hof = [{"rank": k, "fitness": list(ind.fitness.values), **rep.describe(ind)}
@@ -135,7 +137,7 @@ def evolve(experiment, *, genome: str = "params", generations: int | None = None
                   stop_reason=state.stop_reason, evaluations=len(evaluator.cache),
                   failures=_failures(evaluator.cache), champion_source=source)
     train = evaluator.cache.get(rep.phenotypes.canonical(rep.genome(best)))
-    return SearchResult(champion, bundle, state, summaries, out_dir, train)
+    return SearchResult(champion.policy, bundle, state, summaries, out_dir, train, champion)
 
 
 def _check_out_dir(path: str, flag: str) -> None:

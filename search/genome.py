@@ -19,25 +19,25 @@ The space is declared by a plain mapping (an experiment YAML's ``search_space``)
       queue-depth:     {weight: [0, 5]}
     token_bucket_capacity:    {int: [1000, 100000]}
     token_bucket_refill_rate: {real: [100, 100000]}
-    snapshot_refresh_interval: {int: [0, 50000]}        # SimConfig knob, see decode_sim_params
+    snapshot_refresh_interval: {int: [0, 50000]}        # engine knob, see decode_phenotype
 
 Every key is optional; a family that is absent keeps the :class:`PolicyConfig` default (the
-scorers default to the llm-d 3:2:2 profile).  The DEAP ``creator`` classes live at module top
+scorers default to the llm-d 3:2:2 profile).  A genome decodes to a
+:class:`~blis_evo.phenotype.Phenotype` (:func:`decode_phenotype`): the policy (:func:`decode`),
+the engine knobs and the deployment layout.  The DEAP ``creator`` classes live at module top
 level so that Ray workers can unpickle individuals.  All randomness comes from an explicit
 ``numpy.random.Generator``; nothing here touches the global ``random`` / ``np.random``.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 from deap import base, creator
 
-from blis_evo.bundle import policy_sections
-from blis_evo.deployment import pd_layout
-from simulator.autoscale.config import to_mapping as autoscaler_mapping
+from blis_evo.phenotype import EngineKnobs, Layout, Phenotype
 from simulator.autoscale.policies import POLICIES as AUTOSCALERS
 from simulator.config import PolicyConfig, ScorerSpec
 from simulator.errors import InputError
@@ -83,11 +83,12 @@ def _policy_params() -> dict[str, tuple[str, str]]:
     """Declared policy parameter -> (family, policy that uses it): a parameter gene matters
     only when its family chose that policy (otherwise it keeps the base value)."""
     return {p.name: (fam.key, pol.name) for fam, pol, p in policy_params()}
-# numeric SimConfig knobs a search may also evolve (returned by decode_sim_params)
-SIM_PARAMS = ("snapshot_refresh_interval", "long_prefill_token_threshold")
-# deployment-layout genes (blis_evo.deployment.build_sim_config turns them into a SimConfig):
+
+# numeric engine knobs a search may also evolve (Phenotype.engine, see decode_phenotype)
+SIM_PARAMS = tuple(f.name for f in fields(EngineKnobs))
+# deployment-layout genes (Phenotype.layout; blis_evo.deployment.build_sim_config applies them):
 # total replicas, prefill pool size (0 = monolithic) and the prefix-threshold decider's bound
-LAYOUT_PARAMS = ("num_instances", "pd_prefill_replicas", "pd_prefix_threshold")
+LAYOUT_PARAMS = tuple(f.name for f in fields(Layout))
 # autoscaler genes: the policy choice and its numeric parameters (need an experiment autoscaler)
 AUTOSCALER_KEYS = ("autoscaler", "autoscaler_params")
 AUTOSCALER_BOUNDS = ("min_replicas", "max_replicas")
@@ -279,9 +280,13 @@ class GeneSpace:
         """See :func:`decode`."""
         return decode(self, genome)
 
-    def encode(self, policy: PolicyConfig, sim_params: Mapping[str, int] | None = None) -> list:
+    def phenotype(self, genome: Sequence[float]) -> Phenotype:
+        """See :func:`decode_phenotype`."""
+        return decode_phenotype(self, genome)
+
+    def encode(self, phenotype: Phenotype | PolicyConfig) -> list:
         """See :func:`encode`."""
-        return encode(self, policy, sim_params)
+        return encode(self, phenotype)
 
     def canonical(self, genome: Sequence[float]) -> tuple:
         """See :func:`canonical`."""
@@ -392,14 +397,17 @@ def _decode_autoscaler(space: GeneSpace, genome: Sequence[float], asc):
                    max_replicas=hi)
 
 
-def decode_sim_params(space: GeneSpace, genome: Sequence[float]) -> dict[str, int]:
-    """The evolved :class:`SimConfig` knobs (``SIM_PARAMS`` present in the space) as ints.
+def decode_phenotype(space: GeneSpace, genome: Sequence[float]) -> Phenotype:
+    """Decode a genome to its :class:`~blis_evo.phenotype.Phenotype`: the policy of
+    :func:`decode`, and the engine knobs (:data:`SIM_PARAMS`) and layout fields
+    (:data:`LAYOUT_PARAMS`) the space evolves, as ints (the others stay None: the experiment's
+    values apply)."""
+    policy = decode(space, genome)
 
-    Use as ``dataclasses.replace(sim_config, **decode_sim_params(space, genome))``.
-    """
-    _check_length(space, genome)
-    return {key: int(genome[space.index[key]]) for key in (*SIM_PARAMS, *LAYOUT_PARAMS)
-            if key in space.index}
+    def ints(names: tuple[str, ...]) -> dict[str, int]:
+        return {key: int(genome[space.index[key]]) for key in names if key in space.index}
+
+    return Phenotype(policy, EngineKnobs(**ints(SIM_PARAMS)), Layout(**ints(LAYOUT_PARAMS)))
 
 
 def canonical(space: GeneSpace, genome: Sequence[float]) -> tuple:
@@ -410,31 +418,33 @@ def canonical(space: GeneSpace, genome: Sequence[float]) -> tuple:
     token-bucket genes under other admission policies do not split the cache, and equal canonical
     forms always mean identical simulations.
     """
-    p = decode(space, genome)
-    sim = decode_sim_params(space, genome)
+    ph = decode_phenotype(space, genome)
+    p = ph.policy
     form: list = []
     for key in POLICY_FAMILIES:   # each choice followed by its family's parameter values
         form.append(getattr(p, key))
         form.extend(p.param(param.name) for param in family(key).params())
         if key == "routing":
             form.append(tuple((s.name, s.weight) for s in p.scorers))
-    form.append(tuple(sorted(sim.items())))
+    form.append(tuple(sorted(ph.knob_items())))
     return tuple(form) + ((p.autoscaler,) if p.autoscaler is not None else ())
 
 
-def encode(space: GeneSpace, policy: PolicyConfig,
-           sim_params: Mapping[str, int] | None = None) -> list:
-    """Encode a policy (and optional SimConfig knobs) as a genome of ``space``.
+def encode(space: GeneSpace, phenotype: Phenotype | PolicyConfig) -> list:
+    """Encode a phenotype (or a bare policy: no engine knob or layout field set) as a genome of
+    ``space``; unset knobs and layout fields are encoded at their gene's lower bound.
 
     Raises :class:`InputError` if a searched family's value is not among its choices or a
     relevant numeric value is outside its bounds.  Values that do not affect the phenotype
     (weights of absent scorers, token bucket under other admission) are clipped into bounds;
     absent scorers are encoded "off" at their lower weight bound.  ``decode(encode(p)) == p``
-    for every policy ``p`` that :func:`decode` can produce.
+    for every policy ``p`` that :func:`decode` can produce, and likewise
+    ``decode_phenotype(encode(ph)) == ph`` for :func:`decode_phenotype`.
     """
+    phenotype = Phenotype.of(phenotype)
+    policy = phenotype.policy
     genome: list = []
     weights = {s.name: s.weight for s in policy.scorers}
-    sim_params = dict(sim_params or {})
     weighted = policy.routing == "weighted"
     if weighted and space.scorer_names:
         for name in weights:
@@ -465,8 +475,9 @@ def encode(space: GeneSpace, policy: PolicyConfig,
                 value = policy.param(g.name)
                 relevant = getattr(policy, family_key) == active
             else:
-                value = float(sim_params.get(g.name, g.low))
-                relevant = g.name in sim_params
+                knob = phenotype.knob(g.name)
+                value = float(g.low if knob is None else knob)
+                relevant = knob is not None
             if relevant and not g.low <= value <= g.high:
                 raise InputError(f"{_PREFIX}.{g.name}: {value} outside [{g.low}, {g.high}]")
             value = min(max(value, g.low), g.high)
@@ -487,39 +498,13 @@ def _encode_autoscaler_gene(g: Gene, asc):
     return int(round(value)) if g.kind == "int" else value
 
 
-def bundle_dict(policy: PolicyConfig, sim_params: Mapping[str, int] | None = None) -> dict:
-    """The policy (and its evolved engine knobs) as a mapping in the policy-bundle schema of
-    ``blis run --policy-config``, so that the file reproduces exactly what was evaluated.
-
-    ``{admission: {policy[, token_bucket_capacity, token_bucket_refill_rate]},
-    routing: {policy[, scorers: [{name, weight}]]}, priority: {policy}, scheduler: name
-    [, engine: {snapshot_refresh_interval, long_prefill_token_threshold}]}``;
-    token-bucket numbers are written only for ``token-bucket`` admission and scorers only for
-    ``weighted`` routing.  ``engine`` (the blis-evo extension of the schema, see
-    :mod:`blis_evo.bundle`) is written only when ``sim_params`` (e.g. from
-    :func:`decode_sim_params`) is non-empty: its keys in :data:`SIM_PARAMS` order, as ints.
-    Raises ValueError on a ``sim_params`` key outside :data:`SIM_PARAMS`.
-    Dump with ``yaml.safe_dump(bundle_dict(p, sp), sort_keys=False)``.
+def bundle_dict(phenotype: Phenotype | PolicyConfig) -> dict:
+    """The phenotype (or a bare policy) as a mapping in the policy-bundle schema of ``blis run
+    --policy-config``, so that the file reproduces exactly what was evaluated; see
+    :meth:`blis_evo.phenotype.Phenotype.bundle`.  Dump with
+    ``yaml.safe_dump(bundle_dict(ph), sort_keys=False)``.
     """
-    out: dict[str, Any] = policy_sections(policy)
-    sim_params = dict(sim_params or {})
-    unknown = sorted(set(sim_params) - set(SIM_PARAMS) - set(LAYOUT_PARAMS))
-    if unknown:
-        raise ValueError(f"bundle_dict: unknown sim_params {unknown}; allowed: "
-                         f"{', '.join(SIM_PARAMS + LAYOUT_PARAMS)}")
-    if any(k in sim_params for k in SIM_PARAMS):
-        out["engine"] = {k: int(sim_params[k]) for k in SIM_PARAMS if k in sim_params}
-    if sim_params.get("pd_prefill_replicas", 0) > 0 and "num_instances" in sim_params:
-        # layout genes: a disaggregated champion's pools (a monolithic one keeps the cluster's size)
-        dc = pd_layout(int(sim_params["num_instances"]), sim_params)
-        if dc is not None:
-            out["disaggregation"] = {
-                "architecture": "disaggregated", "prefill_replicas": dc.prefill_replicas,
-                "decode_replicas": dc.decode_replicas, "decider": dc.decider,
-                "prefix_threshold": dc.prefix_threshold}
-    if policy.autoscaler is not None:
-        out["autoscaler"] = autoscaler_mapping(policy.autoscaler)
-    return out
+    return Phenotype.of(phenotype).bundle()
 
 
 def experiment_space(exp, **kwargs) -> GeneSpace:

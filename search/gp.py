@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 
 from deap import base, creator, gp
 
+from blis_evo.phenotype import Phenotype
 from simulator.codepolicy import ROUTING, load_code_policy
 from simulator.config import PolicyConfig
 from simulator.errors import InputError
@@ -160,7 +161,8 @@ def rule_policy(source: str) -> PolicyConfig:
 @dataclass(frozen=True)
 class RuleSpace:
     """What :class:`search.parallel.Evaluator` needs of a genome space, for GP rules: a genome
-    is ``[source]`` (one gene, the rule's code policy source), no engine knobs evolve."""
+    is ``[source]`` (one gene, the rule's code policy source), no engine knobs or layout
+    evolve."""
 
     genes: tuple = ("score",)
     index: tuple = ()
@@ -172,6 +174,10 @@ class RuleSpace:
     def decode(self, genome) -> PolicyConfig:
         """The policy that runs the rule."""
         return rule_policy(genome[0])
+
+    def phenotype(self, genome) -> Phenotype:
+        """The rule's policy, with the experiment's engine knobs and layout."""
+        return Phenotype(self.decode(genome))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,9 +318,9 @@ class RuleTrees:
         """:class:`RuleSpace` (the evaluator runs the rule source)."""
         return RuleSpace()
 
-    def policy(self, tree) -> tuple:
-        """The code policy running the rule, no engine knobs."""
-        return rule_policy(tree_source(tree)), {}
+    def phenotype(self, tree) -> Phenotype:
+        """The code policy running the rule (no engine knobs or layout)."""
+        return Phenotype(rule_policy(tree_source(tree)))
 
     def describe(self, tree) -> dict:
         """``{"rule": DEAP form, "source": code policy}``."""

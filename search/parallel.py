@@ -29,7 +29,6 @@ import simulator
 from simulator.errors import InputError, one_line
 
 from .evaluate import evaluate, failed_evaluation
-from .genome import decode_sim_params
 
 TASK_MAX_RETRIES = 5
 """Times Ray re-runs a batch whose worker process or node died (system failures only)."""
@@ -53,7 +52,8 @@ def _warm_worker() -> None:
 
 
 def _evaluate_many(genomes: Sequence[Sequence[float]], space, experiment, seeds) -> list:
-    """Decode and evaluate a batch of genomes (runs on a worker); returns Evaluation objects.
+    """Decode (``space.phenotype``) and evaluate a batch of genomes (runs on a worker); returns
+    Evaluation objects.
 
     A genome whose evaluation raises gets :func:`search.evaluate.failed_evaluation` carrying
     the error, so one bad genome neither kills its batch nor gets retried.
@@ -61,7 +61,7 @@ def _evaluate_many(genomes: Sequence[Sequence[float]], space, experiment, seeds)
     out = []
     for g in genomes:
         try:
-            out.append(evaluate(space.decode(g), experiment, seeds, decode_sim_params(space, g)))
+            out.append(evaluate(space.phenotype(g), experiment, seeds))
         except (MemoryError, OSError):
             raise
         except Exception as exc:  # noqa: BLE001 - reported with the genome, penalised

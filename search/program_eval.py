@@ -108,20 +108,20 @@ def evaluate_program(path: str | Path, exp: Experiment, seeds: Iterable[int] | N
     :class:`ProgramResult`.  Deterministic; never raises for a bad program."""
     seeds = tuple(int(s) for s in (exp.seeds.train if seeds is None else seeds))
     try:
-        policy, sim_params = resolve_policy(program_bundle(path, kind or kind_of(path)))
-        ev = evaluate(policy, exp, seeds, sim_params)
+        phenotype = resolve_policy(program_bundle(path, kind or kind_of(path)))
+        ev = evaluate(phenotype, exp, seeds)
         if not math.isfinite(ev.fitness):
             raise ValueError(f"non-finite fitness {ev.fitness}")
         ref = reference_fitness(exp, seeds)
         score = ev.fitness / ref if ref > 0 else ev.fitness
         text = ""
         if summary:
-            cfg = dataclasses.replace(build_sim_config(exp, seeds[0], sim_params),
+            cfg = dataclasses.replace(build_sim_config(exp, seeds[0], phenotype),
                                       trace_decisions=True,
                                       counterfactual_k=SUMMARY_COUNTERFACTUAL_K)
             wl = experiment_workload(exp, seeds[0])
-            text = summarize_run(simulator.run(cfg, policy, wl), wl, slo_targets(exp),
-                                 sim_cfg=cfg, policy=policy)
+            text = summarize_run(simulator.run(cfg, phenotype.policy, wl), wl, slo_targets(exp),
+                                 sim_cfg=cfg, policy=phenotype.policy)
     except Exception as exc:  # noqa: BLE001 -- any failure of an untrusted program scores 0
         return ProgramResult(score=0.0, metrics={"combined_score": 0.0, "error": 1.0},
                              summary="", error=one_line(f"{type(exc).__name__}: {exc}"))

@@ -27,7 +27,7 @@ import os
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from simulator.config import PolicyConfig
 from simulator.errors import InputError, one_line
@@ -36,7 +36,8 @@ from blis_evo.bundle import load_policy_bundle
 from blis_evo.commands import EXIT_OK, check_output_file, run_subcommand
 from blis_evo.experiment import DEFAULT_EXPERIMENT_NAME, experiment_from_arg
 from blis_evo.flags import InputErrorParser
-from blis_evo.settings import policy_from_bundle
+from blis_evo.phenotype import Phenotype
+from blis_evo.settings import phenotype_from_bundle
 
 from .evaluate import compare_policies, with_baselines
 from .genome import bundle_dict
@@ -56,17 +57,16 @@ REFERENCE_NAME = "llm-d-default"
 # ---------------------------------------------------------------------------------------------
 
 
-def load_policy(path: str) -> tuple[PolicyConfig, dict[str, int]]:
-    """Load a policy bundle file as ``(PolicyConfig, sim_params)`` for ``search.evaluate``.
+def load_policy(path: str) -> Phenotype:
+    """Load a policy bundle file as the :class:`Phenotype` ``search.evaluate`` runs.
 
     The policy is exactly what ``blis run --policy-config path`` simulates (unset fields take
     the :class:`PolicyConfig` defaults, weighted routing without scorers gets the default
-    scorers; see :func:`blis_evo.settings.policy_from_bundle`).  ``sim_params`` holds the
-    ``engine`` knobs the bundle sets (``{}`` without an ``engine`` section; unset knobs keep
-    the experiment's values).  Raises InputError (one line) on a missing or invalid file.
+    scorers); the engine knobs are the ones the bundle's ``engine`` section sets (unset knobs
+    keep the experiment's values).  See :func:`blis_evo.settings.phenotype_from_bundle`.
+    Raises InputError (one line) on a missing or invalid file.
     """
-    bundle = load_policy_bundle(os.fspath(path))
-    return policy_from_bundle(bundle), bundle.engine_params()
+    return phenotype_from_bundle(load_policy_bundle(os.fspath(path)))
 
 
 def fresh_seeds(exp, n: int, start: int = FRESH_SEED_START) -> tuple[int, ...]:
@@ -127,8 +127,7 @@ class ReplayResult:
     improvement on it over the llm-d default (positive = better; None when undefined)."""
 
     experiment: Any
-    policy: PolicyConfig
-    sim_params: dict
+    phenotype: Phenotype
     seeds: tuple[int, ...]
     evaluations: dict
     summaries: dict
@@ -136,20 +135,24 @@ class ReplayResult:
     column: str
     improvement: float | None
 
+    @property
+    def policy(self) -> PolicyConfig:
+        """The replayed phenotype's policy."""
+        return self.phenotype.policy
 
-def replay(policy: PolicyConfig, sim_params: Mapping[str, int] | None, exp,
-           seeds: Sequence[int]) -> ReplayResult:
-    """Evaluate ``policy`` (with its engine knobs) and the baselines on ``exp`` for ``seeds``
-    and build the search report's comparison (``search.report.comparison_table`` with the
-    experiment's primary objective)."""
+
+def replay(phenotype: Phenotype | PolicyConfig, exp, seeds: Sequence[int]) -> ReplayResult:
+    """Evaluate ``phenotype`` (a policy with its engine knobs) and the baselines on ``exp`` for
+    ``seeds`` and build the search report's comparison (``search.report.comparison_table`` with
+    the experiment's primary objective)."""
     seeds = tuple(int(s) for s in seeds)
-    sim_params = dict(sim_params or {})
-    evaluations = compare_policies(with_baselines(policy, sim_params, name=POLICY_NAME), exp, seeds)
+    phenotype = Phenotype.of(phenotype)
+    evaluations = compare_policies(with_baselines(phenotype, name=POLICY_NAME), exp, seeds)
     summaries = {name: policy_summary(ev) for name, ev in evaluations.items()}
     primary = exp.objectives.primary
     column = objective_column(primary)
     return ReplayResult(
-        experiment=exp, policy=policy, sim_params=sim_params, seeds=seeds,
+        experiment=exp, phenotype=phenotype, seeds=seeds,
         evaluations=evaluations, summaries=summaries,
         table=comparison_table(summaries, reference=REFERENCE_NAME, primary=primary),
         column=column,
@@ -205,9 +208,8 @@ def seed_record(result) -> dict[str, float]:
 def results_document(result: ReplayResult, policy_path: str) -> dict:
     """The ``--out`` JSON document: inputs, the table, the headline and per policy its bundle,
     mean/stdev per column and every seed's metrics (keys sorted)."""
-    bundles = {name: bundle_dict(p, sp)
-               for name, (p, sp) in with_baselines(result.policy, result.sim_params,
-                                                    name=POLICY_NAME).items()}
+    bundles = {name: bundle_dict(p)
+               for name, p in with_baselines(result.phenotype, name=POLICY_NAME).items()}
     policies = {}
     for name, ev in result.evaluations.items():
         summary = {col: {"mean": _finite(v["mean"]), "stdev": _finite(v["stdev"])}
@@ -255,7 +257,7 @@ def build_parser(prog: str = "python -m search.replay") -> argparse.ArgumentPars
     return p
 
 
-def _load_policy_arg(path: str) -> tuple[PolicyConfig, dict[str, int]]:
+def _load_policy_arg(path: str) -> Phenotype:
     """:func:`load_policy` with errors naming ``--policy``."""
     try:
         return load_policy(path)
@@ -270,7 +272,7 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
     """Execute a parsed replay: validate every input, evaluate, print, write ``--out``."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    policy, sim_params = _load_policy_arg(args.policy)
+    phenotype = _load_policy_arg(args.policy)
     exp = experiment_from_arg(args.experiment)
     seeds = parse_seeds(args.seeds, exp)
     if args.out:
@@ -279,7 +281,7 @@ def run(args: argparse.Namespace, out=None, err=None) -> int:
     if reused:
         print(f"note: seeds {reused} are train/held-out seeds of experiment {exp.name!r}, not fresh",
               file=err)
-    result = replay(policy, sim_params, exp, seeds)
+    result = replay(phenotype, exp, seeds)
     out.write(report_text(result, args.policy))
     out.flush()
     if args.out:

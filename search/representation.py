@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Hashable, Protocol, Sequence
 
+from blis_evo.phenotype import Phenotype
+
 
 class Representation(Protocol):
     """The interface :func:`search.loop.run` (first group) and :func:`search.evolve.evolve`
@@ -63,10 +65,11 @@ class Representation(Protocol):
     @property
     def phenotypes(self) -> Any:
         """The space :class:`search.parallel.Evaluator` decodes :meth:`genome` values with
-        (``canonical(genome)``, ``decode(genome)``; picklable, shipped to Ray workers)."""
+        (``canonical(genome)``, ``phenotype(genome)``; picklable, shipped to Ray workers)."""
 
-    def policy(self, individual) -> tuple[Any, dict]:
-        """``(PolicyConfig, sim_params)`` the individual runs (the held-out comparison)."""
+    def phenotype(self, individual) -> Phenotype:
+        """The :class:`~blis_evo.phenotype.Phenotype` the individual runs (the held-out
+        comparison)."""
 
     def describe(self, individual) -> dict:
         """Its entry fields in hall_of_fame.json and pareto.json."""

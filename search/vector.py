@@ -16,7 +16,9 @@ import numpy as np
 
 from simulator.errors import InputError
 
-from .genome import FitnessMulti, GeneSpace, Individual, IndividualMulti, bundle_dict, decode_sim_params
+from blis_evo.phenotype import Phenotype
+
+from .genome import FitnessMulti, GeneSpace, Individual, IndividualMulti, bundle_dict
 
 
 def individual_class(weights: tuple[float, ...]):
@@ -123,14 +125,14 @@ class VectorGenome:
         """The gene space (the evaluator decodes genomes with it)."""
         return self.space
 
-    def policy(self, individual) -> tuple:
-        """The decoded policy and its engine knobs."""
-        return self.space.decode(individual), decode_sim_params(self.space, individual)
+    def phenotype(self, individual) -> Phenotype:
+        """The decoded policy with its engine knobs and layout."""
+        return self.space.phenotype(individual)
 
     def describe(self, individual) -> dict:
         """``{"policy": bundle}``."""
-        return {"policy": bundle_dict(*self.policy(individual))}
+        return {"policy": bundle_dict(self.phenotype(individual))}
 
     def champion(self, individual, out: Path) -> tuple[dict, None]:
         """The champion's bundle (no extra files)."""
-        return bundle_dict(*self.policy(individual)), None
+        return bundle_dict(self.phenotype(individual)), None

@@ -7,7 +7,7 @@ import yaml
 import blis_evo.api as search
 from blis_evo.baselines import BASELINES
 from search.evaluate import evaluate as evaluate_policy
-from search.genome import GeneSpace, bundle_dict, decode_sim_params
+from search.genome import GeneSpace, bundle_dict
 
 
 def test_evaluate_accepts_path_mapping_and_policy_alike(small_experiment, tmp_path):
@@ -15,12 +15,13 @@ def test_evaluate_accepts_path_mapping_and_policy_alike(small_experiment, tmp_pa
     space = GeneSpace(exp.search_space)
     import numpy as np
     genome = space.random_genome(np.random.default_rng(5))
-    policy, sim = space.decode(genome), decode_sim_params(space, genome)
-    doc = bundle_dict(policy, sim)
+    phenotype = space.phenotype(genome)
+    policy, sim = phenotype.policy, dict(phenotype.knob_items())
+    doc = bundle_dict(phenotype)
     bundle_path = tmp_path / "b.yaml"
     bundle_path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    direct = evaluate_policy(policy, exp, [3, 4], sim)
-    for bundle in (str(bundle_path), bundle_path, doc, (policy, sim)):
+    direct = evaluate_policy(phenotype, exp, [3, 4])
+    for bundle in (str(bundle_path), bundle_path, doc, phenotype, (policy, sim)):
         ev = search.evaluate(bundle, str(path), seeds=[3, 4])
         assert ev.fitness == direct.fitness
         assert ev.per_seed == direct.per_seed

@@ -15,7 +15,8 @@ import yaml
 from blis_evo.bundle import ENGINE_KEYS, PolicyBundle, load_policy_bundle
 from blis_evo.flags import parse_run_args
 from blis_evo.settings import resolve_run_settings
-from search.genome import SIM_PARAMS, GeneSpace, bundle_dict, decode, decode_sim_params
+from blis_evo.phenotype import Phenotype
+from search.genome import SIM_PARAMS, GeneSpace, bundle_dict
 from simulator.config import PolicyConfig, ScorerSpec
 from simulator.errors import InputError
 
@@ -34,7 +35,7 @@ def resolve(*argv: str):
 # ------------------------------------------------------------------------- parsing
 
 
-def test_engine_keys_are_the_search_sim_params():
+def test_engine_keys_are_the_search_engine_knobs():
     assert ENGINE_KEYS == SIM_PARAMS == ("snapshot_refresh_interval", "long_prefill_token_threshold")
 
 
@@ -130,29 +131,29 @@ POLICY_DICT = {
 }
 
 
-def test_bundle_dict_without_sim_params_is_unchanged():
+def test_bundle_dict_without_engine_knobs_is_unchanged():
     assert bundle_dict(POLICY) == POLICY_DICT
-    assert bundle_dict(POLICY, {}) == POLICY_DICT
-    assert bundle_dict(POLICY, None) == POLICY_DICT
+    assert bundle_dict(Phenotype(POLICY)) == POLICY_DICT
+    assert bundle_dict(Phenotype.from_knobs(POLICY, None)) == POLICY_DICT
     assert list(bundle_dict(POLICY)) == ["admission", "routing", "priority", "scheduler"]
 
 
 def test_bundle_dict_engine_section_fixed_order_and_ints():
-    d = bundle_dict(POLICY, {"long_prefill_token_threshold": np.int64(512),
-                             "snapshot_refresh_interval": 3000.0})
+    d = bundle_dict(Phenotype.from_knobs(POLICY, {"long_prefill_token_threshold": np.int64(512),
+                                                  "snapshot_refresh_interval": 3000.0}))
     assert list(d) == ["admission", "routing", "priority", "scheduler", "engine"]
     assert list(d["engine"].items()) == [("snapshot_refresh_interval", 3000),
                                          ("long_prefill_token_threshold", 512)]
     assert all(type(v) is int for v in d["engine"].values())
-    assert bundle_dict(POLICY, {"long_prefill_token_threshold": 8})["engine"] == {
+    assert bundle_dict(Phenotype.from_knobs(POLICY, {"long_prefill_token_threshold": 8}))["engine"] == {
         "long_prefill_token_threshold": 8}
     text = yaml.safe_dump(d, sort_keys=False)
     assert "engine:\n  snapshot_refresh_interval: 3000\n  long_prefill_token_threshold: 512\n" in text
 
 
-def test_bundle_dict_rejects_unknown_sim_param():
+def test_phenotype_rejects_unknown_knob():
     with pytest.raises(ValueError, match="max_running_reqs"):
-        bundle_dict(POLICY, {"max_running_reqs": 3})
+        bundle_dict(Phenotype.from_knobs(POLICY, {"max_running_reqs": 3}))
 
 
 SPACE = GeneSpace({
@@ -170,10 +171,10 @@ SPACE = GeneSpace({
 @pytest.mark.parametrize("seed", range(25))
 def test_champion_file_reproduces_policy_and_engine_knobs_in_blis_run(tmp_path, seed):
     genome = SPACE.random_genome(np.random.default_rng(seed))
-    policy, sim_params = decode(SPACE, genome), decode_sim_params(SPACE, genome)
+    phenotype = SPACE.phenotype(genome)
     path = tmp_path / "champion.yaml"
-    path.write_text(yaml.safe_dump(bundle_dict(policy, sim_params), sort_keys=False))
+    path.write_text(yaml.safe_dump(bundle_dict(phenotype), sort_keys=False))
     s = resolve("--policy-config", str(path))
-    assert s.policy == policy
-    assert s.sim.snapshot_refresh_interval == sim_params["snapshot_refresh_interval"]
-    assert s.sim.long_prefill_token_threshold == sim_params["long_prefill_token_threshold"]
+    assert s.policy == phenotype.policy
+    assert s.sim.snapshot_refresh_interval == phenotype.engine.snapshot_refresh_interval
+    assert s.sim.long_prefill_token_threshold == phenotype.engine.long_prefill_token_threshold

@@ -26,7 +26,8 @@ from blis_evo.experiment import (DEFAULT_EXPERIMENT_PATH, default_experiment_tex
 from blis_evo.flags import experiment_compatible, parse_run_args, run_flags
 from blis_evo.settings import resolve_run_settings
 from search.evaluate import evaluate
-from search.genome import GeneSpace, bundle_dict, decode, decode_sim_params
+from blis_evo.phenotype import Phenotype
+from search.genome import GeneSpace, bundle_dict
 from simulator.config import DEFAULT_SCORERS
 from simulator.errors import InputError
 
@@ -56,13 +57,13 @@ def exp(exp_path):
 
 
 def champion(exp, rng_seed: int, directory: Path):
-    """A random genome of the experiment's space: (policy, sim_params, bundle file path)."""
+    """A random genome of the experiment's space: (its phenotype, bundle file path)."""
     space = GeneSpace(exp.search_space)
     genome = space.random_genome(np.random.default_rng(rng_seed))
-    policy, sim_params = decode(space, genome), decode_sim_params(space, genome)
+    phenotype = space.phenotype(genome)
     path = directory / f"champion-{rng_seed}.yaml"
-    path.write_text(yaml.safe_dump(bundle_dict(policy, sim_params), sort_keys=False))
-    return policy, sim_params, path
+    path.write_text(yaml.safe_dump(bundle_dict(phenotype), sort_keys=False))
+    return phenotype, path
 
 
 def run_main(argv, capsys):
@@ -72,14 +73,14 @@ def run_main(argv, capsys):
     return code, out, err
 
 
-def assert_matches_search(doc: dict, policy, exp, seed: int, sim_params) -> None:
-    """The results file equals the search's evaluation of ``policy`` on ``seed``."""
-    raw = evaluate(policy, exp, [seed], sim_params).raw[0]
+def assert_matches_search(doc: dict, phenotype: Phenotype, exp, seed: int) -> None:
+    """The results file equals the search's evaluation of ``phenotype`` on ``seed``."""
+    raw = evaluate(phenotype, exp, [seed]).raw[0]
     # aggregates as the search computed them (RawMetrics is in µs)
     assert doc["ttft_p99_ms"] == pytest.approx(raw.ttft.p99 / 1000.0, rel=1e-12)
     assert doc["e2e_mean_ms"] == pytest.approx(raw.e2e.mean / 1000.0, rel=1e-12)
     # per request, against the search's SimConfig + workload for the seed
-    res = simulator.run(build_sim_config(exp, seed, sim_params), policy,
+    res = simulator.run(build_sim_config(exp, seed, phenotype), phenotype.policy,
                         experiment_workload(exp, seed))
     rows = {r["requestID"]: r for r in doc["requests"]}
     routed = np.flatnonzero(np.asarray(res.req_instance) >= 0)
@@ -104,11 +105,12 @@ def assert_matches_search(doc: dict, policy, exp, seed: int, sim_params) -> None
 # rng 3: prefix-affinity routing; rng 4: weighted (2 scorers) + token bucket + sjf + slo-based
 @pytest.mark.parametrize("rng_seed", [3, 4])
 def test_champion_run_equals_search_evaluation(exp, exp_path, tmp_path, capsys, rng_seed):
-    policy, sim_params, bundle = champion(exp, rng_seed, tmp_path)
-    assert set(sim_params) == {"snapshot_refresh_interval", "long_prefill_token_threshold"}
+    phenotype, bundle = champion(exp, rng_seed, tmp_path)
+    assert {k for k, _ in phenotype.knob_items()} == {"snapshot_refresh_interval",
+                                                      "long_prefill_token_threshold"}
     # guard: these engine knobs change the outcome, so dropping them would fail the check below
-    assert evaluate(policy, exp, [SEED]).raw[0].ttft.p99 != \
-        evaluate(policy, exp, [SEED], sim_params).raw[0].ttft.p99
+    assert evaluate(phenotype.policy, exp, [SEED]).raw[0].ttft.p99 != \
+        evaluate(phenotype, exp, [SEED]).raw[0].ttft.p99
     results = tmp_path / "r.json"
     code, out, err = run_main(["run", "--experiment", str(exp_path), "--seed", str(SEED),
                                "--policy-config", str(bundle), "--results-path", str(results),
@@ -119,12 +121,12 @@ def test_champion_run_equals_search_evaluation(exp, exp_path, tmp_path, capsys, 
     doc = json.loads(results.read_text())
     assert "fitness" in doc and set(doc["fitness"]["components"]) == {"p99_ttft", "mean_e2e"}
     assert "slo_attainment" in doc  # the experiment's spec declares SLO targets
-    assert_matches_search(doc, policy, exp, SEED, sim_params)
+    assert_matches_search(doc, phenotype, exp, SEED)
 
 
 def test_fresh_process_gives_the_same_numbers(exp, exp_path, tmp_path):
     """The check a user runs: ``python -m blis_evo run ...`` in a new process."""
-    policy, sim_params, bundle = champion(exp, 5, tmp_path)
+    phenotype, bundle = champion(exp, 5, tmp_path)
     results = tmp_path / "r.json"
     env = {"NUMBA_CACHE_DIR": str(REPO_ROOT / ".numba_cache"), "PYTHONPATH": str(REPO_ROOT),
            "PATH": "/usr/bin:/bin"}
@@ -134,7 +136,7 @@ def test_fresh_process_gives_the_same_numbers(exp, exp_path, tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-    assert_matches_search(json.loads(results.read_text()), policy, exp, SEED, sim_params)
+    assert_matches_search(json.loads(results.read_text()), phenotype, exp, SEED)
 
 
 def test_default_policy_is_the_llm_d_profile(exp, exp_path, tmp_path, capsys):
@@ -142,12 +144,13 @@ def test_default_policy_is_the_llm_d_profile(exp, exp_path, tmp_path, capsys):
     code, _, err = run_main(["run", "--experiment", str(exp_path), "--seed", "2",
                              "--results-path", str(results)], capsys)
     assert code == 0, err
-    assert_matches_search(json.loads(results.read_text()), BASELINES["llm-d-default"], exp, 2, None)
+    assert_matches_search(json.loads(results.read_text()), Phenotype(BASELINES["llm-d-default"]),
+                          exp, 2)
 
 
 def test_policy_flags_override_bundle_and_engine_flags_override_bundle(exp, exp_path, tmp_path,
                                                                        capsys):
-    policy, sim_params, bundle = champion(exp, 3, tmp_path)
+    phenotype, bundle = champion(exp, 3, tmp_path)
     results = tmp_path / "r.json"
     code, _, err = run_main(["run", "--experiment", str(exp_path), "--seed", str(SEED),
                              "--policy-config", str(bundle), "--routing-policy", "least-loaded",
@@ -155,11 +158,11 @@ def test_policy_flags_override_bundle_and_engine_flags_override_bundle(exp, exp_
                              "--results-path", str(results)], capsys)
     assert code == 0, err
     # non-weighted routing runs with the default scorers (unused), as blis run always does
-    expected_policy = dataclasses.replace(policy, routing="least-loaded", scheduler="sjf",
-                                          scorers=DEFAULT_SCORERS)
-    expected_params = {**sim_params, "long_prefill_token_threshold": 96}
-    assert_matches_search(json.loads(results.read_text()), expected_policy, exp, SEED,
-                          expected_params)
+    expected_policy = dataclasses.replace(phenotype.policy, routing="least-loaded",
+                                          scheduler="sjf", scorers=DEFAULT_SCORERS)
+    expected_engine = dataclasses.replace(phenotype.engine, long_prefill_token_threshold=96)
+    assert_matches_search(json.loads(results.read_text()),
+                          Phenotype(expected_policy, expected_engine, phenotype.layout), exp, SEED)
 
 
 def test_seed_selects_the_experiment_seed(exp, exp_path, tmp_path, capsys):

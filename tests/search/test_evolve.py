@@ -117,12 +117,13 @@ def test_failing_genome_is_penalised_reported_and_not_retried(small_experiment, 
     real = parallel.evaluate
     calls = []
 
-    def flaky(policy, exp, seeds, sim_params=None):
+    def flaky(phenotype, exp, seeds):
+        policy = phenotype.policy
         if tuple(seeds) == exp.seeds.train:            # the search, not the held-out report
             calls.append(policy)
             if policy.routing == "least-loaded":
                 raise RuntimeError("simulated engine failure")
-        return real(policy, exp, seeds, sim_params)
+        return real(phenotype, exp, seeds)
 
     _, exp = small_experiment(num_requests=100)
     monkeypatch.setattr(parallel, "evaluate", flaky)   # where the evaluator calls it

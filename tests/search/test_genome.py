@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from blis_evo.bundle import load_policy_bundle
 from search.genome import (GeneSpace, Individual, IndividualMulti, bundle_dict, canonical, crossover,
-                           decode, decode_sim_params, encode, mutate, random_genome)
+                           decode, decode_phenotype, encode, mutate, random_genome)
 from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec
 from simulator.errors import InputError
 
@@ -72,7 +72,7 @@ def test_encode_decode_round_trip_random_genomes(seed):
     g = random_genome(SPACE, rng)
     _in_bounds(SPACE, g)
     p = decode(SPACE, g)
-    g2 = encode(SPACE, p, decode_sim_params(SPACE, g))
+    g2 = encode(SPACE, decode_phenotype(SPACE, g))
     _in_bounds(SPACE, g2)
     assert decode(SPACE, g2) == p
     assert canonical(SPACE, g2) == canonical(SPACE, g)

@@ -2,33 +2,34 @@
 monolithic or disaggregated deployments and their size."""
 from __future__ import annotations
 
-from blis_evo.deployment import build_sim_config, pd_layout
+from blis_evo.deployment import build_sim_config
 from blis_evo.experiment import load_experiment
-from search.genome import GeneSpace, bundle_dict, decode_sim_params
+from blis_evo.phenotype import Layout, Phenotype
+from search.genome import GeneSpace, bundle_dict
 from search.pd_report import winners
 from search.report import layout_label
 from simulator.config import PolicyConfig
 
 
 def test_pd_layout_genes_map_to_pools():
-    assert pd_layout(4, {"pd_prefill_replicas": 0}) is None
-    dc = pd_layout(4, {"pd_prefill_replicas": 3})
+    assert Layout(pd_prefill_replicas=0).disaggregation(4) is None
+    dc = Layout(pd_prefill_replicas=3).disaggregation(4)
     assert (dc.prefill_replicas, dc.decode_replicas, dc.decider) == (3, 1, "always")
-    dc = pd_layout(3, {"pd_prefill_replicas": 5, "pd_prefix_threshold": 700})
+    dc = Layout(pd_prefill_replicas=5, pd_prefix_threshold=700).disaggregation(3)
     assert (dc.prefill_replicas, dc.decode_replicas) == (2, 1)      # decode pool keeps one
     assert (dc.decider, dc.prefix_threshold) == ("prefix-threshold", 700)
-    assert pd_layout(1, {"pd_prefill_replicas": 1}) is None        # nothing left to split
+    assert Layout(pd_prefill_replicas=1).disaggregation(1) is None  # nothing left to split
 
 
 def test_layout_experiment_decodes_to_a_disaggregated_sim_config():
     exp = load_experiment("experiments/disaggregation_layout.yaml")
     space = GeneSpace({"num_instances": {"int": [2, 6]}, "pd_prefill_replicas": {"int": [0, 3]}})
-    sp = decode_sim_params(space, [5, 2])
-    cfg = build_sim_config(exp, 1, sp)
+    ph = space.phenotype([5, 2])
+    cfg = build_sim_config(exp, 1, ph)
     assert cfg.num_instances == 5 and cfg.disaggregation.prefill_replicas == 2
-    bundle = bundle_dict(PolicyConfig(), sp)
+    bundle = bundle_dict(Phenotype(PolicyConfig(), layout=ph.layout))
     assert bundle["disaggregation"]["decode_replicas"] == 3 and "engine" not in bundle
-    assert build_sim_config(exp, 1, decode_sim_params(space, [3, 0])).disaggregation is None
+    assert build_sim_config(exp, 1, space.phenotype([3, 0])).disaggregation is None
     assert "gpus" in [o.key for o in exp.objectives.multi]
 
 

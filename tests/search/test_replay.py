@@ -23,10 +23,11 @@ from blis_evo.baselines import BASELINES
 from blis_evo.experiment import (default_experiment, default_experiment_text, experiment_from_arg,
                                  load_experiment)
 from blis_evo.flags import parse_run_args
+from blis_evo.phenotype import Phenotype
 from blis_evo.settings import resolve_run_settings
 from search import replay
 from search.evaluate import evaluate
-from search.genome import GeneSpace, bundle_dict, decode, decode_sim_params
+from search.genome import GeneSpace, bundle_dict
 from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec
 from simulator.errors import InputError
 
@@ -58,7 +59,7 @@ def exp(exp_path):
 # ------------------------------------------------------------------------- load_policy
 
 HAND_WRITTEN = [
-    # (bundle text, expected policy, expected sim_params)
+    # (bundle text, expected policy, expected engine knobs)
     ("routing: {policy: weighted}\n",
      PolicyConfig(routing="weighted", scorers=DEFAULT_SCORERS), {}),
     ("scheduler: sjf\nengine: {long_prefill_token_threshold: 300}\n",
@@ -79,9 +80,9 @@ HAND_WRITTEN = [
 ]
 
 
-@pytest.mark.parametrize("text, policy, sim_params", HAND_WRITTEN)
-def test_load_policy_hand_written(tmp_path, text, policy, sim_params):
-    assert replay.load_policy(write(tmp_path, text)) == (policy, sim_params)
+@pytest.mark.parametrize("text, policy, knobs", HAND_WRITTEN)
+def test_load_policy_hand_written(tmp_path, text, policy, knobs):
+    assert replay.load_policy(write(tmp_path, text)) == Phenotype.from_knobs(policy, knobs)
 
 
 def _blis_run_view(path: str):
@@ -99,21 +100,21 @@ BUNDLES = [str(EXAMPLES / name) for name in ("policy-config.yaml", "weighted-rou
 def test_load_policy_agrees_with_blis_run(tmp_path, path):
     if path.startswith("HAND"):
         path = write(tmp_path, HAND_WRITTEN[int(path[4:])][0])
-    policy, sim_params = replay.load_policy(path)
+    phenotype = replay.load_policy(path)
     run_policy, (snapshot, long_prefill) = _blis_run_view(path)
-    assert policy == run_policy
-    assert sim_params.get("snapshot_refresh_interval", 0) == snapshot
-    assert sim_params.get("long_prefill_token_threshold", 0) == long_prefill
+    assert phenotype.policy == run_policy
+    assert (phenotype.engine.snapshot_refresh_interval or 0) == snapshot
+    assert (phenotype.engine.long_prefill_token_threshold or 0) == long_prefill
 
 
 @pytest.mark.parametrize("seed", range(20))
 def test_load_policy_inverts_bundle_dict(tmp_path, seed):
     space = GeneSpace(default_experiment().search_space)
     genome = space.random_genome(np.random.default_rng(seed))
-    policy, sim_params = decode(space, genome), decode_sim_params(space, genome)
+    phenotype = space.phenotype(genome)
     path = tmp_path / "champion.yaml"
-    path.write_text(yaml.safe_dump(bundle_dict(policy, sim_params), sort_keys=False))
-    assert replay.load_policy(path) == (policy, sim_params)
+    path.write_text(yaml.safe_dump(bundle_dict(phenotype), sort_keys=False))
+    assert replay.load_policy(path) == phenotype
 
 
 # ------------------------------------------------------------------------- seeds
@@ -177,14 +178,15 @@ def test_replay_table_matches_search_evaluation(exp, exp_path, tmp_path, capsys)
     assert doc["seeds"] == seeds
     assert list(doc["policies"]) == ["champion", "round-robin", "least-loaded", "llm-d-default"]
     expected = {
-        "champion": (PolicyConfig(routing="least-loaded", priority="inverted-slo",
-                                  scheduler="reverse-priority"),
-                     {"snapshot_refresh_interval": 2000, "long_prefill_token_threshold": 512}),
-        **{name: (p, None) for name, p in BASELINES.items()},
+        "champion": Phenotype.from_knobs(
+            PolicyConfig(routing="least-loaded", priority="inverted-slo",
+                         scheduler="reverse-priority"),
+            {"snapshot_refresh_interval": 2000, "long_prefill_token_threshold": 512}),
+        **{name: Phenotype(p) for name, p in BASELINES.items()},
     }
     means = {}
-    for name, (policy, sim_params) in expected.items():
-        ev = evaluate(policy, exp, seeds, sim_params)
+    for name, phenotype in expected.items():
+        ev = evaluate(phenotype, exp, seeds)
         p99 = [r.ttft.p99 / 1000.0 for r in ev.raw]
         assert [s["p99_ttft_ms"] for s in doc["policies"][name]["per_seed"]] == pytest.approx(p99)
         assert [s["seed"] for s in doc["policies"][name]["per_seed"]] == seeds
