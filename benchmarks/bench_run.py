@@ -18,6 +18,10 @@ median reported, as ``blis run --log info`` times it.  ``--cold`` also measures 
 
     python benchmarks/bench_run.py [--cases 1k-1,10k-4] [--repeats 5] [--cold] [--json out.json]
     python benchmarks/bench_run.py --cases 10k-4-qd,10k-4-code [--code-policy FILE]
+    python benchmarks/bench_run.py --cases 10k-4 --latency-model trained-physics
+
+``--latency-model trained-physics`` times the same cases with the trained-physics step time
+(same model, GPU, TP and KV block count as the blackbox cases).
 """
 from __future__ import annotations
 
@@ -60,7 +64,7 @@ def _policy(routing: str, code_path: str):
     return PolicyConfig(routing=routing)
 
 
-def _one_case(name: str, repeats: int, code_path: str = "") -> dict:
+def _one_case(name: str, repeats: int, code_path: str = "", latency_model: str = "blackbox") -> dict:
     """Time one case in this process; returns the figures as a dict."""
     import dataclasses
 
@@ -73,8 +77,10 @@ def _one_case(name: str, repeats: int, code_path: str = "") -> dict:
 
     n, inst, routing = CASES[name]
     lat = resolve_latency(model=MODEL, hardware="H100", tp=1)
-    cfg = SimConfig(num_instances=inst, latency=lat.config,
-                    total_kv_blocks=lat.total_kv_blocks or 1_000_000)
+    kv_blocks = lat.total_kv_blocks or 1_000_000
+    if latency_model != "blackbox":
+        lat = resolve_latency(model=MODEL, hardware="H100", tp=1, latency_model=latency_model)
+    cfg = SimConfig(num_instances=inst, latency=lat.config, total_kv_blocks=kv_blocks)
     t0 = time.perf_counter()
     simulator.warmup()
     policy = _policy(routing, code_path)  # compiles a code policy outside the timed region
@@ -92,14 +98,16 @@ def _one_case(name: str, repeats: int, code_path: str = "") -> dict:
         times.append(time.perf_counter() - t)
         completed = int(res.inst_completed.sum())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return {"case": name, "requests": n, "instances": inst, "routing": routing,
+    return {"case": name, "latency_model": latency_model, "requests": n, "instances": inst,
+            "routing": routing,
             "median_s": statistics.median(times), "min_s": min(times), "runs": times,
             "completed": completed, "peak_rss_mb": peak_mb, "jit_load_s": jit_load}
 
 
-def _run_child(name: str, repeats: int, env: dict, code_path: str = "") -> dict:
+def _run_child(name: str, repeats: int, env: dict, code_path: str = "",
+               latency_model: str = "blackbox") -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", name, "--repeats", str(repeats),
-                          "--code-policy", code_path],
+                          "--code-policy", code_path, "--latency-model", latency_model],
                          capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -132,19 +140,21 @@ def main() -> int:
     ap.add_argument("--cases", default=",".join(DEFAULT_CASES), help=f"any of {', '.join(CASES)}")
     ap.add_argument("--code-policy", default="", help="score() file for the 10k-4-code case")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--latency-model", default="blackbox", choices=("blackbox", "trained-physics"),
+                    help="step-time model of the cases (default blackbox)")
     ap.add_argument("--cold", action="store_true")
     ap.add_argument("--json")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(_one_case(a.child, a.repeats, a.code_policy)))
+        print(json.dumps(_one_case(a.child, a.repeats, a.code_policy, a.latency_model)))
         return 0
     env = dict(os.environ)
     env.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache"))
     results = {"cases": [], "machine": {"cpus": os.cpu_count()}}
     print(f"{'case':<10} {'median s':>9} {'min s':>8} {'peak RSS MB':>12} {'completed':>10}")
     for name in a.cases.split(","):
-        r = _run_child(name, a.repeats, env, a.code_policy)
+        r = _run_child(name, a.repeats, env, a.code_policy, a.latency_model)
         results["cases"].append(r)
         print(f"{name:<10} {r['median_s']:9.3f} {r['min_s']:8.3f} {r['peak_rss_mb']:12.0f} {r['completed']:10d}")
     if a.cold:

@@ -111,11 +111,14 @@ def _resolve_sim_config(settings: RunSettings, log):
         log.warning("Using default GPU=%s for model=%s", res.hardware, res.model)
     if not li.vllm_version and res.vllm_version:
         log.warning("Using default vLLM version=%s for model=%s", res.vllm_version, res.model)
-    if res.config.kind == "roofline":
-        log.info("Using roofline step-time model for model=%s, TP=%s, GPU=%s",
-                 res.model, res.tp, res.hardware)
+    lat = res.config
+    if lat.kind in ("roofline", "trained-physics"):
+        log.info("Using %s step-time model for model=%s, TP=%s, GPU=%s",
+                 lat.kind, res.model, res.tp, res.hardware)
+    if lat.kind == "trained-physics" and "max-model-len" in settings.explicit:
+        lat = dataclasses.replace(lat, context_tokens=max(int(settings.max_model_len), 0))
     kv_blocks = settings.sim.total_kv_blocks if res.total_kv_blocks is None else res.total_kv_blocks
-    return dataclasses.replace(settings.sim, latency=res.config, total_kv_blocks=int(kv_blocks))
+    return dataclasses.replace(settings.sim, latency=lat, total_kv_blocks=int(kv_blocks))
 
 
 def _check_results_path(path: str) -> None:

@@ -35,7 +35,7 @@ Validator = Callable[[str, Any], None]
 _VALID_LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
 _VALID_TRACE_LEVELS = ("none", "decisions")
 WORKLOAD_TYPES = ("distribution", "traces", "chatbot", "summarization", "contentgen", "multidoc")
-LATENCY_MODELS = ("blackbox", "roofline")
+LATENCY_MODELS = ("blackbox", "roofline", "trained-physics")
 SUMMARY_MODES = ("text",)
 """Named values ``--summarize-trace`` takes besides the Go booleans."""
 
@@ -335,7 +335,9 @@ def _build_flags(_families: tuple) -> tuple[Flag, ...]:
     F("results-path", "str", "", "file to write the JSON results to"),
     # blis-evo extensions
     F("latency-model", "str", "auto",
-      "force the step-time model (blackbox or roofline); default: chosen like BLIS",
+      "step-time model: blackbox (alpha/beta rows of the defaults YAML), roofline, or "
+      "trained-physics (roofline basis with fitted coefficients: any model with a config.json, "
+      "any GPU of the hardware file); default: blackbox or roofline chosen like BLIS cbb0de7b",
       reference=False, choices=LATENCY_MODELS),
     F("legacy-blis-quirks", "bool", False, "replicate known BLIS cbb0de7b bugs bit-for-bit",
       reference=False),

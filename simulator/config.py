@@ -37,10 +37,16 @@ DEFAULT_SCORERS: tuple[ScorerSpec, ...] = (
 class LatencyConfig:
     """Step-time model.
 
-    ``kind`` is ``"blackbox"`` (alpha/beta regression) or ``"roofline"``.  Alpha is always used
-    for queueing delay (alpha0 + alpha1*input_len) and per-token post-processing (alpha2); in
-    roofline mode it is whatever the CLI gave (zeros by default), as in the reference.
-    ``roofline_params`` is the float vector built by ``simulator.latency.roofline_params``.
+    ``kind`` is ``"blackbox"`` (alpha/beta regression), ``"roofline"`` or ``"trained-physics"``.
+    For the first two, alpha is the queueing delay (alpha0 + alpha1*input_len) and the per-token
+    post-processing (alpha2); in roofline mode it is whatever the CLI gave (zeros by default), as
+    in the reference.  For trained-physics, alpha0 is the queueing delay, alpha1 a fixed overhead
+    added once to the E2E of every request with output tokens, alpha2 the per-token overhead.
+    ``roofline_params`` is the float vector of the step-time kernel: built by
+    ``simulator.latency.roofline_params`` (roofline, ``RP_*`` layout) or
+    ``simulator.latency.trained_physics_params`` (trained-physics, ``TPP_*`` layout).
+    ``context_tokens`` > 0: the model's context length; a request with a longer prompt is an
+    input error (0 = no limit).
     """
 
     kind: str = "blackbox"
@@ -48,6 +54,7 @@ class LatencyConfig:
     beta: tuple[float, ...] = (0.0, 0.0, 0.0)
     tp: int = 1
     roofline_params: tuple[float, ...] = ()
+    context_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from .policy_encoding import scorer_table
 from .config import DisaggConfig, PolicyConfig, SimConfig
 from .kernels import layout as L
 from .kernels.disagg import POOL_DECODE, POOL_PREFILL
-from .kernels.latency import RP_BYTES_PER_PARAM, RP_HEADS, RP_HIDDEN, RP_KV_HEADS, RP_LAYERS
+from .kernels.latency import (RP_BYTES_PER_PARAM, RP_HEADS, RP_HIDDEN, RP_KV_HEADS, RP_LAYERS,
+                              TPP_ACT_BPP, TPP_DKV, TPP_LAYERS, TPP_LEN)
 from .result import PdOutcome
 
 
@@ -22,12 +23,16 @@ def pool_rows(dc: DisaggConfig) -> np.ndarray:
 
 def kv_bytes_per_token(cfg: SimConfig) -> float:
     """KV cache bytes one token occupies: 2 (K and V) x layers x KV heads x head dim x bytes per
-    parameter from the roofline model config when there is one, else the configured value."""
+    parameter from the roofline or trained-physics model config when there is one, else the
+    configured value."""
     lat = cfg.latency
     if lat.kind == "roofline" and len(lat.roofline_params) > RP_BYTES_PER_PARAM:
         rp = lat.roofline_params
         head_dim = rp[RP_HIDDEN] / rp[RP_HEADS]
         return 2.0 * rp[RP_LAYERS] * rp[RP_KV_HEADS] * head_dim * rp[RP_BYTES_PER_PARAM]
+    if lat.kind == "trained-physics" and len(lat.roofline_params) == TPP_LEN:
+        tpv = lat.roofline_params  # KV heads x head dim, in the activation dtype
+        return 2.0 * tpv[TPP_LAYERS] * tpv[TPP_DKV] * tpv[TPP_ACT_BPP]
     return float(cfg.disaggregation.kv_bytes_per_token)
 
 

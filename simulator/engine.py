@@ -22,7 +22,7 @@ from .kernels import cluster as kc
 from .kernels import layout as L
 from .kernels.autoscale import LC_READY, LC_STOPPED
 from .kernels.kvcache import cache_hit_rates
-from .kernels.latency import LAT_BLACKBOX, LAT_ROOFLINE
+from .kernels.latency import LAT_BLACKBOX, LAT_KINDS
 from .kernels.request_states import REQ_COMPLETED
 from .kernels.state import State, pack_state
 from .kernels.codefn import no_admit, no_priority, no_score
@@ -70,6 +70,15 @@ def _id_string_ranks(n: int) -> np.ndarray:
     return ranks
 
 
+def post_decode_us(lat: LatencyConfig) -> int:
+    """Fixed overhead (µs) added once to the E2E of each completed request that produced output
+    tokens: int(alpha1) for trained-physics (the reference's PostDecodeFixedOverhead), else 0.
+    It does not delay the instance (the clock, and so the run's duration, are unchanged)."""
+    if lat.kind != "trained-physics" or len(lat.alpha) < 2:
+        return 0
+    return int(lat.alpha[1])
+
+
 def _param_arrays(cfg: SimConfig, policy: PolicyConfig, needs: frozenset[str]):
     """Encode the configuration as an int64 and a float64 parameter vector (layout.P_*, PF_*);
     the policies' codes and parameters come from their declarations (policy_encoding)."""
@@ -83,7 +92,7 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, needs: frozenset[str]):
     P[L.P_MAX_RUNNING] = cfg.max_running_reqs
     P[L.P_MAX_SCHED] = cfg.max_scheduled_tokens
     P[L.P_LONG_THR] = cfg.long_prefill_token_threshold
-    P[L.P_LAT_KIND] = LAT_ROOFLINE if lat.kind == "roofline" else LAT_BLACKBOX
+    P[L.P_LAT_KIND] = LAT_KINDS.get(lat.kind, LAT_BLACKBOX)
     P[L.P_ALPHA2] = int(alpha[2])
     P[L.P_TP] = max(lat.tp, 1)
     P[L.P_CPU_BLOCKS] = cfg.kv_cpu_blocks
@@ -110,7 +119,9 @@ def _param_arrays(cfg: SimConfig, policy: PolicyConfig, needs: frozenset[str]):
         P[L.P_AS_SLO_TTFT] = int(math.floor(asc.slo_ttft_ms * 1e3))
         P[L.P_AS_SLO_MAXMISS] = asc.slo_trigger_max_misses()
     PF[L.PF_ALPHA0] = alpha[0]
-    PF[L.PF_ALPHA1] = alpha[1]
+    # trained-physics: alpha1 is a per-request post-decode overhead (added to E2E in _finish),
+    # not a per-input-token queueing cost
+    PF[L.PF_ALPHA1] = 0.0 if lat.kind == "trained-physics" else alpha[1]
     PF[L.PF_OFFLOAD_THR] = cfg.kv_offload_threshold
     PF[L.PF_BANDWIDTH] = cfg.kv_transfer_bandwidth
     PF[L.PF_WARM_PENALTY] = asc.warmup_penalty if asc is not None else 1.0
@@ -297,10 +308,15 @@ def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
     completed = state == REQ_COMPLETED
     ttft_i = R[L.R_TTFT]
     ttft = np.where(ttft_i >= 0, ttft_i.astype(np.float64), np.nan)
-    e2e = np.where(completed, (ttft_i + R[L.R_ITL_SUM]).astype(np.float64), np.nan)
     n_out = R[L.R_N_OUT]
+    e2e_i = ttft_i + R[L.R_ITL_SUM]
+    post = post_decode_us(cfg.latency)
+    if post:
+        e2e_i = e2e_i + np.where(n_out > 0, np.int64(post), np.int64(0))
+    e2e = np.where(completed, e2e_i.astype(np.float64), np.nan)
     denom = np.maximum(n_out - 1, 1).astype(np.float64)
-    itl = np.where(completed, np.where(n_out > 0, (e2e - ttft) / denom, 0.0), np.nan)
+    itl_sum = R[L.R_ITL_SUM].astype(np.float64)  # without the post-decode overhead, as the reference
+    itl = np.where(completed, np.where(n_out > 0, itl_sum / denom, 0.0), np.nan)
     hit_rate = cache_hit_rates(kst)
     thrash = np.where(I[L.I_OFFLOADS] > 0, I[L.I_THRASH] / np.maximum(I[L.I_OFFLOADS], 1), 0.0)
     n_routes = int(st.CL[L.CL_NROUTES])
@@ -330,11 +346,25 @@ def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
         tenant_names=wl.tenant_names, pd=pd_outcome(st, cfg))
 
 
+def _check_context(lat: LatencyConfig, workload: Workload) -> None:
+    """Reject a prompt longer than the model's context (when the latency model knows it)."""
+    ctx = int(lat.context_tokens)
+    if ctx <= 0 or workload.num_requests == 0:
+        return
+    n_in = np.asarray(workload.n_in)
+    i = int(np.argmax(n_in))
+    if n_in[i] > ctx:
+        raise InputError(f"request_{i} has a {int(n_in[i])}-token prompt, longer than the model's "
+                         f"{ctx}-token context (max_position_embeddings of its config; "
+                         f"--max-model-len overrides it); shorten the prompts")
+
+
 def run_with_state(cfg: SimConfig, policy: PolicyConfig, workload: Workload):
     """Like ``run`` but also returns the final kernel state, for invariant checks in tests."""
     if policy.autoscaler is not None and cfg.disaggregation is not None:
         raise InputError("autoscaler: autoscaling applies to monolithic deployments; "
                          "disaggregated (P/D) pools have fixed sizes")
+    _check_context(cfg.latency, workload)
     st = build_state(cfg, policy, workload)
     kst = _kernel_state(st)
     if policy.autoscaler is None:

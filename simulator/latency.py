@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,6 +24,7 @@ import yaml
 
 from simulator.config import LatencyConfig
 from simulator.errors import InputError, one_line
+from simulator.kernels import latency as K
 from simulator.kernels.latency import (
     RP_BYTES_PER_PARAM,
     RP_FFN,
@@ -174,6 +176,7 @@ class ResolvedLatency:
     tp: int
     vllm_version: str
     model: str
+    context_tokens: int | None = None  # the model's context length (trained-physics), if known
 
 
 def resolve_latency(
@@ -189,6 +192,8 @@ def resolve_latency(
     defaults_path: str | os.PathLike | None = None,
     latency_model: str | None = None,
     total_kv_blocks_explicit: bool = False,
+    dp: int = 1,
+    moe_comm_backend: str = "",
 ) -> ResolvedLatency:
     """Pick the step-time model and its coefficients the way the reference CLI does.
 
@@ -199,12 +204,17 @@ def resolve_latency(
     used, which needs the config folder, hardware config, ``--hardware`` and ``--tp > 0``.
     ``"roofline"`` forces roofline (α stays the CLI value, as in the reference);
     ``"blackbox"`` forces the α/β regression (CLI values, else the defaults.yaml row).
+    ``"trained-physics"`` uses the roofline basis scaled by fitted coefficients (CLI values when
+    non-zero, else the defaults YAML's ``trained_physics_coefficients``) for any model with a
+    config.json (``--model-config-folder``, else ``model_configs/<name>`` next to the defaults
+    YAML) on any GPU of the hardware file; ``dp``/``moe_comm_backend`` apply to MoE models.
     Every case in which the reference would crash or run with zero step times raises InputError.
     """
     if not model:
         raise InputError("--model is required (LLM name, e.g. meta-llama/llama-3.1-8b-instruct)")
-    if latency_model not in (None, "", "auto", "blackbox", "roofline"):
-        raise InputError(f"--latency-model must be 'blackbox' or 'roofline', got {latency_model!r}")
+    if latency_model not in (None, "", "auto", "blackbox", "roofline", TRAINED_PHYSICS):
+        raise InputError(f"--latency-model must be 'blackbox', 'roofline' or '{TRAINED_PHYSICS}', "
+                         f"got {latency_model!r}")
     mode = latency_model if latency_model in ("blackbox", "roofline") else None
     hardware = hardware or ""
     vllm_version = vllm_version or ""
@@ -216,6 +226,11 @@ def resolve_latency(
     alpha_t = _coeff_tuple(alpha, "--alpha-coeffs")
     beta_t = _coeff_tuple(beta, "--beta-coeffs")
     cli_zero = _all_zero(alpha_t) and _all_zero(beta_t)
+    if latency_model == TRAINED_PHYSICS:
+        return _resolve_trained_physics(model, hardware, tp, vllm_version, alpha_t, beta_t, folder,
+                                        hw_path, defaults_path, int(dp), moe_comm_backend or "")
+    if int(dp) != 1 or moe_comm_backend:
+        raise InputError("--dp > 1 and --moe-comm-backend need --latency-model trained-physics")
 
     use_roofline = mode == "roofline" or (mode is None and cli_zero and (folder or hw_path))
     if use_roofline:
@@ -393,3 +408,395 @@ def roofline_params(model_config_path: str | os.PathLike, hardware_config_path: 
     for i, field in enumerate(_HW_FIELDS):
         rp[RP_TFLOPS_PEAK + i] = hw[field]
     return tuple(rp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trained-physics (BLIS f90a1e3a: sim/latency/trained_physics_model.go, sim/latency/config.go,
+# cmd/root.go resolveLatencyConfig, cmd/hfconfig.go)
+# ---------------------------------------------------------------------------------------------
+TRAINED_PHYSICS = "trained-physics"
+
+# MoE dispatch/combine backends (vLLM's all-to-all choices) and their volume family:
+# False = all-gather / reduce-scatter of hidden states, True = top-k all-to-all.
+MOE_COMM_BACKENDS = {
+    "naive": False,
+    "allgather_reducescatter": False,
+    "pplx": True,
+    "deepep_high_throughput": True,
+    "deepep_low_latency": True,
+    "mori": True,
+    "flashinfer_all2allv": True,
+}
+DEFAULT_MOE_COMM_BACKEND = "allgather_reducescatter"
+
+_MOE_MIN_EXPERTS = 2
+# Keys naming the routed-expert count, in the order the reference tries them.
+_EXPERT_COUNT_KEYS = ("num_experts", "moe_num_experts", "n_routed_experts", "num_local_experts",
+                      "num_routed_experts")
+_W_BITS_NAME = re.compile(r"(?i)(?:^|[.\-_/])w(\d+)a\d+(?:$|[.\-_])")
+_FP8_NAME = re.compile(r"(?i)(?:^|[.\-_/])fp8(?:$|[.\-_])")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The fields of an HF ``config.json`` the trained-physics model reads (after the
+    reference's defaulting: kv heads default to heads, intermediate falls back to
+    ``ffn_hidden_size``, the expert count to the first key that names >= 2 experts, ...)."""
+
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    bytes_per_param: float
+    experts: int = 0
+    experts_per_tok: int = 0
+    moe_ffn: int = 0
+    shared_ffn: int = 0
+    interleave_step: int = 0
+    dense_ffn: int = 0
+    weight_bytes_per_param: float = 0.0
+    max_position_embeddings: int = 0
+    context: int = 0  # max_position_embeddings after rope scaling (0 = unknown)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts >= _MOE_MIN_EXPERTS
+
+    @property
+    def effective_weight_bpp(self) -> float:
+        return self.weight_bytes_per_param if self.weight_bytes_per_param > 0 else self.bytes_per_param
+
+
+def _quantized_weight_bytes(qc: dict) -> float:
+    """Bytes per weight parameter from a ``quantization_config`` (0 when it does not say)."""
+    bits = 0
+    raw = qc.get("bits")
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        bits = int(raw)
+    elif isinstance(raw, str):
+        try:
+            bits = int(raw)
+        except ValueError:
+            bits = 0
+    if bits > 0:
+        return bits / 8.0
+    method = qc.get("quant_method")
+    method = method.lower() if isinstance(method, str) else ""
+    if method == "fp8":
+        return 1.0
+    if method == "compressed-tensors":
+        groups = qc.get("config_groups")
+        if isinstance(groups, dict):
+            for key in sorted(groups):
+                g = groups[key]
+                w = g.get("weights") if isinstance(g, dict) else None
+                nb = w.get("num_bits") if isinstance(w, dict) else None
+                if isinstance(nb, (int, float)) and not isinstance(nb, bool) and nb > 0:
+                    return float(nb) / 8.0
+    return 0.0
+
+
+def weight_bytes_from_model_name(name: str) -> float:
+    """Weight precision implied by a model name (``...-w4a16``, ``...-fp8-...``), else 0."""
+    m = _W_BITS_NAME.search(name)
+    if m and int(m.group(1)) > 0:
+        return int(m.group(1)) / 8.0
+    if _FP8_NAME.search(name):
+        return 1.0
+    return 0.0
+
+
+def _rope_scaled_context(max_pos: int, raw: dict) -> int:
+    """Context length after rope scaling, as the reference derives --max-model-len."""
+    model_type = raw.get("model_type")
+    model_type = model_type if isinstance(model_type, str) else ""
+    rope = raw.get("rope_scaling")
+    if max_pos <= 0 or "gemma3" in model_type or not isinstance(rope, dict):
+        return max_pos
+    rtype = rope.get("type") if isinstance(rope.get("type"), str) else ""
+    if not rtype:
+        rtype = rope.get("rope_type") if isinstance(rope.get("rope_type"), str) else ""
+    if rtype in ("su", "longrope", "llama3"):
+        return max_pos
+    factor = rope.get("factor")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) \
+            or factor <= 1.0:
+        return max_pos
+    base = max_pos
+    if rtype == "yarn":
+        orig = rope.get("original_max_position_embeddings")
+        if isinstance(orig, (int, float)) and not isinstance(orig, bool) and orig > 0:
+            base = int(orig)
+    return int(float(base) * float(factor))
+
+
+def parse_model_config(path: str | os.PathLike, model: str = "") -> ModelConfig:
+    """Read an HF ``config.json`` (a nested ``text_config`` merged over the top level) the way
+    the trained-physics model reads it; ``model`` (lowercased name) supplies the weight precision
+    when the config has no usable ``quantization_config``."""
+    raw = _read_json(path, "--model-config-folder")
+    if not isinstance(raw, dict):
+        raise InputError(f"--model-config-folder: {os.fspath(path)!r} must hold a JSON object")
+    text_cfg = raw.get("text_config")
+    if isinstance(text_cfg, dict):
+        raw = {**raw, **text_cfg}
+
+    def first(*keys):
+        for k in keys:
+            v = _json_int(raw, k)
+            if v != 0:
+                return v
+        return 0
+
+    heads = _json_int(raw, "num_attention_heads")
+    kv_heads = first("num_key_value_heads", "num_kv_heads", "multi_query_group_num") or heads
+    dtype = raw.get("torch_dtype")
+    if not isinstance(dtype, str):
+        dtype = raw.get("dtype")
+    bpp = float(_DTYPE_BYTES.get(dtype, 0)) if isinstance(dtype, str) else 0.0
+    inter = first("intermediate_size", "ffn_hidden_size")
+    experts = 0
+    for key in _EXPERT_COUNT_KEYS:
+        if _json_int(raw, key) >= _MOE_MIN_EXPERTS:
+            experts = _json_int(raw, key)
+            break
+    moe_ffn = _json_int(raw, "moe_intermediate_size")
+    shared = _json_int(raw, "shared_expert_intermediate_size")
+    if shared <= 0:
+        shared = 0
+        n_shared = _json_int(raw, "n_shared_experts")
+        if n_shared > 0:
+            shared = n_shared * (moe_ffn if moe_ffn != 0 else inter)
+    wbpp = 0.0
+    qc = raw.get("quantization_config")
+    if isinstance(qc, dict):
+        wbpp = _quantized_weight_bytes(qc)
+    if wbpp == 0.0 and model:
+        wbpp = weight_bytes_from_model_name(model)
+    max_pos = _json_int(raw, "max_position_embeddings")
+    return ModelConfig(
+        layers=_json_int(raw, "num_hidden_layers"), hidden=_json_int(raw, "hidden_size"),
+        heads=heads, kv_heads=kv_heads, intermediate=inter, bytes_per_param=bpp,
+        experts=experts, experts_per_tok=_json_int(raw, "num_experts_per_tok"), moe_ffn=moe_ffn,
+        shared_ffn=shared, interleave_step=_json_int(raw, "interleave_moe_layer_step"),
+        dense_ffn=_json_int(raw, "intermediate_size_mlp"), weight_bytes_per_param=wbpp,
+        max_position_embeddings=max_pos, context=_rope_scaled_context(max_pos, raw))
+
+
+@dataclass(frozen=True)
+class HardwareCalib:
+    """The fields of one GPU entry of the hardware JSON the trained-physics model reads."""
+
+    tflops_peak: float
+    tflops_fp8: float
+    bw_peak_tbs: float
+    memory_gib: float
+
+
+def hardware_calib(path: str | os.PathLike, gpu: str) -> HardwareCalib:
+    """``gpu``'s entry of a hardware JSON (exact name; the error lists the available GPUs)."""
+    where = os.fspath(path)
+    raw = _read_json(path, "--hardware-config")
+    if not isinstance(raw, dict):
+        raise InputError(f"--hardware-config: {where!r} must map GPU names to calibration objects")
+    if gpu not in raw or not isinstance(raw[gpu], dict):
+        names = ", ".join(sorted(k for k, v in raw.items() if isinstance(v, dict))) or "none"
+        raise InputError(f"--hardware: GPU {gpu!r} is not in the hardware config {where!r} "
+                         f"(available: {names})")
+    entry = raw[gpu]
+    vals = {}
+    for key in ("TFlopsPeak", "TFlopsFP8", "BwPeakTBs", "MemoryGiB"):
+        v = entry.get(key, 0.0)
+        if v is None:
+            v = 0.0
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise InputError(f"--hardware-config: {where!r} {gpu}.{key} must be a finite number, "
+                             f"got {v!r}")
+        vals[key] = float(v)
+    for key in ("TFlopsPeak", "BwPeakTBs"):
+        if not vals[key] > 0:
+            raise InputError(f"--hardware-config: {where!r} {gpu}.{key} must be > 0 for the "
+                             f"trained-physics model, got {vals[key]}")
+    if vals["TFlopsFP8"] < 0:
+        raise InputError(f"--hardware-config: {where!r} {gpu}.TFlopsFP8 must be >= 0, "
+                         f"got {vals['TFlopsFP8']}")
+    return HardwareCalib(vals["TFlopsPeak"], vals["TFlopsFP8"], vals["BwPeakTBs"], vals["MemoryGiB"])
+
+
+def _valid_tps(heads: int, kv_heads: int, limit: int = 64) -> list[int]:
+    return [t for t in range(1, limit + 1) if heads % t == 0 and kv_heads % t == 0]
+
+
+def trained_physics_params(mc: ModelConfig, hw: HardwareCalib, tp: int, alpha: Sequence[float],
+                           beta: Sequence[float], *, dp: int = 1,
+                           moe_comm_backend: str = "", model: str = "",
+                           where: str = "") -> tuple[float, ...]:
+    """Build the trained-physics parameter vector (layout: the ``TPP_*`` constants of
+    :mod:`simulator.kernels.latency`), validating like the reference's constructor: at least 3
+    alpha and 7 beta coefficients, all finite and >= 0 (8 betas add the MoE-layer overhead, 9
+    split the prefill term, 10 the decode term, an 11th sets the MoE dispatch coefficient, which
+    otherwise equals the TP one); layers, heads, hidden, intermediate and bytes/param > 0; heads
+    and KV heads divisible by ``tp``; a MoE config names its experts per token."""
+    name = model or "the model"
+    src = f" ({where})" if where else ""
+    if len(alpha) < 3:
+        raise InputError(f"--alpha-coeffs: the trained-physics model needs 3 values, got {len(alpha)}")
+    if len(beta) < 7:
+        raise InputError(f"--beta-coeffs: the trained-physics model needs 7 to 11 values, "
+                         f"got {len(beta)}")
+    for flag, vals in (("--alpha-coeffs", alpha), ("--beta-coeffs", beta)):
+        for k, v in enumerate(vals):
+            if not (math.isfinite(v) and v >= 0):
+                raise InputError(f"{flag}[{k}] must be a finite number >= 0, got {v}")
+    if tp <= 0:
+        raise InputError(f"--tp must be > 0 for the trained-physics model, got {tp}")
+    if dp < 1:
+        raise InputError(f"--dp must be >= 1, got {dp}")
+    for field, val in (("num_hidden_layers", mc.layers), ("num_attention_heads", mc.heads),
+                       ("hidden_size", mc.hidden), ("intermediate_size", mc.intermediate)):
+        if val <= 0:
+            raise InputError(f"model config of {name}{src}: {field} must be > 0, got {val}")
+    if not mc.bytes_per_param > 0:
+        raise InputError(f"model config of {name}{src}: torch_dtype must be one of "
+                         f"{', '.join(_DTYPE_BYTES)}")
+    if mc.heads % tp != 0 or mc.kv_heads % tp != 0:
+        ok = ", ".join(str(t) for t in _valid_tps(mc.heads, mc.kv_heads))
+        raise InputError(f"--tp {tp} does not divide {name} ({mc.heads} attention heads, "
+                         f"{mc.kv_heads} KV heads); valid --tp values: {ok}")
+    if mc.experts > 1 and mc.experts_per_tok <= 0:
+        raise InputError(f"model config of {name}{src}: {mc.experts} experts but "
+                         f"num_experts_per_tok is not > 0")
+    if dp > 1 and not mc.is_moe:
+        raise InputError(f"--dp {dp} needs a MoE model; {name} is dense (use --num-instances "
+                         "for data-parallel replicas of a dense model)")
+    backend = moe_comm_backend or DEFAULT_MOE_COMM_BACKEND
+    if backend not in MOE_COMM_BACKENDS:
+        raise InputError(f"--moe-comm-backend {backend!r} is not known "
+                         f"(valid: {', '.join(MOE_COMM_BACKENDS)})")
+
+    betas = [float(b) for b in beta[:11]] + [0.0] * max(0, 11 - len(beta))
+    if len(beta) < 11:
+        betas[10] = betas[3]
+    head_dim = mc.hidden // mc.heads
+    moe_layers, dense_layers = 0, mc.layers
+    interleaved = mc.interleave_step > 0 and mc.is_moe
+    if interleaved:
+        moe_layers = mc.layers // (mc.interleave_step + 1)
+        dense_layers = mc.layers - moe_layers
+    elif mc.is_moe:
+        moe_layers, dense_layers = mc.layers, 0
+    wbpp = mc.effective_weight_bpp
+    flops_us = hw.tflops_peak * 1e6
+    if wbpp == 1.0 and hw.tflops_fp8 > 0:
+        flops_us = hw.tflops_fp8 * 1e6
+    v = [0.0] * K.TPP_LEN
+    v[K.TPP_LAYERS] = mc.layers
+    v[K.TPP_MOE_LAYERS] = moe_layers
+    v[K.TPP_DENSE_LAYERS] = dense_layers
+    v[K.TPP_HIDDEN] = mc.hidden
+    v[K.TPP_HEADS] = mc.heads
+    v[K.TPP_HEAD_DIM] = head_dim
+    v[K.TPP_DKV] = mc.kv_heads * head_dim
+    v[K.TPP_DFF_MOE] = mc.moe_ffn if mc.moe_ffn > 0 else mc.intermediate
+    v[K.TPP_DFF_DENSE] = mc.dense_ffn if mc.dense_ffn > 0 else mc.intermediate
+    v[K.TPP_KEFF] = max(1, mc.experts_per_tok)
+    v[K.TPP_EXPERTS] = mc.experts
+    v[K.TPP_IS_MOE] = 1.0 if mc.is_moe else 0.0
+    v[K.TPP_INTERLEAVED] = 1.0 if interleaved else 0.0
+    v[K.TPP_TP] = tp
+    v[K.TPP_WEIGHT_BPP] = wbpp
+    v[K.TPP_ACT_BPP] = mc.bytes_per_param
+    v[K.TPP_DP] = dp
+    v[K.TPP_MOE_GROUP] = tp * dp if mc.is_moe else tp
+    v[K.TPP_SHARED_FFN] = mc.shared_ffn
+    v[K.TPP_ALL2ALL] = 1.0 if MOE_COMM_BACKENDS[backend] else 0.0
+    v[K.TPP_FLOPS_US] = flops_us
+    v[K.TPP_BW_US] = hw.bw_peak_tbs * 1e6
+    v[K.TPP_PREFILL_SPLIT] = 1.0 if len(beta) >= 9 else 0.0
+    v[K.TPP_DECODE_SPLIT] = 1.0 if len(beta) >= 10 else 0.0
+    v[K.TPP_BETA:K.TPP_BETA + K.TPP_NBETA] = betas
+    return tuple(float(x) for x in v)
+
+
+def bundled_model_config_dir(model: str, defaults_path: str | os.PathLike | None = None) -> Path:
+    """``model_configs/<name after the org/>`` next to the defaults YAML (the shipped one by
+    default), where the reference looks for a model's ``config.json``."""
+    base = Path(defaults_path).parent if defaults_path else default_data_path("")
+    short = model.split("/", 1)[1] if "/" in model else model
+    if ".." in Path(short).parts or os.path.isabs(short) or not short:
+        raise InputError(f"--model: {model!r} is not a usable model name")
+    return base / "model_configs" / short
+
+
+def available_model_configs(defaults_path: str | os.PathLike | None = None) -> list[str]:
+    """Names of the model config folders shipped next to the defaults YAML."""
+    base = (Path(defaults_path).parent if defaults_path else default_data_path("")) / "model_configs"
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / "config.json").is_file())
+
+
+def trained_physics_coefficients(defaults: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(alpha, beta) of the ``trained_physics_coefficients`` section of a defaults YAML
+    (empty tuples when it has none)."""
+    sec = defaults.get("trained_physics_coefficients")
+    if not isinstance(sec, dict):
+        return (), ()
+    out = []
+    for key in ("alpha_coeffs", "beta_coeffs"):
+        vals = sec.get(key) or ()
+        try:
+            out.append(tuple(float(x) for x in vals))
+        except (TypeError, ValueError):
+            raise InputError(f"--defaults-filepath: trained_physics_coefficients.{key} must be a "
+                             f"list of numbers, got {vals!r}") from None
+    return out[0], out[1]
+
+
+def _resolve_trained_physics(model, hardware, tp, vllm_version, alpha_t, beta_t, folder, hw_path,
+                             defaults_path, dp, moe_comm_backend):
+    model = model.lower()
+    defaults = load_defaults(defaults_path)
+    d_gpu, d_tp, _ = _default_specs(defaults, model)
+    if tp == 0 and d_tp > 0:
+        tp = d_tp
+    if not hardware and d_gpu:
+        hardware = d_gpu
+    missing = [m for m, bad in (("--hardware (GPU type)", not hardware), ("--tp (> 0)", tp <= 0))
+               if bad]
+    if missing:
+        raise InputError(f"--latency-model trained-physics needs {' and '.join(missing)} for "
+                         f"{model!r} (no default for it in the defaults YAML)")
+    d_alpha, d_beta = trained_physics_coefficients(defaults)
+    if _all_zero(beta_t):
+        if len(d_beta) < 7 or _all_zero(d_beta):
+            raise InputError("--latency-model trained-physics: the defaults YAML has no "
+                             "trained_physics_coefficients; pass --beta-coeffs (7 to 11 values) "
+                             "and --alpha-coeffs (3 values)")
+        beta_t = d_beta
+    if _all_zero(alpha_t) and d_alpha:
+        alpha_t = d_alpha
+    if folder:
+        cfg_path = Path(folder) / "config.json"
+    else:
+        cfg_dir = bundled_model_config_dir(model, defaults_path)
+        cfg_path = cfg_dir / "config.json"
+        if not cfg_path.is_file():
+            names = ", ".join(available_model_configs(defaults_path)) or "none"
+            raise InputError(f"--model: no model config for {model!r} (looked for "
+                             f"{str(cfg_path)!r}); available: {names}; or pass "
+                             "--model-config-folder DIR (a folder holding its HF config.json)")
+    hw_file = Path(hw_path) if hw_path else (
+        Path(defaults_path).parent / "hardware_config.json" if defaults_path
+        else default_data_path("hardware_config.json"))
+    mc = parse_model_config(cfg_path, model)
+    hw = hardware_calib(hw_file, hardware)
+    params = trained_physics_params(mc, hw, tp, alpha_t, beta_t, dp=dp,
+                                    moe_comm_backend=moe_comm_backend, model=repr(model),
+                                    where=str(cfg_path))
+    cfg = LatencyConfig(kind=TRAINED_PHYSICS, alpha=tuple(alpha_t), beta=tuple(beta_t), tp=tp,
+                        roofline_params=params, context_tokens=max(mc.context, 0))
+    return ResolvedLatency(config=cfg, total_kv_blocks=None, hardware=hardware, tp=tp,
+                           vllm_version=vllm_version, model=model,
+                           context_tokens=mc.context if mc.context > 0 else None)

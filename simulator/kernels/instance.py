@@ -21,7 +21,8 @@ from .goheap import go_pop, go_push
 from .hashtable import ht_put
 from .kvcache import (allocate, content_append, content_hash, get_cached_blocks, list_append,
                       pop_free, release)
-from .latency import LAT_ROOFLINE, blackbox_step_us, roofline_step_us
+from .latency import (LAT_ROOFLINE, LAT_TRAINED_PHYSICS, blackbox_step_us, roofline_step_us,
+                      tp_prefill_attn_flops, trained_physics_step_us)
 from .policy_codes import (PRIO_CODE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BASED, SCHED_FCFS,
                            SCHED_PRIORITY_FCFS, SCHED_REVERSE_PRIORITY, SCHED_SJF)
 from .request_states import REQ_COMPLETED, REQ_DROPPED, REQ_QUEUED, REQ_RUNNING
@@ -422,6 +423,21 @@ def _step_time(R, I, BATCH, SC, P, RP, BETA, i, prefill, decode):
                 n_dc += 1
         t = roofline_step_us(RP, P[P_TP], SC[SC_PF_PI], SC[SC_PF_N], n_pf,
                              SC[SC_DC_PI], SC[SC_DC_N], n_dc)
+    elif P[P_LAT_KIND] == LAT_TRAINED_PHYSICS:
+        pf_tokens = 0
+        pf_attn = 0.0
+        dc_tokens = 0
+        sum_ctx = 0
+        n_batch = I[I_BATCH_LEN, i]
+        for k in range(n_batch):
+            r = BATCH[i, k]
+            if R[R_PI, r] < R[R_N_IN, r]:
+                pf_tokens += R[R_NUM_NEW, r]
+                pf_attn += tp_prefill_attn_flops(RP, R[R_NUM_NEW, r], R[R_N_IN, r])
+            elif R[R_N_OUT, r] > 0:
+                dc_tokens += 1
+                sum_ctx += R[R_PI, r]
+        t = trained_physics_step_us(RP, pf_tokens, pf_attn, dc_tokens, sum_ctx, n_batch)
     else:
         t = blackbox_step_us(BETA, prefill, decode)
     t += I[I_PEND_LAT, i]
