@@ -57,7 +57,7 @@ class LatencyInputs:
     model_config_folder: str
     hardware_config: str
     defaults_filepath: str
-    latency_model: str  # "auto" (choose like BLIS), "blackbox" or "roofline"
+    latency_model: str  # "auto" (choose like BLIS), "blackbox", "roofline" or "trained-physics"
     total_kv_blocks_explicit: bool  # True: --total-kv-blocks given, the defaults YAML must not override
 
 
