@@ -126,6 +126,16 @@ def _default_specs(defaults: dict, model: str) -> tuple[str, int, str]:
     return _as_str(row.get("GPU")), _as_int(row.get("tensor_parallelism")), _as_str(row.get("vllm_version"))
 
 
+def _fill_from_defaults(defaults: dict, model: str, tp: int, hardware: str,
+                        vllm_version: str) -> tuple[int, str, str]:
+    """``(tp, hardware, vllm_version)`` with each one the user left unset (0 or "") taken from
+    ``defaults[model]``, as the reference fills them before looking up coefficients."""
+    d_gpu, d_tp, d_vllm = _default_specs(defaults, model)
+    return (d_tp if tp == 0 and d_tp > 0 else tp,
+            d_gpu if not hardware and d_gpu else hardware,
+            d_vllm if not vllm_version and d_vllm else vllm_version)
+
+
 def _find_coefficients(defaults: dict, model: str, tp: int, gpu: str, vllm: str) -> dict | None:
     """First ``models[]`` row matching all four keys exactly, or None."""
     for row in defaults.get("models") or ():
@@ -242,13 +252,7 @@ def resolve_latency(
         # forced blackbox does it regardless).
         model = model.lower()
         defaults = load_defaults(defaults_path)
-        d_gpu, d_tp, d_vllm = _default_specs(defaults, model)
-        if tp == 0 and d_tp > 0:
-            tp = d_tp
-        if not hardware and d_gpu:
-            hardware = d_gpu
-        if not vllm_version and d_vllm:
-            vllm_version = d_vllm
+        tp, hardware, vllm_version = _fill_from_defaults(defaults, model, tp, hardware, vllm_version)
         row = _find_coefficients(defaults, model, tp, hardware, vllm_version)
         where = f"model {model!r} on {hardware or '?'}/tp={tp}/vllm {vllm_version!r}"
         if row is not None:
@@ -758,11 +762,7 @@ def _resolve_trained_physics(model, hardware, tp, vllm_version, alpha_t, beta_t,
                              defaults_path, dp, moe_comm_backend):
     model = model.lower()
     defaults = load_defaults(defaults_path)
-    d_gpu, d_tp, _ = _default_specs(defaults, model)
-    if tp == 0 and d_tp > 0:
-        tp = d_tp
-    if not hardware and d_gpu:
-        hardware = d_gpu
+    tp, hardware, _ = _fill_from_defaults(defaults, model, tp, hardware, "")
     missing = [m for m, bad in (("--hardware (GPU type)", not hardware), ("--tp (> 0)", tp <= 0))
                if bad]
     if missing:
