@@ -103,7 +103,16 @@ def _resolve_sim_config(settings: RunSettings, log):
         defaults_path=li.defaults_filepath,
         latency_model=li.latency_model,
         total_kv_blocks_explicit=li.total_kv_blocks_explicit,
+        dp=li.dp,
+        enable_expert_parallel=li.enable_expert_parallel,
+        moe_comm_backend=li.moe_comm_backend,
+        block_size=li.block_size,
+        gpu_memory_utilization=li.gpu_memory_utilization,
     )
+    for note in res.notes:
+        log.info("%s", note)
+    for warning in res.warnings:
+        log.warning("%s", warning)
     # The reference announces every value it filled in from defaults.yaml as a warning.
     if li.tp == 0 and res.tp != li.tp:
         log.warning("Using default tp=%s for model=%s", res.tp, res.model)

@@ -28,9 +28,9 @@ from pathlib import Path
 from simulator.autoscale.config import AUTOSCALER
 from simulator.config import LatencyConfig
 from simulator.errors import InputError, one_line
-from simulator.latency import resolve_latency
+from simulator.latency import MOE_COMM_BACKENDS, TRAINED_PHYSICS, resolve_latency
 from simulator.metrics import VALID_FITNESS_KEYS
-from simulator.schema import (At, Choice, Custom, Either, Int, ListOf, Mapping, Number, Str,
+from simulator.schema import (At, Bool, Choice, Custom, Either, Int, ListOf, Mapping, Number, Str,
                               Wording, load_yaml, range_text, show)
 from simulator.workload.scenarios import SCENARIO_NAMES
 from simulator.workload.spec import SPEC, WorkloadSpec, load_workload_spec, scenario_spec
@@ -78,6 +78,9 @@ class ClusterSpec:
     long_prefill_token_threshold: int
     block_size: int
     latency: LatencyConfig
+    # "auto" (the blackbox row of defaults.yaml) or "trained-physics"; kept out of the repr (and
+    # so of the experiment digest, which ``latency`` already determines).
+    latency_model: str = field(default="auto", repr=False)
 
 
 @dataclass(frozen=True)
@@ -209,28 +212,50 @@ def _cluster(v: dict, at: At) -> ClusterSpec:
     try:
         res = resolve_latency(model=v["model"], hardware=v["hardware"], tp=v["tp"],
                               vllm_version=v["vllm_version"],
+                              latency_model=v["latency_model"], dp=v["dp"],
+                              enable_expert_parallel=v["enable_expert_parallel"],
+                              moe_comm_backend=v["moe_comm_backend"],
+                              block_size=v["block_size"],
+                              gpu_memory_utilization=v["gpu_memory_utilization"],
                               total_kv_blocks_explicit="total_kv_blocks" in v)
     except InputError as e:
         at.fail(f"has no usable latency model: {e}")
+    if "total_kv_blocks" not in v and res.total_kv_blocks is None:
+        at.fail(f"total_kv_blocks: required here ({'; '.join(res.warnings)})")
     kv = v["total_kv_blocks"] if "total_kv_blocks" in v else int(res.total_kv_blocks)
     return ClusterSpec(model=res.model, hardware=res.hardware, tp=res.tp,
                        vllm_version=res.vllm_version, num_instances=v["num_instances"],
                        total_kv_blocks=kv, max_running_reqs=v["max_running_reqs"],
                        max_scheduled_tokens=v["max_scheduled_tokens"],
                        long_prefill_token_threshold=v["long_prefill_token_threshold"],
-                       block_size=v["block_size"], latency=res.config)
+                       block_size=v["block_size"], latency=res.config,
+                       latency_model=v["latency_model"])
 
 
 CLUSTER = Mapping({
     "model": Str(nonempty=True, required=True, help="model name (as in defaults.yaml)"),
     "hardware": Str(nonempty=True, required=True, help="GPU type, e.g. H100"),
     "tp": Int(ge=1, required=True, help="tensor parallelism"),
+    "latency_model": Choice(("auto", TRAINED_PHYSICS), default="auto",
+                            help="step-time model: auto (the alpha/beta row of defaults.yaml for "
+                                 "model/hardware/tp) or trained-physics (any shipped model "
+                                 "config, any GPU of the hardware file)"),
+    "dp": Int(ge=1, default=1, help="data parallelism of a MoE model (trained-physics)"),
+    "enable_expert_parallel": Bool(default=False,
+                                   help="expert parallelism of a MoE model (trained-physics)"),
+    "moe_comm_backend": Choice(tuple(MOE_COMM_BACKENDS) + ("",), default="",
+                               help="MoE all-to-all backend at dp > 1 (trained-physics; "
+                                    "'' = allgather_reducescatter)"),
+    "gpu_memory_utilization": Number(gt=0, le=1, default=0.9,
+                                     help="fraction of GPU memory for weights and KV cache "
+                                          "(trained-physics sizes the KV cache from it)"),
     "vllm_version": Str(nonempty=True, default="", help="vLLM version of the latency "
                                                         "coefficients (default: defaults.yaml's)"),
     "num_instances": Int(ge=1, le=4096, required=True, unit="instances",
                          help="serving instances"),
     "total_kv_blocks": Int(ge=1, unit="blocks",
-                           help="KV blocks per instance (default: from defaults.yaml)"),
+                           help="KV blocks per instance (default: defaults.yaml's row, or for "
+                                "trained-physics sized from GPU memory)"),
     "max_running_reqs": Int(ge=1, default=256, unit="requests", help="running-batch limit"),
     "max_scheduled_tokens": Int(ge=1, default=2048, unit="tokens", help="tokens per step"),
     "long_prefill_token_threshold": Int(ge=0, default=0, unit="tokens",

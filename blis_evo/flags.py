@@ -26,6 +26,7 @@ from simulator.policies.declare import INT, Param
 from simulator.autoscale.config import MAX_SLO_WINDOW
 from simulator.config import INT64_MAX
 from simulator.errors import InputError
+from simulator.latency import MOE_COMM_BACKENDS
 
 from .go_scalars import go_float_str, parse_go_bool, parse_go_float, parse_go_int
 from .scorers import parse_scorers
@@ -82,6 +83,11 @@ def _finite_positive(name: str, value: float) -> None:
 def _unit_interval(name: str, value: float) -> None:
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise InputError(f"--{name} must be a finite value in [0, 1], got {go_float_str(value)}")
+
+
+def _fraction_above_zero(name: str, value: float) -> None:
+    if not math.isfinite(value) or not 0.0 < value <= 1.0:
+        raise InputError(f"--{name} must be a finite value in (0, 1.0], got {go_float_str(value)}")
 
 
 def _one_of(allowed: Sequence[str], *, empty_ok: bool = False, lower: bool = False) -> Validator:
@@ -339,6 +345,18 @@ def _build_flags(_families: tuple) -> tuple[Flag, ...]:
       "trained-physics (roofline basis with fitted coefficients: any model with a config.json, "
       "any GPU of the hardware file); default: blackbox or roofline chosen like BLIS cbb0de7b",
       reference=False, choices=LATENCY_MODELS),
+    F("dp", "int", 1, "data parallelism of a MoE model (trained-physics only; dense models scale "
+      "with --num-instances)", _int_at_least(1), reference=False),
+    F("enable-expert-parallel", "bool", False, "expert parallelism for a MoE model, as vLLM "
+      "--enable-expert-parallel (trained-physics only; validated, no step-time effect)",
+      reference=False),
+    F("moe-comm-backend", "str", "", "MoE all-to-all backend for the dispatch/combine cost at "
+      "--dp > 1 (trained-physics only): " + ", ".join(MOE_COMM_BACKENDS) + " (default "
+      "allgather_reducescatter)", _one_of(tuple(MOE_COMM_BACKENDS), empty_ok=True),
+      reference=False),
+    F("gpu-memory-utilization", "float", 0.9, "fraction of GPU memory for the model and KV cache, "
+      "in (0, 1]; trained-physics sizes the KV cache from it unless --total-kv-blocks is given",
+      _fraction_above_zero, reference=False),
     F("legacy-blis-quirks", "bool", False, "replicate known BLIS cbb0de7b bugs bit-for-bit",
       reference=False),
     F("trace-output", "str", "",

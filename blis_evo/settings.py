@@ -59,6 +59,11 @@ class LatencyInputs:
     defaults_filepath: str
     latency_model: str  # "auto" (choose like BLIS), "blackbox", "roofline" or "trained-physics"
     total_kv_blocks_explicit: bool  # True: --total-kv-blocks given, the defaults YAML must not override
+    dp: int = 1  # data parallelism of a MoE model (trained-physics)
+    enable_expert_parallel: bool = False
+    moe_comm_backend: str = ""  # "" = the reference's default (allgather_reducescatter)
+    block_size: int = 16  # tokens per KV block (trained-physics KV sizing)
+    gpu_memory_utilization: float = 0.9  # fraction of GPU memory (trained-physics KV sizing)
 
 
 @dataclass(frozen=True)
@@ -396,6 +401,11 @@ def resolve_run_settings(ns: argparse.Namespace) -> RunSettings:
         defaults_filepath=v["defaults-filepath"] if "defaults-filepath" in explicit else SHIPPED_DEFAULTS_YAML,
         latency_model=v["latency-model"],
         total_kv_blocks_explicit="total-kv-blocks" in explicit,
+        dp=v["dp"],
+        enable_expert_parallel=bool(v["enable-expert-parallel"]),
+        moe_comm_backend=v["moe-comm-backend"],
+        block_size=v["block-size-in-tokens"],
+        gpu_memory_utilization=float(v["gpu-memory-utilization"]),
     )
     wl = WorkloadSettings(
         kind=workload,

@@ -187,6 +187,8 @@ class ResolvedLatency:
     vllm_version: str
     model: str
     context_tokens: int | None = None  # the model's context length (trained-physics), if known
+    notes: tuple[str, ...] = ()  # what the resolution chose, for the run's log (info)
+    warnings: tuple[str, ...] = ()  # what it could not do or what has no effect (warning)
 
 
 def resolve_latency(
@@ -204,6 +206,9 @@ def resolve_latency(
     total_kv_blocks_explicit: bool = False,
     dp: int = 1,
     moe_comm_backend: str = "",
+    enable_expert_parallel: bool = False,
+    block_size: int = 16,
+    gpu_memory_utilization: float = 0.9,
 ) -> ResolvedLatency:
     """Pick the step-time model and its coefficients the way the reference CLI does.
 
@@ -217,8 +222,11 @@ def resolve_latency(
     ``"trained-physics"`` uses the roofline basis scaled by fitted coefficients (CLI values when
     non-zero, else the defaults YAML's ``trained_physics_coefficients``) for any model with a
     config.json (``--model-config-folder``, else ``model_configs/<name>`` next to the defaults
-    YAML) on any GPU of the hardware file; ``dp``/``moe_comm_backend`` apply to MoE models.
-    Every case in which the reference would crash or run with zero step times raises InputError.
+    YAML) on any GPU of the hardware file; ``dp``/``moe_comm_backend``/``enable_expert_parallel``
+    apply to MoE models (expert parallelism is validated but, as in the reference, does not
+    change step times: experts are sharded over TP·DP either way).  Unless
+    ``total_kv_blocks_explicit``, trained-physics sizes the KV cache from GPU memory
+    (:func:`auto_kv_blocks` with ``block_size`` and ``gpu_memory_utilization``).  Every case in which the reference would crash or run with zero step times raises InputError.
     """
     if not model:
         raise InputError("--model is required (LLM name, e.g. meta-llama/llama-3.1-8b-instruct)")
@@ -236,11 +244,16 @@ def resolve_latency(
     alpha_t = _coeff_tuple(alpha, "--alpha-coeffs")
     beta_t = _coeff_tuple(beta, "--beta-coeffs")
     cli_zero = _all_zero(alpha_t) and _all_zero(beta_t)
+    if int(dp) < 1:
+        raise InputError(f"--dp must be >= 1, got {dp}")
     if latency_model == TRAINED_PHYSICS:
-        return _resolve_trained_physics(model, hardware, tp, vllm_version, alpha_t, beta_t, folder,
-                                        hw_path, defaults_path, int(dp), moe_comm_backend or "")
-    if int(dp) != 1 or moe_comm_backend:
-        raise InputError("--dp > 1 and --moe-comm-backend need --latency-model trained-physics")
+        return _resolve_trained_physics(
+            model, hardware, tp, vllm_version, alpha_t, beta_t, folder, hw_path, defaults_path,
+            int(dp), moe_comm_backend or "", bool(enable_expert_parallel),
+            None if total_kv_blocks_explicit else (int(block_size), float(gpu_memory_utilization)))
+    if int(dp) != 1 or enable_expert_parallel or moe_comm_backend:
+        raise InputError("--dp > 1, --enable-expert-parallel and --moe-comm-backend need "
+                         f"--latency-model trained-physics (got {latency_model or 'auto'})")
 
     use_roofline = mode == "roofline" or (mode is None and cli_zero and (folder or hw_path))
     if use_roofline:
@@ -462,6 +475,16 @@ class ModelConfig:
     weight_bytes_per_param: float = 0.0
     max_position_embeddings: int = 0
     context: int = 0  # max_position_embeddings after rope scaling (0 = unknown)
+    # Fields only the KV-capacity estimate reads (:func:`auto_kv_blocks`).
+    vocab: int = 0
+    head_dim: int = 0  # explicit ``head_dim`` (0 = hidden / heads)
+    kv_lora_rank: int = 0  # > 0: MLA, the cache holds a compressed latent per token and layer
+    qk_rope_head_dim: int = 0
+    first_k_dense: int = 0  # leading dense layers of a MoE model
+    hidden_act: str = ""
+    tie_embeddings: bool = False
+    kv_shared_ffn: int = 0  # shared-expert width as the capacity estimate reads it
+    moe_hint: str = ""  # "key=value" when the config looks MoE but names no expert count
 
     @property
     def is_moe(self) -> bool:
@@ -579,13 +602,36 @@ def parse_model_config(path: str | os.PathLike, model: str = "") -> ModelConfig:
     if wbpp == 0.0 and model:
         wbpp = weight_bytes_from_model_name(model)
     max_pos = _json_int(raw, "max_position_embeddings")
+    shape = {k: _json_int(raw, k) for k in ("head_dim", "kv_lora_rank", "qk_rope_head_dim",
+                                            "first_k_dense_replace")}
+    for key, val in shape.items():
+        if val < 0:
+            raise InputError(f"model config {os.fspath(path)!r}: {key} must be >= 0, got {val}")
+    act = raw.get("hidden_act")
+    tie = raw.get("tie_word_embeddings")
+    # The capacity estimate's shared-expert width falls back to ``intermediate_size`` alone.
+    kv_shared = shared if _json_int(raw, "shared_expert_intermediate_size") > 0 else 0
+    if not kv_shared and _json_int(raw, "n_shared_experts") > 0:
+        kv_shared = _json_int(raw, "n_shared_experts") * (
+            moe_ffn if moe_ffn != 0 else _json_int(raw, "intermediate_size"))
+    moe_hint = ""
+    if experts < _MOE_MIN_EXPERTS:
+        for key in ("n_shared_experts", "num_experts_per_tok"):
+            if _json_int(raw, key) > 0:
+                moe_hint = f"{key}={_json_int(raw, key)}"
+                break
     return ModelConfig(
         layers=_json_int(raw, "num_hidden_layers"), hidden=_json_int(raw, "hidden_size"),
         heads=heads, kv_heads=kv_heads, intermediate=inter, bytes_per_param=bpp,
         experts=experts, experts_per_tok=_json_int(raw, "num_experts_per_tok"), moe_ffn=moe_ffn,
         shared_ffn=shared, interleave_step=_json_int(raw, "interleave_moe_layer_step"),
         dense_ffn=_json_int(raw, "intermediate_size_mlp"), weight_bytes_per_param=wbpp,
-        max_position_embeddings=max_pos, context=_rope_scaled_context(max_pos, raw))
+        max_position_embeddings=max_pos, context=_rope_scaled_context(max_pos, raw),
+        vocab=_json_int(raw, "vocab_size"), head_dim=shape["head_dim"],
+        kv_lora_rank=shape["kv_lora_rank"], qk_rope_head_dim=shape["qk_rope_head_dim"],
+        first_k_dense=shape["first_k_dense_replace"],
+        hidden_act=act if isinstance(act, str) else "", tie_embeddings=tie is True,
+        kv_shared_ffn=kv_shared, moe_hint=moe_hint)
 
 
 @dataclass(frozen=True)
@@ -741,6 +787,95 @@ def available_model_configs(defaults_path: str | os.PathLike | None = None) -> l
     return sorted(p.name for p in base.iterdir() if (p / "config.json").is_file())
 
 
+# KV-cache capacity from GPU memory, as vLLM sizes it and the reference estimates it.
+_ACTIVATION_GIB_DENSE = 5.5
+_ACTIVATION_GIB_MOE = 8.0
+_NON_TORCH_GIB_TP1 = 0.15
+_NON_TORCH_GIB_TP_MULTI = 0.6
+_GIB = float(1 << 30)
+_SWIGLU_ACTIVATIONS = ("", "silu", "swiglu", "geglu", "situ")
+
+
+def kv_bytes_per_token(mc: ModelConfig, tp: int) -> float:
+    """KV-cache bytes one token occupies on one GPU: 2 (K and V) × layers × KV heads × head
+    dimension × bytes per value, split over ``tp``; for an MLA model the compressed latent
+    (``kv_lora_rank + qk_rope_head_dim`` values per layer), which every rank holds whole."""
+    if mc.kv_lora_rank > 0:
+        width = mc.kv_lora_rank + mc.qk_rope_head_dim
+        return float(mc.layers) * float(width) * mc.bytes_per_param
+    head_dim = mc.head_dim if mc.head_dim > 0 else (mc.hidden // mc.heads if mc.heads else 0)
+    kv_heads = mc.kv_heads if mc.kv_heads > 0 else mc.heads
+    return float(mc.layers) * 2.0 * float(head_dim) * float(kv_heads) * mc.bytes_per_param / tp
+
+
+def model_weight_bytes(mc: ModelConfig) -> int:
+    """Weight bytes of the whole model (all ranks): embeddings, attention, SwiGLU MLPs (every
+    routed and shared expert plus the router for MoE layers, a dense prefix of
+    ``first_k_dense_replace`` layers), norms and an untied LM head, at the weight precision."""
+    hidden, vocab, layers = mc.hidden, mc.vocab, mc.layers
+    head_dim = mc.head_dim if mc.head_dim > 0 else (mc.hidden // mc.heads if mc.heads else 0)
+    kv_dim = (mc.kv_heads if mc.kv_heads > 0 else mc.heads) * head_dim
+    attention = hidden * (hidden + 2 * kv_dim) + hidden * hidden
+    dense_mlp = 3 * hidden * mc.intermediate
+    if mc.is_moe:
+        expert_ffn = mc.moe_ffn if mc.moe_ffn > 0 else mc.intermediate
+        moe_mlp = 3 * hidden * expert_ffn * mc.experts + mc.experts * hidden
+        if mc.kv_shared_ffn > 0:
+            moe_mlp += 3 * hidden * mc.kv_shared_ffn
+        prefix_mlp = 3 * hidden * mc.dense_ffn if mc.dense_ffn > 0 else dense_mlp
+        n_dense = min(max(mc.first_k_dense, 0), layers)
+        mlp = n_dense * prefix_mlp + (layers - n_dense) * moe_mlp
+    else:
+        mlp = layers * dense_mlp
+    total = (vocab * hidden + layers * (attention + 2 * hidden) + mlp
+             + (0 if mc.tie_embeddings else vocab * hidden) + hidden)
+    return int(float(total) * mc.effective_weight_bpp)
+
+
+def auto_kv_blocks(mc: ModelConfig, hw: HardwareCalib, tp: int, dp: int, block_size: int,
+                   gpu_memory_utilization: float, *, model: str = "the model") -> int:
+    """KV blocks per instance that fit in GPU memory: ``tp`` GPUs × memory × utilisation,
+    minus the weights, activation scratch (5.5 GiB dense, 8 GiB MoE) and non-torch memory
+    (0.15 GiB per GPU at TP 1, else 0.6), divided by the bytes of one block; × ``dp`` for a
+    MoE model served data-parallel.  A model that does not fit → InputError naming the
+    minimum number of GPUs per instance."""
+    if not (0 < gpu_memory_utilization <= 1.0) or not math.isfinite(gpu_memory_utilization):
+        raise InputError(f"--gpu-memory-utilization must be a finite value in (0, 1.0], "
+                         f"got {gpu_memory_utilization}")
+    if block_size <= 0:
+        raise InputError(f"--block-size-in-tokens must be > 0, got {block_size}")
+    if mc.hidden_act not in _SWIGLU_ACTIVATIONS:
+        raise InputError(f"{model}: hidden_act {mc.hidden_act!r} is not a SwiGLU-family "
+                         f"activation (silu, swiglu, geglu, situ), so its weight size cannot be "
+                         f"estimated; pass --total-kv-blocks")
+    for field, val in (("vocab_size", mc.vocab), ("intermediate_size", mc.intermediate)):
+        if val <= 0:
+            raise InputError(f"{model}: {field} must be > 0 to size the KV cache, got {val}; "
+                             f"pass --total-kv-blocks")
+    per_block = int(kv_bytes_per_token(mc, tp) * float(block_size))
+    if per_block <= 0:
+        raise InputError(f"{model}: a KV block would take {per_block} bytes; pass --total-kv-blocks")
+    available = hw.memory_gib * gpu_memory_utilization * float(tp)
+    weights = float(model_weight_bytes(mc)) / _GIB
+    activation = _ACTIVATION_GIB_MOE if mc.is_moe else _ACTIVATION_GIB_DENSE
+    non_torch = (_NON_TORCH_GIB_TP1 if tp == 1 else _NON_TORCH_GIB_TP_MULTI) * float(tp)
+    overhead = weights + activation + non_torch
+    if overhead >= available:
+        per_gpu = hw.memory_gib * gpu_memory_utilization - _NON_TORCH_GIB_TP_MULTI
+        need = math.ceil((weights + activation) / per_gpu) if per_gpu > 0 else 0
+        hint = f"; it needs at least {need} GPUs per instance (--tp)" if need else ""
+        raise InputError(
+            f"{model} does not fit on {tp} GPU(s): weights {weights:.2f} GiB + activations "
+            f"{activation:.2f} + non-torch {non_torch:.2f} >= {available:.2f} GiB available "
+            f"({hw.memory_gib:g} GiB x {gpu_memory_utilization:g} utilisation x {tp}){hint}")
+    blocks = int((available - overhead) * _GIB) // per_block
+    if blocks <= 0:
+        raise InputError(f"{model}: no KV block fits in GPU memory; pass --total-kv-blocks")
+    if mc.is_moe and dp > 1:
+        blocks *= dp
+    return blocks
+
+
 def trained_physics_coefficients(defaults: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(alpha, beta) of the ``trained_physics_coefficients`` section of a defaults YAML
     (empty tuples when it has none)."""
@@ -759,7 +894,7 @@ def trained_physics_coefficients(defaults: dict) -> tuple[tuple[float, ...], tup
 
 
 def _resolve_trained_physics(model, hardware, tp, vllm_version, alpha_t, beta_t, folder, hw_path,
-                             defaults_path, dp, moe_comm_backend):
+                             defaults_path, dp, moe_comm_backend, expert_parallel, kv_sizing):
     model = model.lower()
     defaults = load_defaults(defaults_path)
     tp, hardware, _ = _fill_from_defaults(defaults, model, tp, hardware, "")
@@ -792,11 +927,34 @@ def _resolve_trained_physics(model, hardware, tp, vllm_version, alpha_t, beta_t,
         else default_data_path("hardware_config.json"))
     mc = parse_model_config(cfg_path, model)
     hw = hardware_calib(hw_file, hardware)
+    if expert_parallel and not mc.is_moe:
+        raise InputError(f"--enable-expert-parallel needs a MoE model; {model!r} is dense "
+                         "(vLLM refuses this configuration)")
     params = trained_physics_params(mc, hw, tp, alpha_t, beta_t, dp=dp,
                                     moe_comm_backend=moe_comm_backend, model=repr(model),
                                     where=str(cfg_path))
+    notes, warnings = [], []
+    if moe_comm_backend and not mc.is_moe:
+        warnings.append(f"--moe-comm-backend={moe_comm_backend} has no effect on a dense model")
+    elif moe_comm_backend and dp <= 1:
+        warnings.append(f"--moe-comm-backend={moe_comm_backend} has no effect at --dp=1 (the MoE "
+                     "dispatch/combine cost is charged only when DP > 1)")
+    kv_blocks = None
+    if kv_sizing is not None:
+        block_size, util = kv_sizing
+        if mc.moe_hint:
+            warnings.append(f"{model!r} looks MoE ({mc.moe_hint}) but names no expert count; the KV "
+                         "cache keeps --total-kv-blocks (pass it explicitly)")
+        elif hw.memory_gib <= 0:
+            warnings.append(f"the hardware config gives no MemoryGiB for {hardware}; the KV cache "
+                         "keeps --total-kv-blocks (pass it explicitly)")
+        else:
+            kv_blocks = auto_kv_blocks(mc, hw, tp, dp, block_size, util, model=repr(model))
+            notes.append(f"KV cache sized from GPU memory: {kv_blocks} blocks of {block_size} "
+                         f"tokens ({hw.memory_gib:g} GiB x {util:g}, TP={tp}, DP={dp})")
     cfg = LatencyConfig(kind=TRAINED_PHYSICS, alpha=tuple(alpha_t), beta=tuple(beta_t), tp=tp,
                         roofline_params=params, context_tokens=max(mc.context, 0))
-    return ResolvedLatency(config=cfg, total_kv_blocks=None, hardware=hardware, tp=tp,
+    return ResolvedLatency(config=cfg, total_kv_blocks=kv_blocks, hardware=hardware, tp=tp,
                            vllm_version=vllm_version, model=model,
-                           context_tokens=mc.context if mc.context > 0 else None)
+                           context_tokens=mc.context if mc.context > 0 else None,
+                           notes=tuple(notes), warnings=tuple(warnings))

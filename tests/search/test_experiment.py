@@ -51,6 +51,44 @@ def test_kv_blocks_default_from_defaults_yaml(tmp_path):
     assert load_experiment(_write(tmp_path, doc)).cluster.total_kv_blocks == 29205
 
 
+def test_trained_physics_cluster(tmp_path):
+    from simulator.latency import resolve_latency
+    doc = _doc()
+    del doc["cluster"]["total_kv_blocks"]
+    del doc["cluster"]["vllm_version"]
+    doc["cluster"].update(model="mistralai/mixtral-8x7b-v0.1", tp=2, dp=2,
+                          latency_model="trained-physics")
+    c = load_experiment(_write(tmp_path, doc)).cluster
+    ref = resolve_latency(model="mistralai/mixtral-8x7b-v0.1", hardware="H100", tp=2, dp=2,
+                          latency_model="trained-physics")
+    assert c.latency == ref.config and c.latency.kind == "trained-physics"
+    assert c.total_kv_blocks == ref.total_kv_blocks > 0  # sized from GPU memory
+    doc["cluster"]["total_kv_blocks"] = 5000
+    assert load_experiment(_write(tmp_path, doc)).cluster.total_kv_blocks == 5000
+
+
+def test_default_experiment_digest_ignores_the_latency_model_key(tmp_path):
+    from blis_evo.experiment import experiment_digest
+    doc = _doc()
+    doc["cluster"]["latency_model"] = "auto"
+    same = load_experiment(_write(tmp_path, doc))
+    assert experiment_digest(same) == experiment_digest(default_experiment())
+
+
+@pytest.mark.parametrize("key, value, needle", [
+    ("latency_model", "roofline", "auto, trained-physics"),
+    ("dp", 2, "--dp > 1"),
+    ("gpu_memory_utilization", 0, "gpu_memory_utilization"),
+    ("moe_comm_backend", "nccl", "pplx"),
+])
+def test_bad_latency_keys(tmp_path, key, value, needle):
+    doc = _doc()
+    doc["cluster"][key] = value
+    with pytest.raises(InputError) as exc:
+        load_experiment(_write(tmp_path, doc))
+    assert needle in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
+
+
 def _set(doc, path, value):
     *head, last = path
     node = doc

@@ -204,3 +204,93 @@ def test_dp_dispatch_only_for_moe():
     v0, v1, v2 = (np.asarray(x) for x in (base, dp2, a2a))
     s0, s1, s2 = (step(x, [(256, 256)], [500] * 16) for x in (v0, v1, v2))
     assert s0 >= 1 and s1 >= 1 and s2 > s1  # top-k all-to-all moves k times the all-gather volume
+
+
+# ---------------------------------------------------------------------------------------------
+# KV cache sized from GPU memory (trained-physics, no --total-kv-blocks)
+# ---------------------------------------------------------------------------------------------
+
+
+def _mc(model):
+    return L.parse_model_config(L.bundled_model_config_dir(model.lower(), None) / "config.json",
+                                model.lower())
+
+
+@pytest.mark.parametrize("model, published", [(LLAMA, 8.03e9), (MIXTRAL, 46.7e9)])
+def test_weight_bytes_match_published_parameter_counts(model, published):
+    # bf16: 2 bytes per parameter; the model cards give 8.03B and 46.7B parameters.
+    params = L.model_weight_bytes(_mc(model)) / 2
+    assert abs(params - published) / published < 0.005
+
+
+def test_kv_blocks_by_hand_llama_h100_tp1():
+    from fractions import Fraction as Fr
+    # 8,030,261,248 parameters: embeddings + untied LM head (2 x 128256 x 4096), 32 layers of
+    # attention (4096 x (4096 + 2 x 8 x 128) + 4096^2), two norms and a 3-matrix MLP, a final norm.
+    params = 2 * 128256 * 4096 + 32 * (4096 * 6144 + 4096 ** 2 + 2 * 4096 + 3 * 4096 * 14336) + 4096
+    assert params == 8_030_261_248
+    free = (Fr(80) * Fr(9, 10) - Fr(55, 10) - Fr(15, 100)) * 2 ** 30 - 2 * params
+    per_block = 32 * 2 * 128 * 8 * 2 * 16  # layers x (K, V) x head dim x KV heads x bf16 x tokens
+    assert resolve(tp=1).total_kv_blocks == free // per_block == 26312
+
+
+def _measured_blocks(model_id, gpu, tp):
+    import yaml
+    rows = yaml.safe_load((DATA / "defaults.yaml").read_text())["models"]
+    (row,) = [r for r in rows if r["id"] == model_id and r["GPU"] == gpu
+              and r["tensor_parallelism"] == tp and r["vllm_version"].endswith("v0.8.4")]
+    return row["total_kv_blocks"]
+
+
+@pytest.mark.parametrize("model, measured_id, tp, tolerance", [
+    (LLAMA, LLAMA, 2, 0.10), (LLAMA, LLAMA, 4, 0.10),
+    (MIXTRAL, "mistralai/mixtral-8x7b-instruct-v0.1", 2, 0.20)])
+def test_kv_blocks_near_vllm_measurements(model, measured_id, tp, tolerance):
+    # the vLLM-measured block counts of the defaults YAML (the reference's own tolerances)
+    measured = _measured_blocks(measured_id, "H100", tp)
+    got = resolve(model, tp=tp).total_kv_blocks
+    assert abs(got - measured) / measured < tolerance, (got, measured)
+
+
+def test_kv_blocks_scale_with_dp_and_memory_fraction():
+    base = resolve(MIXTRAL, tp=2).total_kv_blocks
+    assert resolve(MIXTRAL, tp=2, dp=2).total_kv_blocks == 2 * base
+    assert resolve(MIXTRAL, tp=2, gpu_memory_utilization=0.7).total_kv_blocks < base
+    assert resolve(MIXTRAL, tp=2, total_kv_blocks_explicit=True).total_kv_blocks is None
+
+
+def test_model_that_does_not_fit_names_the_gpus_it_needs():
+    with pytest.raises(InputError) as exc:
+        resolve("meta-llama/llama-3.1-70b-instruct", tp=1)
+    msg = str(exc.value)
+    assert "\n" not in msg and "does not fit on 1 GPU" in msg and "at least 2 GPUs" in msg
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--model", LLAMA, "--enable-expert-parallel"], "--enable-expert-parallel needs a MoE model"),
+    (["--model", MIXTRAL, "--tp", "2", "--moe-comm-backend", "nccl"], "valid: naive"),
+    (["--model", LLAMA, "--gpu-memory-utilization", "1.5"], "(0, 1.0]"),
+    (["--model", LLAMA, "--gpu-memory-utilization", "0"], "(0, 1.0]"),
+    (["--model", LLAMA, "--dp", "0"], "--dp"),
+])
+def test_moe_and_memory_flags_exit_2_one_line(extra, needle):
+    argv = _RUN + ["--hardware", "H100"] + (["--tp", "1"] if "--tp" not in extra else []) + extra
+    code, out, err = _cli(argv)
+    assert code == 2 and out == ""
+    lines = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(lines) == 1 and needle in lines[0], err
+
+
+def test_dp_and_expert_parallel_need_trained_physics():
+    code, out, err = _cli(["run", "--model", LLAMA, "--num-requests", "2", "--dp", "2"])
+    assert code == 2 and "need --latency-model trained-physics" in err, err
+
+
+def test_cli_run_uses_the_memory_sized_cache(tmp_path):
+    out = tmp_path / "r.json"
+    for extra in ([], ["--dp", "2", "--enable-expert-parallel"]):
+        code, _, err = _cli(_RUN + ["--model", MIXTRAL, "--hardware", "H100", "--tp", "2",
+                                    "--log", "info", "--results-path", str(out)] + extra)
+        assert code == 0, err
+        blocks = resolve(MIXTRAL, tp=2, dp=2 if extra else 1).total_kv_blocks
+        assert f"Starting simulation with {blocks} KV blocks" in err
