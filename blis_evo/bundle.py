@@ -48,7 +48,9 @@ from simulator.policy_encoding import POLICY_FAMILIES
 from simulator.config import PolicyConfig, ScorerSpec
 from simulator.autoscale.config import AUTOSCALER, AutoscalerConfig
 from simulator.fileio import read_text
-from simulator.schema import MISSING, At, Choice, Field, Int, Mapping, Str, from_param, load_yaml
+from simulator.schema import (MISSING, At, Choice, Custom, Field, Int, Mapping, Str, from_param,
+                              load_yaml)
+from simulator.slo import SLO_CLASS_NAMES, override_problem
 
 from .bundle_values import BUNDLE_WORDING, PREFIX, go_quote
 from .disagg_settings import DISAGGREGATION
@@ -64,6 +66,8 @@ class PolicyBundle:
     scorers: tuple[ScorerSpec, ...] = ()
     priority_policy: str | None = None
     scheduler: str | None = None
+    preemption_policy: str | None = None
+    slo_priorities: tuple[tuple[str, int], ...] = ()  # admission.slo_priorities overrides
     snapshot_refresh_interval: int | None = None
     long_prefill_token_threshold: int | None = None
     disaggregation: tuple = ()   # ((flag name, value), ...) set by the P/D section (disagg_settings)
@@ -96,6 +100,8 @@ def bundle_from_policy(policy: PolicyConfig) -> PolicyBundle:
         scorers=tuple(policy.scorers),
         priority_policy=policy.priority,
         scheduler=policy.scheduler,
+        preemption_policy=policy.preemption,
+        slo_priorities=policy.slo_priorities,
         autoscaler=policy.autoscaler,
         params=policy.params,
     )
@@ -111,6 +117,8 @@ def policy_sections(policy: PolicyConfig) -> dict[str, Any]:
     for key in POLICY_FAMILIES:
         fam = family(key)
         name = getattr(policy, key)
+        if key == "preemption" and name == fam.default:
+            continue  # (written only when set: bundles from before it existed stay the same)
         if len(fam.bundle) == 1:
             out[fam.bundle[0]] = name
             continue
@@ -122,6 +130,8 @@ def policy_sections(policy: PolicyConfig) -> dict[str, Any]:
                 section[p.name] = int(value) if p.kind == INT else float(value)
         if key == "routing" and name == "weighted":
             section["scorers"] = [{"name": s.name, "weight": float(s.weight)} for s in policy.scorers]
+        if key == "admission" and policy.slo_priorities:
+            section["slo_priorities"] = dict(policy.slo_priorities)
     return out
 
 
@@ -178,6 +188,8 @@ def _family_section(key: str) -> Field:
                                         help=f"{pol.name}: {p.help} (default: {p.default:g})")
     if key == "routing":
         fields["scorers"] = scorer_list_field(help="the weighted router's scorers")
+    if key in ("admission", "priority"):
+        fields["slo_priorities"] = _slo_priorities_field()
     if fam.code_policy is not None:
         fields["code_path"] = Str(help=f"policy {registry.CODE_POLICY}: the code policy file "
                                        "(relative to the bundle file's folder, or absolute)")
@@ -186,8 +198,37 @@ def _family_section(key: str) -> Field:
     def build(section, at):
         return (_section_policy(key, section, at),
                 tuple((n, float(section[n])) for n in params if n in section),
-                section.get("scorers", ()))
+                section.get("scorers", ()), section.get("slo_priorities") or {})
     return Mapping(fields, fill_defaults=False, then=build, help=f"the {fam.label} ({fam.help})")
+
+
+def _slo_priorities(doc: dict, at: At) -> tuple[tuple[str, int], ...]:
+    """``admission.slo_priorities`` (the reference's key) or ``priority.slo_priorities`` (the
+    same overrides where the priority policy is chosen); at most one of them."""
+    given = [(sec, doc[sec][3]) for sec in ("admission", "priority")
+             if sec in doc and len(doc[sec]) > 3 and doc[sec][3]]
+    if len(given) > 1:
+        (at / "priority" / "slo_priorities").fail(
+            "set SLO priorities in one place: admission.slo_priorities or "
+            "priority.slo_priorities, not both")
+    return tuple(sorted(given[0][1].items())) if given else ()
+
+
+def _slo_priorities_field() -> Field:
+    def check(v, at):
+        if not isinstance(v, dict):
+            at.fail(f"must be a mapping {{class: priority}}, got {type(v).__name__}")
+        for name, value in v.items():
+            problem = override_problem(name, value)
+            if problem is not None:
+                (at / str(name)).fail(problem)
+        return {str(k): int(val) for k, val in v.items()}
+    return Custom(check, json_schema={
+        "type": "object", "propertyNames": {"enum": list(SLO_CLASS_NAMES)},
+        "additionalProperties": {"type": "integer", "minimum": -100, "maximum": 100}},
+        what="a mapping", help="SLO-tier priority per class, integers in [-100, 100] (defaults "
+                               "critical 4, standard 3, batch -1, sheddable -2, background -3; "
+                               "realtime/interactive follow critical/standard; < 0 = sheddable)")
 
 
 def _build(doc: dict, at: At) -> PolicyBundle:
@@ -199,6 +240,8 @@ def _build(doc: dict, at: At) -> PolicyBundle:
         scorers=chosen["routing"][2],
         priority_policy=chosen["priority"][0],
         scheduler=chosen["scheduler"][0],
+        preemption_policy=chosen["preemption"][0],
+        slo_priorities=_slo_priorities(doc, at),
         autoscaler=doc.get("autoscaler"),
         params=tuple(p for key in POLICY_FAMILIES for p in chosen[key][1]),
         **{k: engine.get(k) for k in ENGINE_KEYS},

@@ -316,6 +316,7 @@ def _build_flags(_families: tuple) -> tuple[Flag, ...]:
       "kv-utilization:2); scorers: " + ", ".join(registry.valid_names("scorer")), _scorers),
     family_flag("priority"), *param_flags("priority"),
     family_flag("scheduler"), *param_flags("scheduler"),
+    family_flag("preemption", reference=False),
     F("policy-config", "str", "", "policy bundle YAML (explicit flags override it)"),
     # evaluation and tracing
     F("fitness-weights", "str", "",

@@ -122,6 +122,7 @@ _BUNDLE_FIELDS = (
     ("routing-policy", "routing_policy"),
     ("priority-policy", "priority_policy"),
     ("scheduler", "scheduler"),
+    ("preemption-policy", "preemption_policy"),
 ) + _ENGINE_FLAGS
 
 
@@ -190,6 +191,8 @@ def _policy_config(v: dict[str, Any], bundle: PolicyBundle | None) -> PolicyConf
         scorers=_choose_scorers(routing, v["routing-scorers"], bundle),
         priority=priority,
         scheduler=v["scheduler"] or defaults.scheduler,
+        preemption=v["preemption-policy"] or defaults.preemption,
+        slo_priorities=bundle.slo_priorities if bundle is not None else (),
         routing_code=routing_code,
         admission_code=admission_code,
         priority_code=priority_code,

@@ -69,7 +69,7 @@ Individual = creator.Individual
 IndividualMulti = creator.IndividualMulti
 
 _PREFIX = "search_space"
-_GENE_ORDER = ("routing", "scheduler", "priority", "admission")
+_GENE_ORDER = ("routing", "scheduler", "priority", "admission", "preemption")
 """The policy families a space may search (each a ``cat`` gene under the family's ``gene``
 key), in gene order."""
 

@@ -77,11 +77,15 @@ class PolicyConfig:
     scorers: tuple[ScorerSpec, ...] = DEFAULT_SCORERS
     priority: str = "constant"
     scheduler: str = "fcfs"
+    preemption: str = "fcfs"
     routing_code: CodePolicy | None = None
     admission_code: CodePolicy | None = None
     priority_code: CodePolicy | None = None
     autoscaler: "AutoscalerConfig | None" = None  # simulator.autoscale.config; None = fixed cluster
     params: tuple[tuple[str, float], ...] = ()
+    # SLO-tier priority overrides ``((class, priority), ...)`` (simulator.slo; bundle
+    # ``admission.slo_priorities``), sorted by class so equal overrides compare equal
+    slo_priorities: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self):
         given = dict(self.params)
@@ -91,6 +95,8 @@ class PolicyConfig:
             raise ValueError(f"PolicyConfig.params: undeclared policy parameters {unknown}")
         object.__setattr__(self, "params", tuple(
             (p.name, float(given.get(p.name, p.default))) for p in declared))
+        object.__setattr__(self, "slo_priorities", tuple(sorted(
+            (str(k), int(v)) for k, v in dict(self.slo_priorities).items())))
 
     def param(self, name: str) -> float:
         """The value of declared policy parameter ``name``: the one set, else its declared

@@ -32,6 +32,7 @@ from .disagg import disagg_params, pd_outcome, pool_rows
 from .policies.registry import CODE_POLICY, code_of
 from .policy_encoding import encode_policies, run_needs, scorer_table
 from .result import SimResult
+from .slo import request_priorities
 from .workload.types import Workload, workload_from_lists
 
 _WARMUP_LATENCY = LatencyConfig(alpha=(1.0, 0.0, 1.0), beta=(100.0, 1.0, 1.0))
@@ -220,6 +221,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     R[L.R_TOK_PTR] = tok_ptr[:n]
     R[L.R_KVH_PTR] = kvh_ptr[:n]
     R[L.R_RH_PTR] = rh_ptr[:n]
+    R[L.R_SLO_PRIO] = request_priorities(wl.slo_class, wl.slo_names, n, policy.slo_priorities)
     needs = _needs(cfg, policy)
     if "full_hash" in needs:
         R[L.R_FULL_HASH] = full_input_hashes(tokens, tok_ptr, n_in, np.int64(B), kvh, kvh_ptr)

@@ -22,7 +22,8 @@ from .instance import (EV_ARRIVAL, effective_load, EV_QUEUED, SEG_RANGE, process
                        push_event)
 from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
-from .policy_codes import (ADMIT_CODE, ADMIT_REJECT_ALL, ADMIT_TOKEN_BUCKET, PD_DECIDE_ALWAYS,
+from .policy_codes import (ADMIT_CODE, ADMIT_GAIE_LEGACY, ADMIT_REJECT_ALL, ADMIT_TIER_SHED,
+                           ADMIT_TOKEN_BUCKET, PD_DECIDE_ALWAYS,
                            PD_DECIDE_NEVER, ROUTE_ALWAYS_BUSIEST, ROUTE_CODE, ROUTE_LEAST_LOADED,
                            ROUTE_PREFIX_AFFINITY, ROUTE_WEIGHTED, SCORER_KV_UTILIZATION,
                            SCORER_LOAD_BALANCE, SCORER_PREFIX_AFFINITY, SCORER_QUEUE_DEPTH)
@@ -37,7 +38,7 @@ from .layout import (INT64_MAX, CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, C
                      I_POOL, CL_XF_Q, CL_PD_BP, CL_PD_DISAGG, R_N_OUT, R_PD,
                      R_PD_PREFILL, R_PD_DECODE, PF_TB_CAP, PF_TB_RATE, PX_HASH, PX_NEXT, PX_PREV, R_ARRIVAL,
                      R_FULL_HASH, R_INST, R_N_IN, R_ROUTED, R_RH_PTR, R_STATE, SCF_DIM,
-                     SCF_SCORES)
+                     SCF_SCORES, P_TS_THRESH, P_TS_MINPRIO, PF_GAIE_QD, PF_GAIE_KV, R_SLO_PRIO)
 
 PD_POOL_SALT = np.int64(0x5851F42D4C957F2D)
 
@@ -80,7 +81,47 @@ def admit(st, r, clock):
         return False
     if code == ADMIT_CODE:
         return _code_admit(st, r)
+    if code == ADMIT_TIER_SHED:
+        return _tier_shed_admit(st, r)
+    if code == ADMIT_GAIE_LEGACY:
+        return _gaie_legacy_admit(st, r)
     return True
+
+
+@njit(cache=True)
+def _tier_shed_admit(st, r):
+    """tier-shed (BLIS f90a1e3a TierShedAdmission): while the most loaded routable instance holds
+    more than ``tier_shed_threshold`` requests (queued + running + routed to it, each counted
+    once), admit only SLO priorities >= ``tier_shed_min_priority``."""
+    I = st.I
+    load = 0
+    for i in range(st.P[P_N_INST]):
+        if I[I_ROUTABLE, i] != 0:
+            load = max(load, effective_load(I, i))
+    if load <= st.P[P_TS_THRESH]:
+        return True
+    return st.R[R_SLO_PRIO, r] >= st.P[P_TS_MINPRIO]
+
+
+@njit(cache=True)
+def _gaie_legacy_admit(st, r):
+    """gaie-legacy (BLIS f90a1e3a GAIELegacyAdmission, the Gateway API Inference Extension's
+    legacy saturation check): non-sheddable tiers always enter; a sheddable one (priority < 0)
+    is rejected while the mean over routable instances of max(queue depth / gaie_qd_threshold,
+    KV utilisation / gaie_kv_threshold) is >= 1 (1 when no instance is routable)."""
+    if st.R[R_SLO_PRIO, r] >= 0:
+        return True
+    I = st.I
+    qd_thr = st.PF[PF_GAIE_QD] if st.PF[PF_GAIE_QD] > 0 else 5.0
+    kv_thr = st.PF[PF_GAIE_KV] if st.PF[PF_GAIE_KV] > 0 else 0.8
+    total = 0.0
+    n = 0
+    for i in range(st.P[P_N_INST]):
+        if I[I_ROUTABLE, i] != 0:
+            n += 1
+            total += max(np.float64(I[I_WQ_LEN, i]) / qd_thr, st.IF[IF_SNAP_UTIL, i] / kv_thr)
+    sat = total / n if n > 0 else 1.0
+    return sat < 1.0
 
 
 @njit(cache=True)

@@ -23,7 +23,8 @@ from .kvcache import (allocate, content_append, content_hash, get_cached_blocks,
                       pop_free, release)
 from .latency import (LAT_ROOFLINE, LAT_TRAINED_PHYSICS, blackbox_step_us, roofline_step_us,
                       tp_prefill_attn_flops, trained_physics_step_us)
-from .policy_codes import (PRIO_CODE, PRIO_CONSTANT, PRIO_INVERTED_SLO, PRIO_SLO_BASED, SCHED_FCFS,
+from .policy_codes import (PREEMPT_PRIORITY, PRIO_CODE, PRIO_CONSTANT, PRIO_INVERTED_SLO,
+                           PRIO_SLO_BASED, PRIO_SLO_TIER, SCHED_FCFS,
                            SCHED_PRIORITY_FCFS, SCHED_REVERSE_PRIORITY, SCHED_SJF)
 from .request_states import REQ_COMPLETED, REQ_DROPPED, REQ_QUEUED, REQ_RUNNING
 from .warmup import warmup_step_time
@@ -36,7 +37,8 @@ from .layout import (INT64_MAX, P_PD, I_PENDING, CL_CODE_NONFINITE, CL_NSEGS, I_
                      PF_ALPHA0, PF_ALPHA1, R_ARRIVAL, R_COMPUTED, R_DONE, R_FIRST, R_HWM,
                      R_ID_RANK, R_ITL_SUM, R_LAST_EMIT, R_LAST_EMIT_STEP, R_N_IN, R_N_OUT,
                      R_NUM_NEW, R_PI, R_PREEMPTS, R_QUEUED, R_SCHED, R_SCHED_DELAY, R_SEG_FROM,
-                     R_STATE, R_TTFT, SC_CACHED, SC_DC_N, SC_DC_PI, SC_PF_N, SC_PF_PI, R_PD)
+                     R_STATE, R_TTFT, SC_CACHED, SC_DC_N, SC_DC_PI, SC_PF_N, SC_PF_PI, R_PD,
+                     P_PREEMPT, R_SLO_PRIO)
 
 # Instance event kinds (payload = (request + 1) * 8 + kind)
 EV_ARRIVAL = np.int64(0)
@@ -147,8 +149,12 @@ def _wq_linearize(WQ, I, i):
 # ---------------------------------------------------------------- priority and queue order
 
 @njit(cache=True)
-def priority_of(code, now, arrival):
-    """Priority policies: constant 0, slo-based +1 per second of age, inverted-slo -1 per second."""
+def priority_of(code, now, arrival, tier):
+    """Priority policies: constant 0, slo-based +1 per second of age, inverted-slo -1 per second,
+    slo-tier: the SLO tier's priority x 1e7 plus the age in seconds (tier first, then age; the
+    age term stays below 1e7 s and is exact to well under a microsecond)."""
+    if code == PRIO_SLO_TIER:
+        return 1e7 * np.float64(tier) + 1e-6 * np.float64(now - arrival)
     if code == PRIO_SLO_BASED:
         return 0.0 + 1e-6 * np.float64(now - arrival)
     if code == PRIO_INVERTED_SLO:
@@ -206,7 +212,7 @@ def order_queue(st, i, now):
             if prio == PRIO_CODE:
                 RF[r] = _code_priority(st, i, r, now)
             else:
-                RF[r] = priority_of(prio, now, R[R_ARRIVAL, r])
+                RF[r] = priority_of(prio, now, R[R_ARRIVAL, r], R[R_SLO_PRIO, r])
     if code == SCHED_FCFS or n < 2:
         return
     h = _wq_linearize(WQ, I, i)
@@ -269,22 +275,46 @@ def _drop(st, i, r):
 
 
 @njit(cache=True)
-def _preempt_for(st, i, r, now, n_new):
-    """Allocate n_new tokens for running request r, evicting the batch tail (LIFO) while that
-    fails.  Returns (scheduled, preempted_any).  A request that cannot fit even alone is dropped."""
+def _preempt_for(st, i, r, now, n_new, k):
+    """Allocate n_new tokens for running request r (batch index k), evicting a victim while that
+    fails: the batch tail (preemption policy fcfs, as the reference at cbb0de7b) or, under
+    ``priority``, the least urgent SLO tier, then the newest arrival (a full tie: the one
+    nearest the tail).  Returns (scheduled, preempted_any, victims before index k, tokens this
+    step the removed earlier requests had been given, as prefill and decode tokens).  A request that cannot fit even alone is
+    dropped."""
     R, I = st.R, st.I
     pre = False
+    shift = 0
+    ref_p = 0
+    ref_d = 0
     while True:
         if allocate(st, r, R[R_PI, r], R[R_PI, r] + n_new, st.SC[SC_CACHED], ZERO):
-            return True, pre
+            return True, pre, shift, ref_p, ref_d
         pre = True
         last = I[I_BATCH_LEN, i] - 1
-        victim = st.BATCH[i, last]
+        j = last
+        if st.P[P_PREEMPT] == PREEMPT_PRIORITY:
+            for c in range(last - 1, -1, -1):
+                a, b = st.BATCH[i, c], st.BATCH[i, j]
+                if R[R_SLO_PRIO, a] < R[R_SLO_PRIO, b] or (
+                        R[R_SLO_PRIO, a] == R[R_SLO_PRIO, b] and R[R_ARRIVAL, a] > R[R_ARRIVAL, b]):
+                    j = c
+        victim = st.BATCH[i, j]
+        for c in range(j, last):
+            st.BATCH[i, c] = st.BATCH[i, c + 1]
         I[I_BATCH_LEN, i] = last
         push_event(st.EVH, st.I, i, now, victim, EV_PREEMPTION)
         if victim == r and last == 0:
             _drop(st, i, r)
-            return False, pre
+            return False, pre, shift, ref_p, ref_d
+        if j < k - shift:
+            # scheduled earlier in this step: its tokens go back to the budget
+            shift += 1
+            if R[R_PI, victim] >= R[R_N_IN, victim]:
+                ref_d += R[R_NUM_NEW, victim]
+            else:
+                ref_p += R[R_NUM_NEW, victim]
+            R[R_NUM_NEW, victim] = 0
         I[I_PREEMPTS, i] += 1
         R[R_PREEMPTS, victim] += 1
         R[R_STATE, victim] = REQ_QUEUED
@@ -293,7 +323,7 @@ def _preempt_for(st, i, r, now, n_new):
         release(st, victim)
         wq_push_front(st.WQ, st.I, i, victim)
         if victim == r:
-            return False, pre
+            return False, pre, shift, ref_p, ref_d
 
 
 @njit(cache=True)
@@ -320,9 +350,13 @@ def make_running_batch(st, i, now):
             if 0 < long_thr and long_thr < nn:
                 nn = long_thr
             nn = min(nn, budget)
-            ok, pre = _preempt_for(st, i, r, now, nn)
+            ok, pre, shift, ref_p, ref_d = _preempt_for(st, i, r, now, nn, k)
             arena = st.ARENA[0]
             preempted = preempted or pre
+            k -= shift
+            budget += ref_p + ref_d
+            prefill -= ref_p
+            decode -= ref_d
             if not ok:
                 break
             budget -= nn
@@ -357,9 +391,13 @@ def make_running_batch(st, i, now):
                     list_append(R, st.ARENA, st.CL, r, b)
                     arena = st.ARENA[0]
             if not fast:
-                ok, pre = _preempt_for(st, i, r, now, ONE)
+                ok, pre, shift, ref_p, ref_d = _preempt_for(st, i, r, now, ONE, k)
                 arena = st.ARENA[0]  # the arena may have been reallocated
                 preempted = preempted or pre
+                k -= shift
+                budget += ref_p + ref_d
+                prefill -= ref_p
+                decode -= ref_d
                 if not ok:
                     break
             budget -= 1

@@ -50,7 +50,8 @@ R_PF_DONE = 37       # time its prefill finished on the prefill instance (-1)
 R_PF_FREE = 38       # time the prefill instance released its blocks (-1)
 R_DC_ADMIT = 39      # time the decode instance admitted it and allocated its blocks (-1)
 R_WAIT_NEXT = 40    # next request in the router wait list (autoscaling: no routable instance)
-NR = 41
+R_SLO_PRIO = 41     # SLO-tier priority of its class (simulator/slo.py; < 0 = sheddable)
+NR = 42
 
 # I: int64 (NI, n_instances)
 I_CLOCK = 0
@@ -162,7 +163,10 @@ P_AS_QTRIG = 36      # event trigger: load per routable instance that stops the 
 P_AS_SLO_WIN = 37    # SLO trigger: window of last first tokens (0 = off; kernels/autoscale.py)
 P_AS_SLO_TTFT = 38   # SLO trigger: TTFT target, µs (a first token misses when TTFT > this)
 P_AS_SLO_MAXMISS = 39  # SLO trigger: most misses in a full window that still meet the target
-NP_ = 40
+P_PREEMPT = 40       # preemption policy PREEMPT_* (kernels/instance.py _preempt_for)
+P_TS_THRESH = 41     # tier-shed admission: instance load (queued + running + routed) above which it sheds
+P_TS_MINPRIO = 42    # tier-shed admission: lowest SLO priority admitted while overloaded
+NP_ = 43
 
 # PF: float64 parameters
 PF_ALPHA0 = 0
@@ -174,7 +178,9 @@ PF_TB_RATE = 5
 PF_PD_BLOCK_BYTES = 6  # KV bytes of one block
 PF_PD_BW = 7           # transfer link bandwidth, bytes per µs
 PF_WARM_PENALTY = 8  # step-time multiplier when warmup starts (1 = none)
-NPF = 9
+PF_GAIE_QD = 9       # gaie-legacy admission: queue depth at saturation
+PF_GAIE_KV = 10      # gaie-legacy admission: KV utilisation at saturation
+NPF = 11
 
 # SC: int64 scratch rows (NSC, width)
 SC_CACHED = 0

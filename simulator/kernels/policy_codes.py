@@ -16,6 +16,8 @@ ADMIT_ALWAYS = 0
 ADMIT_TOKEN_BUCKET = 1
 ADMIT_REJECT_ALL = 2
 ADMIT_CODE = 3          # user code policy (simulator.codepolicy)
+ADMIT_TIER_SHED = 4     # BLIS f90a1e3a sim/admission.go TierShedAdmission
+ADMIT_GAIE_LEGACY = 5   # BLIS f90a1e3a sim/admission.go GAIELegacyAdmission
 
 # Routing policies (kernels/cluster.py ``route``)
 ROUTE_ROUND_ROBIN = 0
@@ -37,12 +39,18 @@ PRIO_CONSTANT = 0
 PRIO_SLO_BASED = 1
 PRIO_INVERTED_SLO = 2
 PRIO_CODE = 3           # user code policy
+PRIO_SLO_TIER = 4       # SLO tier first, then age (simulator/slo.py)
 
 # Instance schedulers: wait-queue ordering (kernels/instance.py ``order_queue``)
 SCHED_FCFS = 0
 SCHED_PRIORITY_FCFS = 1
 SCHED_SJF = 2
 SCHED_REVERSE_PRIORITY = 3
+
+# Preemption policies: the running request evicted when KV allocation fails
+# (kernels/instance.py ``_preempt_for``; BLIS f90a1e3a sim/batch_formation.go)
+PREEMPT_FCFS = 0        # the batch tail (the reference at cbb0de7b)
+PREEMPT_PRIORITY = 1    # the least urgent SLO tier, then the newest arrival
 
 # P/D disaggregation deciders (kernels/cluster.py ``route_pd``)
 PD_DECIDE_ALWAYS = 0

@@ -15,4 +15,7 @@ FAMILY = Family(
         Policy("slo-based", codes.PRIO_SLO_BASED,
                "older requests higher (age-based, as the reference)"),
         Policy("inverted-slo", codes.PRIO_INVERTED_SLO, "newer requests higher (pathological)"),
+        Policy("slo-tier", codes.PRIO_SLO_TIER,
+               "SLO tier first (critical > standard > batch > sheddable > background), then "
+               "age: with priority-fcfs, the newest BLIS's class-aware order", reference=False),
     ))

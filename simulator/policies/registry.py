@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-from . import admission, autoscaler, lifecycle, pd_decider, priority, routing, scheduler, scorers
+from . import (admission, autoscaler, lifecycle, pd_decider, preemption, priority, routing,
+               scheduler, scorers)
 from .declare import Family, Param, Policy
 
 CODE_POLICY = "code"
@@ -28,6 +29,7 @@ NEEDS = {
 
 _FAMILIES: dict[str, Family] = {f.key: f for f in (
     admission.FAMILY, routing.FAMILY, scorers.FAMILY, priority.FAMILY, scheduler.FAMILY,
+    preemption.FAMILY,
     pd_decider.FAMILY, lifecycle.DRAIN, lifecycle.WARMUP, autoscaler.FAMILY)}
 
 

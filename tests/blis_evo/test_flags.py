@@ -87,7 +87,10 @@ EXTENSIONS = {"latency-model": "auto", "legacy-blis-quirks": False, "trace-outpu
               "autoscaler-interval": 10.0, "provisioning-delay": 0.0, "model-load-time": 0.0,
               "warmup-duration": 0.0, "warmup-profile": "linear", "drain-policy": "wait",
               "autoscaler-slo-ttft": 1000.0, "autoscaler-slo-trigger": 0.0,
-              "autoscaler-slo-window": 50}
+              "autoscaler-slo-window": 50,
+              # newest-BLIS (f90a1e3a) trained-physics flags
+              "dp": 1, "enable-expert-parallel": False, "moe-comm-backend": "",
+              "gpu-memory-utilization": 0.9}
 
 
 def resolve(*argv: str):

@@ -252,6 +252,19 @@ def test_kv_blocks_near_vllm_measurements(model, measured_id, tp, tolerance):
     assert abs(got - measured) / measured < tolerance, (got, measured)
 
 
+@pytest.mark.parametrize("model, gpu, tp, kw, go_blocks", [
+    (LLAMA, "H100", 1, {}, 26312), (LLAMA, "H100", 2, {}, 125278), (LLAMA, "H100", 4, {}, 543011),
+    (MIXTRAL, "H100", 2, {}, 48956), (MIXTRAL, "H100", 2, {"dp": 2}, 97912),
+    ("qwen/qwen2.5-7b-instruct", "A100-80", 1, {}, 61048),
+    ("qwen/qwen3-30b-a3b", "H100", 2, {}, 107423),
+    ("meta-llama/llama-3.1-70b-instruct", "H100", 4, {}, 121801),
+    (LLAMA, "H100", 1, {"gpu_memory_utilization": 0.5}, 9928)])
+def test_kv_blocks_equal_the_references(model, gpu, tp, kw, go_blocks):
+    # "auto-calculated total-kv-blocks=N" logged by the Go reference at f90a1e3a for the same
+    # model, GPU, TP and flags (run side by side on 2026-12-05)
+    assert resolve(model, hardware=gpu, tp=tp, **kw).total_kv_blocks == go_blocks
+
+
 def test_kv_blocks_scale_with_dp_and_memory_fraction():
     base = resolve(MIXTRAL, tp=2).total_kv_blocks
     assert resolve(MIXTRAL, tp=2, dp=2).total_kv_blocks == 2 * base
