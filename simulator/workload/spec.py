@@ -17,6 +17,12 @@ multi-turn settings) reject inputs on which the reference silently produces dege
 When ``clients`` is empty and ``servegen_data`` is given, the ServeGen native data directory is
 read at load time and turned into one client per ``chunk-<id>-trace.csv`` (see
 :func:`load_servegen_clients`), so a loaded spec is always self-contained.
+
+``version`` is "1" (or empty) or "2", as in the reference at f90a1e3a.  SLO class names:
+version 2 has ``critical``, ``standard``, ``sheddable``, ``batch``, ``background``; a version-1
+spec may also use the version-1 names ``realtime`` and ``interactive`` (the reference upgrades
+them to ``critical`` / ``standard``), a version-2 spec may not.  The class stays as written in
+the loaded spec, the generated workload and the reports; :mod:`simulator.slo` maps it to its tier.
 """
 from __future__ import annotations
 
@@ -39,7 +45,16 @@ from .scenarios import DEFAULT_NUM_REQUESTS, DEFAULT_RATE, DEFAULT_SEED, scenari
 ARRIVAL_PROCESSES = ("poisson", "gamma", "weibull")
 DIST_TYPES = ("gaussian", "exponential", "pareto_lognormal", "empirical")
 CATEGORIES = ("", "language", "multimodal", "reasoning")
-SLO_CLASSES = ("", "realtime", "interactive", "batch")
+SPEC_VERSIONS = ("", "1", "2")
+"""Accepted ``version`` values ("" and "1": version 1; the reference upgrades both to "2")."""
+SLO_CLASSES_V2 = ("", "critical", "standard", "sheddable", "batch", "background")
+"""SLO class names of a version-2 spec ("" = none), as in the reference at f90a1e3a."""
+V1_SLO_CLASSES = {"realtime": "critical", "interactive": "standard"}
+"""Version-1-only class names and the version-2 class the reference upgrades each to.  A spec
+with version "" or "1" may use them (and every version-2 name); a version-2 spec may not.  The
+loaded spec keeps the name as written; :mod:`simulator.slo` maps it to its tier."""
+SLO_CLASSES = SLO_CLASSES_V2 + tuple(V1_SLO_CLASSES)
+"""Every accepted ``slo_class`` name (which ones a spec may use depends on its version)."""
 CONTEXT_GROWTH = ("", "none", "accumulate")
 
 WEIBULL_CV_MIN = 0.01
@@ -376,7 +391,10 @@ def _client(v, at) -> ClientSpec:
 _CLIENT = Mapping({
     "id": Str(allow_int=True, default="", help="client name"),
     "tenant_id": Str(allow_int=True, default="", help="tenant the client's requests belong to"),
-    "slo_class": Choice(SLO_CLASSES, default="", help="SLO class of the client's requests"),
+    "slo_class": Choice(SLO_CLASSES, default="",
+                        notes={n: "version 1 only" for n in V1_SLO_CLASSES},
+                        help="SLO class of the client's requests (realtime and interactive: "
+                             "version-1 specs only)"),
     "rate_fraction": Number(gt=0, required=True,
                             help="share of aggregate_rate (normalised over the clients)"),
     "arrival": Mapping({"process": Choice(ARRIVAL_PROCESSES, required=True,
@@ -421,9 +439,31 @@ _CLIENT = Mapping({
 }, then=_client, help="one traffic source")
 
 
+def _version(v, at) -> str:
+    """``version``: "1" or "2" (an integer as its text), or empty (version 1)."""
+    if isinstance(v, bool) or not isinstance(v, (str, int)) or str(v) not in SPEC_VERSIONS:
+        got = repr(v) if isinstance(v, float) else show(v)
+        at.fail(f'must be "1" or "2" (or empty), got {got}')
+    return str(v)
+
+
+def _check_slo_classes(version: str, clients, at) -> None:
+    """A version-2 spec may not use the version-1 class names (realtime, interactive)."""
+    if version != "2":
+        return
+    for i, c in enumerate(clients):
+        if c.slo_class in V1_SLO_CLASSES:
+            who = f"(client {show(c.id)}) " if c.id else ""
+            (at / "clients" / i / "slo_class").fail(
+                f"{who}must be one of {', '.join(n for n in SLO_CLASSES_V2 if n)}"
+                f" (or empty) in a version \"2\" spec, got {show(c.slo_class)}: realtime and "
+                f"interactive are version-1 names (use critical / standard, or version: \"1\")")
+
+
 def _spec(v, at) -> WorkloadSpec:
     """Builds the spec; a spec without clients takes them from its ServeGen data."""
     kw = dict(v)
+    _check_slo_classes(kw["version"], kw.get("clients") or (), at)
     if not kw.get("clients"):
         sg = kw.get("servegen_data")
         if sg is None:
@@ -435,7 +475,10 @@ def _spec(v, at) -> WorkloadSpec:
 
 
 SPEC = Mapping({
-    "version": Str(allow_int=True, default="", help="schema version"),
+    "version": Custom(_version, default="", what='"1" or "2"',
+                      json_schema={"type": ["string", "integer"], "enum": ["", "1", "2", 1, 2]},
+                      help='schema version: "1" (or empty) or "2"; version 2 takes only the '
+                           'version-2 SLO class names'),
     "seed": Int(default=0, help="workload seed (--seed overrides it)"),
     "category": Choice(CATEGORIES, default="", help="workload category"),
     "aggregate_rate": Number(gt=0, required=True, unit="requests/s",

@@ -81,6 +81,10 @@ def test_schema_lists_keys_with_help_bounds_and_allowed_names():
     client = schema["properties"]["clients"]["items"]
     assert client["properties"]["arrival"]["properties"]["process"]["enum"] == [
         "poisson", "gamma", "weibull"]
+    assert set(client["properties"]["slo_class"]["enum"]) == {
+        "", "critical", "standard", "sheddable", "batch", "background", "realtime", "interactive",
+        None}
+    assert "3" not in schema["properties"]["version"]["enum"]
     assert set(schema["$defs"]) == {"length_distribution", "count_distribution"}
 
 

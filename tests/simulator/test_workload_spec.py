@@ -603,6 +603,38 @@ def test_strict_parsing_errors(tmp_path, mutate, expect):
     assert expect in _err(tmp_path, d)
 
 
+V2_CLASSES = ("critical", "standard", "sheddable", "batch", "background")
+
+
+def test_version_2_spec_takes_every_v2_slo_class(tmp_path):
+    sp = _load_doc(tmp_path, _doc(*(_client(id=n, slo_class=n) for n in V2_CLASSES), version="2"))
+    assert sp.version == "2" and [c.slo_class for c in sp.clients] == list(V2_CLASSES)
+
+
+@pytest.mark.parametrize("version", ["1", "", 1])
+def test_version_1_spec_takes_v1_and_v2_names_as_written(tmp_path, version):
+    names = ("critical", "standard", "realtime", "interactive")
+    sp = _load_doc(tmp_path, _doc(*(_client(id=n, slo_class=n) for n in names), version=version))
+    assert [c.slo_class for c in sp.clients] == list(names)   # not renamed to critical/standard
+    wl = generate_from_spec(sp, horizon_us=None, max_requests=200)
+    assert set(wl.slo_names) == set(names)
+
+
+def test_version_2_spec_rejects_v1_slo_class(tmp_path):
+    d = _doc(_client(id="bulk", slo_class="batch"), _client(id="rt", slo_class="realtime"),
+             version="2")
+    msg = _err(tmp_path, d)
+    assert "clients[1].slo_class (client 'rt')" in msg and "got 'realtime'" in msg
+    assert "critical, standard, sheddable, batch, background" in msg
+    assert "version-1 names" in msg and 'version: "1"' in msg
+
+
+@pytest.mark.parametrize("version", ["3", "v2", 2.5])
+def test_unknown_spec_version_is_an_error(tmp_path, version):
+    msg = _err(tmp_path, _doc(_client(), version=version))
+    assert 'spec.yaml: version must be "1" or "2" (or empty), got' in msg
+
+
 def test_error_duplicate_key_and_bad_yaml(tmp_path):
     assert "spec.yaml: duplicate key 'aggregate_rate' at line 2" in _err(
         tmp_path, "aggregate_rate: 1\naggregate_rate: 2\nclients: []\n")
