@@ -61,7 +61,7 @@ def test_registered_policy_resolves_into_the_policy_config(toy):
 @pytest.mark.parametrize("argv, needle", [
     (["--toy-gate-limit", "0"], "--toy-gate-limit must be an integer in [1, 64], got 0"),
     (["--toy-gate-share", "1.5"], "--toy-gate-share must be a finite value in [0, 1], got 1.5"),
-    (["--admission-policy", "toy-gat"], "valid: always-admit, reject-all, token-bucket, toy-gate"),
+    (["--admission-policy", "toy-gat"], "valid: always-admit, gaie-legacy, reject-all, tier-shed, token-bucket, toy-gate"),
 ])
 def test_registered_parameter_bounds_are_checked_at_the_flag(toy, argv, needle):
     with pytest.raises(InputError) as err:

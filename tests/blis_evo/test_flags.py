@@ -90,7 +90,10 @@ EXTENSIONS = {"latency-model": "auto", "legacy-blis-quirks": False, "trace-outpu
               "autoscaler-slo-window": 50,
               # newest-BLIS (f90a1e3a) trained-physics flags
               "dp": 1, "enable-expert-parallel": False, "moe-comm-backend": "",
-              "gpu-memory-utilization": 0.9}
+              "gpu-memory-utilization": 0.9,
+              # SLO tiers (BLIS f90a1e3a): preemption policy, tier-shed and gaie-legacy knobs
+              "preemption-policy": "fcfs", "tier-shed-threshold": 0, "tier-shed-min-priority": 3,
+              "gaie-qd-threshold": 5.0, "gaie-kv-threshold": 0.8}
 
 
 def resolve(*argv: str):

@@ -125,10 +125,14 @@ def test_bundle_schema_has_the_declared_policies_parameters_and_sections():
     schema = json.loads(_call(["schema", "bundle"])[1])
     assert schema["additionalProperties"] is False and "required" not in schema
     assert list(schema["properties"]) == ["admission", "routing", "priority", "scheduler",
-                                          "engine", "disaggregation", "autoscaler"]
+                                          "preemption", "engine", "disaggregation", "autoscaler"]
     admission = schema["properties"]["admission"]["properties"]
     assert {"always-admit", "token-bucket", "code", ""} <= set(admission["policy"]["enum"])
     assert admission["token_bucket_capacity"]["minimum"] == 0
+    assert admission["tier_shed_min_priority"]["minimum"] == -100
+    slo = admission["slo_priorities"]
+    assert slo["additionalProperties"]["maximum"] == 100 and "critical" in slo["propertyNames"]["enum"]
+    assert schema["properties"]["preemption"]["properties"]["policy"]["enum"][:2] == ["fcfs", "priority"]
     routing = schema["properties"]["routing"]["properties"]
     assert routing["scorers"]["items"]["required"] == ["name", "weight"]
     assert "code" not in schema["properties"]["scheduler"]["enum"]
