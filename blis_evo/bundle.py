@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.policies import registry
-from simulator.policies.declare import INT
+from simulator.policies.declare import BOOL, INT
 from simulator.policies.registry import family
 from simulator.policy_encoding import POLICY_FAMILIES
 from simulator.config import PolicyConfig, ScorerSpec
@@ -67,7 +67,13 @@ class PolicyBundle:
     priority_policy: str | None = None
     scheduler: str | None = None
     preemption_policy: str | None = None
+    flow_control_policy: str | None = None   # flow_control.policy: off | gateway
+    saturation_detector_policy: str | None = None
+    dispatch_order: str | None = None
+    fairness_policy: str | None = None
     slo_priorities: tuple[tuple[str, int], ...] = ()  # admission.slo_priorities overrides
+    slo_targets: tuple[tuple[str, int], ...] = ()     # admission.slo_targets (µs per class)
+    tenant_budgets: tuple[tuple[str, float], ...] = ()  # tenant_budgets: {tenant: share}
     snapshot_refresh_interval: int | None = None
     long_prefill_token_threshold: int | None = None
     disaggregation: tuple = ()   # ((flag name, value), ...) set by the P/D section (disagg_settings)
@@ -101,7 +107,13 @@ def bundle_from_policy(policy: PolicyConfig) -> PolicyBundle:
         priority_policy=policy.priority,
         scheduler=policy.scheduler,
         preemption_policy=policy.preemption,
+        flow_control_policy=policy.flow_control,
+        saturation_detector_policy=policy.saturation_detector,
+        dispatch_order=policy.dispatch_order,
+        fairness_policy=policy.fairness,
         slo_priorities=policy.slo_priorities,
+        slo_targets=policy.slo_targets,
+        tenant_budgets=policy.tenant_budgets,
         autoscaler=policy.autoscaler,
         params=policy.params,
     )
@@ -117,8 +129,8 @@ def policy_sections(policy: PolicyConfig) -> dict[str, Any]:
     for key in POLICY_FAMILIES:
         fam = family(key)
         name = getattr(policy, key)
-        if key == "preemption" and name == fam.default:
-            continue  # (written only when set: bundles from before it existed stay the same)
+        if key in _WRITTEN_WHEN_SET and name == fam.default:
+            continue  # (written only when set: bundles from before they existed stay the same)
         if len(fam.bundle) == 1:
             out[fam.bundle[0]] = name
             continue
@@ -127,12 +139,22 @@ def policy_sections(policy: PolicyConfig) -> dict[str, Any]:
         if fam.has(name):
             for p in fam.get(name).params:
                 value = policy.param(p.name)
-                section[p.name] = int(value) if p.kind == INT else float(value)
+                section[p.name] = (int(value) if p.kind == INT else bool(value)
+                                   if p.kind == BOOL else float(value))
         if key == "routing" and name == "weighted":
             section["scorers"] = [{"name": s.name, "weight": float(s.weight)} for s in policy.scorers]
         if key == "admission" and policy.slo_priorities:
             section["slo_priorities"] = dict(policy.slo_priorities)
+        if key == "admission" and policy.slo_targets:
+            section["slo_targets"] = dict(policy.slo_targets)
+    if policy.tenant_budgets:
+        out["tenant_budgets"] = dict(policy.tenant_budgets)
     return out
+
+
+_WRITTEN_WHEN_SET = ("preemption", "flow_control", "saturation_detector", "dispatch_order",
+                     "fairness")
+"""Families a written bundle names only when not at their default (they came later)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +212,8 @@ def _family_section(key: str) -> Field:
         fields["scorers"] = scorer_list_field(help="the weighted router's scorers")
     if key in ("admission", "priority"):
         fields["slo_priorities"] = _slo_priorities_field()
+    if key == "admission":
+        fields["slo_targets"] = _slo_targets_field()
     if fam.code_policy is not None:
         fields["code_path"] = Str(help=f"policy {registry.CODE_POLICY}: the code policy file "
                                        "(relative to the bundle file's folder, or absolute)")
@@ -198,7 +222,8 @@ def _family_section(key: str) -> Field:
     def build(section, at):
         return (_section_policy(key, section, at),
                 tuple((n, float(section[n])) for n in params if n in section),
-                section.get("scorers", ()), section.get("slo_priorities") or {})
+                section.get("scorers", ()), section.get("slo_priorities") or {},
+                section.get("slo_targets") or {})
     return Mapping(fields, fill_defaults=False, then=build, help=f"the {fam.label} ({fam.help})")
 
 
@@ -231,6 +256,35 @@ def _slo_priorities_field() -> Field:
                                "realtime/interactive follow critical/standard; < 0 = sheddable)")
 
 
+def _slo_targets_field() -> Field:
+    def check(v, at):
+        if not isinstance(v, dict):
+            at.fail(f"must be a mapping {{class: µs}}, got {type(v).__name__}")
+        for name, value in v.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                (at / str(name)).fail(f"must be a positive integer (µs), got {value!r}")
+        return {str(k): int(val) for k, val in v.items()}
+    return Custom(check, json_schema={"type": "object", "additionalProperties": {
+        "type": "integer", "exclusiveMinimum": 0}}, what="a mapping",
+        help="slo-deadline dispatch: µs each SLO class may wait in the gateway queue")
+
+
+def _tenant_budgets_field() -> Field:
+    def check(v, at):
+        if not isinstance(v, dict):
+            at.fail(f"must be a mapping {{tenant: share}}, got {type(v).__name__}")
+        for name, value in v.items():
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and 0.0 <= float(value) <= 1.0)
+            if not ok:
+                (at / str(name)).fail(f"must be a share of capacity in [0, 1], got {value!r}")
+        return {str(k): float(val) for k, val in v.items()}
+    return Custom(check, json_schema={"type": "object", "additionalProperties": {
+        "type": "number", "minimum": 0, "maximum": 1}}, what="a mapping",
+        help="tenant -> share of capacity (instances x max running requests); a tenant at or "
+             "above its share has its sheddable requests rejected")
+
+
 def _build(doc: dict, at: At) -> PolicyBundle:
     chosen = {key: doc.get(family(key).bundle[0], (None, (), ())) for key in POLICY_FAMILIES}
     engine = doc.get("engine", {})
@@ -241,7 +295,13 @@ def _build(doc: dict, at: At) -> PolicyBundle:
         priority_policy=chosen["priority"][0],
         scheduler=chosen["scheduler"][0],
         preemption_policy=chosen["preemption"][0],
+        flow_control_policy=chosen["flow_control"][0],
+        saturation_detector_policy=chosen["saturation_detector"][0],
+        dispatch_order=chosen["dispatch_order"][0],
+        fairness_policy=chosen["fairness"][0],
         slo_priorities=_slo_priorities(doc, at),
+        slo_targets=tuple(sorted(doc["admission"][4].items())) if "admission" in doc else (),
+        tenant_budgets=tuple(sorted((doc.get("tenant_budgets") or {}).items())),
         autoscaler=doc.get("autoscaler"),
         params=tuple(p for key in POLICY_FAMILIES for p in chosen[key][1]),
         **{k: engine.get(k) for k in ENGINE_KEYS},
@@ -262,8 +322,8 @@ def bundle_schema() -> Mapping:
                                             help="chunked-prefill threshold "
                                                  "(--long-prefill-token-threshold)"),
     }, fill_defaults=False, help="engine knobs (blis-evo extension)")
-    return Mapping({**sections, "engine": engine, "disaggregation": DISAGGREGATION,
-                    "autoscaler": AUTOSCALER},
+    return Mapping({**sections, "tenant_budgets": _tenant_budgets_field(), "engine": engine,
+                    "disaggregation": DISAGGREGATION, "autoscaler": AUTOSCALER},
                    fill_defaults=False, then=_build,
                    help="a policy bundle (--policy-config); every key is optional, a missing, "
                         "null or empty value means not set (the flag or default applies)")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from simulator.policies import registry
-from simulator.policies.declare import INT, Param
+from simulator.policies.declare import BOOL, INT, Param
 from simulator.autoscale.config import MAX_SLO_WINDOW
 from simulator.config import INT64_MAX
 from simulator.errors import InputError
@@ -30,6 +30,7 @@ from simulator.latency import MOE_COMM_BACKENDS
 
 from .go_scalars import go_float_str, parse_go_bool, parse_go_float, parse_go_int
 from .scorers import parse_scorers
+from simulator.slo import parse_slo_targets
 
 Validator = Callable[[str, Any], None]
 
@@ -90,6 +91,10 @@ def _fraction_above_zero(name: str, value: float) -> None:
         raise InputError(f"--{name} must be a finite value in (0, 1.0], got {go_float_str(value)}")
 
 
+def _slo_targets(name: str, value: str) -> None:
+    parse_slo_targets(value, f"--{name}")
+
+
 def _one_of(allowed: Sequence[str], *, empty_ok: bool = False, lower: bool = False) -> Validator:
     def check(name: str, value: str) -> None:
         probe = value.lower() if lower else value
@@ -139,6 +144,9 @@ def family_flag(key: str, *, reference: bool = True, default: str | None = None,
     read the registry when the flag is checked, so registered policies are accepted.
     ``validate=False`` where a settings section checks the value with its siblings (P/D)."""
     fam = registry.family(key)
+    if fam.switch is not None:
+        return Flag(fam.flag, "bool", False, (help or fam.help) + f" (on: {fam.switch[1]})",
+                    reference=reference)
     text = (help or fam.help) + ": " + policy_choices(key)
     return Flag(fam.flag, "str", fam.default if default is None else default, text,
                 _policy(key, fam.label) if validate else None, reference=reference)
@@ -150,8 +158,8 @@ def param_flags(key: str) -> tuple["Flag", ...]:
     out = []
     for pol in registry.family(key).policies:
         for p in pol.params:
-            kind = "int" if p.kind == INT else "float"
-            default = int(p.default) if p.kind == INT else float(p.default)
+            kind = {INT: "int", BOOL: "bool"}.get(p.kind, "float")
+            default = {INT: int, BOOL: bool}.get(p.kind, float)(p.default)
             out.append(Flag(p.flag, kind, default, f"{pol.name}: {p.help} ({p.unit})",
                             _param_check(p), reference=p.reference and pol.reference))
     return tuple(out)
@@ -317,6 +325,13 @@ def _build_flags(_families: tuple) -> tuple[Flag, ...]:
     family_flag("priority"), *param_flags("priority"),
     family_flag("scheduler"), *param_flags("scheduler"),
     family_flag("preemption", reference=False),
+    # gateway flow control (BLIS f90a1e3a)
+    family_flag("flow_control", reference=False), *param_flags("flow_control"),
+    family_flag("saturation_detector", reference=False), *param_flags("saturation_detector"),
+    family_flag("dispatch_order", reference=False),
+    family_flag("fairness", reference=False),
+    F("slo-targets", "str", "", "slo-deadline dispatch: CLASS=µs,... the longest wait in the "
+      "gateway queue per SLO class", _slo_targets, reference=False),
     F("policy-config", "str", "", "policy bundle YAML (explicit flags override it)"),
     # evaluation and tracing
     F("fitness-weights", "str", "",

@@ -22,6 +22,9 @@ from simulator.metrics import (
     RawMetrics,
     cluster_metrics,
     fitness,
+    gateway_summary,
+    goodput,
+    request_outcomes,
     instance_metrics,
     jain_fairness_index,
     per_slo_distributions,
@@ -490,6 +493,10 @@ def results_document(result: SimResult, *, priority_policy: str, fitness_weights
         doc["disaggregation"] = pd
     if code_policy:
         doc["anomalies"]["code_policy_nonfinite"] = int(result.code_nonfinite)
+    doc["outcomes"] = request_outcomes(result)
+    gw = gateway_summary(result)
+    if gw is not None:
+        doc["gateway"] = gw
     doc["per_slo"] = grouped_distributions_doc(per_slo_distributions(result))
     doc["per_tenant"] = grouped_distributions_doc(per_tenant_distributions(result))
     fair = fairness_doc(result)
@@ -497,6 +504,7 @@ def results_document(result: SimResult, *, priority_policy: str, fitness_weights
         doc["fairness"] = fair
     if slo_targets:
         doc["slo_attainment"] = slo_attainment(result, slo_targets)
+        doc["goodput_rps"] = goodput(result, slo_targets)
     if result.trace_on:
         doc["trace_summary"] = trace_summary(result)
     if result.autoscale is not None:

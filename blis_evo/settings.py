@@ -31,6 +31,7 @@ from simulator.codepolicy import CodePolicy, load_code_policy_file
 from simulator.config import DEFAULT_SCORERS, PolicyConfig, ScorerSpec, SimConfig
 from simulator.policies.registry import CODE_POLICY, policy_params
 from simulator.errors import InputError
+from simulator.slo import parse_slo_targets
 
 from .baselines import BASELINES
 from .disagg_settings import PD_FIELDS, resolve_disaggregation
@@ -123,6 +124,9 @@ _BUNDLE_FIELDS = (
     ("priority-policy", "priority_policy"),
     ("scheduler", "scheduler"),
     ("preemption-policy", "preemption_policy"),
+    ("saturation-detector", "saturation_detector_policy"),
+    ("dispatch-order", "dispatch_order"),
+    ("fairness-policy", "fairness_policy"),
 ) + _ENGINE_FLAGS
 
 
@@ -135,6 +139,8 @@ def effective_values(ns: argparse.Namespace, bundle: PolicyBundle | None) -> dic
         values[flag.name] = flag.default if given is None else given
     if bundle is not None:
         from_bundle = [(name, getattr(bundle, attr)) for name, attr in _BUNDLE_FIELDS]
+        if bundle.flow_control_policy is not None:  # an on/off switch on the command line
+            from_bundle.append(("flow-control", bundle.flow_control_policy == "gateway"))
         from_bundle += [(p.flag, bundle.param(p.name)) for _, _, p in policy_params()]
         for name, value in from_bundle:
             if value is not None and getattr(ns, name.replace("-", "_"), None) is None:
@@ -192,6 +198,13 @@ def _policy_config(v: dict[str, Any], bundle: PolicyBundle | None) -> PolicyConf
         priority=priority,
         scheduler=v["scheduler"] or defaults.scheduler,
         preemption=v["preemption-policy"] or defaults.preemption,
+        flow_control="gateway" if v["flow-control"] else "off",
+        saturation_detector=v["saturation-detector"] or defaults.saturation_detector,
+        dispatch_order=v["dispatch-order"] or defaults.dispatch_order,
+        fairness=v["fairness-policy"] or defaults.fairness,
+        slo_targets=(parse_slo_targets(v["slo-targets"]) if v["slo-targets"]
+                     else bundle.slo_targets if bundle is not None else ()),
+        tenant_budgets=bundle.tenant_budgets if bundle is not None else (),
         slo_priorities=bundle.slo_priorities if bundle is not None else (),
         routing_code=routing_code,
         admission_code=admission_code,

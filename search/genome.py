@@ -41,7 +41,7 @@ from blis_evo.phenotype import EngineKnobs, Layout, Phenotype
 from simulator.autoscale.policies import POLICIES as AUTOSCALERS
 from simulator.config import PolicyConfig, ScorerSpec
 from simulator.errors import InputError
-from simulator.policies.declare import INT
+from simulator.policies.declare import BOOL, INT
 from simulator.policies.registry import family, policy_params, valid_names
 from simulator.policy_encoding import POLICY_FAMILIES
 
@@ -69,7 +69,8 @@ Individual = creator.Individual
 IndividualMulti = creator.IndividualMulti
 
 _PREFIX = "search_space"
-_GENE_ORDER = ("routing", "scheduler", "priority", "admission", "preemption")
+_GENE_ORDER = ("routing", "scheduler", "priority", "admission", "preemption", "flow_control",
+               "saturation_detector", "dispatch_order", "fairness")
 """The policy families a space may search (each a ``cat`` gene under the family's ``gene``
 key), in gene order."""
 
@@ -215,7 +216,7 @@ class GeneSpace:
                 raise InputError(f"{_PREFIX}.{key}: expected {{int: [low, high]}} or {{real: [low, high]}}")
             kind = next(iter(entry))
             integer_only = key in (*SIM_PARAMS, *LAYOUT_PARAMS) or (
-                key in declared and declared[key].kind == INT)
+                key in declared and declared[key].kind in (INT, BOOL))
             if integer_only and kind != "int":
                 raise InputError(f"{_PREFIX}.{key}: must be an int gene ({{int: [low, high]}})")
             low, high = _bounds(entry[kind], f"{key}.{kind}", integer=kind == "int")

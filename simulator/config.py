@@ -78,6 +78,10 @@ class PolicyConfig:
     priority: str = "constant"
     scheduler: str = "fcfs"
     preemption: str = "fcfs"
+    flow_control: str = "off"  # "gateway": a gateway queue (kernels/gateway.py)
+    saturation_detector: str = "never"
+    dispatch_order: str = "fifo"
+    fairness: str = "global-strict"
     routing_code: CodePolicy | None = None
     admission_code: CodePolicy | None = None
     priority_code: CodePolicy | None = None
@@ -86,6 +90,11 @@ class PolicyConfig:
     # SLO-tier priority overrides ``((class, priority), ...)`` (simulator.slo; bundle
     # ``admission.slo_priorities``), sorted by class so equal overrides compare equal
     slo_priorities: tuple[tuple[str, int], ...] = ()
+    # slo-deadline dispatch: µs each class may wait in the gateway ``((class, µs), ...)``
+    slo_targets: tuple[tuple[str, int], ...] = ()
+    # tenant budgets ``((tenant, share of capacity in [0, 1]), ...)``: a tenant at or above
+    # its share of instances x max running requests has its sheddable requests rejected
+    tenant_budgets: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
         given = dict(self.params)
@@ -97,6 +106,10 @@ class PolicyConfig:
             (p.name, float(given.get(p.name, p.default))) for p in declared))
         object.__setattr__(self, "slo_priorities", tuple(sorted(
             (str(k), int(v)) for k, v in dict(self.slo_priorities).items())))
+        object.__setattr__(self, "slo_targets", tuple(sorted(
+            (str(k), int(v)) for k, v in dict(self.slo_targets).items())))
+        object.__setattr__(self, "tenant_budgets", tuple(sorted(
+            (str(k), float(v)) for k, v in dict(self.tenant_budgets).items())))
 
     def param(self, name: str) -> float:
         """The value of declared policy parameter ``name``: the one set, else its declared

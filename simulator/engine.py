@@ -32,7 +32,8 @@ from .disagg import disagg_params, pd_outcome, pool_rows
 from .policies.registry import CODE_POLICY, code_of
 from .policy_encoding import encode_policies, run_needs, scorer_table
 from .result import SimResult
-from .slo import request_priorities
+from .kernels.gateway import gw_initial
+from .slo import V1_ALIASES, request_priorities
 from .workload.types import Workload, workload_from_lists
 
 _WARMUP_LATENCY = LatencyConfig(alpha=(1.0, 0.0, 1.0), beta=(100.0, 1.0, 1.0))
@@ -174,12 +175,53 @@ def route_trace_capacity(cfg: SimConfig, n: int) -> int:
     return max(n, 1) if cfg.trace_decisions else 1
 
 
-def cluster_queue_capacity(n: int, slots: int, autoscaled: bool, slo_trigger: bool) -> int:
+def cluster_queue_capacity(n: int, slots: int, autoscaled: bool, slo_trigger: bool,
+                           gateway: bool = False, gateway_ttl: bool = False) -> int:
     """Room the cluster event queue needs.  A request has at most one pending arrival, admission,
     routing or transfer event at a time (n); an autoscaled slot at most one lifecycle event (each
     transition schedules the next; cancels and restarts delete the slot's pending one); the SLO
-    trigger adds one first-token event per request, ever (a first token is recorded once)."""
-    return n + 1 + (slots if autoscaled else 0) + (n if slo_trigger else 0)
+    trigger adds one first-token event per request, ever (a first token is recorded once); the
+    gateway one dispatch tick, and with a queue timeout one TTL event per request, ever."""
+    return (n + 1 + (slots if autoscaled else 0) + (n if slo_trigger else 0)
+            + (1 if gateway else 0) + (n if gateway_ttl else 0))
+
+
+def _gateway_rows(cfg: SimConfig, policy: PolicyConfig, wl: Workload, R: np.ndarray,
+                  P: np.ndarray, PF: np.ndarray):
+    """SLO and tenant rows of the request table and the gateway / tenant-budget arrays.
+
+    Tenants are coded by their rank in name order (the round-robin fairness order); the gateway
+    has one band per distinct priority of the workload's requests, most urgent first."""
+    n = wl.num_requests
+    prio = request_priorities(wl.slo_class, wl.slo_names, n, policy.slo_priorities)
+    R[L.R_SLO_PRIO] = prio
+    names = tuple(wl.tenant_names) if wl.tenant is not None else ("",)
+    order = sorted(range(len(names)), key=lambda k: names[k])
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names), dtype=np.int64)
+    R[L.R_TENANT] = rank[np.asarray(wl.tenant, dtype=np.int64)] if wl.tenant is not None else 0
+    nt = len(names)
+    budgets = np.full(nt, -1.0, dtype=np.float64)
+    for tenant, share in policy.tenant_budgets:
+        if tenant in names:
+            budgets[rank[names.index(tenant)]] = share
+    if policy.tenant_budgets:
+        P[L.P_TB_ON] = 1
+        P[L.P_TB_CAP] = max(cfg.num_instances * cfg.max_running_reqs, 1)
+    for row in (L.R_GW_ENQ, L.R_GW_DISP, L.R_GW_PREV, L.R_GW_NEXT):
+        R[row] = -1
+    bands = sorted(set(prio.tolist()), reverse=True) or [0]
+    band_of = {p: b for b, p in enumerate(bands)}
+    R[L.R_GW_BAND] = np.array([band_of[p] for p in prio.tolist()], dtype=np.int64)
+    if policy.slo_targets:
+        targets = dict(policy.slo_targets)
+        per_class = [targets.get(s, targets.get(V1_ALIASES.get(s, s), 0)) for s in wl.slo_names]
+        codes = (np.asarray(wl.slo_class, dtype=np.int64) if wl.slo_class is not None
+                 else np.zeros(n, dtype=np.int64))
+        R[L.R_SLO_TARGET] = np.asarray(per_class or [0], dtype=np.int64)[codes]
+    P[L.P_FC_NBANDS] = len(bands)
+    P[L.P_FC_NTEN] = nt
+    return gw_initial(len(bands), nt), np.zeros(nt, dtype=np.int64), budgets
 
 
 def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
@@ -221,7 +263,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     R[L.R_TOK_PTR] = tok_ptr[:n]
     R[L.R_KVH_PTR] = kvh_ptr[:n]
     R[L.R_RH_PTR] = rh_ptr[:n]
-    R[L.R_SLO_PRIO] = request_priorities(wl.slo_class, wl.slo_names, n, policy.slo_priorities)
+    gw, ten, gwf = _gateway_rows(cfg, policy, wl, R, P, PF)
     needs = _needs(cfg, policy)
     if "full_hash" in needs:
         R[L.R_FULL_HASH] = full_input_hashes(tokens, tok_ptr, n_in, np.int64(B), kvh, kvh_ptr)
@@ -284,7 +326,8 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     CL[L.CL_WAIT_TAIL] = -1
     ROUTES = List()   # decision trace: row 0 target instance, row 1 regret (grows when full)
     ROUTES.append(np.zeros((2, route_trace_capacity(cfg, n)), dtype=np.float64))
-    ce_cap = cluster_queue_capacity(n, N, policy.autoscaler is not None, bool(P[L.P_AS_SLO_WIN]))
+    ce_cap = cluster_queue_capacity(n, N, policy.autoscaler is not None, bool(P[L.P_AS_SLO_WIN]),
+                                    bool(P[L.P_FC]), bool(P[L.P_FC] and P[L.P_FC_TTL] > 0))
     return State(
         R=R, RF=np.zeros(n, dtype=np.float64), TOK=tokens, KVH=kvh, RH=rh,
         I=I, IF=np.zeros((L.NIF, N), dtype=np.float64),
@@ -299,6 +342,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
         AFFINITY=Dict.empty(types.int64, types.int64),
         ROUTES=ROUTES,
         CAND=np.zeros(N, dtype=np.int64), DSCODES=dsc_codes, DSWEIGHTS=dsc_weights,
+        GW=gw, TEN=ten, GWF=gwf,
         SCORE_FN=score_fn, ADMIT_FN=admit_fn, PRIO_FN=prio_fn)
 
 
@@ -345,7 +389,22 @@ def _finish(st: State, kst, cfg: SimConfig, wl: Workload) -> SimResult:
         trace_on=bool(cfg.trace_decisions), num_instances=N,
         code_nonfinite=int(st.CL[L.CL_CODE_NONFINITE]),
         slo_class=wl.slo_class, slo_names=wl.slo_names, tenant=wl.tenant,
-        tenant_names=wl.tenant_names, pd=pd_outcome(st, cfg))
+        tenant_names=wl.tenant_names, pd=pd_outcome(st, cfg),
+        slo_priority=R[L.R_SLO_PRIO].copy(), **_gateway_outcome(st))
+
+
+def _gateway_outcome(st: State) -> dict:
+    """The gateway's per-request times and counters (only when flow control or tenant budgets
+    were on)."""
+    P, R, CL = st.P, st.R, st.CL
+    if not P[L.P_FC] and not P[L.P_TB_ON]:
+        return {}
+    return dict(
+        gw_enqueued_us=R[L.R_GW_ENQ].copy(), gw_dispatched_us=R[L.R_GW_DISP].copy(),
+        gateway={"peak_depth": int(CL[L.CL_GW_PEAK]), "still_queued": int(CL[L.CL_GW_LEN]),
+                 "shed": int(CL[L.CL_GW_SHED]), "rejected": int(CL[L.CL_GW_REJECTED]),
+                 "expired": int(CL[L.CL_GW_EXPIRED]), "evicted": int(CL[L.CL_GW_EVICTED]),
+                 "budget_shed": int(CL[L.CL_TB_SHED])})
 
 
 def _check_context(lat: LatencyConfig, workload: Workload) -> None:

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .kernels.request_states import REQ_NOT_ARRIVED
+from .kernels.request_states import (REQ_COMPLETED, REQ_DROPPED, REQ_EVICTED, REQ_EXPIRED,
+                                     REQ_GW_QUEUED, REQ_GW_REJECTED, REQ_IN_PIPELINE,
+                                     REQ_NOT_ARRIVED, REQ_QUEUED, REQ_REJECTED, REQ_RUNNING,
+                                     REQ_SHED)
 from .result import SimResult
 
 # ---------------------------------------------------------------------------------------------
@@ -793,3 +796,81 @@ def trace_summary(result: SimResult) -> dict:
         "mean_regret": mean_r,
         "max_regret": max_r,
     }
+
+
+OUTCOMES: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("completed", (REQ_COMPLETED,)),
+    ("rejected", (REQ_REJECTED,)),
+    ("gateway_rejected", (REQ_GW_REJECTED,)),
+    ("shed", (REQ_SHED,)),
+    ("expired", (REQ_EXPIRED,)),
+    ("evicted", (REQ_EVICTED,)),
+    ("dropped_unservable", (REQ_DROPPED,)),
+    ("gateway_queued", (REQ_GW_QUEUED,)),
+    ("in_pipeline", (REQ_IN_PIPELINE,)),
+    ("queued", (REQ_QUEUED,)),
+    ("running", (REQ_RUNNING,)),
+)
+"""Where a request that reached the cluster ended, each counted once: completed; rejected by
+admission (tier-shed, gaie-legacy, token-bucket, a tenant budget, ...); refused by a full
+gateway queue; shed from the gateway queue for a more urgent request; expired in the gateway
+queue; evicted from its instance; dropped as unservable; or, at the horizon, still in the
+gateway queue, between admission and its instance, queued or running on an instance."""
+
+
+def request_outcomes(result: SimResult) -> dict:
+    """``{"overall": {outcome: count, ..., "injected": n}, "per_slo": {class: {...}}}`` over the
+    requests that reached the cluster (:data:`OUTCOMES`; the outcomes sum to ``injected``).
+    Classes are keyed as in ``per_slo`` (sorted, the empty class as ``default``)."""
+    idx = _arrived(result)
+    state = np.asarray(result.req_state)[idx]
+    labels = _group_labels(result.slo_class, result.slo_names, idx)
+
+    def count(sel):
+        row = {name: int(np.sum(np.isin(state[sel], codes))) for name, codes in OUTCOMES}
+        row["injected"] = int(np.sum(sel))
+        return row
+    return {"overall": count(np.ones(idx.size, dtype=bool)),
+            "per_slo": {lab: count(labels == lab) for lab in sorted(set(labels.tolist()))}}
+
+
+def gateway_summary(result: SimResult) -> dict | None:
+    """Gateway flow control and tenant budgets: the run's counters (``peak_depth``,
+    ``still_queued``, ``shed``, ``rejected`` (queue full), ``expired``, ``evicted``,
+    ``budget_shed``) and the queue wait of dispatched requests in ms (``queue_wait``: mean,
+    p50, p95, p99, max, count); None when neither was on."""
+    if result.gateway is None:
+        return None
+    out = dict(result.gateway)
+    enq = np.asarray(result.gw_enqueued_us, dtype=np.int64)
+    disp = np.asarray(result.gw_dispatched_us, dtype=np.int64)
+    sel = (enq >= 0) & (disp >= 0)
+    wait = (disp[sel] - enq[sel]).astype(np.float64) / 1000.0
+    if wait.size:
+        out["queue_wait"] = {"mean_ms": float(np.mean(wait)),
+                             "p50_ms": float(np.percentile(wait, 50)),
+                             "p95_ms": float(np.percentile(wait, 95)),
+                             "p99_ms": float(np.percentile(wait, 99)),
+                             "max_ms": float(np.max(wait)), "count": int(wait.size)}
+    else:
+        out["queue_wait"] = {"count": 0}
+    return out
+
+
+def goodput(result: SimResult, targets: dict) -> dict:
+    """Requests per second that completed within their class's targets (the
+    :func:`slo_attainment` rule), per class and ``overall``, over the run's simulated duration
+    (the cluster's SimEnded).  0 when the run ended at time 0."""
+    att = slo_attainment(result, targets)
+    idx = _arrived(result)
+    labels = _group_labels(result.slo_class, result.slo_names, idx)
+    sim_end = int(np.max(result.inst_sim_ended_us)) if len(result.inst_sim_ended_us) else 0
+    secs = float(sim_end) / 1e6
+    out: dict[str, float] = {}
+    total = 0.0
+    for lab in sorted(set(labels.tolist())):
+        met = att[lab] * int(np.sum(labels == lab))
+        total += met
+        out[lab] = met / secs if secs > 0 else 0.0
+    out["overall"] = total / secs if secs > 0 else 0.0
+    return out

@@ -16,7 +16,8 @@ from .config import PolicyConfig, ScorerSpec
 from .policies.declare import FLOAT
 from .policies.registry import CODE_POLICY, code_of, family, policy_params
 
-POLICY_FAMILIES = ("admission", "routing", "priority", "scheduler", "preemption")
+POLICY_FAMILIES = ("admission", "routing", "priority", "scheduler", "preemption", "flow_control",
+                   "saturation_detector", "dispatch_order", "fairness")
 """The families a :class:`PolicyConfig` chooses, each by the field of the family's name."""
 
 

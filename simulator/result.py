@@ -107,4 +107,12 @@ class SimResult:
     tenant: np.ndarray | None = None
     tenant_names: tuple = ("",)
     pd: PdOutcome | None = None   # P/D disaggregation outcome (simulator.disagg.pd_outcome), None if monolithic
+    # SLO tiers and gateway flow control (kernels/gateway.py): per request its SLO priority,
+    # gateway enqueue and dispatch times (-1 never); run counters (None without flow control
+    # and tenant budgets): peak_depth, still_queued, shed, rejected, expired, evicted,
+    # budget_shed
+    slo_priority: np.ndarray | None = None
+    gw_enqueued_us: np.ndarray | None = None
+    gw_dispatched_us: np.ndarray | None = None
+    gateway: dict | None = None
     autoscale: object | None = None   # simulator.autoscale.controller.AutoscaleOutcome when autoscaled

@@ -79,3 +79,30 @@ def request_priorities(slo_class: np.ndarray | None, slo_names: Sequence[str], n
     if slo_class is None:
         return np.full(n, slo_priority("", overrides), dtype=np.int64)
     return table[np.asarray(slo_class, dtype=np.int64)]
+
+
+def parse_slo_targets(text: str, where: str = "--slo-targets") -> tuple[tuple[str, int], ...]:
+    """``CLASS=µs[,CLASS=µs...]`` (the reference's ``--slo-targets``) as sorted pairs; "" = none.
+    Each class may appear once; values are positive integers (µs).  InputError otherwise."""
+    out: dict[str, int] = {}
+    if text.strip() == "":
+        return ()
+    for pair in text.split(","):
+        pair = pair.strip()
+        if "=" not in pair:
+            raise InputError(f"{where}: invalid entry {pair!r} (expected CLASS=µs, e.g. "
+                             "critical=500000,standard=2000000)")
+        key, _, value = (x.strip() for x in pair.partition("="))
+        if not key:
+            raise InputError(f"{where}: empty class in {pair!r} (expected CLASS=µs)")
+        if key in out:
+            raise InputError(f"{where}: class {key!r} given twice")
+        try:
+            us = int(value, 10)
+        except ValueError:
+            us = 0
+        if us <= 0:
+            raise InputError(f"{where}: value for {key!r} must be a positive integer (µs), "
+                             f"got {value!r}")
+        out[key] = us
+    return tuple(sorted(out.items()))

@@ -18,6 +18,8 @@ CE_XF_READY = np.int64(3)    # P/D: a transfer unit is ready for the link (kerne
 CE_XF_DONE = np.int64(4)     # P/D: a request's last KV block arrived at its decode instance
 CE_LIFECYCLE = np.int64(5)   # autoscaling: an instance's next lifecycle transition (kernels/autoscale.py)
 CE_FIRST_TOKEN = np.int64(6)  # autoscaling SLO trigger: a request's first token (kernels/autoscale.py)
+CE_GW_TTL = np.int64(7)      # flow control: a request's wait in the gateway queue ran out (kernels/gateway.py)
+CE_GW_TICK = np.int64(8)     # flow control: periodic dispatch attempt (kernels/gateway.py)
 
 
 @njit(cache=True, inline="always")

@@ -13,7 +13,9 @@ from numba import njit
 
 from .autoscale import (LC_DRAINING, RUN_DONE, RUN_PAUSED, RUN_SLO, RUN_TRIGGER, drain_progress,
                         lifecycle_event, park, queue_trigger, routed_to_unroutable, slo_trigger)
-from .cevents import (CE_ADMISSION, CE_ARRIVAL, CE_FIRST_TOKEN, CE_LIFECYCLE, CE_ROUTING,
+from .gateway import budget_shed, gw_enqueue, gw_expire, gw_tick, over_budget
+from .cevents import (CE_ADMISSION, CE_ARRIVAL, CE_FIRST_TOKEN, CE_GW_TICK, CE_GW_TTL,
+                      CE_LIFECYCLE, CE_ROUTING,
                       CE_XF_DONE, CE_XF_READY, cpush as _cpush)
 from .disagg import (PD_HELD, PD_NONE, PD_PREFILL, POOL_DECODE, POOL_PREFILL, transfer_handover,
                      transfer_ready)
@@ -38,7 +40,8 @@ from .layout import (INT64_MAX, CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, C
                      I_POOL, CL_XF_Q, CL_PD_BP, CL_PD_DISAGG, R_N_OUT, R_PD,
                      R_PD_PREFILL, R_PD_DECODE, PF_TB_CAP, PF_TB_RATE, PX_HASH, PX_NEXT, PX_PREV, R_ARRIVAL,
                      R_FULL_HASH, R_INST, R_N_IN, R_ROUTED, R_RH_PTR, R_STATE, SCF_DIM,
-                     SCF_SCORES, P_TS_THRESH, P_TS_MINPRIO, PF_GAIE_QD, PF_GAIE_KV, R_SLO_PRIO)
+                     SCF_SCORES, P_TS_THRESH, P_TS_MINPRIO, PF_GAIE_QD, PF_GAIE_KV, R_SLO_PRIO,
+                     P_FC, P_TB_ON, R_TENANT)
 
 PD_POOL_SALT = np.int64(0x5851F42D4C957F2D)
 
@@ -439,12 +442,24 @@ def _cluster_event(st, t, kind, r):
         _cpush(st.CE, st.CL, t + P[P_ADM_LAT], CE_ADMISSION, r)
     elif kind == CE_ADMISSION:
         refresh_snapshots(I, st.IF, P, t)
-        if admit(st, r, t):
+        if P[P_TB_ON] != 0 and over_budget(st, r):
+            R[R_STATE, r] = REQ_REJECTED
+            st.CL[CL_REJECTED] += 1
+            budget_shed(st, r)
+        elif admit(st, r, t):
             st.CL[CL_ADMITTED] += 1
-            _cpush(st.CE, st.CL, t + P[P_RT_LAT], CE_ROUTING, r)
+            if P[P_FC] != 0:
+                gw_enqueue(st, t, r)
+            else:
+                _cpush(st.CE, st.CL, t + P[P_RT_LAT], CE_ROUTING, r)
         else:
             R[R_STATE, r] = REQ_REJECTED
             st.CL[CL_REJECTED] += 1
+    elif kind == CE_GW_TTL:
+        gw_expire(st, t, r)
+    elif kind == CE_GW_TICK:
+        refresh_snapshots(I, st.IF, P, t)
+        gw_tick(st, t)
     elif kind == CE_XF_READY:
         transfer_ready(st, t, r)
     elif kind == CE_XF_DONE:
@@ -485,6 +500,8 @@ def _dispatch(st, t, r, target, nc, has_scores):
         if P[P_CF_K] > 0:
             routes[1, k] = _regret(st, st.CAND, nc, target, has_scores)
         st.CL[CL_NROUTES] = k + 1
+    if P[P_TB_ON] != 0 and R[R_ROUTED, r] < 0:  # (a drain's re-routing is not a new request)
+        st.TEN[R[R_TENANT, r]] += 1
     R[R_INST, r] = target
     R[R_ROUTED, r] = t
     I[I_PENDING, target] += 1

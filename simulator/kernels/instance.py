@@ -38,7 +38,7 @@ from .layout import (INT64_MAX, P_PD, I_PENDING, CL_CODE_NONFINITE, CL_NSEGS, I_
                      R_ID_RANK, R_ITL_SUM, R_LAST_EMIT, R_LAST_EMIT_STEP, R_N_IN, R_N_OUT,
                      R_NUM_NEW, R_PI, R_PREEMPTS, R_QUEUED, R_SCHED, R_SCHED_DELAY, R_SEG_FROM,
                      R_STATE, R_TTFT, SC_CACHED, SC_DC_N, SC_DC_PI, SC_PF_N, SC_PF_PI, R_PD,
-                     P_PREEMPT, R_SLO_PRIO)
+                     P_PREEMPT, R_SLO_PRIO, P_TB_ON, R_TENANT)
 
 # Instance event kinds (payload = (request + 1) * 8 + kind)
 EV_ARRIVAL = np.int64(0)
@@ -264,11 +264,54 @@ def _log_step(SLOG, i, s, dur):
     lg[s] = dur
 
 
+# ---------------------------------------------------------------- leaving before completion
+
+@njit(cache=True, inline="always")
+def tenant_done(st, r):
+    """Request r no longer holds capacity (finished, dropped or evicted): its tenant's
+    in-flight count (tenant budgets) goes down."""
+    if st.P[P_TB_ON] != 0 and st.TEN[st.R[R_TENANT, r]] > 0:
+        st.TEN[st.R[R_TENANT, r]] -= 1
+
+
+@njit(cache=True)
+def evict_from_instance(st, i, r, now):
+    """Remove request r (queued or running) from instance i at ``now``: out of its wait queue
+    or running batch, its KV blocks released; a first token stamped after ``now`` (the step in
+    progress) is taken back.  The caller sets its final state."""
+    R, I = st.R, st.I
+    if R[R_STATE, r] == REQ_QUEUED:
+        h = _wq_linearize(st.WQ, I, i)
+        q = st.WQ[i]
+        n = I[I_WQ_LEN, i]
+        for k in range(h, h + n):
+            if q[k] == r:
+                for j in range(k, h + n - 1):
+                    q[j] = q[j + 1]
+                I[I_WQ_LEN, i] = n - 1
+                break
+    else:
+        n = I[I_BATCH_LEN, i]
+        for k in range(n):
+            if st.BATCH[i, k] == r:
+                for j in range(k, n - 1):
+                    st.BATCH[i, j] = st.BATCH[i, j + 1]
+                I[I_BATCH_LEN, i] = n - 1
+                break
+    _close_segment(R, st.SEGS, st.CL, r, i)
+    if R[R_FIRST, r] > now:
+        R[R_FIRST, r] = -1
+        R[R_TTFT, r] = -1
+    release(st, r)
+    tenant_done(st, r)
+
+
 # ---------------------------------------------------------------- batch formation
 
 @njit(cache=True)
 def _drop(st, i, r):
     awaiting_dropped(st, r)
+    tenant_done(st, r)
     release(st, r)
     st.R[R_STATE, r] = REQ_DROPPED
     st.I[I_DROPPED, i] += 1
@@ -537,6 +580,7 @@ def _complete(st, i, s_idx, now, dt):
                 if not allocate(st, r, R[R_PI, r], R[R_PI, r] + 1, st.SC[SC_CACHED], ZERO):
                     I[I_ALLOC_FAIL, i] += 1
             release(st, r)
+            tenant_done(st, r)
             I[I_COMPLETED, i] += 1
             push_event(st.EVH, st.I, i, end, r, EV_LEFT)
         elif pd and R[R_PD, r] == PD_PREFILL and prefill_progress(st, r, end):
@@ -600,6 +644,7 @@ def process_event(st, i):
         need = (R[R_N_IN, r] + R[R_N_OUT, r] + P[P_BLOCK] - 1) // P[P_BLOCK]
         if need > P[P_TOTAL_BLOCKS]:
             awaiting_dropped(st, r)
+            tenant_done(st, r)
             R[R_STATE, r] = REQ_DROPPED
             I[I_DROPPED, i] += 1
         else:

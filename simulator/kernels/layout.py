@@ -51,7 +51,15 @@ R_PF_FREE = 38       # time the prefill instance released its blocks (-1)
 R_DC_ADMIT = 39      # time the decode instance admitted it and allocated its blocks (-1)
 R_WAIT_NEXT = 40    # next request in the router wait list (autoscaling: no routable instance)
 R_SLO_PRIO = 41     # SLO-tier priority of its class (simulator/slo.py; < 0 = sheddable)
-NR = 42
+R_TENANT = 42       # tenant code (index into the workload's tenant names)
+R_GW_BAND = 43      # its gateway priority band (0 = most urgent; kernels/gateway.py)
+R_GW_ENQ = 44       # time it entered the gateway queue (-1 never)
+R_GW_DISP = 45      # time the gateway dispatched it to the router (-1 never)
+R_GW_SEQ = 46       # gateway enqueue sequence number (1, 2, ...)
+R_GW_PREV = 47      # previous / next request of its flow (band x tenant), -1 none
+R_GW_NEXT = 48
+R_SLO_TARGET = 49   # µs its class may wait (--slo-targets; slo-deadline order), 0 = none
+NR = 50
 
 # I: int64 (NI, n_instances)
 I_CLOCK = 0
@@ -166,7 +174,22 @@ P_AS_SLO_MAXMISS = 39  # SLO trigger: most misses in a full window that still me
 P_PREEMPT = 40       # preemption policy PREEMPT_* (kernels/instance.py _preempt_for)
 P_TS_THRESH = 41     # tier-shed admission: instance load (queued + running + routed) above which it sheds
 P_TS_MINPRIO = 42    # tier-shed admission: lowest SLO priority admitted while overloaded
-NP_ = 43
+P_FC = 43            # flow control FC_* (kernels/gateway.py)
+P_FC_DETECTOR = 44   # saturation detector DETECT_*
+P_FC_ORDER = 45      # dispatch order ORDER_*
+P_FC_FAIR = 46       # fairness FAIR_*
+P_FC_MAX_DEPTH = 47  # gateway queue capacity (0 = unlimited)
+P_FC_BAND_CAP = 48   # per-band capacity (0 = unlimited)
+P_FC_SHED = 49       # 1: a full queue sheds its least urgent sheddable request for a more urgent one
+P_FC_EVICT = 50      # 1: while saturated, evict in-flight sheddable requests for waiting urgent ones
+P_FC_TTL = 51        # µs a request may wait in the gateway queue (0 = no limit)
+P_FC_TICK = 52       # µs between dispatch attempts while the queue is not empty
+P_FC_MAX_CONC = 53   # concurrency detector: in-flight requests per instance at saturation
+P_FC_NBANDS = 54     # priority bands (the distinct priorities of the workload's classes)
+P_FC_NTEN = 55       # tenants (one flow per band and tenant)
+P_TB_ON = 56         # 1: tenant budgets (GWF holds each tenant's share of capacity)
+P_TB_CAP = 57        # capacity the shares are of: instances x max running requests
+NP_ = 58
 
 # PF: float64 parameters
 PF_ALPHA0 = 0
@@ -180,7 +203,10 @@ PF_PD_BW = 7           # transfer link bandwidth, bytes per µs
 PF_WARM_PENALTY = 8  # step-time multiplier when warmup starts (1 = none)
 PF_GAIE_QD = 9       # gaie-legacy admission: queue depth at saturation
 PF_GAIE_KV = 10      # gaie-legacy admission: KV utilisation at saturation
-NPF = 11
+PF_FC_QD = 11        # utilization detector: queue depth at saturation
+PF_FC_KV = 12        # utilization detector: KV utilisation at saturation
+PF_FC_USAGE = 13     # usage-limit threshold u: band i of n dispatches while saturation < 1 - i(1-u)/(n-1)
+NPF = 14
 
 # SC: int64 scratch rows (NSC, width)
 SC_CACHED = 0
@@ -240,7 +266,16 @@ CL_SLO_SEEN = 25     # SLO trigger: first tokens counted so far
 CL_SLO_MISS = 26     # SLO trigger: misses among the last min(seen, window) first tokens
 CL_SLO_TRIG = 27     # 1 while the SLO trigger's attainment is below its target
 CL_RR_PREFILL = 28   # P/D: round-robin counter of the prefill pool (CL_RR serves the others)
-NCL = 29
+CL_GW_LEN = 29       # gateway (kernels/gateway.py): requests in the queue
+CL_GW_PEAK = 30      # most requests ever in the queue
+CL_GW_SEQ = 31       # last enqueue sequence number
+CL_GW_TICK = 32      # 1 while a dispatch tick is scheduled
+CL_GW_SHED = 33      # queued sheddable requests displaced by a more urgent arrival (queue full)
+CL_GW_REJECTED = 34  # arrivals refused because the queue or their band was full
+CL_GW_EXPIRED = 35   # requests that waited longer than --request-ttl
+CL_GW_EVICTED = 36   # in-flight sheddable requests evicted from their instance
+CL_TB_SHED = 37      # requests rejected by their tenant's budget
+NCL = 38
 CL_SLO_RING = NCL    # SLO trigger: CL[NCL : NCL + window] is its ring of miss bits (CL is
                      # allocated that much longer when the trigger is on)
 CLF_TOKENS = 0

@@ -52,6 +52,18 @@ SCHED_REVERSE_PRIORITY = 3
 PREEMPT_FCFS = 0        # the batch tail (the reference at cbb0de7b)
 PREEMPT_PRIORITY = 1    # the least urgent SLO tier, then the newest arrival
 
+# Gateway flow control (kernels/gateway.py; BLIS f90a1e3a sim/cluster/gateway_queue.go)
+FC_OFF = 0              # no gateway queue: admission -> routing directly
+FC_GATEWAY = 1          # a gateway queue with priority bands between admission and routing
+DETECT_NEVER = 0        # saturation detectors (sim/saturation.go)
+DETECT_UTILIZATION = 1
+DETECT_CONCURRENCY = 2
+ORDER_FIFO = 0          # dispatch orders
+ORDER_PRIORITY = 1
+ORDER_SLO_DEADLINE = 2
+FAIR_GLOBAL_STRICT = 0  # fairness between the tenants' flows of a band
+FAIR_ROUND_ROBIN = 1
+
 # P/D disaggregation deciders (kernels/cluster.py ``route_pd``)
 PD_DECIDE_ALWAYS = 0
 PD_DECIDE_NEVER = 1

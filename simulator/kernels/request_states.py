@@ -13,3 +13,9 @@ REQ_QUEUED = 3
 REQ_RUNNING = 4
 REQ_COMPLETED = 5
 REQ_DROPPED = 6       # can never fit in the instance's KV cache (dropped_unservable)
+# gateway flow control (kernels/gateway.py; BLIS f90a1e3a sim/cluster/gateway_queue.go)
+REQ_GW_QUEUED = 7     # waiting in the gateway queue
+REQ_GW_REJECTED = 8   # refused: the gateway queue (or its priority band) was full
+REQ_SHED = 9          # removed from the gateway queue for a more urgent arrival
+REQ_EXPIRED = 10      # waited in the gateway queue longer than --request-ttl
+REQ_EVICTED = 11      # evicted from its instance (in-flight eviction of a sheddable request)

@@ -13,7 +13,7 @@ from numba.experimental import structref
 FIELDS = ("R", "RF", "TOK", "KVH", "RH", "I", "IF", "BATCH", "KB", "BH", "CPU", "HT", "P", "PF",
           "BETA", "RP", "SCODES", "SWEIGHTS", "SC", "SCF", "EVH", "WQ", "SLOG", "SEGS", "ARENA",
           "PXT", "PXA", "CE", "CL", "CLF", "AFFINITY", "ROUTES", "CAND",
-          "DSCODES", "DSWEIGHTS", "SCORE_FN", "ADMIT_FN", "PRIO_FN")
+          "DSCODES", "DSWEIGHTS", "GW", "TEN", "GWF", "SCORE_FN", "ADMIT_FN", "PRIO_FN")
 """Names of the state's arrays (packed layouts: kernels/layout.py) and code-policy functions
 (kernels/codefn.py signatures), in the order ``State`` and ``KernelState`` hold them."""
 

@@ -15,6 +15,7 @@ from typing import Any
 
 INT = "int"
 FLOAT = "float"
+BOOL = "bool"  # an on/off switch: 0 or 1 in the kernel vectors, true/false in flags and bundles
 
 
 def show_number(value: float) -> str:
@@ -34,7 +35,7 @@ class Param:
 
     ``name`` is the snake_case key used in the policy bundle (inside the family's section), in a
     search space (as a gene) and in :meth:`simulator.config.PolicyConfig.param`; ``flag`` the
-    ``blis run`` flag (default: ``name`` in kebab case).  ``kind`` is ``"int"`` or ``"float"``;
+    ``blis run`` flag (default: ``name`` in kebab case).  ``kind`` is ``"int"``, ``"float"`` or ``"bool"`` (a switch);
     values must be finite and lie in ``[low, high]`` (``high`` may be ``inf``: no upper bound).
     ``slot`` is the row of the kernel's float parameter vector (``kernels/layout.py`` ``PF_*``)
     the engine writes the value to; None for a parameter the Python side consumes.
@@ -53,8 +54,9 @@ class Param:
     reference: bool = True
 
     def __post_init__(self):
-        if self.kind not in (INT, FLOAT):
-            raise ValueError(f"Param {self.name}: kind must be 'int' or 'float', got {self.kind!r}")
+        if self.kind not in (INT, FLOAT, BOOL):
+            raise ValueError(f"Param {self.name}: kind must be 'int', 'float' or 'bool', "
+                             f"got {self.kind!r}")
         if not self.low <= self.default <= self.high:
             raise ValueError(f"Param {self.name}: default {self.default} outside [{self.low}, {self.high}]")
         if not self.flag:
@@ -62,6 +64,8 @@ class Param:
 
     def bounds_text(self) -> str:
         """The allowed values in words, e.g. ``a finite value >= 0`` or ``an integer in [1, 64]``."""
+        if self.kind == BOOL:
+            return "true or false"
         what = "an integer" if self.kind == INT else "a finite value"
         if math.isinf(self.high):
             return f"{what} >= {show_number(self.low)}"
@@ -69,6 +73,8 @@ class Param:
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is not allowed (a phrase for a one-line error), or None when it is."""
+        if self.kind == BOOL:
+            return None if value in (0, 1) else f"must be true or false, got {value!r}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be {self.bounds_text()}, got {value!r}"
         if not math.isfinite(value) or not self.low <= value <= self.high:
@@ -119,7 +125,8 @@ class Family:
     ``param_flags``: parameter names are unique in the family and each is a ``blis run`` flag
     and a key of the family's bundle section (kernel families); False where parameters are
     per policy (the autoscaler's ``params`` mapping).  ``choose`` says how a policy is chosen
-    where that is not ``--<flag>`` (docs only).
+    where that is not ``--<flag>`` (docs only).  ``switch`` = (off, on) makes the flag a plain
+    on/off switch (``--flag`` chooses ``on``, absent ``off``; the reference's ``--flow-control``).
     """
 
     key: str
@@ -134,6 +141,7 @@ class Family:
     code_policy: int | None = None
     param_flags: bool = True
     choose: str = ""
+    switch: tuple[str, str] | None = None
     _index: dict = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -182,4 +190,4 @@ class Family:
         """A copy of the family with ``policy`` added (for registering an extension)."""
         return Family(self.key, self.label, self.help, self.default, self.policies + (policy,),
                       self.flag, self.bundle, self.gene, self.slot, self.code_policy,
-                      self.param_flags, self.choose)
+                      self.param_flags, self.choose, self.switch)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-from . import (admission, autoscaler, lifecycle, pd_decider, preemption, priority, routing,
-               scheduler, scorers)
+from . import (admission, autoscaler, flow_control, lifecycle, pd_decider, preemption, priority,
+               routing, scheduler, scorers)
 from .declare import Family, Param, Policy
 
 CODE_POLICY = "code"
@@ -29,7 +29,8 @@ NEEDS = {
 
 _FAMILIES: dict[str, Family] = {f.key: f for f in (
     admission.FAMILY, routing.FAMILY, scorers.FAMILY, priority.FAMILY, scheduler.FAMILY,
-    preemption.FAMILY,
+    preemption.FAMILY, flow_control.FLOW_CONTROL, flow_control.SATURATION_DETECTOR,
+    flow_control.DISPATCH_ORDER, flow_control.FAIRNESS,
     pd_decider.FAMILY, lifecycle.DRAIN, lifecycle.WARMUP, autoscaler.FAMILY)}
 
 

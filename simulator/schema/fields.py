@@ -665,6 +665,10 @@ def from_param(param: Any, **kw) -> Field:
     (``"int"``/``"float"``), ``default``, ``low``, ``high`` (``inf``: unbounded), ``unit`` and
     ``help``): an :class:`Int` or :class:`Number` in ``[low, high]`` with the default, unit and
     help.  ``kw`` overrides the field arguments (e.g. ``default=MISSING``)."""
+    if param.kind == "bool":
+        args = dict(default=bool(param.default), help=param.help)
+        args.update(kw)
+        return Bool(**args)
     cls = Int if param.kind == "int" else Number
     high = None if math.isinf(param.high) else param.high
     low = None if math.isinf(param.low) else param.low

@@ -93,7 +93,14 @@ EXTENSIONS = {"latency-model": "auto", "legacy-blis-quirks": False, "trace-outpu
               "gpu-memory-utilization": 0.9,
               # SLO tiers (BLIS f90a1e3a): preemption policy, tier-shed and gaie-legacy knobs
               "preemption-policy": "fcfs", "tier-shed-threshold": 0, "tier-shed-min-priority": 3,
-              "gaie-qd-threshold": 5.0, "gaie-kv-threshold": 0.8}
+              "gaie-qd-threshold": 5.0, "gaie-kv-threshold": 0.8,
+              # gateway flow control (BLIS f90a1e3a flag names and defaults)
+              "flow-control": False, "max-gateway-queue-depth": 0, "per-band-capacity": 0,
+              "usage-limit-threshold": 1.0, "request-ttl": 0, "dispatch-tick-interval": 1000,
+              "queue-shedding": False, "in-flight-eviction": False,
+              "saturation-detector": "never", "queue-depth-threshold": 5.0,
+              "kv-cache-util-threshold": 0.8, "max-concurrency": 100, "dispatch-order": "fifo",
+              "fairness-policy": "global-strict", "slo-targets": ""}
 
 
 def resolve(*argv: str):

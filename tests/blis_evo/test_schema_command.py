@@ -124,8 +124,12 @@ def test_bundle_and_experiment_schemas_agree_with_their_parsers(name, tmp_path):
 def test_bundle_schema_has_the_declared_policies_parameters_and_sections():
     schema = json.loads(_call(["schema", "bundle"])[1])
     assert schema["additionalProperties"] is False and "required" not in schema
-    assert list(schema["properties"]) == ["admission", "routing", "priority", "scheduler",
-                                          "preemption", "engine", "disaggregation", "autoscaler"]
+    assert list(schema["properties"]) == [
+        "admission", "routing", "priority", "scheduler", "preemption", "flow_control",
+        "saturation_detector", "dispatch_order", "fairness_policy", "tenant_budgets", "engine",
+        "disaggregation", "autoscaler"]
+    flow = schema["properties"]["flow_control"]["properties"]
+    assert "boolean" in flow["queue_shedding"]["type"] and flow["policy"]["enum"][:2] == ["off", "gateway"]
     admission = schema["properties"]["admission"]["properties"]
     assert {"always-admit", "token-bucket", "code", ""} <= set(admission["policy"]["enum"])
     assert admission["token_bucket_capacity"]["minimum"] == 0
