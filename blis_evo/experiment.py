@@ -30,7 +30,7 @@ from simulator.config import LatencyConfig
 from simulator.errors import InputError, one_line
 from simulator.latency import MOE_COMM_BACKENDS, TRAINED_PHYSICS, resolve_latency
 from simulator.metrics import VALID_FITNESS_KEYS
-from simulator.schema import (At, Bool, Choice, Custom, Either, Int, ListOf, Mapping, Number, Str,
+from simulator.schema import (MISSING, At, Bool, Choice, Custom, Either, Int, ListOf, Mapping, Number, Str,
                               Wording, load_yaml, range_text, show)
 from simulator.workload.scenarios import SCENARIO_NAMES
 from simulator.workload.spec import SPEC, WorkloadSpec, load_workload_spec, scenario_spec
@@ -151,6 +151,15 @@ class Penalties:
     # rate: oscillations per scale action (autoscaling); out of the repr so that experiments
     # without it keep their digest (experiment_digest adds it when set)
     scale_oscillation: float = field(default=0.0, repr=False)
+    # requests of sheddable SLO tiers (priority < 0) lost to admission, the gateway queue
+    # (refused, shed, expired) or in-flight eviction, per request; ``rejected_requests`` then
+    # counts those of the other tiers.  Unset (-1): the rejected_requests weight, so an
+    # experiment that does not name it scores exactly as before tiers existed.
+    shed_requests: float = field(default=-1.0, repr=False)
+
+    def __post_init__(self):
+        if self.shed_requests < 0:
+            object.__setattr__(self, "shed_requests", self.rejected_requests)
 
 
 @dataclass(frozen=True)
@@ -383,7 +392,10 @@ OBJECTIVES = Mapping({
                                         "highest-weighted key)"),
 }, then=_objectives, required=True, help="what the search optimises")
 
-PENALTIES = Mapping({k: Number(ge=0, default=0.0, help="penalty weight") for k in PENALTY_KEYS},
+PENALTIES = Mapping({**{k: Number(ge=0, default=0.0, help="penalty weight") for k in PENALTY_KEYS},
+                     "shed_requests": Number(ge=0, default=MISSING,
+                                             help="penalty weight of lost requests of sheddable "
+                                                  "SLO tiers (default: rejected_requests')")},
                     then=lambda v, at: Penalties(**v), default=Penalties(),
                     help="anomaly penalties: the fitness is multiplied by exp(-sum weight x rate)")
 
@@ -490,6 +502,8 @@ def experiment_digest(exp) -> str:
     text = repr(neutral)
     if exp.autoscaler is not None:  # (not in the repr, so experiments without one keep their digest)
         text += repr(exp.autoscaler) + repr(exp.penalties.scale_oscillation)
+    if exp.penalties.shed_requests != exp.penalties.rejected_requests:
+        text += f"shed_requests={exp.penalties.shed_requests!r}"
     spec = exp.workload.spec
     if spec is not None and spec.load_profile is not None:
         text += repr(spec.load_profile)

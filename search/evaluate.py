@@ -20,7 +20,7 @@ from blis_evo.experiment import SLO_ATTAINMENT, Experiment
 from blis_evo.metrics import RawMetrics, evaluate as _metrics_evaluate, slo_attainment
 from blis_evo.phenotype import Phenotype
 from simulator.codepolicy import uses_code_policy
-from simulator.metrics import class_priority_inversions
+from simulator.metrics import LOST_STATES, class_priority_inversions
 from simulator.config import INT64_MAX, PolicyConfig
 from simulator.workload.types import Workload
 
@@ -62,10 +62,15 @@ def _seed_result(phenotype: Phenotype, exp: Experiment, seed: int) -> tuple[RawM
         comps[SLO_ATTAINMENT] = att.get(OVERALL, 1.0)
         score += w_slo * comps[SLO_ATTAINMENT]
     cost = _cost_metrics(res)
+    lost = np.isin(res.req_state, LOST_STATES)
+    sheddable = np.asarray(res.slo_priority) < 0
+    # equal weights: one rate, so experiments that do not weigh tiers apart score as before
+    split = exp.penalties.shed_requests != exp.penalties.rejected_requests
     rates = AnomalyRates(
         priority_inversions=_class_inversions(res, wl, exp) / n,
         hol_blocking_events=raw.hol_blocking_events / max(1, len(res.inst_completed)),
-        rejected_requests=raw.rejected_requests / n,
+        rejected_requests=float(np.sum(lost & ~sheddable if split else lost)) / n,
+        shed_requests=float(np.sum(lost & sheddable)) / n if split else 0.0,
         dropped_requests=int(np.sum(res.inst_dropped)) / n,
         slo_violations=violations / n,
         scale_oscillation=cost["scale_oscillation"] / max(1, cost["scale_events"]),

@@ -29,7 +29,8 @@ OVERALL = "overall"
 @dataclass(frozen=True)
 class AnomalyRates:
     """Anomalies of one run, as rates: per arrived request (class priority inversions,
-    rejected, dropped, SLO-violating), per instance (HOL-blocking events) and per scale action
+    rejected (non-sheddable tiers: by admission, the gateway queue or eviction), dropped,
+    SLO-violating, lost requests of sheddable tiers), per instance (HOL-blocking events) and per scale action
     (autoscaler oscillations).  Field names are the experiment's ``penalties`` keys."""
 
     priority_inversions: float = 0.0
@@ -38,6 +39,7 @@ class AnomalyRates:
     dropped_requests: float = 0.0
     slo_violations: float = 0.0
     scale_oscillation: float = 0.0
+    shed_requests: float = 0.0
 
     def penalty(self, weights) -> float:
         """``P = Σ weights.<kind> × rate`` (``weights``: the experiment's ``Penalties``)."""

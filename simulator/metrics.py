@@ -818,6 +818,11 @@ queue; evicted from its instance; dropped as unservable; or, at the horizon, sti
 gateway queue, between admission and its instance, queued or running on an instance."""
 
 
+LOST_STATES: tuple[int, ...] = (REQ_REJECTED, REQ_GW_REJECTED, REQ_SHED, REQ_EXPIRED, REQ_EVICTED)
+"""Requests the control plane turned away: rejected by admission, refused by a full gateway
+queue, shed from it, expired in it, or evicted from an instance."""
+
+
 def request_outcomes(result: SimResult) -> dict:
     """``{"overall": {outcome: count, ..., "injected": n}, "per_slo": {class: {...}}}`` over the
     requests that reached the cluster (:data:`OUTCOMES`; the outcomes sum to ``injected``).

@@ -176,7 +176,8 @@ def test_replay_table_matches_search_evaluation(exp, exp_path, tmp_path, capsys)
     seeds = [1001, 1003]  # 1000 is a train seed, 1002 a held-out seed of the fixture
     doc = json.loads(out_file.read_text())
     assert doc["seeds"] == seeds
-    assert list(doc["policies"]) == ["champion", "round-robin", "least-loaded", "llm-d-default"]
+    assert list(doc["policies"]) == ["champion", "round-robin", "least-loaded", "llm-d-default",
+                                  "llm-d-gie-flow-control"]
     expected = {
         "champion": Phenotype.from_knobs(
             PolicyConfig(routing="least-loaded", priority="inverted-slo",
