@@ -44,6 +44,7 @@ from simulator.errors import InputError
 from simulator.policies.declare import BOOL, INT
 from simulator.policies.registry import family, policy_params, valid_names
 from simulator.policy_encoding import POLICY_FAMILIES
+from simulator.slo import PRIORITY_MAX, PRIORITY_MIN, SLO_CLASS_NAMES, slo_priority
 
 # ---------------------------------------------------------------------------------------------
 # DEAP classes (module top level: picklable by reference in Ray workers)
@@ -69,6 +70,8 @@ Individual = creator.Individual
 IndividualMulti = creator.IndividualMulti
 
 _PREFIX = "search_space"
+GATEWAY_FAMILIES = ("saturation_detector", "dispatch_order", "fairness")
+"""Families that only matter with a gateway queue (flow_control: gateway)."""
 _GENE_ORDER = ("routing", "scheduler", "priority", "admission", "preemption", "flow_control",
                "saturation_detector", "dispatch_order", "fairness")
 """The policy families a space may search (each a ``cat`` gene under the family's ``gene``
@@ -113,8 +116,9 @@ def _type_name(value: Any) -> str:
             dict: "mapping"}.get(type(value), type(value).__name__)
 
 
-def _bounds(value: Any, path: str, integer: bool) -> tuple[float, float]:
-    """Validate a ``[low, high]`` pair of finite numbers with low <= high."""
+def _bounds(value: Any, path: str, integer: bool, signed: bool = False) -> tuple[float, float]:
+    """Validate a ``[low, high]`` pair of finite numbers with low <= high (>= 0 unless
+    ``signed``)."""
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise InputError(f"{_PREFIX}.{path}: expected [low, high], got {value!r}")
     for v in value:
@@ -125,7 +129,7 @@ def _bounds(value: Any, path: str, integer: bool) -> tuple[float, float]:
     low, high = value
     if low > high:
         raise InputError(f"{_PREFIX}.{path}: low {low} is greater than high {high}")
-    if low < 0:
+    if low < 0 and not signed:
         raise InputError(f"{_PREFIX}.{path}: bounds must be non-negative, got {value!r}")
     return (float(int(low)), float(int(high))) if integer else (float(low), float(high))
 
@@ -167,7 +171,7 @@ class GeneSpace:
             raise InputError(f"{_PREFIX}: expected a mapping, got {_type_name(spec)}")
         families, policy_param_genes = _families(), _policy_params()
         allowed = (*families, "scorers", *policy_param_genes, *SIM_PARAMS, *LAYOUT_PARAMS,
-                   *AUTOSCALER_KEYS)
+                   *AUTOSCALER_KEYS, "slo_priorities")
         for key in spec:
             if key not in allowed:
                 raise InputError(f"{_PREFIX}.{key}: unknown key (allowed: {', '.join(allowed)})")
@@ -219,7 +223,8 @@ class GeneSpace:
                 key in declared and declared[key].kind in (INT, BOOL))
             if integer_only and kind != "int":
                 raise InputError(f"{_PREFIX}.{key}: must be an int gene ({{int: [low, high]}})")
-            low, high = _bounds(entry[kind], f"{key}.{kind}", integer=kind == "int")
+            low, high = _bounds(entry[kind], f"{key}.{kind}", integer=kind == "int",
+                                signed=key in declared and declared[key].low < 0)
             if key in declared and not declared[key].low <= low <= high <= declared[key].high:
                 raise InputError(f"{_PREFIX}.{key}.{kind}: [{low:g}, {high:g}] is outside the "
                                  f"parameter's range: {declared[key].bounds_text()}")
@@ -232,6 +237,8 @@ class GeneSpace:
             genes.append(Gene(key, kind, low, high))
         self.autoscaler_params: tuple[str, ...] = ()
         genes += self._autoscaler_genes(spec, base)
+        self.slo_classes: tuple[str, ...] = ()
+        genes += self._slo_priority_genes(spec)
         if not genes:
             raise InputError(f"{_PREFIX}: declares no genes")
         self.genes: tuple[Gene, ...] = tuple(genes)
@@ -268,6 +275,28 @@ class GeneSpace:
                 raise InputError(f"{_PREFIX}.{path}: replicas must be >= 1")
             genes.append(Gene(f"autoscaler.{name}", kind, low, high))
         self.autoscaler_params = tuple(params)
+        return genes
+
+    def _slo_priority_genes(self, spec: Mapping[str, Any]) -> list[Gene]:
+        """``slo_priorities: {class: {int: [low, high]}}``: the SLO-tier priority of a class
+        (:mod:`simulator.slo`; bounds within [-100, 100])."""
+        entries = spec.get("slo_priorities")
+        if entries is None:
+            return []
+        genes = []
+        for name, entry in _only_keys(entries, "slo_priorities", SLO_CLASS_NAMES).items():
+            path = f"slo_priorities.{name}"
+            if not isinstance(entry, dict) or list(entry) != ["int"]:
+                raise InputError(f"{_PREFIX}.{path}: expected {{int: [low, high]}}")
+            low, high = _bounds(entry["int"], f"{path}.int", integer=True, signed=True)
+            if not PRIORITY_MIN <= low <= high <= PRIORITY_MAX:
+                raise InputError(f"{_PREFIX}.{path}.int: [{low:g}, {high:g}] is outside "
+                                 f"[{PRIORITY_MIN}, {PRIORITY_MAX}]")
+            genes.append(Gene(f"slo_priority.{name}", "int", low, high))
+        if not genes:
+            raise InputError(f"{_PREFIX}.slo_priorities: expected a non-empty mapping "
+                             "class -> {int: [low, high]}")
+        self.slo_classes = tuple(entries)
         return genes
 
     def __len__(self) -> int:
@@ -331,7 +360,10 @@ def decode(space: GeneSpace, genome: Sequence[float]) -> PolicyConfig:
       on, the scorer with the largest weight gene (first on ties) is used alone.  A lone scorer
       always gets weight 1.0 (weights are normalised, so its value does not matter).
     * Token-bucket parameters only matter for ``token-bucket`` admission; otherwise they are
-      ``space.base``'s.  Real parameters are rounded to 6 significant digits.
+      ``space.base``'s (likewise every policy's parameters).  Real parameters are rounded to 6
+      significant digits.
+    * The saturation detector, dispatch order and fairness only matter with flow control
+      (``gateway``); otherwise they are ``space.base``'s.
 
     Two genomes decode to the same policy iff their :func:`canonical` forms are equal.
     """
@@ -342,6 +374,8 @@ def decode(space: GeneSpace, genome: Sequence[float]) -> PolicyConfig:
         if i is not None:
             fields[field_name] = space.genes[i].choices[int(genome[i])]
     policy = replace(space.base, **fields)
+    if policy.flow_control == "off":  # the gateway's choices matter only with a gateway
+        policy = replace(policy, **{k: getattr(space.base, k) for k in GATEWAY_FAMILIES})
     if policy.routing == "weighted" and space.scorer_names:
         quantum = 10.0 ** -space.weight_decimals
         on: list[ScorerSpec] = []
@@ -371,6 +405,11 @@ def decode(space: GeneSpace, genome: Sequence[float]) -> PolicyConfig:
         else:
             params[key] = _round_sig(float(genome[i]))
     policy = policy.with_params(params)
+    if space.slo_classes:
+        tiers = dict(space.base.slo_priorities)
+        for name in space.slo_classes:
+            tiers[name] = int(genome[space.index[f"slo_priority.{name}"]])
+        policy = replace(policy, slo_priorities=tuple(tiers.items()))
     if policy.autoscaler is not None and (space.autoscaler_params or "autoscaler" in space.index):
         policy = replace(policy, autoscaler=_decode_autoscaler(space, genome, policy.autoscaler))
     return policy
@@ -455,6 +494,12 @@ def encode(space: GeneSpace, phenotype: Phenotype | PolicyConfig) -> list:
     for g in space.genes:
         if g.name == "autoscaler" or g.name.startswith("autoscaler."):
             genome.append(_encode_autoscaler_gene(g, asc))
+        elif g.name.startswith("slo_priority."):
+            value = slo_priority(g.name[len("slo_priority."):], policy.slo_priorities)
+            if not g.low <= value <= g.high:
+                raise InputError(f"{_PREFIX}.slo_priorities.{g.name[13:]}: {value} outside "
+                                 f"[{g.low:g}, {g.high:g}]")
+            genome.append(int(value))
         elif g.kind == "cat":
             value = getattr(policy, _families()[g.name])
             if value not in g.choices:
