@@ -346,14 +346,45 @@ def _weights(v: dict, at: At) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(v.items()))
 
 
-OBJECTIVE_WEIGHTS = Mapping({k: Number(ge=0) for k in WEIGHT_KEYS}, fill_defaults=False,
-                            key_what="metric", required=True, then=_weights,
-                            what="a non-empty mapping of metric: weight",
-                            help="metric: weight; the scalar fitness in both modes")
+CLASS_LATENCY_KEYS: tuple[str, ...] = tuple(k for k in VALID_FITNESS_KEYS
+                                         if k.endswith(("_ttft", "_e2e")))
+"""Latency keys that also exist per SLO class, as ``<key>.<class>`` (e.g. ``p99_ttft.critical``:
+the p99 TTFT of that class's requests)."""
+
+
+def class_key(key: str) -> tuple[str, str] | None:
+    """``(latency key, class)`` of a per-class key ``p99_ttft.critical``, else None."""
+    base, dot, cls = key.partition(".")
+    return (base, cls) if dot and cls and base in CLASS_LATENCY_KEYS else None
+
+
+def _weight_entries(v: Any, at: At) -> dict:
+    if not isinstance(v, dict):
+        at.expected(OBJECTIVE_WEIGHTS, v)
+    out = {}
+    for key, w in v.items():
+        if key not in WEIGHT_KEYS and class_key(str(key)) is None:
+            (at / str(key)).fail(f"unknown metric; valid: {', '.join(WEIGHT_KEYS)}, or "
+                                 f"<{'|'.join(CLASS_LATENCY_KEYS)}>.<class>")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 \
+                or w == float("inf"):
+            (at / str(key)).fail(f"must be a finite number >= 0, got {w!r}")
+        out[str(key)] = float(w)
+    return _weights(out, at)
+
+
+OBJECTIVE_WEIGHTS = Custom(_weight_entries, json_schema={
+    "type": "object", "minProperties": 1,
+    "additionalProperties": {"type": "number", "minimum": 0}}, required=True,
+    what="a non-empty mapping of metric: weight",
+    help="metric: weight; the scalar fitness in both modes (metrics: " + ", ".join(WEIGHT_KEYS)
+         + ", or a latency key of one SLO class: p99_ttft.critical, ...)")
 
 
 def _objective_key(key: str, at: At) -> str:
     base = key.split(".", 1)[0] if key.startswith(SLO_ATTAINMENT + ".") else key
+    if class_key(key) is not None:
+        return key
     if base not in OBJECTIVE_KEYS:
         at.fail(f"must be one of {', '.join(OBJECTIVE_KEYS)} (or slo_attainment.<class>), "
                 f"got {key!r}")
@@ -373,7 +404,9 @@ def _objectives(v: dict, at: At) -> Objectives:
         (at / "multi").fail("must list at least 2 objectives when mode is multi")
     if mode == "single" and multi:
         (at / "multi").fail("is only allowed when mode is multi")
-    primary = v.get("primary") or max(weights, key=lambda kv: (kv[1], -WEIGHT_KEYS.index(kv[0])))[0]
+    order = {k: i for i, k in enumerate(WEIGHT_KEYS)}
+    primary = v.get("primary") or max(
+        weights, key=lambda kv: (kv[1], -order.get(kv[0], len(order))))[0]
     return Objectives(mode, weights, multi, primary)
 
 
@@ -388,8 +421,12 @@ OBJECTIVES = Mapping({
         then=lambda o, at: Objective(o["key"], o["direction"])),
         min_items=1, then=_multi, what="a non-empty list of {key, direction}",
         help="the NSGA-II objectives (mode multi; at least 2)"),
-    "primary": Choice(WEIGHT_KEYS, help="the key reports judge improvement on (default: the "
-                                        "highest-weighted key)"),
+    "primary": Custom(lambda v, at: v if (v in WEIGHT_KEYS or class_key(str(v)))
+                      else at.fail(f"must be one of {', '.join(WEIGHT_KEYS)} or a per-class "
+                                   f"latency key (p99_ttft.critical, ...), got {v!r}"),
+                      json_schema={"type": "string"},
+                      help="the key reports judge improvement on (default: the "
+                           "highest-weighted key)"),
 }, then=_objectives, required=True, help="what the search optimises")
 
 PENALTIES = Mapping({**{k: Number(ge=0, default=0.0, help="penalty weight") for k in PENALTY_KEYS},

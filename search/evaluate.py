@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Union
 
+import math
+
 import numpy as np
 
 import simulator
 from blis_evo.baselines import BASELINES
 from blis_evo.deployment import build_sim_config, deployed_policy, experiment_workload, slo_targets
-from blis_evo.experiment import SLO_ATTAINMENT, Experiment
+from blis_evo.experiment import SLO_ATTAINMENT, Experiment, class_key
 from blis_evo.metrics import RawMetrics, evaluate as _metrics_evaluate, slo_attainment
 from blis_evo.phenotype import Phenotype
 from simulator.codepolicy import uses_code_policy
-from simulator.metrics import LOST_STATES, class_priority_inversions
+from simulator.metrics import LOST_STATES, class_priority_inversions, per_slo_distributions
 from simulator.config import INT64_MAX, PolicyConfig
 from simulator.workload.types import Workload
 
@@ -44,11 +46,20 @@ def _seed_result(phenotype: Phenotype, exp: Experiment, seed: int) -> tuple[RawM
     policy = deployed_policy(phenotype.policy, exp)
     wl = experiment_workload(exp, int(seed))
     res = simulator.run(build_sim_config(exp, seed, phenotype), policy, wl)
-    weights = {k: v for k, v in exp.objectives.weights if k != SLO_ATTAINMENT}
+    weights = {k: v for k, v in exp.objectives.weights
+               if k != SLO_ATTAINMENT and class_key(k) is None}
     raw, fit = _metrics_evaluate(res, policy.priority, weights)
     n = max(1, wl.num_requests)
     comps: dict[str, float] = dict(fit.components)
     score = fit.score
+    class_ms = _class_latencies(res)
+    for key, w in exp.objectives.weights:
+        if class_key(key) is not None:
+            # the cluster-wide transform 1 / (1 + ms); a class with no such latency (all its
+            # requests lost) scores 0
+            ms = class_ms.get(key, math.nan)
+            comps[key] = 0.0 if math.isnan(ms) else 1.0 / (1.0 + ms)
+            score += w * comps[key]
     targets = slo_targets(exp)
     att: dict[str, float] = {}
     violations = 0.0
@@ -88,7 +99,21 @@ def _seed_result(phenotype: Phenotype, exp: Experiment, seed: int) -> tuple[RawM
     )
     code = float(res.code_nonfinite) if uses_code_policy(policy) else None
     return raw, seed_result(score=score, components=comps, rates=rates, penalties=exp.penalties,
-                            measures=measures, attainment=att, code_nonfinite=code)
+                            measures=measures, attainment=att, code_nonfinite=code,
+                            class_measures=class_ms)
+
+
+def _class_latencies(res) -> dict[str, float]:
+    """``{"<latency key>.<class>": ms}`` for every SLO class of the run (TTFT over requests
+    with a first token, E2E over completed ones; the reference's per-SLO distributions)."""
+    out: dict[str, float] = {}
+    for cls, (ttft, e2e) in per_slo_distributions(res).items():
+        for dist, kind in ((ttft, "ttft"), (e2e, "e2e")):
+            if dist.count == 0:
+                continue
+            for stat in ("p99", "p50", "mean"):
+                out[f"{stat}_{kind}.{cls}"] = getattr(dist, stat) / 1000.0
+    return out
 
 
 def _cost_metrics(res) -> dict:

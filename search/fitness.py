@@ -90,6 +90,8 @@ class SeedResult:
     measures: Measures
     attainment: Mapping[str, float] = field(default_factory=dict)
     code_nonfinite: float | None = None
+    # per SLO class latencies in ms, keyed "<latency key>.<class>" (e.g. "p99_ttft.critical")
+    class_measures: Mapping[str, float] = field(default_factory=dict)
 
     def objective(self, key: str) -> float:
         """The raw value of objective ``key`` in its own unit (latency keys in ms, ``throughput``
@@ -104,6 +106,8 @@ class SeedResult:
             return self.attainment.get(OVERALL, 1.0)
         if key.startswith(SLO_ATTAINMENT + "."):
             return self.attainment.get(key[len(SLO_ATTAINMENT) + 1:], 1.0)
+        if "." in key:
+            return self.class_measures.get(key, math.nan)
         return getattr(m, f"{key}_ms")
 
 
@@ -126,13 +130,15 @@ def penalise(value: float, penalty: float) -> float:
 
 def seed_result(*, score: float, components: Mapping[str, float], rates: AnomalyRates,
                 penalties, measures: Measures, attainment: Mapping[str, float],
-                code_nonfinite: float | None) -> SeedResult:
+                code_nonfinite: float | None,
+                class_measures: Mapping[str, float] | None = None) -> SeedResult:
     """One seed's :class:`SeedResult`: the penalty from ``rates`` and the experiment's
     ``penalties`` weights, and the fitness ``penalise(score, P)``."""
     penalty = rates.penalty(penalties)
     return SeedResult(score=score, components=dict(components), rates=rates, penalty=penalty,
                       fitness=penalise(score, penalty), measures=measures,
-                      attainment=dict(attainment), code_nonfinite=code_nonfinite)
+                      attainment=dict(attainment), code_nonfinite=code_nonfinite,
+                      class_measures=dict(class_measures or {}))
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -162,7 +168,8 @@ def mean_result(results: Sequence[SeedResult]) -> SeedResult:
                       components=_mean_map([r.components for r in results]),
                       rates=rates, penalty=avg(lambda r: r.penalty),
                       fitness=avg(lambda r: r.fitness), measures=measures,
-                      attainment=_mean_map([r.attainment for r in results]), code_nonfinite=code)
+                      attainment=_mean_map([r.attainment for r in results]), code_nonfinite=code,
+                      class_measures=_mean_map([r.class_measures for r in results]))
 
 
 @dataclass(frozen=True)
