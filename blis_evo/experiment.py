@@ -364,7 +364,7 @@ def _weight_entries(v: Any, at: At) -> dict:
     out = {}
     for key, w in v.items():
         if key not in WEIGHT_KEYS and class_key(str(key)) is None:
-            (at / str(key)).fail(f"unknown metric; valid: {', '.join(WEIGHT_KEYS)}, or "
+            (at / str(key)).fail(f"is not a known metric; valid: {', '.join(WEIGHT_KEYS)}, or "
                                  f"<{'|'.join(CLASS_LATENCY_KEYS)}>.<class>")
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 \
                 or w == float("inf"):
