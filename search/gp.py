@@ -1,6 +1,6 @@
 """Genetic programming of routing score rules (``python -m search.evolve --genome gp``).
 
-The genome is a strongly typed DEAP expression tree over the seven routing features of a code
+The genome is a strongly typed DEAP expression tree over the routing features of a code
 policy (:data:`simulator.codepolicy.ROUTING`): float primitives ``add sub mul pdiv neg min max``
 and ``if_then_else(bool, float, float)``, bool primitives ``lt gt and_ or_ not_``, ephemeral
 constants in [-5, 5] (2 decimals) and ``True``/``False``.  A tree is written out as the source

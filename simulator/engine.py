@@ -205,9 +205,9 @@ def _gateway_rows(cfg: SimConfig, policy: PolicyConfig, wl: Workload, R: np.ndar
     for tenant, share in policy.tenant_budgets:
         if tenant in names:
             budgets[rank[names.index(tenant)]] = share
+    P[L.P_TB_CAP] = max(cfg.num_instances * cfg.max_running_reqs, 1)
     if policy.tenant_budgets:
         P[L.P_TB_ON] = 1
-        P[L.P_TB_CAP] = max(cfg.num_instances * cfg.max_running_reqs, 1)
     for row in (L.R_GW_ENQ, L.R_GW_DISP, L.R_GW_PREV, L.R_GW_NEXT):
         R[row] = -1
     bands = sorted(set(prio.tolist()), reverse=True) or [0]

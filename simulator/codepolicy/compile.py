@@ -2,6 +2,7 @@
 source in a process (keyed by the policy's content digest)."""
 from __future__ import annotations
 
+import ast
 import math
 
 from numba import cfunc
@@ -27,7 +28,7 @@ def compile_policy(policy) -> object:
     namespace = {"math": math, "__builtins__": {
         "min": min, "max": max, "abs": abs, "range": range, "float": float, "bool": bool,
         "int": int, "__import__": _import_math}}
-    exec(compile(policy.source, policy.path, "exec"), namespace)  # checked: only defs and imports
+    exec(compile(_full_signature(policy), policy.path, "exec"), namespace)  # checked: only defs and imports
     py = namespace[policy.spec.function]
     try:
         fn = cfunc(SIGNATURES[policy.kind], error_model="numpy")(py)
@@ -37,6 +38,18 @@ def compile_policy(policy) -> object:
                               f"{first}") from None
     _COMPILED[policy.digest] = fn
     return fn
+
+
+def _full_signature(policy) -> ast.Module:
+    """The policy's module with its function taking every feature: a function written before
+    the optional trailing features existed (or that does not want them) gets them appended as
+    unused parameters, so every policy of a kind compiles to the kind's one signature."""
+    tree = ast.parse(policy.source)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == policy.spec.function:
+            have = len(node.args.args)
+            node.args.args += [ast.arg(arg=f.name) for f in policy.spec.features[have:]]
+    return ast.fix_missing_locations(tree)
 
 
 def _import_math(name, *args, **kwargs):

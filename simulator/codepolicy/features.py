@@ -13,6 +13,7 @@ class Feature:
     name: str
     unit: str
     meaning: str
+    optional: bool = False  # later features: a function may stop before them (see PolicyKind)
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,22 @@ class PolicyKind:
 
     @property
     def signature(self) -> str:
-        """``def name(a, b, ...)`` as a user writes it."""
+        """``def name(a, b, ...)`` with every feature (optional ones may be left off the end)."""
         return f"def {self.function}({', '.join(f.name for f in self.features)})"
+
+    @property
+    def required(self) -> int:
+        """How many leading features a function must take (the optional ones, added later,
+        may be left off the end, so policies written before them still load)."""
+        return sum(1 for f in self.features if not f.optional)
+
+
+_SLO_PRIORITY = Feature("slo_priority", "priority", "the request's SLO-tier priority "
+                        "(critical 4, standard 3, batch -1, sheddable -2, background -3, or the "
+                        "bundle's slo_priorities; < 0 = sheddable)", optional=True)
+_TENANT_SHARE = Feature("tenant_share", "fraction", "requests of the request's tenant in flight "
+                        "(routed, not finished) over the cluster's capacity (instances x max "
+                        "running requests)", optional=True)
 
 
 ROUTING = PolicyKind("routing", "score", (
@@ -42,6 +57,7 @@ ROUTING = PolicyKind("routing", "score", (
             "than 16 tokens)"),
     Feature("cache_hit_rate", "fraction 0..1", "the instance's KV prefix-cache hit rate so far "
             "(router snapshot)"),
+    _SLO_PRIORITY, _TENANT_SHARE,
 ), "float: the candidate's score; the request goes to the highest score, ties to the lowest "
    "instance index; NaN/inf counts as the lowest score and is counted")
 
@@ -53,6 +69,7 @@ ADMISSION = PolicyKind("admission", "admit", (
     Feature("kv_utilization", "fraction 0..1", "mean KV-cache utilisation over the routable "
             "instances (router snapshots)"),
     Feature("num_instances", "instances", "routable instances (all of them in a fixed cluster; see Autoscaling)"),
+    _SLO_PRIORITY, _TENANT_SHARE,
 ), "bool: admit the request (a number is read by its truth value: 0 rejects)")
 
 PRIORITY = PolicyKind("priority", "priority", (
@@ -62,6 +79,7 @@ PRIORITY = PolicyKind("priority", "priority", (
     Feature("queue_depth", "requests", "the instance's wait-queue length"),
     Feature("batch_size", "requests", "requests in the instance's running batch"),
     Feature("kv_utilization", "fraction 0..1", "the instance's live KV-cache utilisation"),
+    _SLO_PRIORITY, _TENANT_SHARE,
 ), "float: the request's priority, recomputed for every queued request each step; read only by "
    "the priority-fcfs (highest first) and reverse-priority schedulers; NaN/inf counts as the "
    "lowest priority and is counted")

@@ -277,10 +277,12 @@ def _check_signature(fn: ast.FunctionDef, kind: PolicyKind):
     want = tuple(f.name for f in kind.features)
     a = fn.args
     got = tuple(x.arg for x in a.args)
-    if (fn.name != kind.function or got != want or a.posonlyargs or a.vararg or a.kwonlyargs
+    prefix = kind.required <= len(got) <= len(want) and got == want[:len(got)]
+    if (fn.name != kind.function or not prefix or a.posonlyargs or a.vararg or a.kwonlyargs
             or a.kwarg or a.defaults or fn.decorator_list):
         raise _Reject(fn, f"function {fn.name}({', '.join(got)}) is not the {kind.kind} code "
-                          f"policy signature (expected: {kind.signature})")
+                          f"policy signature (expected: {kind.signature}; the last "
+                          f"{len(want) - kind.required} may be left off)")
     for ann in [x.annotation for x in a.args] + [fn.returns]:
         if ann is not None and not (isinstance(ann, ast.Name) and ann.id in _ANNOTATIONS):
             raise _Reject(ann, f"annotation {ast.unparse(ann)!r} is not allowed in a code policy "

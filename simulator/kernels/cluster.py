@@ -13,7 +13,7 @@ from numba import njit
 
 from .autoscale import (LC_DRAINING, RUN_DONE, RUN_PAUSED, RUN_SLO, RUN_TRIGGER, drain_progress,
                         lifecycle_event, park, queue_trigger, routed_to_unroutable, slo_trigger)
-from .gateway import budget_shed, gw_enqueue, gw_expire, gw_tick, over_budget
+from .gateway import budget_shed, gw_enqueue, gw_expire, gw_tick, over_budget, tenant_share
 from .cevents import (CE_ADMISSION, CE_ARRIVAL, CE_FIRST_TOKEN, CE_GW_TICK, CE_GW_TTL,
                       CE_LIFECYCLE, CE_ROUTING,
                       CE_XF_DONE, CE_XF_READY, cpush as _cpush)
@@ -147,7 +147,8 @@ def _code_admit(st, r):
         pending += I[I_PENDING, i]
         util += st.IF[IF_SNAP_UTIL, i]
     return st.ADMIT_FN(np.float64(st.R[R_N_IN, r]), np.float64(wq), np.float64(batch),
-                       np.float64(pending), util / max(N, 1), np.float64(N))
+                       np.float64(pending), util / max(N, 1), np.float64(N),
+                       np.float64(st.R[R_SLO_PRIO, r]), tenant_share(st, r))
 
 
 # ---------------------------------------------------------------- router-side prefix index
@@ -369,12 +370,14 @@ def _code_route(st, r, cand, nc, observe):
         score_prefix_affinity(st, r, cand, nc, pmatch)
     best = cand[0]
     best_score = -np.inf
+    tier = np.float64(st.R[R_SLO_PRIO, r])
+    share = tenant_share(st, r)
     for k in range(nc):
         i = cand[k]
         pm = pmatch[i] if indexed else 0.0
         s = st.SCORE_FN(np.float64(I[I_WQ_LEN, i]), np.float64(I[I_BATCH_LEN, i]),
                         np.float64(I[I_PENDING, i]), IF[IF_SNAP_UTIL, i],
-                        np.float64(I[I_SNAP_FREE, i]), pm, IF[IF_SNAP_HIT, i])
+                        np.float64(I[I_SNAP_FREE, i]), pm, IF[IF_SNAP_HIT, i], tier, share)
         if not np.isfinite(s):
             s = -np.inf
             st.CL[CL_CODE_NONFINITE] += 1
@@ -500,7 +503,7 @@ def _dispatch(st, t, r, target, nc, has_scores):
         if P[P_CF_K] > 0:
             routes[1, k] = _regret(st, st.CAND, nc, target, has_scores)
         st.CL[CL_NROUTES] = k + 1
-    if P[P_TB_ON] != 0 and R[R_ROUTED, r] < 0:  # (a drain's re-routing is not a new request)
+    if R[R_ROUTED, r] < 0:  # tenant in flight (a drain's re-routing is not a new request)
         st.TEN[R[R_TENANT, r]] += 1
     R[R_INST, r] = target
     R[R_ROUTED, r] = t

@@ -12,29 +12,33 @@ Every feature is passed as float64 (counts included), in the order of
 """
 from numba import cfunc, types
 
-SCORE_SIG = types.float64(*([types.float64] * 7))
+SCORE_SIG = types.float64(*([types.float64] * 9))
 """score(queue_depth, batch_size, pending, kv_utilization, free_kv_blocks, prefix_match,
-cache_hit_rate) -> float64."""
-ADMIT_SIG = types.boolean(*([types.float64] * 6))
-"""admit(input_tokens, queue_depth, batch_size, pending, kv_utilization, num_instances) -> bool."""
-PRIORITY_SIG = types.float64(*([types.float64] * 6))
-"""priority(age, input_tokens, preemptions, queue_depth, batch_size, kv_utilization) -> float64."""
+cache_hit_rate, slo_priority, tenant_share) -> float64."""
+ADMIT_SIG = types.boolean(*([types.float64] * 8))
+"""admit(input_tokens, queue_depth, batch_size, pending, kv_utilization, num_instances,
+slo_priority, tenant_share) -> bool."""
+PRIORITY_SIG = types.float64(*([types.float64] * 8))
+"""priority(age, input_tokens, preemptions, queue_depth, batch_size, kv_utilization,
+slo_priority, tenant_share) -> float64."""
 
 
 @cfunc(SCORE_SIG, cache=True)
 def no_score(queue_depth, batch_size, pending, kv_utilization, free_kv_blocks, prefix_match,
-             cache_hit_rate):
+             cache_hit_rate, slo_priority, tenant_share):
     """Stand-in score of runs without a routing code policy (never called)."""
     return 0.0
 
 
 @cfunc(ADMIT_SIG, cache=True)
-def no_admit(input_tokens, queue_depth, batch_size, pending, kv_utilization, num_instances):
+def no_admit(input_tokens, queue_depth, batch_size, pending, kv_utilization, num_instances,
+             slo_priority, tenant_share):
     """Stand-in admission of runs without an admission code policy (never called)."""
     return True
 
 
 @cfunc(PRIORITY_SIG, cache=True)
-def no_priority(age, input_tokens, preemptions, queue_depth, batch_size, kv_utilization):
+def no_priority(age, input_tokens, preemptions, queue_depth, batch_size, kv_utilization,
+                slo_priority, tenant_share):
     """Stand-in priority of runs without a priority code policy (never called)."""
     return 0.0

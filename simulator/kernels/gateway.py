@@ -158,6 +158,13 @@ def over_budget(st, r):
 
 
 @njit(cache=True)
+def tenant_share(st, r):
+    """Requests of request r's tenant in flight over the cluster's capacity (instances x max
+    running requests): what tenant budgets compare with the tenant's share."""
+    return np.float64(st.TEN[st.R[R_TENANT, r]]) / np.float64(max(st.P[P_TB_CAP], 1))
+
+
+@njit(cache=True)
 def budget_shed(st, r):
     """Count a tenant-budget rejection."""
     st.CL[CL_TB_SHED] += 1

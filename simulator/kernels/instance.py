@@ -38,7 +38,7 @@ from .layout import (INT64_MAX, P_PD, I_PENDING, CL_CODE_NONFINITE, CL_NSEGS, I_
                      R_ID_RANK, R_ITL_SUM, R_LAST_EMIT, R_LAST_EMIT_STEP, R_N_IN, R_N_OUT,
                      R_NUM_NEW, R_PI, R_PREEMPTS, R_QUEUED, R_SCHED, R_SCHED_DELAY, R_SEG_FROM,
                      R_STATE, R_TTFT, SC_CACHED, SC_DC_N, SC_DC_PI, SC_PF_N, SC_PF_PI, R_PD,
-                     P_PREEMPT, R_SLO_PRIO, P_TB_ON, R_TENANT)
+                     P_PREEMPT, R_SLO_PRIO, P_TB_CAP, R_TENANT)
 
 # Instance event kinds (payload = (request + 1) * 8 + kind)
 EV_ARRIVAL = np.int64(0)
@@ -188,7 +188,9 @@ def _code_priority(st, i, r, now):
     p = st.PRIO_FN(1e-6 * np.float64(now - st.R[R_ARRIVAL, r]), np.float64(st.R[R_N_IN, r]),
                    np.float64(st.R[R_PREEMPTS, r]), np.float64(I[I_WQ_LEN, i]),
                    np.float64(I[I_BATCH_LEN, i]),
-                   np.float64(I[I_USED, i]) / np.float64(st.P[P_TOTAL_BLOCKS]))
+                   np.float64(I[I_USED, i]) / np.float64(st.P[P_TOTAL_BLOCKS]),
+                   np.float64(st.R[R_SLO_PRIO, r]),
+                   np.float64(st.TEN[st.R[R_TENANT, r]]) / np.float64(max(st.P[P_TB_CAP], 1)))
     if not np.isfinite(p):
         st.CL[CL_CODE_NONFINITE] += 1
         return -np.inf
@@ -270,7 +272,7 @@ def _log_step(SLOG, i, s, dur):
 def tenant_done(st, r):
     """Request r no longer holds capacity (finished, dropped or evicted): its tenant's
     in-flight count (tenant budgets) goes down."""
-    if st.P[P_TB_ON] != 0 and st.TEN[st.R[R_TENANT, r]] > 0:
+    if st.TEN[st.R[R_TENANT, r]] > 0:
         st.TEN[st.R[R_TENANT, r]] -= 1
 
 

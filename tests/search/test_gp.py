@@ -45,7 +45,7 @@ def _interpret(tree, env):
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1),
-       xs=st.lists(st.floats(0, 50, allow_nan=False), min_size=7, max_size=7))
+       xs=st.lists(st.floats(0, 50, allow_nan=False), min_size=9, max_size=9))
 def test_random_trees_round_trip_through_the_sandbox(seed, xs):
     tb = _toolbox()
     with deap_random(random.Random(seed)):

@@ -19,6 +19,7 @@ from simulator.codepolicy import (KINDS, CodePolicyError, compiled, load_code_po
 from simulator.workload.types import workload_from_lists
 
 SCORE = "def score(queue_depth, batch_size, pending, kv_utilization, free_kv_blocks, prefix_match, cache_hit_rate):\n"
+SCORE_ALL = SCORE.replace("cache_hit_rate)", "cache_hit_rate, slo_priority, tenant_share)")
 ADMIT = "def admit(input_tokens, queue_depth, batch_size, pending, kv_utilization, num_instances):\n"
 PRIO = "def priority(age, input_tokens, preemptions, queue_depth, batch_size, kv_utilization):\n"
 
@@ -173,9 +174,9 @@ def _expr(children):
 
 @settings(max_examples=25, deadline=None)
 @given(expr=st.recursive(_leaf, _expr, max_leaves=12),
-       xs=st.lists(st.floats(0, 100, allow_nan=False), min_size=7, max_size=7))
+       xs=st.lists(st.floats(0, 100, allow_nan=False), min_size=9, max_size=9))
 def test_compiled_policy_agrees_with_python(expr, xs):
-    src = "import math\n" + body(SCORE, f"return {expr}")
+    src = "import math\n" + body(SCORE_ALL, f"return {expr}")
     p = load_code_policy(src, "routing")
     ns: dict = {}
     exec(src, ns)
@@ -186,8 +187,8 @@ def test_compiled_policy_agrees_with_python(expr, xs):
 
 def test_ieee_semantics_instead_of_exceptions():
     p = load_code_policy(body(SCORE, "return queue_depth / batch_size"), "routing")
-    assert compiled(p).ctypes(1.0, 0.0, 0, 0, 0, 0, 0) == math.inf
-    assert math.isnan(compiled(p).ctypes(0.0, 0.0, 0, 0, 0, 0, 0))
+    assert compiled(p).ctypes(1.0, 0.0, 0, 0, 0, 0, 0, 0, 0) == math.inf
+    assert math.isnan(compiled(p).ctypes(0.0, 0.0, 0, 0, 0, 0, 0, 0, 0))
 
 
 # ---- in the engine

@@ -110,3 +110,32 @@ def test_preemption_victim(policy, victim):
     assert (res.req_state == REQ_COMPLETED).all()
     preempted = {NAMES[int(wl.slo_class[r])] for r in range(2) if res.preemptions[r] > 0}
     assert preempted == {victim}
+
+
+def test_code_policies_see_the_slo_priority_and_tenant_share():
+    from simulator.codepolicy import load_code_policy
+    # a priority code policy returning the tier reproduces the tier order of slo-tier (ties:
+    # arrival, as priority-fcfs breaks them)
+    src = ("def priority(age, input_tokens, preemptions, queue_depth, batch_size, "
+           "kv_utilization, slo_priority, tenant_share):\n    return slo_priority\n")
+    code = load_code_policy(src, "priority", "<tier>")
+    classes = ["batch", "background", "standard", "batch", "critical", "sheddable", "standard"]
+    wl = _workload([0, 10, 20, 30, 40, 50, 60], classes)
+    by_code = _run(wl, PolicyConfig(priority="code", priority_code=code, scheduler="priority-fcfs"),
+                   max_running_reqs=1)
+    by_tier = _run(wl, PolicyConfig(priority="slo-tier", scheduler="priority-fcfs"),
+                   max_running_reqs=1)
+    assert np.array_equal(by_code.scheduled_us, by_tier.scheduled_us)
+    # an admission code policy that rejects sheddable tiers and any request of a tenant holding
+    # more than 1% of the capacity (256 running x 1 instance: 2 requests) in flight
+    src = ("def admit(input_tokens, queue_depth, batch_size, pending, kv_utilization, "
+           "num_instances, slo_priority, tenant_share):\n"
+           "    return slo_priority >= 0 and tenant_share < 0.01\n")
+    code = load_code_policy(src, "admission", "<adm>")
+    wl2 = _workload([k * 10 for k in range(20)], ["critical"] * 10 + ["sheddable"] * 10)
+    res = _run(wl2, PolicyConfig(admission="code", admission_code=code))
+    rejected = res.req_state == REQ_REJECTED
+    assert rejected[10:].all()
+    # one tenant, 1 ms steps, 10 µs apart: requests pile up, so the tenant's share passes 1%
+    # after three are in flight
+    assert rejected[:10].any() and not rejected[:3].any()
