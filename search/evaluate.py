@@ -22,7 +22,8 @@ from blis_evo.experiment import SLO_ATTAINMENT, Experiment, class_key
 from blis_evo.metrics import RawMetrics, evaluate as _metrics_evaluate, slo_attainment
 from blis_evo.phenotype import Phenotype
 from simulator.codepolicy import uses_code_policy
-from simulator.metrics import LOST_STATES, class_priority_inversions, per_slo_distributions
+from simulator.metrics import (LOST_OUTCOMES, LOST_STATES, class_priority_inversions, goodput,
+                               per_slo_distributions, request_outcomes)
 from simulator.config import INT64_MAX, PolicyConfig
 from simulator.workload.types import Workload
 
@@ -52,7 +53,7 @@ def _seed_result(phenotype: Phenotype, exp: Experiment, seed: int) -> tuple[RawM
     n = max(1, wl.num_requests)
     comps: dict[str, float] = dict(fit.components)
     score = fit.score
-    class_ms = _class_latencies(res)
+    class_ms = _class_measures(res, slo_targets(exp))
     for key, w in exp.objectives.weights:
         if class_key(key) is not None:
             # the cluster-wide transform 1 / (1 + ms); a class with no such latency (all its
@@ -103,9 +104,11 @@ def _seed_result(phenotype: Phenotype, exp: Experiment, seed: int) -> tuple[RawM
                             class_measures=class_ms)
 
 
-def _class_latencies(res) -> dict[str, float]:
-    """``{"<latency key>.<class>": ms}`` for every SLO class of the run (TTFT over requests
-    with a first token, E2E over completed ones; the reference's per-SLO distributions)."""
+def _class_measures(res, targets: dict) -> dict[str, float]:
+    """Per SLO class of the run: ``"<latency key>.<class>"`` in ms (TTFT over requests with a
+    first token, E2E over completed ones: the reference's per-SLO distributions),
+    ``"lost.<class>"`` (requests rejected, refused, shed, expired or evicted) and, with SLO
+    targets, ``"goodput_rps.<class>"`` (completed within the class's targets, per second)."""
     out: dict[str, float] = {}
     for cls, (ttft, e2e) in per_slo_distributions(res).items():
         for dist, kind in ((ttft, "ttft"), (e2e, "e2e")):
@@ -113,6 +116,13 @@ def _class_latencies(res) -> dict[str, float]:
                 continue
             for stat in ("p99", "p50", "mean"):
                 out[f"{stat}_{kind}.{cls}"] = getattr(dist, stat) / 1000.0
+    outcomes = request_outcomes(res)["per_slo"]
+    for cls, row in outcomes.items():
+        out[f"lost.{cls}"] = float(sum(row[k] for k in LOST_OUTCOMES))
+    if targets:
+        for cls, rps in goodput(res, targets).items():
+            if cls != OVERALL:
+                out[f"goodput_rps.{cls}"] = rps
     return out
 
 

@@ -36,9 +36,13 @@ OUTPUT_FILES = ("champion.yaml", "hall_of_fame.json", "logbook.csv", "convergenc
 
 def objective_column(key: str) -> str:
     """Summary column of an objective key (``p99_ttft`` -> ``p99_ttft_ms``,
-    ``throughput`` -> ``throughput_rps``); unknown keys map to themselves."""
+    ``throughput`` -> ``throughput_rps``, ``p99_ttft.critical`` -> ``p99_ttft_ms.critical``);
+    unknown keys map to themselves."""
     if key == "throughput":
         return "throughput_rps"
+    base, dot, cls = key.partition(".")
+    if dot and f"{base}_ms" in SUMMARY_METRICS:
+        return f"{base}_ms.{cls}"
     if f"{key}_ms" in SUMMARY_METRICS:
         return f"{key}_ms"
     return key
@@ -52,14 +56,63 @@ def summary_value(result, column: str) -> float | None:
         return result.fitness
     if column == "slo_attainment":
         return result.attainment.get(OVERALL)
+    if "." in column:  # per SLO class: p99_ttft_ms.critical, goodput_rps.critical, lost.critical
+        base, _, cls = column.partition(".")
+        key = f"{base.removesuffix('_ms')}.{cls}"
+        return result.class_measures.get(key)
     return getattr(result.measures, column)
+
+
+CLASS_COLUMNS: tuple[str, ...] = ("p99_ttft_ms", "mean_ttft_ms", "p99_e2e_ms", "goodput_rps",
+                                   "lost")
+"""Per-SLO-class summary columns (``<column>.<class>``): latencies in ms, goodput in requests/s
+meeting the class's targets, requests lost (rejected, refused, shed, expired, evicted)."""
+
+
+def class_columns(per_seed) -> tuple[str, ...]:
+    """``<column>.<class>`` for every class the seeds saw (classes sorted)."""
+    classes = sorted({k.partition(".")[2] for r in per_seed for k in r.class_measures})
+    return tuple(f"{c}.{cls}" for cls in classes for c in CLASS_COLUMNS)
+
+
+def class_table(summaries: dict[str, dict], reference: str = "llm-d-default") -> list[str]:
+    """The per-SLO-class section of the report: one table per class (policies as rows), the
+    class's p99 / mean TTFT and p99 E2E (ms), goodput (requests/s within its targets) and lost
+    requests per seed, mean ± stdev, with the change against ``reference``."""
+    classes = sorted({k.partition(".")[2] for s in summaries.values() for k in s if "." in k})
+    if len(classes) < 2:
+        return []
+    lines = ["Per SLO class (held-out seeds, mean ± stdev; lost = rejected, refused by a full "
+             "gateway queue, shed, expired or evicted requests per seed):", ""]
+    for cls in classes:
+        cols = [c for c in CLASS_COLUMNS if any(f"{c}.{cls}" in s for s in summaries.values())]
+        lines.append(f"**{cls}**")
+        lines.append("")
+        lines.append("| policy | " + " | ".join(cols) + " |")
+        lines.append("|---|" + "---|" * len(cols))
+        ref = summaries.get(reference, {})
+        for name, s in summaries.items():
+            cells = []
+            for c in cols:
+                v = s.get(f"{c}.{cls}")
+                if v is None:
+                    cells.append("—")
+                    continue
+                cell = f"{v['mean']:.4g} ± {v['stdev']:.2g}"
+                r = ref.get(f"{c}.{cls}")
+                if name != reference and r is not None and r["mean"] and c != "lost":
+                    cell += f" ({(v['mean'] - r['mean']) / abs(r['mean']) * 100:+.1f}%)"
+                cells.append(cell)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def policy_summary(evaluation) -> dict:
     """Mean and sample stdev over seeds of each :data:`SUMMARY_METRICS` column (per-seed values
     from ``evaluation.per_seed``), plus the raw per-seed values under ``"values"``."""
     out = {}
-    for column in SUMMARY_METRICS:
+    for column in SUMMARY_METRICS + class_columns(evaluation.per_seed):
         v = [float(x) for x in (summary_value(r, column) for r in evaluation.per_seed)
              if x is not None]
         if v:
@@ -249,7 +302,7 @@ def improvement(summaries: dict[str, dict], metric: str, policy: str = "champion
     if a is None or b is None or not b["mean"]:
         return None
     rel = (a["mean"] - b["mean"]) / abs(b["mean"])
-    return -rel if metric in LOWER_IS_BETTER else rel
+    return -rel if metric.partition(".")[0] in LOWER_IS_BETTER else rel
 
 
 def headline(summaries: dict[str, dict], primary: str, policy: str = "champion",
@@ -266,6 +319,16 @@ def headline(summaries: dict[str, dict], primary: str, policy: str = "champion",
     if thr is not None:
         text += f" (throughput {thr * 100:+.1f}%)"
     return text + "."
+
+
+def best_baseline(summaries: dict[str, dict], column: str) -> str | None:
+    """The baseline (every policy but ``champion``) with the best mean on ``column``."""
+    have = [(name, s[column]["mean"]) for name, s in summaries.items()
+            if name != "champion" and column in s]
+    if not have:
+        return None
+    lower = column.partition(".")[0] in LOWER_IS_BETTER
+    return (min if lower else max)(have, key=lambda kv: kv[1])[0]
 
 
 def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict], logbook,
@@ -306,12 +369,18 @@ def write_outputs(out: Path, *, champion_bundle: dict, hall_of_fame: list[dict],
     if facts:
         lines += ["; ".join(facts).capitalize() + ".", ""]
     if primary:
-        lines += [headline(summaries, primary) + " Held-out seeds, primary objective "
-                  f"`{primary}`.", ""]
+        text = headline(summaries, primary)
+        best = best_baseline(summaries, objective_column(primary))
+        if best is not None and best != "llm-d-default":
+            text += " Against the best baseline on it, " + headline(
+                summaries, primary, reference=best)[0].lower() + headline(
+                summaries, primary, reference=best)[1:]
+        lines += [text + " Held-out seeds, primary objective " f"`{primary}`.", ""]
     lines += [f"Champion vs baselines on the held-out seeds {list(heldout_seeds)} "
               "(mean ± stdev over seeds; change relative to the llm-d default profile):", "",
               comparison_table(summaries, primary=primary or None,
                                objectives=tuple(pareto_labels) if pareto is not None else ()), ""]
+    lines += class_table(summaries)
     if pareto:
         lines += pareto_section(pareto, list(pareto_labels), directions)
     lines += [

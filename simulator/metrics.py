@@ -823,6 +823,10 @@ LOST_STATES: tuple[int, ...] = (REQ_REJECTED, REQ_GW_REJECTED, REQ_SHED, REQ_EXP
 queue, shed from it, expired in it, or evicted from an instance."""
 
 
+LOST_OUTCOMES: tuple[str, ...] = ("rejected", "gateway_rejected", "shed", "expired", "evicted")
+"""The :data:`OUTCOMES` of :data:`LOST_STATES`."""
+
+
 def request_outcomes(result: SimResult) -> dict:
     """``{"overall": {outcome: count, ..., "injected": n}, "per_slo": {class: {...}}}`` over the
     requests that reached the cluster (:data:`OUTCOMES`; the outcomes sum to ``injected``).
