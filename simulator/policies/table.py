@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .declare import Param, show_number
+from .declare import BOOL, Param, show_number
 from .registry import CODE_POLICY, families
 
 START = "<!-- policy-table -->"
@@ -18,6 +18,8 @@ END = "<!-- /policy-table -->"
 
 
 def _param_text(p: Param) -> str:
+    if p.kind == BOOL:
+        return f"`{p.name}` (true/false; default {str(bool(p.default)).lower()})"
     if p.high == float("inf"):
         bounds = f">= {show_number(p.low)}"
     else:
