@@ -301,6 +301,14 @@ def report_sections(result: SimResult, *, priority_policy: str, fitness_weights:
     if result.autoscale is not None:
         a = autoscale_summary(result)
         out["Autoscaler"] = "\n".join(f"{k}: {a[k]}" for k in a if k != "decisions")
+    gw = gateway_summary(result)
+    if gw is not None:  # flow control or tenant budgets (not in the reference's stdout)
+        wait = gw.pop("queue_wait")
+        lines = [f"{k.replace('_', ' ').capitalize()}: {v}" for k, v in gw.items()]
+        if wait.get("count"):
+            lines.append("Queue Wait: mean=%.2f ms p99=%.2f ms max=%.2f ms (n=%d)"
+                         % (wait["mean_ms"], wait["p99_ms"], wait["max_ms"], wait["count"]))
+        out["Gateway"] = "\n".join(lines)
     return out
 
 
