@@ -6,7 +6,7 @@ Behaviour port of BLIS f90a1e3a (``sim/cluster/gateway_queue.go``, ``flow_contro
 
 * The queue has one **band** per SLO priority of the workload's classes (most urgent first) and,
   in each band, one FIFO **flow** per tenant (doubly linked through ``R_GW_PREV``/``R_GW_NEXT``).
-  ``GW`` packs the flows' heads and tails, each band's length, round-robin cursor and priority.
+  ``GW`` packs the flows' heads and tails, each band's length and round-robin cursor.
 * An admitted request is **enqueued** (refused when the queue or its band is full; with queue
   shedding a full queue instead displaces its least urgent sheddable request, the newest of
   them, for a strictly more urgent arrival), then one **dispatch attempt** runs; attempts also
