@@ -10,6 +10,8 @@ Cases (distribution workload, llama-3.1-8b on H100/tp1 with defaults.yaml coeffi
     10k-4-code  the same routed by a code policy, -(queue_depth + batch_size + pending), or the
                 ``--code-policy FILE`` score(): identical decisions, so the two time the cost
                 of calling compiled user code against the built-in scorer    (not run by default)
+    10k-4-gw    10k-4 behind the gateway queue of the "llm-d + GIE flow control" baseline
+                (utilization detector, priority order): the cost of flow control (not by default)
 
 Each case runs in its own process (so peak RSS is per case): the JIT cache is loaded first with
 ``simulator.warmup()``, then workload generation + simulation is timed ``--repeats`` times and the
@@ -43,6 +45,7 @@ CASES = {
     "100k-16": (100_000, 16, "weighted"),
     "10k-4-qd": (10_000, 4, "queue-depth"),
     "10k-4-code": (10_000, 4, "code"),
+    "10k-4-gw": (10_000, 4, "gateway"),
 }
 DEFAULT_CASES = ("1k-1", "10k-4", "100k-16")
 QUEUE_DEPTH_CODE = ("def score(queue_depth, batch_size, pending, kv_utilization, free_kv_blocks,"
@@ -57,6 +60,9 @@ def _policy(routing: str, code_path: str):
 
     if routing == "queue-depth":
         return PolicyConfig(routing="weighted", scorers=(ScorerSpec("queue-depth", 1.0),))
+    if routing == "gateway":
+        from blis_evo.baselines import BASELINES
+        return BASELINES["llm-d-gie-flow-control"]
     if routing == "code":
         code = (load_code_policy_file(code_path, "routing") if code_path
                 else load_code_policy(QUEUE_DEPTH_CODE, "routing"))
