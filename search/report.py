@@ -92,17 +92,9 @@ def class_table(summaries: dict[str, dict], reference: str = "llm-d-default") ->
         lines.append("|---|" + "---|" * len(cols))
         ref = summaries.get(reference, {})
         for name, s in summaries.items():
-            cells = []
-            for c in cols:
-                v = s.get(f"{c}.{cls}")
-                if v is None:
-                    cells.append("—")
-                    continue
-                cell = f"{v['mean']:.4g} ± {v['stdev']:.2g}"
-                r = ref.get(f"{c}.{cls}")
-                if name != reference and r is not None and r["mean"] and c != "lost":
-                    cell += f" ({(v['mean'] - r['mean']) / abs(r['mean']) * 100:+.1f}%)"
-                cells.append(cell)
+            cells = [_cell(s.get(f"{c}.{cls}"),
+                           None if name == reference or c == "lost" else ref.get(f"{c}.{cls}"))
+                     for c in cols]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -266,6 +258,17 @@ def layout_winners(points: list[dict], keys: list[str], directions: list[str]) -
     return lines + [""]
 
 
+def _cell(value: dict | None, ref: dict | None) -> str:
+    """``mean ± stdev`` of a summary entry, with its relative change against ``ref``'s mean
+    (when given and non-zero); ``—`` when the policy has no such entry."""
+    if value is None:
+        return "—"
+    cell = f"{value['mean']:.4g} ± {value['stdev']:.2g}"
+    if ref is not None and ref["mean"]:
+        cell += f" ({(value['mean'] - ref['mean']) / abs(ref['mean']) * 100.0:+.1f}%)"
+    return cell
+
+
 def comparison_table(summaries: dict[str, dict], reference: str = "llm-d-default",
                      primary: str | None = None, objectives: tuple[str, ...] = ()) -> str:
     """Markdown table: each policy's mean ± stdev over seeds per metric and its relative change
@@ -280,16 +283,7 @@ def comparison_table(summaries: dict[str, dict], reference: str = "llm-d-default
     ref = summaries.get(reference, {})
     lines = []
     for name, s in summaries.items():
-        cells = []
-        for m in metrics:
-            if m not in s:
-                cells.append("—")
-                continue
-            cell = f"{s[m]['mean']:.4g} ± {s[m]['stdev']:.2g}"
-            if name != reference and m in ref and ref[m]["mean"]:
-                rel = (s[m]["mean"] - ref[m]["mean"]) / abs(ref[m]["mean"]) * 100.0
-                cell += f" ({rel:+.1f}%)"
-            cells.append(cell)
+        cells = [_cell(s.get(m), None if name == reference else ref.get(m)) for m in metrics]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
 

@@ -187,7 +187,7 @@ def cluster_queue_capacity(n: int, slots: int, autoscaled: bool, slo_trigger: bo
 
 
 def _gateway_rows(cfg: SimConfig, policy: PolicyConfig, wl: Workload, R: np.ndarray,
-                  P: np.ndarray, PF: np.ndarray):
+                  P: np.ndarray):
     """SLO and tenant rows of the request table and the gateway / tenant-budget arrays.
 
     Tenants are coded by their rank in name order (the round-robin fairness order); the gateway
@@ -263,7 +263,7 @@ def build_state(cfg: SimConfig, policy: PolicyConfig, wl: Workload) -> State:
     R[L.R_TOK_PTR] = tok_ptr[:n]
     R[L.R_KVH_PTR] = kvh_ptr[:n]
     R[L.R_RH_PTR] = rh_ptr[:n]
-    gw, ten, gwf = _gateway_rows(cfg, policy, wl, R, P, PF)
+    gw, ten, gwf = _gateway_rows(cfg, policy, wl, R, P)
     needs = _needs(cfg, policy)
     if "full_hash" in needs:
         R[L.R_FULL_HASH] = full_input_hashes(tokens, tok_ptr, n_in, np.int64(B), kvh, kvh_ptr)

@@ -13,7 +13,7 @@ from numba import njit
 
 from .autoscale import (LC_DRAINING, RUN_DONE, RUN_PAUSED, RUN_SLO, RUN_TRIGGER, drain_progress,
                         lifecycle_event, park, queue_trigger, routed_to_unroutable, slo_trigger)
-from .gateway import budget_shed, gw_enqueue, gw_expire, gw_tick, over_budget, tenant_share
+from .gateway import gw_enqueue, gw_expire, gw_tick, over_budget
 from .cevents import (CE_ADMISSION, CE_ARRIVAL, CE_FIRST_TOKEN, CE_GW_TICK, CE_GW_TTL,
                       CE_LIFECYCLE, CE_ROUTING,
                       CE_XF_DONE, CE_XF_READY, cpush as _cpush)
@@ -21,7 +21,7 @@ from .disagg import (PD_HELD, PD_NONE, PD_PREFILL, POOL_DECODE, POOL_PREFILL, tr
                      transfer_ready)
 from .goheap import ckey_pop
 from .instance import (EV_ARRIVAL, effective_load, EV_QUEUED, SEG_RANGE, process_event,
-                       push_event)
+                       push_event, tenant_share)
 from .hashtable import ht_del, ht_get, ht_put
 from .kvcache import cache_hit_rate
 from .policy_codes import (ADMIT_CODE, ADMIT_GAIE_LEGACY, ADMIT_REJECT_ALL, ADMIT_TIER_SHED,
@@ -41,7 +41,7 @@ from .layout import (INT64_MAX, CE_PRIO, CE_REQ, CE_SEQ, CE_TIME, CL_ADMITTED, C
                      R_PD_PREFILL, R_PD_DECODE, PF_TB_CAP, PF_TB_RATE, PX_HASH, PX_NEXT, PX_PREV, R_ARRIVAL,
                      R_FULL_HASH, R_INST, R_N_IN, R_ROUTED, R_RH_PTR, R_STATE, SCF_DIM,
                      SCF_SCORES, P_TS_THRESH, P_TS_MINPRIO, PF_GAIE_QD, PF_GAIE_KV, R_SLO_PRIO,
-                     P_FC, P_TB_ON, R_TENANT)
+                     P_FC, P_TB_ON, R_TENANT, CL_TB_SHED)
 
 PD_POOL_SALT = np.int64(0x5851F42D4C957F2D)
 
@@ -448,7 +448,7 @@ def _cluster_event(st, t, kind, r):
         if P[P_TB_ON] != 0 and over_budget(st, r):
             R[R_STATE, r] = REQ_REJECTED
             st.CL[CL_REJECTED] += 1
-            budget_shed(st, r)
+            st.CL[CL_TB_SHED] += 1
         elif admit(st, r, t):
             st.CL[CL_ADMITTED] += 1
             if P[P_FC] != 0:

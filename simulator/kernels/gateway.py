@@ -29,7 +29,7 @@ from numba import njit
 from .cevents import CE_GW_TICK, CE_GW_TTL, CE_ROUTING, cpush as _cpush
 from .instance import effective_load, evict_from_instance
 from .layout import (CL_GW_EVICTED, CL_GW_EXPIRED, CL_GW_LEN, CL_GW_PEAK, CL_GW_REJECTED,
-                     CL_GW_SEQ, CL_GW_SHED, CL_GW_TICK, CL_TB_SHED, I_ROUTABLE, IF_SNAP_UTIL,
+                     CL_GW_SEQ, CL_GW_SHED, CL_GW_TICK, I_ROUTABLE, IF_SNAP_UTIL,
                      I_WQ_LEN, P_FC_BAND_CAP, P_FC_DETECTOR, P_FC_EVICT, P_FC_FAIR,
                      P_FC_MAX_CONC, P_FC_MAX_DEPTH, P_FC_NBANDS, P_FC_NTEN, P_FC_ORDER,
                      P_FC_SHED, P_FC_TICK, P_FC_TTL, P_N_INST, P_RT_LAT, P_TB_CAP, PF_FC_KV,
@@ -155,19 +155,6 @@ def over_budget(st, r):
     if share < 0:
         return False
     return np.float64(st.TEN[t]) >= share * np.float64(st.P[P_TB_CAP])
-
-
-@njit(cache=True)
-def tenant_share(st, r):
-    """Requests of request r's tenant in flight over the cluster's capacity (instances x max
-    running requests): what tenant budgets compare with the tenant's share."""
-    return np.float64(st.TEN[st.R[R_TENANT, r]]) / np.float64(max(st.P[P_TB_CAP], 1))
-
-
-@njit(cache=True)
-def budget_shed(st, r):
-    """Count a tenant-budget rejection."""
-    st.CL[CL_TB_SHED] += 1
 
 
 # ---------------------------------------------------------------- enqueue

@@ -189,8 +189,7 @@ def _code_priority(st, i, r, now):
                    np.float64(st.R[R_PREEMPTS, r]), np.float64(I[I_WQ_LEN, i]),
                    np.float64(I[I_BATCH_LEN, i]),
                    np.float64(I[I_USED, i]) / np.float64(st.P[P_TOTAL_BLOCKS]),
-                   np.float64(st.R[R_SLO_PRIO, r]),
-                   np.float64(st.TEN[st.R[R_TENANT, r]]) / np.float64(max(st.P[P_TB_CAP], 1)))
+                   np.float64(st.R[R_SLO_PRIO, r]), tenant_share(st, r))
     if not np.isfinite(p):
         st.CL[CL_CODE_NONFINITE] += 1
         return -np.inf
@@ -274,6 +273,13 @@ def tenant_done(st, r):
     in-flight count (tenant budgets) goes down."""
     if st.TEN[st.R[R_TENANT, r]] > 0:
         st.TEN[st.R[R_TENANT, r]] -= 1
+
+
+@njit(cache=True, inline="always")
+def tenant_share(st, r):
+    """Requests of request r's tenant in flight over the cluster's capacity (instances x max
+    running requests): what a tenant budget compares with, and the code-policy feature."""
+    return np.float64(st.TEN[st.R[R_TENANT, r]]) / np.float64(max(st.P[P_TB_CAP], 1))
 
 
 @njit(cache=True)
